@@ -1,0 +1,41 @@
+# One target per habit. `make run` and `make test` are the README's quick start: both install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PORT   ?= 8080
+
+.PHONY: install run test lint format typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python examples/quickstart.py
+	$(BIN)/octoqueue serve --host 127.0.0.1 --port $(PORT) --worker --handler examples.handlers:word_count --concurrency 2
+
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check octoqueue tests bench examples
+	$(BIN)/ruff format --check octoqueue tests bench examples
+	$(BIN)/shellcheck deploy.sh
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix octoqueue tests bench examples
+	$(BIN)/ruff format octoqueue tests bench examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache octoqueue.db octoqueue.db-wal octoqueue.db-shm

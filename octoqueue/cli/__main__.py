@@ -1,0 +1,3 @@
+from octoqueue.cli import main
+
+main()

@@ -1,0 +1,256 @@
+"""Job commands: enqueue, list, status, show, complete, fail, requeue, cancel, work, clear."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from octoqueue.handlers import CommandHandler, load_handler
+from octoqueue.job import Job
+from octoqueue.queue import Queue
+from octoqueue.retry import RetryPolicy
+from octoqueue.states import JobState, LabelScheme, Priority
+from octoqueue.stores import DEFAULT_STORE_URL, open_store
+
+store_option = click.option(
+    "--store",
+    "store_url",
+    envvar="OCTOQUEUE_STORE",
+    default=DEFAULT_STORE_URL,
+    show_default=True,
+    show_envvar=True,
+    help="Where jobs live: sqlite:///file.db, memory://, github://owner/repo.",
+)
+prefix_option = click.option(
+    "--label-prefix",
+    envvar="OCTOQUEUE_LABEL_PREFIX",
+    default="",
+    show_envvar=True,
+    help="Prefix of the status labels (e.g. 'queue:' makes 'queue:pending').",
+)
+
+
+def open_queue(store_url: str, label_prefix: str = "", **options: Any) -> Queue:
+    store = open_store(store_url, labels=LabelScheme(label_prefix))
+    return Queue(store, **options)
+
+
+def _json_arg(text: str, what: str) -> Any:
+    if text == "-":
+        text = sys.stdin.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{what} is not valid JSON: {exc}") from None
+
+
+def _job_line(job: Job) -> str:
+    when = job.created_at.strftime("%Y-%m-%d %H:%M:%S")
+    labels = ",".join(job.labels)
+    return f"{job.id:>6}  {job.status or '-':<10}  p{job.priority}  {when}  {job.title}" + (
+        f"  [{labels}]" if labels else ""
+    )
+
+
+def _dump(job: Job) -> dict[str, Any]:
+    return job.model_dump(mode="json")
+
+
+@click.command()
+@click.argument("data")
+@click.option("--title", help="Issue title (default: 'Job <time>').")
+@click.option("--label", "labels", multiple=True, help="Additional label (repeatable).")
+@click.option("--priority", default="normal", show_default=True, help="0-4 or critical/high/normal/low/bulk.")
+@click.option("--delay", type=float, help="Seconds before the job may run.")
+@click.option("--max-attempts", type=click.IntRange(min=1), help="Tries before the job is dead.")
+@click.option("--type", "job_type", help="Job type, which picks the handler.")
+@click.option("--idempotency-key", help="A second enqueue with this key returns the first job.")
+@click.option("--timeout", type=float, help="Seconds a handler may run.")
+@store_option
+@prefix_option
+def enqueue(data: str, title: str | None, labels: tuple[str, ...], priority: str, delay: float | None,
+            max_attempts: int | None, job_type: str | None, idempotency_key: str | None, timeout: float | None,
+            store_url: str, label_prefix: str) -> None:  # fmt: skip
+    """Add a job. DATA is JSON ('-' reads it from stdin). Prints the job id."""
+    with open_queue(store_url, label_prefix) as queue:
+        job = queue.enqueue_job(
+            _json_arg(data, "DATA"), title, labels, priority=Priority.parse(priority), delay=delay,
+            max_attempts=max_attempts, type=job_type, idempotency_key=idempotency_key, timeout=timeout,
+        )  # fmt: skip
+        click.echo(job.id)
+
+
+@click.command(name="list")
+@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in JobState]),
+              help="Only jobs in this state (repeatable).")  # fmt: skip
+@click.option("--label", "labels", multiple=True, help="Only jobs with this label (repeatable).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--cursor", help="Continue a listing (printed at its end).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@store_option
+@prefix_option
+def list_jobs(statuses: tuple[str, ...], labels: tuple[str, ...], limit: int, cursor: str | None,
+              as_json: bool, store_url: str, label_prefix: str) -> None:  # fmt: skip
+    """List jobs, oldest first."""
+    with open_queue(store_url, label_prefix) as queue:
+        page = queue.list_jobs(states=statuses or None, labels=labels, cursor=cursor, limit=limit)
+        for job in page.jobs:
+            click.echo(json.dumps(_dump(job)) if as_json else _job_line(job))
+        if page.cursor and not as_json:
+            click.echo(f"(more: --cursor {page.cursor})")
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@store_option
+@prefix_option
+def status(job_id: int, store_url: str, label_prefix: str) -> None:
+    """Print a job's status label (exit 1 when there is no such job)."""
+    with open_queue(store_url, label_prefix) as queue:
+        found = queue.get_job_status(job_id)
+        if found is None:
+            job = queue.get(job_id)  # raises JobNotFound for a missing job
+            raise click.ClickException(f"job {job.id} has no status label")
+        click.echo(found)
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--comments/--no-comments", default=True, show_default=True)
+@store_option
+@prefix_option
+def show(job_id: int, comments: bool, store_url: str, label_prefix: str) -> None:
+    """Print a job as JSON, with its comments."""
+    with open_queue(store_url, label_prefix) as queue:
+        out = _dump(queue.get(job_id))
+        if comments:
+            out["comment_list"] = [c.model_dump(mode="json") for c in queue.comments(job_id)]
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--comment", help="Comment to add.")
+@click.option("--result", help="Result as JSON.")
+@store_option
+@prefix_option
+def complete(job_id: int, comment: str | None, result: str | None, store_url: str, label_prefix: str) -> None:
+    """Mark a job completed."""
+    with open_queue(store_url, label_prefix) as queue:
+        value = _json_arg(result, "--result") if result is not None else None
+        click.echo(queue.complete(job_id, comment, result=value).status)
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--comment", help="Why it failed.")
+@store_option
+@prefix_option
+def fail(job_id: int, comment: str | None, store_url: str, label_prefix: str) -> None:
+    """Mark a job failed (closed)."""
+    with open_queue(store_url, label_prefix) as queue:
+        click.echo(queue.fail(job_id, comment).status)
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--comment", help="Comment to add.")
+@store_option
+@prefix_option
+def requeue(job_id: int, comment: str | None, store_url: str, label_prefix: str) -> None:
+    """Put a job back to pending, with a fresh attempt budget."""
+    with open_queue(store_url, label_prefix) as queue:
+        click.echo(queue.requeue(job_id, comment).status)
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--comment", help="Comment to add.")
+@store_option
+@prefix_option
+def cancel(job_id: int, comment: str | None, store_url: str, label_prefix: str) -> None:
+    """Cancel a pending or processing job."""
+    with open_queue(store_url, label_prefix) as queue:
+        click.echo(queue.cancel(job_id, comment).status)
+
+
+@click.command()
+@click.option("--older-than", type=float, default=7 * 86400, show_default=True,
+              help="Seconds since the job last changed.")  # fmt: skip
+@click.option("--status", "statuses", multiple=True, type=click.Choice(["completed", "failed", "cancelled"]),
+              help="Which finished states (default: all three).")  # fmt: skip
+@store_option
+@prefix_option
+def clear(older_than: float, statuses: tuple[str, ...], store_url: str, label_prefix: str) -> None:
+    """Delete old finished jobs. Prints how many."""
+    with open_queue(store_url, label_prefix) as queue:
+        states = [JobState(s) for s in statuses] or [JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED]
+        click.echo(queue.clear(older_than, states))
+
+
+@click.command()
+@click.option("--handler", "handler_spec", help="Python handler as module:function (called with the job data).")
+@click.option("--command", "command", help="Shell command: job JSON on stdin, stdout is the result.")
+@click.option("--once", is_flag=True, help="Process what is runnable now, then exit.")
+@click.option("--max-jobs", type=click.IntRange(min=1), help="Exit after taking this many jobs.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--lease", type=click.FloatRange(min=0.1), default=300.0, show_default=True,
+              help="Seconds a claim holds a job; renewed while the handler runs.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(min=0.001), help="Seconds a handler may run before it is stopped.")
+@click.option("--label", "labels", multiple=True, help="Only jobs with this label (repeatable).")
+@click.option("--job", "job_ids", multiple=True, type=int, help="Only this job (repeatable).")
+@click.option("--on-failure", type=click.Choice(["retry", "fail"]), default="retry", show_default=True,
+              help="retry: back off and retry while attempts remain; fail: fail at once.")  # fmt: skip
+@click.option("--poll-interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True)
+@click.option("--retry-initial", type=float, default=1.0, show_default=True, help="Backoff before retry 1 (s).")
+@click.option("--retry-max", type=float, default=300.0, show_default=True, help="Longest backoff (s).")
+@click.option("--retry-strategy", type=click.Choice(["exponential", "linear", "constant"]),
+              default="exponential", show_default=True)  # fmt: skip
+@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write what was processed to this file as JSON.")  # fmt: skip
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip
+@store_option
+@prefix_option
+def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: int | None, concurrency: int,
+         lease: float, timeout: float | None, labels: tuple[str, ...], job_ids: tuple[int, ...], on_failure: str,
+         poll_interval: float, retry_initial: float, retry_max: float, retry_strategy: str,
+         summary_json: Path | None, log_level: str, store_url: str, label_prefix: str) -> None:  # fmt: skip
+    """Run a worker until SIGTERM/SIGINT (or --once / --max-jobs)."""
+    from octoqueue.worker import Worker
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if bool(handler_spec) == bool(command):
+        raise click.UsageError("give exactly one of --handler module:function or --command 'shell command'")
+    handler = CommandHandler(command) if command else load_handler(str(handler_spec))
+    policy = RetryPolicy(strategy=retry_strategy, initial=retry_initial, max_interval=retry_max)  # type: ignore[arg-type]
+    with open_queue(store_url, label_prefix, retry=policy, lease=lease) as queue:
+        worker = Worker(
+            queue, handler, concurrency=concurrency, lease=lease, timeout=timeout, labels=labels,
+            ids=job_ids or None, on_failure=on_failure, poll_interval=poll_interval,  # type: ignore[arg-type]
+        )  # fmt: skip
+        stats = worker.run(once=once, max_jobs=max_jobs)
+    summary = stats.as_dict()
+    if summary_json is not None:
+        summary_json.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    click.echo(
+        f"processed {stats.processed}: {stats.completed} completed, {stats.failed} failed, "
+        f"{stats.retried} to retry, {stats.lost} lost, {stats.released} released",
+        err=True,
+    )
+
+
+COMMANDS = [enqueue, list_jobs, status, show, complete, fail, requeue, cancel, clear, work]
+
+
+def register(group: click.Group) -> None:
+    for command in COMMANDS:
+        group.add_command(command)
+
+
+__all__ = ["COMMANDS", "open_queue", "register"]

@@ -1,0 +1,148 @@
+"""The immutable job record and the records stores exchange with the queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from octoqueue.states import JobState, Priority
+
+#: Fields of a job that live in octoqueue's metadata and that :meth:`Store.transition` may change.
+MUTABLE_FIELDS = frozenset(
+    {
+        "run_at",
+        "lease_expires_at",
+        "worker",
+        "result",
+        "last_error",
+        "attempt_base",
+        "max_attempts",
+        "priority",
+    }
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Job(BaseModel):
+    """One job: an issue with a JSON body and a status label. Immutable; changes make new records."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    title: str
+    data: Any = None
+    state: JobState | None
+    labels: tuple[str, ...] = ()
+    open: bool = True
+    type: str | None = None
+    priority: int = Priority.NORMAL
+    run_at: datetime | None = None
+    attempt: int = 0
+    attempt_base: int = 0
+    max_attempts: int = 1
+    lease_expires_at: datetime | None = None
+    worker: str | None = None
+    result: Any = None
+    last_error: str | None = None
+    idempotency_key: str | None = None
+    timeout: float | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    comments: int = 0
+    body_error: str | None = None
+    url: str | None = None
+
+    @property
+    def attempts_used(self) -> int:
+        """Attempts counted against ``max_attempts`` (a manual requeue starts a fresh budget)."""
+        return self.attempt - self.attempt_base
+
+    @property
+    def attempts_left(self) -> int:
+        return max(0, self.max_attempts - self.attempts_used)
+
+    @property
+    def status(self) -> str | None:
+        return self.state.value if self.state is not None else None
+
+    def lease_expired(self, now: datetime) -> bool:
+        return self.lease_expires_at is not None and self.lease_expires_at <= now
+
+    def meta(self) -> dict[str, Any]:
+        """octoqueue's metadata for the hidden block of the issue body (defaults left out)."""
+        meta: dict[str, Any] = {"attempt": self.attempt, "max_attempts": self.max_attempts}
+        optional = {
+            "attempt_base": self.attempt_base or None,
+            "priority": self.priority if self.priority != Priority.NORMAL else None,
+            "type": self.type,
+            "run_at": _iso(self.run_at),
+            "lease_expires_at": _iso(self.lease_expires_at),
+            "worker": self.worker,
+            "result": self.result,
+            "last_error": self.last_error,
+            "idempotency_key": self.idempotency_key,
+            "timeout": self.timeout,
+        }
+        meta.update({k: v for k, v in optional.items() if v is not None})
+        return meta
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+class NewJob(BaseModel):
+    """What :meth:`Store.create` needs to make a job."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data: Any
+    title: str
+    labels: tuple[str, ...] = ()
+    type: str | None = None
+    priority: int = Priority.NORMAL
+    run_at: datetime | None = None
+    max_attempts: int = 1
+    idempotency_key: str | None = None
+    timeout: float | None = None
+
+    def to_job(self, job_id: int, now: datetime) -> Job:
+        return Job(
+            id=job_id,
+            title=self.title,
+            data=self.data,
+            state=JobState.PENDING,
+            labels=self.labels,
+            type=self.type,
+            priority=self.priority,
+            run_at=self.run_at,
+            max_attempts=self.max_attempts,
+            idempotency_key=self.idempotency_key,
+            timeout=self.timeout,
+            created_at=now,
+            updated_at=now,
+        )
+
+
+class Comment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    job_id: int
+    body: str
+    author: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Page(BaseModel):
+    """One page of a listing; pass ``cursor`` back to get the next one (None: this was the last)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    jobs: list[Job]
+    cursor: str | None = None

@@ -1,0 +1,453 @@
+"""The Queue: the original Octoqueue's API, over any store.
+
+The queue core never imports a concrete store; it is handed a :class:`~octoqueue.stores.base.Store` or a URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from octoqueue.body import MAX_BODY_CHARS
+from octoqueue.errors import (
+    InvalidJobData,
+    JobNotFound,
+    JobTooLarge,
+    StateConflict,
+)
+from octoqueue.job import Comment, Job, NewJob, Page, utcnow
+from octoqueue.retry import RetryPolicy
+from octoqueue.states import FINISHED, JobState, Priority
+from octoqueue.stores import Store, open_store
+
+#: Results up to this size (serialised) are kept in the job's metadata too; larger ones only in the comment.
+RESULT_META_LIMIT = 8_192
+
+JobRef = int | Job
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _job_id(job: JobRef) -> int:
+    return job.id if isinstance(job, Job) else int(job)
+
+
+class Queue:
+    """A job queue over a store.
+
+    ``store`` is a :class:`Store` or a store URL (``sqlite:///octoqueue.db``, ``memory://``,
+    ``github://owner/repo``, ...); None opens env ``OCTOQUEUE_STORE`` or the embedded SQLite default.
+    ``max_attempts`` and ``retry`` are the defaults for new jobs; ``lease`` is how long a claim holds a job
+    (seconds) before another worker may take it back, unless renewed by :meth:`heartbeat`.
+    """
+
+    def __init__(
+        self,
+        store: Store | str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        max_attempts: int = 1,
+        lease: float = 300.0,
+        worker_name: str | None = None,
+    ) -> None:
+        self.store: Store = store if isinstance(store, Store) else open_store(store)
+        self.retry_policy = retry or RetryPolicy()
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.max_attempts = max_attempts
+        self.lease = float(lease)
+        self.worker_name = worker_name or default_worker_name()
+        self._arrivals = threading.Condition()
+        self._listeners: list[tuple[Callable[..., None], bool]] = []
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __repr__(self) -> str:
+        return f"Queue({self.store.url!r})"
+
+    # -- producing ---------------------------------------------------------------------------------------------
+    def enqueue(
+        self,
+        data: Any,
+        title: str | None = None,
+        additional_labels: Iterable[str] | None = None,
+        **options: Any,
+    ) -> int:
+        """Add a job; return its id (the issue number). Options as :meth:`enqueue_job`."""
+        return self.enqueue_job(data, title, additional_labels, **options).id
+
+    def enqueue_job(
+        self,
+        data: Any,
+        title: str | None = None,
+        additional_labels: Iterable[str] | None = None,
+        *,
+        priority: int | str = Priority.NORMAL,
+        run_at: datetime | None = None,
+        delay: float | timedelta | None = None,
+        max_attempts: int | None = None,
+        type: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> Job:
+        """Add a job and return its record.
+
+        ``priority``: 0 (critical) ... 4 (bulk) or a name; ``run_at``/``delay``: not before then;
+        ``max_attempts``: tries before the job is dead (failed and closed); ``type``: which handler runs it;
+        ``idempotency_key``: a second enqueue with the same key returns the first job; ``timeout``: seconds a
+        handler may run before it is stopped.
+        """
+        if run_at is not None and delay is not None:
+            raise ValueError("give run_at or delay, not both")
+        if delay is not None:
+            seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+            run_at = self.store.now() + timedelta(seconds=seconds)
+        if run_at is not None and run_at.tzinfo is None:
+            raise ValueError("run_at must be timezone-aware (e.g. datetime.now(UTC))")
+        attempts = self.max_attempts if max_attempts is None else int(max_attempts)
+        if attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be positive")
+        labels = tuple(dict.fromkeys(additional_labels or ()))
+        for label in labels:
+            if not label or self.store.labels.is_status(label):
+                raise ValueError(f"{label!r} cannot be an additional label (it is empty or a status label)")
+        _check_size(data)
+        new = NewJob(
+            data=data,
+            title=title or f"Job {utcnow().isoformat(timespec='seconds')}",
+            labels=labels,
+            type=type,
+            priority=Priority.parse(priority),
+            run_at=run_at,
+            max_attempts=attempts,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+        )
+        job = self.store.create(new)
+        self._notify(job)
+        return job
+
+    # -- consuming ---------------------------------------------------------------------------------------------
+    def dequeue(self, wait_sec: float = 0) -> tuple[int, Any] | None:
+        """Claim the next job; return ``(job_id, data)``, or None when none arrives within ``wait_sec``."""
+        job = self.claim(wait=wait_sec)
+        return (job.id, job.data) if job is not None else None
+
+    def claim(
+        self,
+        *,
+        worker: str | None = None,
+        lease: float | None = None,
+        wait: float = 0,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+    ) -> Job | None:
+        """Claim one job with a lease (see :meth:`claim_batch`); None when none arrives within ``wait``."""
+        jobs = self.claim_batch(1, worker=worker, lease=lease, wait=wait, labels=labels, types=types, ids=ids)
+        return jobs[0] if jobs else None
+
+    def claim_batch(
+        self,
+        count: int,
+        *,
+        worker: str | None = None,
+        lease: float | None = None,
+        wait: float = 0,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+        poll_interval: float = 0.5,
+    ) -> list[Job]:
+        """Claim up to ``count`` runnable jobs, highest priority then oldest first.
+
+        Each job comes back processing, with ``attempt`` as its fencing token and ``lease_expires_at``. Jobs whose
+        body is not valid JSON are failed on the spot with an explanatory comment and not returned. Waits up to
+        ``wait`` seconds for jobs; a job enqueued through this Queue object wakes the waiter at once.
+        ``labels``, ``types`` and ``ids`` narrow which jobs may be claimed (see :meth:`Store.claim`).
+        """
+        deadline = time.monotonic() + max(0.0, wait)
+        while True:
+            jobs = self.store.claim(
+                worker=worker or self.worker_name,
+                lease=self.lease if lease is None else lease,
+                limit=count,
+                labels=labels,
+                types=types,
+                ids=ids,
+            )
+            usable = [job for job in jobs if not self._reject_broken(job)]
+            if usable:
+                return usable
+            if jobs:
+                continue  # only broken bodies this round; there may be good jobs behind them
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            with self._arrivals:
+                self._arrivals.wait(min(remaining, poll_interval))
+
+    def _reject_broken(self, job: Job) -> bool:
+        if job.body_error is None:
+            return False
+        message = f"This job cannot run: {job.body_error}. Fix the issue body and requeue the job."
+        try:
+            self.store.transition(
+                job.id, expected=JobState.PROCESSING, target=JobState.FAILED, attempt=job.attempt,
+                last_error=job.body_error,
+            )  # fmt: skip
+            self.store.comment(job.id, message)
+        except StateConflict:
+            pass
+        return True
+
+    def heartbeat(self, job: Job, lease: float | None = None) -> Job:
+        """Extend the lease of a job this worker holds; raise LeaseLost when it no longer holds it."""
+        until = self.store.now() + timedelta(seconds=self.lease if lease is None else lease)
+        return self.store.transition(
+            job.id, expected=JobState.PROCESSING, target=JobState.PROCESSING, attempt=job.attempt,
+            lease_expires_at=until, worker=job.worker,
+        )  # fmt: skip
+
+    def recover_expired(self) -> list[Job]:
+        """Put jobs whose lease expired back to pending (failed when out of attempts); return them."""
+        jobs = self.store.recover_expired()
+        pending = [job for job in jobs if job.state is JobState.PENDING]
+        if pending:
+            self._notify(*pending)
+        return jobs
+
+    # -- finishing ---------------------------------------------------------------------------------------------
+    def complete(self, job: JobRef, comment: str | None = None, result: Any = None) -> Job:
+        """Mark a job completed, with an optional comment and result (posted as a comment).
+
+        Given a :class:`Job` from :meth:`claim`, the completion is fenced: it raises LeaseLost if the lease
+        expired and the job was taken back. Given a bare id, it completes a pending or processing job.
+        """
+        job_id, attempt = self._ref(job)
+        changes: dict[str, Any] = {}
+        if result is not None:
+            changes["result"] = _result_for_meta(result)
+        expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
+        done = self.store.transition(job_id, expected=expected, target=JobState.COMPLETED, attempt=attempt, **changes)
+        note = _result_comment(comment, result, done.attempt)
+        if note:
+            self.store.comment(job_id, note)
+        return done
+
+    def fail(
+        self,
+        job: JobRef,
+        comment: str | None = None,
+        *,
+        error: str | None = None,
+        retry: bool = False,
+        delay: float | None = None,
+    ) -> Job:
+        """Fail a job. With ``retry=True`` and attempts left it goes back to pending after a backoff delay
+        (``delay`` overrides the policy); otherwise it is failed for good and closed. Returns the new record."""
+        job_id, attempt = self._ref(job)
+        current = job if isinstance(job, Job) else self.store.get(job_id)
+        error = error or comment or "This job has failed"
+        if retry and current.attempts_left > 0:
+            wait = self.retry_policy.delay(current.attempts_used) if delay is None else delay
+            run_at = self.store.now() + timedelta(seconds=wait)
+            new = self.store.transition(
+                job_id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=attempt,
+                run_at=run_at, last_error=error,
+            )  # fmt: skip
+            self.store.comment(
+                job_id,
+                f"Attempt {current.attempt} failed: {error}\n\nRetrying in {wait:.1f} s "
+                f"({new.attempts_left} attempt(s) left).",
+            )
+            self._notify(new)
+            return new
+        expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
+        new = self.store.transition(
+            job_id, expected=expected, target=JobState.FAILED, attempt=attempt, last_error=error
+        )
+        self.store.comment(job_id, comment or f"This job has failed: {error}")
+        return new
+
+    def requeue(self, job: JobRef, comment: str | None = None) -> Job:
+        """Put any job back to pending with a fresh attempt budget (its failed/completed label goes)."""
+        job_id = _job_id(job)
+        current = self.store.get(job_id)
+        new = self.store.transition(
+            job_id, expected=current.state, target=JobState.PENDING, attempt=current.attempt,
+            attempt_base=current.attempt, run_at=None,
+        )  # fmt: skip
+        self.store.comment(job_id, comment or "Job has been requeued for processing")
+        self._notify(new)
+        return new
+
+    def release(self, job: Job) -> Job:
+        """Give a claimed job back unrun (e.g. on shutdown): pending again, the attempt not counted."""
+        return self.store.transition(
+            job.id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=job.attempt,
+            attempt_base=job.attempt_base + 1, run_at=None,
+        )  # fmt: skip
+
+    def cancel(self, job: JobRef, comment: str | None = None) -> Job:
+        """Cancel a pending or processing job (closed, label ``cancelled``). A running handler's later result
+        is refused."""
+        job_id = _job_id(job)
+        new = self.store.transition(job_id, expected=(JobState.PENDING, JobState.PROCESSING), target=JobState.CANCELLED)
+        self.store.comment(job_id, comment or "This job has been cancelled")
+        return new
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    def get(self, job_id: int) -> Job:
+        """The job's record; raises JobNotFound."""
+        return self.store.get(int(job_id))
+
+    def get_job_status(self, job_id: int) -> str | None:
+        """The job's status label text, or None when there is no such job (or it has no status label)."""
+        try:
+            return self.store.get(int(job_id)).status
+        except JobNotFound:
+            return None
+
+    def count_open(self) -> int:
+        """Jobs pending or processing."""
+        counts = self.store.count([JobState.PENDING, JobState.PROCESSING])
+        return sum(counts.values())
+
+    def counts(self) -> dict[JobState, int]:
+        return self.store.count()
+
+    def get_jobs(self, labels: Iterable[str] = ("processing",), state: str = "open") -> list[tuple[int, datetime, Any]]:
+        """``[(job_id, created_at, data)]`` for jobs carrying all ``labels`` (status labels included) in issue
+        ``state`` open, closed or all — the original Octoqueue's shape."""
+        if state not in ("open", "closed", "all"):
+            raise ValueError("state must be open, closed or all")
+        wanted_states: set[JobState] = set()
+        extras = []
+        for label in labels:
+            found = self.store.labels.state_of([label])
+            if found is not None and self.store.labels.is_status(label):
+                wanted_states.add(found)
+            else:
+                extras.append(label)
+        if len(wanted_states) > 1:
+            return []  # a job carries one status label: asking for two at once matches nothing
+        is_open = {"open": True, "closed": False, "all": None}[state]
+        jobs = self.store.iter_jobs(states=wanted_states or None, labels=extras, open=is_open)
+        return [(job.id, job.created_at, job.data) for job in jobs]
+
+    def list_jobs(
+        self,
+        *,
+        states: Collection[JobState | str] | None = None,
+        labels: Collection[str] = (),
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page:
+        """One page of jobs, oldest first."""
+        wanted = [JobState(s) for s in states] if states is not None else None
+        return self.store.list(states=wanted, labels=labels, cursor=cursor, limit=limit)
+
+    def create_comment(self, job_id: int, comment: str) -> Comment:
+        if len(comment) > MAX_BODY_CHARS:
+            raise JobTooLarge(f"a comment holds at most {MAX_BODY_CHARS:,} characters")
+        return self.store.comment(int(job_id), comment)
+
+    def comments(self, job_id: int) -> list[Comment]:
+        return self.store.comments(int(job_id))
+
+    def clear(self, older_than: float | timedelta = 7 * 86400, states: Collection[JobState] = FINISHED) -> int:
+        """Delete finished jobs not updated for ``older_than`` (seconds or timedelta); return how many."""
+        age = older_than if isinstance(older_than, timedelta) else timedelta(seconds=float(older_than))
+        bad = set(states) - FINISHED
+        if bad:
+            raise ValueError(f"only finished jobs can be cleared, not {sorted(s.value for s in bad)}")
+        return self.store.purge(states=states, older_than=self.store.now() - age)
+
+    def add_arrival_listener(self, callback: Callable[..., None], *, with_job: bool = False) -> None:
+        """Call ``callback()`` (from whichever thread) whenever a job may have become runnable through this
+        Queue object: an enqueue, a retry, a requeue, a lease recovery. It must be quick and must not raise.
+
+        With ``with_job=True`` it is called as ``callback(job)`` instead, once per job, with the job's record as
+        the change left it (its state, its labels, its ``run_at`` when it may run only later; None when not
+        known), so that a listener can wake only the claimers the job is for."""
+        self._listeners.append((callback, with_job))
+
+    def remove_arrival_listener(self, callback: Callable[..., None]) -> None:
+        entry = next((entry for entry in self._listeners if entry[0] == callback), None)
+        if entry is None:
+            raise ValueError(f"{callback!r} is not an arrival listener")
+        self._listeners.remove(entry)
+
+    # -- internals ---------------------------------------------------------------------------------------------
+    def _ref(self, job: JobRef) -> tuple[int, int | None]:
+        if isinstance(job, Job):
+            return job.id, job.attempt
+        return int(job), None
+
+    def _notify(self, *jobs: Job) -> None:
+        with self._arrivals:
+            self._arrivals.notify_all()
+        for callback, with_job in list(self._listeners):
+            if with_job:
+                for job in jobs or (None,):
+                    callback(job)
+            else:
+                callback()
+
+
+def _check_size(data: Any) -> None:
+    try:
+        text = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJobData(f"job data must be JSON (objects, arrays, strings, numbers): {exc}") from exc
+    # The rendered body adds the fence and up to ~1 KB of metadata; keep the same limit on every store so a
+    # queue can move to GitHub.
+    if len(text) > MAX_BODY_CHARS - 1_024:
+        raise JobTooLarge(
+            f"the job data is {len(text):,} characters as JSON; a job body holds at most "
+            f"{MAX_BODY_CHARS - 1_024:,} (GitHub's issue body limit less octoqueue's metadata)"
+        )
+
+
+def _result_for_meta(result: Any) -> Any:
+    text = json.dumps(result, ensure_ascii=False, default=str)
+    if len(text) <= RESULT_META_LIMIT:
+        return json.loads(text)
+    return {"truncated": True, "size": len(text), "see": "the result comment"}
+
+
+def _result_comment(comment: str | None, result: Any, attempt: int) -> str | None:
+    parts = []
+    if comment:
+        parts.append(comment)
+    if result is not None:
+        text = json.dumps(result, ensure_ascii=False, indent=2, default=str)
+        fence = "```"
+        while fence in text:
+            fence += "`"
+        parts.append(f"**Result** (attempt {attempt}):\n\n{fence}json\n{text}\n{fence}")
+    note = "\n\n".join(parts)
+    if len(note) > MAX_BODY_CHARS:
+        raise JobTooLarge(
+            f"the result is {len(note):,} characters as a comment; GitHub comments hold at most {MAX_BODY_CHARS:,}"
+        )
+    return note or None

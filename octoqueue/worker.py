@@ -1,0 +1,485 @@
+"""The Worker: claims jobs, runs handlers, keeps leases alive, and finishes jobs — fenced by their attempt.
+
+::
+
+    worker = Worker(queue, concurrency=4)
+
+    @worker.handler("resize")
+    def resize(data):
+        ...
+        return {"ok": True}
+
+    worker.run()            # until SIGTERM/SIGINT; run(once=True) drains what is runnable now
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
+from typing import Any, Literal
+
+from octoqueue.errors import (
+    ConfigurationError,
+    JobTooLarge,
+    LeaseLost,
+    OctoqueueError,
+    PermanentError,
+    RetryableError,
+    StateConflict,
+)
+from octoqueue.handlers import ChildRunner, CommandHandler, Handler, describe, wants_job
+from octoqueue.job import Job
+from octoqueue.queue import Queue
+
+log = logging.getLogger("octoqueue.worker")
+
+OnFailure = Literal["retry", "fail"]
+
+
+@dataclass
+class JobReport:
+    id: int
+    title: str
+    status: str
+    attempt: int
+    seconds: float
+    result: Any = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status,
+            "attempt": self.attempt,
+            "seconds": round(self.seconds, 3),
+        }
+        if self.result is not None:
+            out["result"] = self.result
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did. ``lost``: jobs whose lease was taken back before they finished (their result was
+    refused); ``released``: jobs given back unrun at shutdown."""
+
+    processed: int = 0
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    lost: int = 0
+    released: int = 0
+    reports: list[JobReport] = field(default_factory=list)
+
+    @property
+    def job_ids(self) -> list[int]:
+        return [r.id for r in self.reports]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "processed": self.processed,
+            "completed": self.completed,
+            "failed": self.failed,
+            "retried": self.retried,
+            "lost": self.lost,
+            "released": self.released,
+            "job_ids": self.job_ids,
+            "jobs": [r.as_dict() for r in self.reports],
+        }
+
+
+class _JobThreads:
+    """Up to ``size`` threads running the calls handed to :meth:`submit`, in order. A ThreadPoolExecutor without
+    its futures (nothing waits on one: :meth:`Worker._process` records every outcome itself), which keeps a job's
+    hand-off to a thread down to one queue put."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._tasks: SimpleQueue[tuple[Callable[[Job], None], Job] | None] = SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, fn: Callable[[Job], None], job: Job) -> None:
+        self._tasks.put((fn, job))
+        if len(self._threads) < self._size:
+            thread = threading.Thread(target=self._loop, name=f"{self._name}_{len(self._threads)}")
+            self._threads.append(thread)
+            thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            fn, job = task
+            try:
+                fn(job)
+            except BaseException:  # pragma: no cover - _process records every outcome itself
+                log.exception("job %d: unexpected error in its thread", job.id)
+
+    def shutdown(self, *, wait: bool) -> None:
+        """Drop calls not started yet, let the threads end after their current call; ``wait`` for them."""
+        while True:
+            try:
+                self._tasks.get_nowait()
+            except Empty:
+                break
+        for _ in self._threads:
+            self._tasks.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
+class Worker:
+    """Runs jobs from ``queue``.
+
+    ``handler``: one callable for every job (called as ``fn(data)`` or ``fn(data, job)``), a
+    :class:`CommandHandler`, or None when handlers are registered per job type with :meth:`handler`.
+    ``concurrency``: jobs run at once (threads). ``lease``: seconds a claim holds a job; renewed every
+    ``lease / 3`` while the handler runs. ``timeout``: seconds a handler may run (a job's own ``timeout`` wins);
+    with a timeout, Python handlers run in a child process so they can really be stopped.
+    ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
+    :class:`RetryableError` still retries). ``labels``/``ids``: only jobs carrying these labels / with these ids.
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        handler: Handler | CommandHandler | None = None,
+        *,
+        concurrency: int = 1,
+        lease: float | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 0.5,
+        labels: Collection[str] = (),
+        ids: Collection[int] | None = None,
+        name: str | None = None,
+        on_failure: OnFailure = "retry",
+        recover_interval: float = 5.0,
+        shutdown_grace: float = 30.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        if on_failure not in ("retry", "fail"):
+            raise ConfigurationError("on_failure must be 'retry' or 'fail'")
+        if timeout is not None and timeout <= 0:
+            raise ConfigurationError("timeout must be positive")
+        self.queue = queue
+        self.default_handler = handler
+        self.handlers: dict[str, Handler | CommandHandler] = {}
+        self.concurrency = concurrency
+        self.lease = queue.lease if lease is None else float(lease)
+        if self.lease <= 0:
+            raise ConfigurationError("lease must be positive")
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.labels = tuple(labels)
+        self.ids = None if ids is None else frozenset(ids)
+        self.name = name or queue.worker_name
+        self.on_failure: OnFailure = on_failure
+        self.recover_interval = recover_interval
+        self.shutdown_grace = shutdown_grace
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+        self._finished = threading.Event()
+        self._inflight: dict[int, Job] = {}
+        self._lost: set[int] = set()
+        self._lock = threading.Lock()
+        self._slots = threading.Condition(self._lock)
+        self._children = ChildRunner()
+        self._signatures: dict[int, tuple[Handler, bool]] = {}
+        self._thread: threading.Thread | None = None
+
+    # -- registration ------------------------------------------------------------------------------------------
+    def handler(self, job_type: str | None = None) -> Callable[[Handler], Handler]:
+        """Decorator: run the function for jobs of ``job_type`` (None: for every job without its own)."""
+
+        def register(fn: Handler) -> Handler:
+            self.register(job_type, fn)
+            return fn
+
+        return register
+
+    def register(self, job_type: str | None, fn: Handler | CommandHandler) -> None:
+        if job_type is None:
+            self.default_handler = fn
+        else:
+            self.handlers[job_type] = fn
+
+    def _types(self) -> list[str] | None:
+        # Without a catch-all handler, claim only the types this worker can run.
+        return None if self.default_handler is not None else sorted(self.handlers)
+
+    # -- running -----------------------------------------------------------------------------------------------
+    def run(
+        self, *, once: bool = False, max_jobs: int | None = None, install_signal_handlers: bool | None = None
+    ) -> WorkerStats:
+        """Work until stopped (SIGTERM/SIGINT or :meth:`stop`), until ``max_jobs`` jobs were taken, or — with
+        ``once`` — until no job is runnable. Returns the stats."""
+        if self.default_handler is None and not self.handlers:
+            raise ConfigurationError("the worker has no handler: pass one or register with @worker.handler()")
+        if install_signal_handlers is None:
+            install_signal_handlers = threading.current_thread() is threading.main_thread()
+        previous = self._install_signals() if install_signal_handlers else {}
+        self._stop.clear()
+        self._abort.clear()
+        self._finished.clear()
+        taken = 0
+        next_recover = 0.0
+        pool = _JobThreads(self.concurrency, "octoqueue-job")
+        beat = threading.Thread(target=self._heartbeat_loop, name="octoqueue-heartbeat", daemon=True)
+        beat.start()
+        log.info("worker %s started on %s", self.name, self.queue.store.url)
+        try:
+            while not self._stop.is_set():
+                if max_jobs is not None and taken >= max_jobs:
+                    break
+                if time.monotonic() >= next_recover:
+                    self._recover()
+                    next_recover = time.monotonic() + self.recover_interval
+                with self._slots:
+                    while len(self._inflight) >= self.concurrency and not self._stop.is_set():
+                        self._slots.wait(self.poll_interval)
+                    free = self.concurrency - len(self._inflight)
+                    busy = len(self._inflight)
+                if self._stop.is_set():
+                    break
+                want = free if max_jobs is None else min(free, max_jobs - taken)
+                jobs = self._claim(want, wait=0 if once else self.poll_interval)
+                if not jobs:
+                    if once and not busy:
+                        break
+                    if once:
+                        with self._slots:
+                            # wait for a job to finish, unless one finished during the claim (its notify is gone)
+                            if len(self._inflight) >= busy:
+                                self._slots.wait(self.poll_interval)
+                    continue
+                for job in jobs:
+                    taken += 1
+                    with self._lock:
+                        self._inflight[job.id] = job
+                    pool.submit(self._process, job)
+        finally:
+            self._shutdown(pool)
+            beat.join(timeout=1)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            log.info(
+                "worker %s stopped: %d processed, %d completed, %d failed, %d retried",
+                self.name, self.stats.processed, self.stats.completed, self.stats.failed, self.stats.retried,
+            )  # fmt: skip
+        return self.stats
+
+    def start(self, **run_options: Any) -> threading.Thread:
+        """Run in a background thread (no signal handlers); :meth:`stop` ends it."""
+        self._thread = threading.Thread(
+            target=self.run, kwargs={**run_options, "install_signal_handlers": False}, name="octoqueue-worker",
+            daemon=True,
+        )  # fmt: skip
+        self._thread.start()
+        return self._thread
+
+    def stop(self, *, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop claiming; jobs in hand finish (or are released after ``shutdown_grace``)."""
+        self._stop.set()
+        with self._slots:
+            self._slots.notify_all()
+        if wait and self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _install_signals(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+
+        def on_signal(signum: int, frame: object) -> None:
+            if self._stop.is_set():
+                log.warning("second signal: releasing jobs in hand now")
+                self._abort.set()
+            else:
+                log.info("signal %d: finishing the jobs in hand, then stopping", signum)
+            self.stop(wait=False)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+        return previous
+
+    def _claim(self, count: int, wait: float) -> list[Job]:
+        try:
+            return self.queue.claim_batch(
+                count, worker=self.name, lease=self.lease, wait=wait, labels=self.labels, types=self._types(),
+                ids=self.ids,
+            )  # fmt: skip
+        except OctoqueueError as exc:
+            log.warning("claim failed, backing off: %s", exc)
+            self._stop.wait(min(5.0, max(self.poll_interval, 1.0)))
+            return []
+
+    def _recover(self) -> None:
+        try:
+            for job in self.queue.recover_expired():
+                log.warning("job %d: lease expired; now %s", job.id, job.status)
+        except OctoqueueError as exc:
+            log.warning("could not recover expired leases: %s", exc)
+
+    def _shutdown(self, pool: _JobThreads) -> None:
+        self._stop.set()
+        deadline = time.monotonic() + self.shutdown_grace
+        with self._slots:
+            while self._inflight and time.monotonic() < deadline and not self._abort.is_set():
+                self._slots.wait(0.1)
+            leftover = list(self._inflight.values())
+        for job in leftover:
+            self._kill(job.id)
+            with self._lock:
+                self._lost.add(job.id)  # its thread's late result must not be reported
+            try:
+                self.queue.release(job)
+                self.stats.released += 1
+                log.info("job %d released unfinished at shutdown", job.id)
+            except OctoqueueError as exc:
+                log.warning("job %d could not be released (%s); its lease will expire", job.id, exc)
+        self._finished.set()
+        pool.shutdown(wait=not leftover)
+
+    def _kill(self, job_id: int) -> None:
+        self._children.kill(job_id)
+        for fn in [self.default_handler, *self.handlers.values()]:
+            if isinstance(fn, CommandHandler):
+                fn.kill(job_id)
+
+    # -- leases ------------------------------------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        # Beats until _shutdown has no job left in hand (jobs finishing during the grace period keep their lease).
+        interval = max(0.05, self.lease / 3)
+        while not self._finished.wait(interval):
+            self._heartbeat_once()
+
+    def _heartbeat_once(self) -> None:
+        with self._lock:
+            jobs = [j for j in self._inflight.values() if j.id not in self._lost]
+        for job in jobs:
+            try:
+                renewed = self.queue.heartbeat(job, self.lease)
+            except (LeaseLost, StateConflict) as exc:
+                log.warning("job %d: lease lost (%s); stopping its handler", job.id, exc)
+                with self._lock:
+                    self._lost.add(job.id)
+                self._kill(job.id)
+                continue
+            except OctoqueueError as exc:
+                log.warning("job %d: heartbeat failed, will retry: %s", job.id, exc)
+                continue
+            with self._lock:
+                if job.id in self._inflight:
+                    self._inflight[job.id] = renewed
+
+    # -- one job -----------------------------------------------------------------------------------------------
+    def _resolve(self, job: Job) -> Handler | CommandHandler:
+        if job.type is not None and job.type in self.handlers:
+            return self.handlers[job.type]
+        if self.default_handler is not None:
+            return self.default_handler
+        raise PermanentError(f"no handler is registered for job type {job.type!r}")
+
+    def _process(self, job: Job) -> None:
+        started = time.monotonic()
+        report = JobReport(id=job.id, title=job.title, status="processing", attempt=job.attempt, seconds=0.0)
+        try:
+            try:
+                result = self._execute(job)
+            except PermanentError as exc:
+                self._finish_failed(job, report, describe(exc), retry=False)
+            except RetryableError as exc:
+                self._finish_failed(job, report, describe(exc), retry=True, delay=exc.delay)
+            except Exception as exc:
+                self._finish_failed(job, report, describe(exc, with_trace=True), retry=self.on_failure == "retry")
+            else:
+                self._finish_completed(job, report, result)
+        except (LeaseLost, StateConflict) as exc:
+            report.status = "lost"
+            report.error = str(exc)
+            log.warning("job %d: result refused, the job moved on: %s", job.id, exc)
+        except OctoqueueError as exc:
+            report.status = "unfinished"
+            report.error = str(exc)
+            log.error("job %d: could not record the outcome (%s); its lease will expire and it reruns", job.id, exc)
+        except Exception:
+            report.status = "unfinished"
+            log.exception("job %d: unexpected error while recording its outcome", job.id)
+        finally:
+            report.seconds = time.monotonic() - started
+            with self._slots:
+                current = self._inflight.pop(job.id, None)
+                was_lost = job.id in self._lost
+                self._lost.discard(job.id)
+                if not was_lost or report.status != "lost":
+                    self._count(report)
+                self._slots.notify_all()
+            del current
+
+    def _count(self, report: JobReport) -> None:
+        stats = self.stats
+        stats.processed += 1
+        stats.reports.append(report)
+        if report.status == "completed":
+            stats.completed += 1
+        elif report.status == "failed":
+            stats.failed += 1
+        elif report.status == "pending":
+            stats.retried += 1
+        elif report.status == "lost":
+            stats.lost += 1
+
+    def _current(self, job: Job) -> Job:
+        with self._lock:
+            if job.id in self._lost:
+                raise LeaseLost(job.id, "the lease was lost while the handler ran")
+            return self._inflight.get(job.id, job)
+
+    def _execute(self, job: Job) -> Any:
+        fn = self._resolve(job)
+        timeout = job.timeout or self.timeout
+        if isinstance(fn, CommandHandler):
+            return fn.run(job, timeout)
+        if timeout is not None:
+            return self._children.run(fn, job, timeout)
+        # call(fn, job) inspects fn's signature on every call; look it up once per handler instead
+        known = self._signatures.get(id(fn))
+        if known is None or known[0] is not fn:
+            known = self._signatures[id(fn)] = (fn, wants_job(fn))
+        return fn(job.data, job) if known[1] else fn(job.data)
+
+    def _finish_completed(self, job: Job, report: JobReport, result: Any) -> None:
+        held = self._current(job)
+        try:
+            done = self.queue.complete(held, result=result)
+        except JobTooLarge as exc:
+            self._finish_failed(job, report, f"the result could not be stored: {exc}", retry=False)
+            return
+        report.status = done.status or "completed"
+        report.result = result
+        log.info("job %d completed (attempt %d): %s", job.id, job.attempt, _preview(result))
+
+    def _finish_failed(
+        self, job: Job, report: JobReport, error: str, *, retry: bool, delay: float | None = None
+    ) -> None:
+        held = self._current(job)
+        new = self.queue.fail(held, error=error, retry=retry, delay=delay)
+        report.status = new.status or "failed"
+        report.error = error
+        log.info("job %d attempt %d failed (%s): %s", job.id, job.attempt, report.status, error.splitlines()[0])
+
+
+def _preview(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

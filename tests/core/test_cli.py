@@ -1,0 +1,109 @@
+"""The CLI as a user runs it: a subprocess, env twins, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def oq(*args: str, store: Path | None = None, input: str | None = None, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    if store is not None:
+        full_env["OCTOQUEUE_STORE"] = f"sqlite:///{store}"
+    return subprocess.run(
+        [sys.executable, "-m", "octoqueue.cli", *args], capture_output=True, text=True, env=full_env,
+        input=input, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "cli.db"
+
+
+def test_full_lifecycle(db: Path, tmp_path: Path) -> None:
+    first = oq("enqueue", '{"n": 20}', "--title", "double it", "--label", "math", store=db)
+    assert first.returncode == 0, first.stderr
+    job_id = int(first.stdout)
+    second = int(oq("enqueue", "-", "--priority", "critical", store=db, input='{"n": 1}').stdout)
+    listing = oq("list", store=db).stdout.splitlines()
+    assert len(listing) == 2 and "double it" in listing[0] and "[math]" in listing[0]
+    assert oq("status", str(job_id), store=db).stdout.strip() == "pending"
+    summary = tmp_path / "summary.json"
+    worked = oq("work", "--handler", "tests.core.handlers_for_tests:double", "--once",
+                "--summary-json", str(summary), store=db)  # fmt: skip
+    assert worked.returncode == 0, worked.stderr
+    report = json.loads(summary.read_text())
+    assert report["processed"] == 2 and report["completed"] == 2
+    assert report["job_ids"] == [second, job_id]  # critical first
+    shown = json.loads(oq("show", str(job_id), store=db).stdout)
+    assert shown["state"] == "completed" and shown["result"] == 40
+    assert "40" in shown["comment_list"][0]["body"]
+    assert oq("requeue", str(job_id), store=db).stdout.strip() == "pending"
+    assert oq("cancel", str(job_id), store=db).stdout.strip() == "cancelled"
+    assert oq("list", "--status", "cancelled", "--json", store=db).stdout.count("\n") == 1
+    assert oq("clear", "--older-than", "-1", store=db).stdout.strip() == "2"
+
+
+def test_manual_complete_and_fail(db: Path) -> None:
+    a = oq("enqueue", "{}", store=db).stdout.strip()
+    b = oq("enqueue", "{}", store=db).stdout.strip()
+    assert oq("complete", a, "--result", '{"ok": true}', store=db).stdout.strip() == "completed"
+    assert oq("fail", b, "--comment", "no thanks", store=db).stdout.strip() == "failed"
+
+
+def test_command_handler_via_cli(db: Path) -> None:
+    job_id = oq("enqueue", '{"text": "a b c"}', store=db).stdout.strip()
+    cmd = "python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"text\"].split()))'"
+    assert oq("work", "--command", cmd, "--once", store=db).returncode == 0
+    assert json.loads(oq("show", job_id, store=db).stdout)["result"] == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("status", "12345"), "job 12345 does not exist"),
+        (("requeue", "12345"), "job 12345 does not exist"),
+        (("enqueue", "{broken"), "not valid JSON"),
+        (("enqueue", "{}", "--priority", "urgent"), "unknown priority"),
+        (("work", "--once"), "exactly one of --handler"),
+        (("work", "--once", "--handler", "no_such_module:fn"), "cannot import handler module"),
+        (("list", "--store", "ftp://x"), "unknown store URL"),
+    ],
+)
+def test_errors_are_one_clear_line(db: Path, args: tuple[str, ...], message: str) -> None:
+    result = oq(*args, store=db)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_completing_a_finished_job_is_refused(db: Path) -> None:
+    job_id = oq("enqueue", "{}", store=db).stdout.strip()
+    oq("cancel", job_id, store=db)
+    result = oq("complete", job_id, store=db)
+    assert result.returncode == 1 and "cancelled" in result.stderr
+
+
+def test_env_twins(db: Path) -> None:
+    for i in range(3):
+        oq("enqueue", json.dumps({"n": i}), store=db)
+    result = oq("work", "--handler", "tests.core.handlers_for_tests:double", store=db,
+                env={"OCTOQUEUE_WORK_MAX_JOBS": "2"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(oq("list", "--status", "pending", store=db).stdout.splitlines()) == 1
+    assert "OCTOQUEUE_STORE" in oq("work", "--help").stdout
+
+
+def test_help_and_version() -> None:
+    out = oq("--help").stdout
+    for command in ("enqueue", "list", "status", "show", "complete", "fail", "requeue", "cancel", "work", "clear"):
+        assert command in out
+    assert oq("--version").stdout.startswith("octoqueue")

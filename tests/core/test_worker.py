@@ -1,0 +1,258 @@
+"""The Worker on the embedded store: handlers, failures, timeouts, leases, shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from octoqueue.errors import ConfigurationError, PermanentError, RetryableError
+from octoqueue.handlers import CommandHandler, load_handler
+from octoqueue.job import Job
+from octoqueue.queue import Queue
+from octoqueue.retry import RetryPolicy
+from octoqueue.states import JobState
+from octoqueue.worker import Worker
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> Queue:
+    q = Queue(f"sqlite:///{tmp_path}/w.db", retry=RetryPolicy(initial=0.05, jitter=0), lease=30)
+    yield q  # type: ignore[misc]
+    q.close()
+
+
+def run_once(worker: Worker) -> None:
+    worker.run(once=True, install_signal_handlers=False)
+
+
+def test_default_handler_completes_jobs_with_results(queue: Queue) -> None:
+    ids = [queue.enqueue({"n": i}) for i in range(5)]
+    worker = Worker(queue, lambda data: data["n"] * 10, concurrency=2, poll_interval=0.05)
+    run_once(worker)
+    assert worker.stats.completed == 5 and worker.stats.failed == 0
+    assert [queue.get(i).result for i in ids] == [0, 10, 20, 30, 40]
+
+
+def test_handlers_by_type_and_job_argument(queue: Queue) -> None:
+    seen: dict[str, Any] = {}
+    worker = Worker(queue, poll_interval=0.05)
+
+    @worker.handler("resize")
+    def resize(data: Any, job: Job) -> str:
+        seen["job"] = job
+        return "resized"
+
+    resized = queue.enqueue({"w": 1}, type="resize")
+    other = queue.enqueue({"w": 2}, type="unknown")
+    run_once(worker)
+    assert seen["job"].id == resized and seen["job"].state is JobState.PROCESSING
+    assert queue.get(resized).result == "resized"
+    assert queue.get_job_status(other) == "pending"  # nobody here handles it: not claimed
+
+
+def test_worker_without_handler_refuses_to_start(queue: Queue) -> None:
+    with pytest.raises(ConfigurationError):
+        Worker(queue).run(once=True, install_signal_handlers=False)
+
+
+def test_exceptions_retry_with_backoff_then_die(queue: Queue) -> None:
+    job_id = queue.enqueue({"n": 1}, max_attempts=3)
+    calls: list[float] = []
+
+    def flaky(data: Any) -> None:
+        calls.append(time.monotonic())
+        raise ValueError("flaky")
+
+    worker = Worker(queue, flaky, poll_interval=0.02)
+    deadline = time.monotonic() + 10
+    while queue.get_job_status(job_id) != "failed" and time.monotonic() < deadline:
+        run_once(worker)
+        time.sleep(0.05)
+    job = queue.get(job_id)
+    assert job.state is JobState.FAILED and job.attempt == 3 and len(calls) == 3
+    assert "ValueError: flaky" in (job.last_error or "")
+    # exponential backoff: 0.05 s before the second attempt, 0.1 s before the third (never earlier)
+    assert calls[1] - calls[0] >= 0.045 and calls[2] - calls[1] >= 0.095
+
+
+def test_permanent_error_fails_at_once(queue: Queue) -> None:
+    job_id = queue.enqueue({}, max_attempts=5)
+
+    def broken(data: Any) -> None:
+        raise PermanentError("bad input")
+
+    run_once(Worker(queue, broken))
+    job = queue.get(job_id)
+    assert job.state is JobState.FAILED and job.attempt == 1
+    assert "bad input" in (job.last_error or "")
+
+
+def test_retryable_error_retries_even_with_on_failure_fail(queue: Queue) -> None:
+    job_id = queue.enqueue({}, max_attempts=2)
+
+    def later(data: Any, job: Job) -> str:
+        if job.attempt == 1:
+            raise RetryableError("not yet", delay=0)
+        return "now"
+
+    run_once(Worker(queue, later, on_failure="fail"))
+    job = queue.get(job_id)
+    assert job.state is JobState.COMPLETED and job.attempt == 2 and job.result == "now"
+
+
+def test_on_failure_fail_does_not_retry_plain_errors(queue: Queue) -> None:
+    job_id = queue.enqueue({}, max_attempts=5)
+    run_once(Worker(queue, lambda d: 1 / 0, on_failure="fail"))
+    assert queue.get_job_status(job_id) == "failed"
+
+
+def test_timeout_really_stops_a_python_handler(queue: Queue, tmp_path: Path) -> None:
+    marker = tmp_path / "finished"
+
+    def stuck(data: Any) -> None:
+        time.sleep(5)
+        marker.write_text("ran to the end")
+
+    job_id = queue.enqueue({}, max_attempts=1)
+    started = time.monotonic()
+    run_once(Worker(queue, stuck, timeout=0.5))
+    assert time.monotonic() - started < 4
+    job = queue.get(job_id)
+    assert job.state is JobState.FAILED and "timeout" in (job.last_error or "")
+    time.sleep(5)
+    assert not marker.exists()  # the child was killed, not merely abandoned
+
+
+def test_job_timeout_overrides_worker_and_child_results_come_back(queue: Queue) -> None:
+    quick = queue.enqueue({"n": 21}, timeout=10)
+    run_once(Worker(queue, load_handler("tests.core.handlers_for_tests:double")))
+    assert queue.get(quick).result == 42
+
+
+def test_command_handler(queue: Queue) -> None:
+    ok = queue.enqueue({"n": 4})
+    run_once(
+        Worker(
+            queue, CommandHandler("python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)[\"n\"] + 1))'")
+        )
+    )
+    assert queue.get(ok).result == 5
+    bad = queue.enqueue({"n": 4})
+    run_once(Worker(queue, CommandHandler("echo 'it broke' >&2; exit 3"), on_failure="fail"))
+    job = queue.get(bad)
+    assert job.state is JobState.FAILED
+    assert "status 3" in (job.last_error or "") and "it broke" in (job.last_error or "")
+    text = queue.enqueue({})
+    run_once(Worker(queue, CommandHandler("echo job $OCTOQUEUE_JOB_ID")))
+    assert queue.get(text).result == f"job {text}"
+
+
+def test_command_timeout_kills_the_process_group(queue: Queue, tmp_path: Path) -> None:
+    marker = tmp_path / "late"
+    job_id = queue.enqueue({})
+    started = time.monotonic()
+    run_once(Worker(queue, CommandHandler(f"sleep 4 && touch {marker}"), timeout=0.4, on_failure="fail"))
+    assert time.monotonic() - started < 3.5  # killed at 0.4 s, not after 4 s
+    assert "timeout" in (queue.get(job_id).last_error or "")
+    time.sleep(max(0.0, started + 5.0 - time.monotonic()))  # the sleep would have ended and touched the marker
+    assert not marker.exists()
+
+
+def test_heartbeat_keeps_a_long_job_and_recovery_leaves_it_alone(queue: Queue) -> None:
+    job_id = queue.enqueue({}, max_attempts=3)
+    runs: list[int] = []
+
+    def slow(data: Any, job: Job) -> str:
+        runs.append(job.attempt)
+        time.sleep(1.5)
+        return "done"
+
+    worker = Worker(queue, slow, lease=0.6)
+    thread = threading.Thread(target=run_once, args=(worker,))
+    thread.start()
+    for _ in range(30):  # another worker recovering expired leases the whole time
+        queue.recover_expired()
+        time.sleep(0.05)
+    thread.join()
+    assert runs == [1]
+    assert queue.get(job_id).state is JobState.COMPLETED
+
+
+def test_cancelled_while_running_result_is_refused(queue: Queue) -> None:
+    job_id = queue.enqueue({})
+    started = threading.Event()
+
+    def slow(data: Any) -> str:
+        started.set()
+        time.sleep(0.5)
+        return "too late"
+
+    worker = Worker(queue, slow)
+    thread = threading.Thread(target=run_once, args=(worker,))
+    thread.start()
+    assert started.wait(5)
+    queue.cancel(job_id)
+    thread.join()
+    assert queue.get(job_id).state is JobState.CANCELLED
+    assert worker.stats.lost == 1 and worker.stats.completed == 0
+
+
+def test_stop_finishes_jobs_in_hand(queue: Queue) -> None:
+    job_id = queue.enqueue({})
+    started = threading.Event()
+
+    def slow(data: Any) -> str:
+        started.set()
+        time.sleep(0.4)
+        return "finished"
+
+    worker = Worker(queue, slow, poll_interval=0.05)
+    worker.start()
+    assert started.wait(5)
+    worker.stop(timeout=10)
+    assert queue.get(job_id).state is JobState.COMPLETED
+
+
+def test_stop_releases_jobs_past_the_grace_period(queue: Queue) -> None:
+    job_id = queue.enqueue({}, max_attempts=1)
+    started = threading.Event()
+
+    def stuck(data: Any) -> None:
+        started.set()
+        time.sleep(2)
+
+    worker = Worker(queue, stuck, shutdown_grace=0.2, poll_interval=0.05)
+    worker.start()
+    assert started.wait(5)
+    worker.stop(timeout=10)
+    job = queue.get(job_id)
+    assert job.state is JobState.PENDING and job.attempts_left == 1
+    assert worker.stats.released == 1
+    time.sleep(2.2)  # the abandoned thread's late result must not complete the job
+    assert queue.get(job_id).state is JobState.PENDING
+
+
+def test_max_jobs(queue: Queue) -> None:
+    for i in range(5):
+        queue.enqueue({"n": i})
+    stats = Worker(queue, lambda d: d, poll_interval=0.05).run(max_jobs=2, install_signal_handlers=False)
+    assert stats.processed == 2 and queue.count_open() == 3
+
+
+def test_broken_body_fails_with_a_comment(queue: Queue) -> None:
+    from octoqueue.stores.memory import MemoryStore
+
+    store = MemoryStore()
+    q = Queue(store)
+    job_id = q.enqueue({"a": 1})
+    # a person edited the issue body into something that is not JSON (a GitHub-store reality)
+    store._jobs[job_id] = store._jobs[job_id].model_copy(update={"data": None, "body_error": "not valid JSON"})
+    good = q.enqueue({"b": 2})
+    stats = Worker(q, lambda d: d).run(once=True, install_signal_handlers=False)
+    assert stats.completed == 1 and q.get(good).state is JobState.COMPLETED
+    assert q.get(job_id).state is JobState.FAILED
+    assert "not valid JSON" in q.comments(job_id)[-1].body
