@@ -1,0 +1,182 @@
+"""The two POSTs GitHub does not make idempotent — creating an issue, adding a comment — made safe to retry.
+
+A 5xx, timeout or dropped connection leaves unknown whether the issue or comment was made. Posting again blindly
+would make two, so the store first looks: a new issue carries a random ``create_token`` in its metadata and is
+searched for among the 100 newest issues; a comment is searched for among the issue's comments since just before
+the first try. Only when it is not there is the POST repeated.
+
+Idempotency keys go further: ``refs/octoqueue/keys/{sha256}`` is taken before the issue is created (one creator
+per key, even across processes), and ``refs/octoqueue/keyjobs/{sha256}-{number}`` afterwards records which issue
+holds the key, so a second create finds it with one ``matching-refs`` request.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from octoqueue import body as issue_body
+from octoqueue.errors import InvalidJobData, JobNotFound, JobTooLarge, RateLimited, StoreUnavailable
+from octoqueue.job import Comment, Job, NewJob
+from octoqueue.states import JobState
+from octoqueue.stores._github_client import Ambiguous, error_message
+from octoqueue.stores._github_issues import job_meta, key_job_ref, key_ref, parse_time
+
+if TYPE_CHECKING:
+    from octoqueue.stores.github import GitHubStore
+
+log = logging.getLogger("octoqueue.github")
+
+T = TypeVar("T")
+
+
+def create_job(store: GitHubStore, new: NewJob) -> Job:
+    """:meth:`Store.create`: one POST with the labels included; with an idempotency key, under the key's ref."""
+    if new.idempotency_key is None:
+        return post_issue(store, new)
+    key = new.idempotency_key
+    name = key_ref(store.labels.prefix, key)
+    give_up_waiting = time.monotonic() + store.refs.orphan_grace
+    delay = 0.05
+    first = True
+    while True:
+        if (first or time.monotonic() >= give_up_waiting) and store.refs.take(
+            name, still_current=lambda: keyed_job(store, key) is None
+        ):
+            job = post_issue(store, new)
+            try:
+                store.refs.create(key_job_ref(store.labels.prefix, key, job.id))
+            except StoreUnavailable:
+                log.warning("job %s: could not record idempotency key %r", job.id, key, exc_info=True)
+            return job
+        first = False
+        existing = keyed_job(store, key)
+        if existing is not None:
+            return existing
+        time.sleep(delay)  # the winner is creating the issue right now
+        delay = min(delay * 2, 2.0)
+
+
+def keyed_job(store: GitHubStore, key: str) -> Job | None:
+    """The job that holds idempotency key ``key``, or None."""
+    prefix = key_job_ref(store.labels.prefix, key, 0)[len("refs/") : -1]
+    for ref in store.refs.find(prefix):
+        number = ref.rsplit("-", 1)[-1]
+        if number.isdigit():
+            try:
+                return store.get(int(number))
+            except JobNotFound:
+                continue
+    return None
+
+
+def post_issue(store: GitHubStore, new: NewJob) -> Job:
+    """Create the issue of ``new``; after an ambiguous failure, look for it before posting again."""
+    client = store.client
+    token = secrets.token_hex(8)
+    draft = new.to_job(0, store.now())
+    body = issue_body.render(draft.data, job_meta(draft, 0, create_token=token))
+    data = {"title": new.title, "body": body, "labels": [store.labels.label(JobState.PENDING), *new.labels]}
+    failure: Ambiguous | None = None
+    for tries in range(client.retries + 1):
+        try:
+            response = client.call(
+                lambda gh: gh.rest.issues.create(store.owner, store.repo, data=cast(Any, data)),
+                idempotent=False,
+                expect=(422,),
+                what="create a job",
+            )
+        except Ambiguous as exc:
+            failure = exc
+            time.sleep(client.retry_backoff * (2**tries) * random.uniform(0.75, 1.25))
+            found = _insist(lambda: _find_created(store, token), f"the job may have been created (token {token})")
+            log.warning("%s; the issue %s", exc, f"was made: #{found.id}" if found else "was not made: again")
+            if found is not None:
+                return found
+            continue
+        if response.status_code == 422:
+            message = error_message(response)
+            if "too long" in message:
+                raise JobTooLarge(f"GitHub refused the job: {message}")
+            raise InvalidJobData(f"GitHub refused the job: {message}")
+        return store.record(response.json()).job
+    raise StoreUnavailable(f"could not create the job: {failure}") from failure
+
+
+def _insist(check: Callable[[], T], doubt: str, tries: int = 8) -> T:
+    """Run a read that decides whether to post again; a failed read must not turn into a second post, so it is
+    tried harder than usual (each try already retries 5xx), and the error then says what is in doubt."""
+    for attempt in range(tries):
+        try:
+            return check()
+        except RateLimited as exc:
+            raise RateLimited(f"{doubt}, but GitHub's rate limit stops us asking: {exc}", exc.retry_after) from exc
+        except StoreUnavailable as exc:
+            if attempt == tries - 1:
+                raise StoreUnavailable(f"{doubt}, but GitHub could not be asked: {exc}") from exc
+            time.sleep(min(5.0, 0.1 * 2**attempt))
+    raise AssertionError("unreachable")
+
+
+def _find_created(store: GitHubStore, token: str) -> Job | None:
+    url = store.issues_url(state="all", direction="desc")
+    fetched = store.client.get(url, what="look for a job that may have been created", use_cache=False)
+    marker = f'"create_token":"{token}"'
+    for item in fetched.data:
+        if marker in (item.get("body") or ""):
+            return store.record(item).job
+    return None
+
+
+def post_comment(store: GitHubStore, job_id: int, body: str) -> Comment:
+    """:meth:`Store.comment`; after an ambiguous failure, look for the comment before posting again."""
+    if len(body) > issue_body.MAX_BODY_CHARS:
+        raise JobTooLarge(f"a comment holds at most {issue_body.MAX_BODY_CHARS:,} characters")
+    client = store.client
+    since = store.now() - timedelta(seconds=5)
+    for tries in range(client.retries + 1):
+        try:
+            response = client.call(
+                lambda gh: gh.rest.issues.create_comment(store.owner, store.repo, int(job_id), data={"body": body}),
+                idempotent=False,
+                job_id=job_id,
+                what=f"comment on job {job_id}",
+            )
+            return comment_of(job_id, response.json())
+        except Ambiguous:
+            time.sleep(client.retry_backoff * (2**tries))
+            notes = _insist(lambda: list_comments(store, job_id, since=since), "the comment may have been made")
+            for note in notes:
+                if note.body == body:
+                    return note  # the failed POST did go through
+    raise StoreUnavailable(f"could not comment on job {job_id}")
+
+
+def list_comments(store: GitHubStore, job_id: int, since: datetime | None = None) -> list[Comment]:
+    """:meth:`Store.comments`, oldest first (all pages)."""
+    query: dict[str, Any] = {"per_page": 100}
+    if since is not None:
+        query["since"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    url: str | None = store.client.url(f"{store.path}/issues/{int(job_id)}/comments", query)
+    notes: list[Comment] = []
+    while url:
+        fetched = store.client.get(url, job_id=job_id, what=f"read comments of job {job_id}")
+        notes.extend(comment_of(job_id, item) for item in fetched.data)
+        url = fetched.links.get("next")
+    return notes
+
+
+def comment_of(job_id: int, item: dict[str, Any]) -> Comment:
+    user = item.get("user") or {}
+    return Comment(
+        id=int(item["id"]),
+        job_id=int(job_id),
+        body=str(item.get("body") or ""),
+        author=user.get("login") if isinstance(user, dict) else None,
+        created_at=parse_time(item.get("created_at")) or datetime.now().astimezone(),
+    )

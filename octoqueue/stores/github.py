@@ -1,0 +1,507 @@
+"""``github://owner/repo``: jobs are GitHub issues, states are labels, claims are git refs.
+
+A job is an issue: the issue number is the job id, the body holds the data (a fenced JSON block) and octoqueue's
+metadata (a hidden HTML comment: attempt, worker, lease, ...), one label says the state, the other labels are the
+job's own. Issues people make or change by hand are read, never crashed on (see :func:`issue_record`).
+
+**Exclusive moves.** GitHub has no compare-and-swap on labels, but it creates a git ref only if it is absent
+(``POST /git/refs`` answers 422 "Reference already exists" otherwise). Every move that must happen once takes a
+ref first and only then PATCHes the issue:
+
+* leaving a pending spell — a claim, or a cancel/complete/fail/edit of a pending job — takes
+  ``refs/octoqueue/claims/{number}-{attempt+1}`` (``-g{gen}`` appended once a pending spell ended without an
+  attempt, so every spell has its own name). The attempt number in the name is the fencing token.
+* taking back an expired lease — :meth:`recover_expired`, or a late finish/heartbeat by the holder — takes
+  ``refs/octoqueue/expired/{number}-{attempt}-{lease_ms}``, one name per lease.
+* one job per idempotency key: ``refs/octoqueue/keys/{sha}``; settings revisions: ``refs/octoqueue/settings/...``.
+
+A winner that crashed between the ref and the PATCH would leave a name taken and the job stuck, so a name seen
+taken for ``orphan_grace`` seconds while the job stayed unchanged may be *rescued*: the next name ``...-r1`` is
+taken instead. A winner never sends its PATCH later than ``orphan_grace / 2`` after taking the ref, so a rescuer
+cannot race a slow winner.
+
+**Few requests.** Create is one POST (labels included). A claim lists pending issues with ``If-None-Match`` (an
+idle queue costs 304s, which GitHub does not count against the rate limit), reuses that listing for
+``listing_ttl`` seconds, then POSTs the ref and PATCHes labels and body in one request. A holder finishes with one
+PATCH (labels, state, state_reason and body together) without reading the issue first: it knows the job from its
+claim, and no one else may move the job while its lease is valid on GitHub's clock (``Date`` headers) with
+``lease_margin`` seconds to spare. Past that margin, or for a job this store did not claim, the issue is read
+first (a conditional GET) and the expected state and attempt are checked. See ``docs/github-store.md``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Collection, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+from octoqueue.dispatch import DEFAULT_EVENT_TYPE, dispatch_enabled
+from octoqueue.errors import ConfigurationError, JobNotFound, OctoqueueError, StateConflict
+from octoqueue.job import Comment, Job, NewJob, Page
+from octoqueue.states import JobState, LabelScheme
+from octoqueue.stores import _github_listing, _github_posts
+from octoqueue.stores._github_claims import Claimer
+from octoqueue.stores._github_client import Fetched, GitHubClient, Pacer, RateLimit
+from octoqueue.stores._github_issues import (
+    ARCHIVED_COLOUR,
+    SETTINGS_COLOUR,
+    STATE_COLOURS,
+    Record,
+    claim_ref,
+    expired_ref,
+    issue_record,
+    patch_for,
+)
+from octoqueue.stores._github_refs import RefLocks
+from octoqueue.stores._github_settings import SettingsIssue
+from octoqueue.stores.base import Store, apply_transition, check_changes, expire
+
+log = logging.getLogger("octoqueue.github")
+
+DEFAULT_API_URL = "https://api.github.com"
+PER_PAGE = 100
+#: Parsed issues kept (by content) so that re-reading a listing does not parse its issues again.
+RECORD_CACHE = 2_000
+
+
+class GitHubStore(Store):
+    """Jobs as issues of one repository (see the module docstring for the design).
+
+    ``repo`` is ``"owner/name"``, or ``owner=`` plus ``repo="name"`` (env ``GITHUB_REPO`` or
+    ``GITHUB_REPOSITORY`` when neither is given). Credentials: ``token`` (else env ``GH_TOKEN``, else
+    ``GITHUB_TOKEN``), or a GitHub App installation (``app_id``, ``private_key`` as PEM text or a path,
+    ``installation_id``). ``base_url``: the REST API root (else env ``GITHUB_API_URL``, else api.github.com);
+    ``transport``: an ``httpx`` transport (tests use the emulator's). ``labels`` (or ``prefix``) name the status
+    labels.
+
+    Tuning: ``writes_per_minute``/``writes_per_hour`` pace writes (``paced_methods``: every mutating method by
+    default, as GitHub may count any of them against its secondary limits; None = unpaced); ``retries`` and
+    ``retry_backoff`` for 5xx and network errors; ``rate_limit_backoff`` is the first wait after a rate-limit
+    answer without ``retry-after`` (doubling), ``max_rate_limit_wait`` the longest wait slept before
+    :class:`~octoqueue.errors.RateLimited` is raised; ``lease_margin`` the seconds of lease a holder must have
+    left to finish without reading the issue first; ``listing_ttl`` how long a listing of pending jobs is reused
+    by claims; ``orphan_grace`` how long a taken ref may stay without effect before it is rescued;
+    ``scan_pages`` how many pages (of 100) of pending jobs a claim considers (priority is honoured among those);
+    ``claim_spread`` among how many of the oldest jobs of the best priority a store picks at random once it has
+    lost a claim race to another process (a single claimer always takes the oldest);
+    ``lock_purged`` locks the issues of purged jobs. ``wake_workflow`` (default: env ``OCTOQUEUE_DISPATCH``) sends
+    a ``repository_dispatch`` (``octoqueue-job``, ``client_payload.job_id``) after each job created runnable, for
+    producers whose issues start no workflow run (those using a workflow's ``GITHUB_TOKEN``).
+    """
+
+    def __init__(
+        self,
+        repo: str | None = None,
+        *,
+        owner: str | None = None,
+        token: str | None = None,
+        base_url: str | None = None,
+        transport: Any = None,
+        labels: LabelScheme | None = None,
+        prefix: str | None = None,
+        app_id: int | str | None = None,
+        private_key: str | None = None,
+        installation_id: int | None = None,
+        writes_per_minute: float | None = 80,
+        writes_per_hour: float | None = 500,
+        paced_methods: Collection[str] = ("POST", "PATCH", "PUT", "DELETE"),
+        max_concurrency: int = 100,
+        timeout: float = 30.0,
+        retries: int = 3,
+        retry_backoff: float = 1.0,
+        rate_limit_backoff: float = 60.0,
+        max_rate_limit_wait: float = 60.0,
+        lease_margin: float = 10.0,
+        listing_ttl: float = 2.0,
+        orphan_grace: float = 60.0,
+        scan_pages: int = 1,
+        claim_spread: int = 16,
+        lock_purged: bool = True,
+        user_agent: str | None = None,
+        wake_workflow: bool | None = None,
+    ) -> None:
+        if labels is not None and prefix is not None and labels.prefix != prefix:
+            raise ConfigurationError("give labels= or prefix=, not both")
+        super().__init__(labels or LabelScheme(prefix or ""))
+        self.owner, self.repo = _repo_name(repo, owner)
+        api = (base_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+        self.base_url = api
+        query = [("prefix", self.labels.prefix)] if self.labels.prefix else []
+        if api != DEFAULT_API_URL:
+            query.append(("base_url", api))
+        self.url = f"github://{self.owner}/{self.repo}" + (
+            "?" + "&".join(f"{k}={v}" for k, v in query) if query else ""
+        )
+        self.lease_margin = lease_margin
+        self.lock_purged = lock_purged
+        # Issues created with a workflow's GITHUB_TOKEN start no workflow run: send repository_dispatch instead.
+        self.wake_workflow = dispatch_enabled() if wake_workflow is None else wake_workflow
+        self.settings_label = f"{self.labels.prefix}octoqueue-settings"
+        self.archived_label = f"{self.labels.prefix}archived"
+        self._client = GitHubClient(
+            auth=_auth(token, app_id, private_key, installation_id),
+            base_url=api,
+            transport=transport,
+            timeout=timeout,
+            pacer=Pacer(
+                per_minute=writes_per_minute,
+                per_hour=writes_per_hour,
+                methods=frozenset(paced_methods),
+                max_concurrency=max_concurrency,
+            ),
+            retries=retries,
+            retry_backoff=retry_backoff,
+            rate_limit_backoff=rate_limit_backoff,
+            max_rate_limit_wait=max_rate_limit_wait,
+            user_agent=user_agent,
+        )
+        self._path = f"/repos/{self.owner}/{self.repo}"
+        self._lock = threading.RLock()
+        self._setup_lock = threading.Lock()
+        self._labels_ready = False
+        self._held: dict[int, Record] = {}
+        self._records: OrderedDict[tuple[Any, ...], Record] = OrderedDict()
+        self._settings = SettingsIssue(self)
+        self.refs = RefLocks(self._client, self.owner, self.repo, orphan_grace=orphan_grace)
+        self._claimer = Claimer(self, listing_ttl=listing_ttl, claim_spread=claim_spread, scan_pages=scan_pages)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> GitHubStore:
+        """``github://owner/repo[?prefix=oq-&base_url=https://ghe.example/api/v3]`` plus keyword options."""
+        parts = urlsplit(url)
+        name = parts.path.strip("/")
+        if parts.scheme.lower() != "github" or not parts.netloc or not name or "/" in name:
+            raise ConfigurationError(f"a GitHub store URL looks like github://owner/repo, not {url!r}")
+        for key, values in parse_qs(parts.query).items():
+            if key not in ("prefix", "base_url"):
+                raise ConfigurationError(f"unknown option {key!r} in {url!r} (known: prefix, base_url)")
+            options.setdefault(key, values[-1])
+        return cls(f"{parts.netloc}/{name}", **options)
+
+    # -- plumbing shared with the helpers ---------------------------------------------------------------------
+    @property
+    def client(self) -> GitHubClient:
+        return self._client
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def rate_limit(self) -> RateLimit:
+        """GitHub's primary rate-limit counters (limit, remaining, used, reset) from the latest response."""
+        return self._client.rate_limit
+
+    @property
+    def request_stats(self) -> dict[str, int]:
+        """Requests sent by this store: ``requests``, ``writes``, ``not_modified`` and one count per method."""
+        return dict(self._client.stats)
+
+    def now(self) -> datetime:
+        """GitHub's clock, as estimated from its ``Date`` headers."""
+        return self._client.clock.now()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def record(self, item: dict[str, Any]) -> Record:
+        """The issue as a job record; parsed once per distinct content (listings repeat most issues)."""
+        labels = item.get("labels") or ()
+        key = (
+            item.get("number"),
+            item.get("updated_at"),
+            item.get("state"),
+            item.get("title"),
+            item.get("body"),
+            item.get("comments"),
+            tuple(label["name"] if isinstance(label, dict) else label for label in labels),
+            item.get("pull_request") is not None,
+        )
+        with self._lock:
+            found = self._records.get(key)
+            if found is not None:
+                self._records.move_to_end(key)
+                return found
+        record = issue_record(item, self.labels, settings_label=self.settings_label, archived_label=self.archived_label)
+        with self._lock:
+            self._records[key] = record
+            while len(self._records) > RECORD_CACHE:
+                self._records.popitem(last=False)
+        return record
+
+    def issues_url(self, **params: Any) -> str:
+        query = {"per_page": PER_PAGE, "sort": "created", "direction": "asc"}
+        query.update(params)
+        return self._client.url(f"{self._path}/issues", query)
+
+    # -- setup, once per store ----------------------------------------------------------------------------------
+    def ensure_ready(self) -> None:
+        """Create missing labels (with colours) once for the life of the store; later calls cost nothing."""
+        if self._labels_ready:
+            return
+        with self._setup_lock:
+            if self._labels_ready:
+                return
+            existing: set[str] = set()
+            url: str | None = self._client.url(f"{self._path}/labels", {"per_page": PER_PAGE})
+            while url:
+                fetched = self._client.get(url, what="list labels", use_cache=False)
+                existing.update(label["name"] for label in fetched.data)
+                url = fetched.links.get("next")
+            wanted = {self.labels.label(s): c for s, c in STATE_COLOURS.items()}
+            wanted[self.settings_label] = SETTINGS_COLOUR
+            wanted[self.archived_label] = ARCHIVED_COLOUR
+            for name, (colour, description) in wanted.items():
+                if name in existing:
+                    continue
+                data = {"name": name, "color": colour, "description": description}
+                self._client.call(
+                    lambda gh, data=data: gh.rest.issues.create_label(self.owner, self.repo, data=data),  # type: ignore[misc]
+                    expect=(422,),
+                    what=f"create label {name}",
+                )  # 422 already_exists: another process made it first
+            self._labels_ready = True
+
+    # -- reading ------------------------------------------------------------------------------------------------
+    def fetch(self, job_id: int) -> Record:
+        """The job's issue, read with a conditional GET; JobNotFound for PRs, settings and archived issues."""
+        fetched = self._client.get(f"{self._path}/issues/{int(job_id)}", job_id=job_id, what=f"read job {job_id}")
+        record = self.record(fetched.data)
+        if record.kind != "job":
+            raise JobNotFound(job_id)
+        return record
+
+    def get(self, job_id: int) -> Job:
+        return self.fetch(job_id).job
+
+    def unchanged(self, record: Record) -> bool:
+        """Whether the issue still is as ``record`` says (state, attempt, lease, pending generation)."""
+        try:
+            fresh = self.fetch(record.job.id)
+        except JobNotFound:
+            return False
+        a, b = fresh.job, record.job
+        return (fresh.gen, a.state, a.open, a.attempt, a.lease_expires_at) == (
+            record.gen, b.state, b.open, b.attempt, b.lease_expires_at)  # fmt: skip
+
+    def pages(self, url: str | None) -> Iterator[tuple[Fetched, list[Record]]]:
+        """Each page of an issue listing from ``url`` on, with its job records (PRs dropped)."""
+        while url:
+            fetched = self._client.get(url, what="list jobs")
+            yield fetched, [self.record(item) for item in fetched.data]
+            url = fetched.links.get("next")
+
+    # -- the store verbs ----------------------------------------------------------------------------------------
+    def list(
+        self,
+        *,
+        states: Collection[JobState] | None = None,
+        labels: Collection[str] = (),
+        open: bool | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page:
+        return _github_listing.list_jobs(self, states=states, labels=labels, open=open, cursor=cursor, limit=limit)
+
+    def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
+        return _github_listing.count_jobs(self, states)
+
+    def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
+        """Archives (see :func:`~octoqueue.stores._github_listing.purge_jobs`): GitHub cannot delete issues."""
+        self.ensure_ready()
+        return _github_listing.purge_jobs(self, states, older_than)
+
+    def create(self, new: NewJob) -> Job:
+        self.ensure_ready()
+        job = _github_posts.create_job(self, new)
+        if self.wake_workflow and (job.run_at is None or job.run_at <= self.now()):
+            self._wake(job.id)
+        return job
+
+    def _wake(self, job_id: int) -> None:
+        """Start the worker workflow for a new job (``repository_dispatch``, event type ``octoqueue-job``).
+        A failure is logged, not raised: the job exists, and the workflow's schedule picks it up anyway."""
+        try:
+            self._client.call(
+                lambda gh: gh.rest.repos.create_dispatch_event(
+                    self.owner,
+                    self.repo,
+                    data={"event_type": DEFAULT_EVENT_TYPE, "client_payload": {"job_id": job_id}},
+                ),
+                idempotent=False,
+                job_id=job_id,
+                what=f"wake the worker workflow for job {job_id}",
+            )
+        except OctoqueueError as exc:
+            log.warning("job %d: could not send repository_dispatch (%s); a scheduled run will take it", job_id, exc)
+
+    def claim(
+        self,
+        *,
+        worker: str,
+        lease: float,
+        limit: int = 1,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+    ) -> builtins.list[Job]:
+        self.ensure_ready()
+        return self._claimer.claim(worker=worker, lease=lease, limit=limit, labels=labels, types=types, ids=ids)
+
+    def comment(self, job_id: int, body: str) -> Comment:
+        self.ensure_ready()
+        return _github_posts.post_comment(self, job_id, body)
+
+    def comments(self, job_id: int) -> builtins.list[Comment]:
+        return _github_posts.list_comments(self, job_id)
+
+    def get_setting(self, key: str) -> Any:
+        return self._settings.get(key)
+
+    def set_setting(self, key: str, value: Any) -> None:
+        self.ensure_ready()
+        self._settings.set(key, value)
+
+    # -- moving -------------------------------------------------------------------------------------------------
+    def write(self, record: Record, job: Job, gen: int, *, deadline: float | None = None) -> Job:
+        """PATCH the issue to ``job`` in one request (labels, state, state_reason, body); return the new record."""
+        data = patch_for(self.labels, record, job, gen)
+        response = self._client.call(
+            lambda gh: gh.rest.issues.update(self.owner, self.repo, job.id, data=cast(Any, data)),
+            job_id=job.id,
+            deadline=deadline,
+            what=f"move job {job.id} to {job.status}",
+        )
+        written = self.record(response.json())
+        with self._lock:
+            if written.job.state is JobState.PROCESSING:
+                self._held[job.id] = written
+            else:
+                self._held.pop(job.id, None)
+        return written.job
+
+    def _lease_safe(self, job: Job) -> bool:
+        until = job.lease_expires_at
+        return until is not None and self.now() + timedelta(seconds=self.lease_margin) < until
+
+    def transition(
+        self,
+        job_id: int,
+        *,
+        expected: JobState | Collection[JobState] | None,
+        target: JobState,
+        attempt: int | None = None,
+        **changes: Any,
+    ) -> Job:
+        check_changes(changes)
+        with self._lock:
+            held = self._held.get(job_id)
+        if held is not None and attempt is not None and attempt == held.job.attempt and self._lease_safe(held.job):
+            # The holder, well inside its lease: no one else may move the job, so no read is needed.
+            job = apply_transition(
+                held.job, expected=expected, target=target, attempt=attempt, changes=changes, now=self.now()
+            )
+            return self.write(held, job, held.gen)
+        self.ensure_ready()
+        for delay in (0.1, 0.3, 0.9, 2.7, None):
+            record = self.fetch(job_id)
+            current = record.job
+            if held is not None and (current.state is not JobState.PROCESSING or current.attempt != held.job.attempt):
+                with self._lock:
+                    if self._held.get(job_id) is held:
+                        del self._held[job_id]  # the claim this store made is over
+                held = None
+            job = apply_transition(
+                current, expected=expected, target=target, attempt=attempt, changes=changes, now=self.now()
+            )
+            started = time.monotonic()
+            gen, won = record.gen, True
+            if current.state is JobState.PENDING and current.open:
+                won = self.refs.take(
+                    claim_ref(job_id, current.attempt + 1, record.gen),
+                    still_current=lambda record=record: self.unchanged(record),  # type: ignore[misc]
+                )
+                gen += 1  # this pending spell ended without a new attempt: the next one needs new names
+            elif current.state is JobState.PROCESSING and current.open and not self._lease_safe(current):
+                won = self.refs.take(
+                    expired_ref(job_id, current.attempt, current.lease_expires_at or current.updated_at),
+                    still_current=lambda record=record: self.unchanged(record),  # type: ignore[misc]
+                )
+            if won:
+                return self.write(record, job, gen, deadline=self.refs.deadline(started))
+            if delay is None:
+                break
+            time.sleep(delay)  # someone else is moving the job right now: look again
+        raise StateConflict(job_id, "another client kept changing the job at the same time; try again")
+
+    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+        self.ensure_ready()
+        url = self.issues_url(state="open", labels=self.labels.label(JobState.PROCESSING))
+        records = [r for _, page in self.pages(url) for r in page]
+        now = self.now()
+        expired = sorted(
+            (r for r in records if r.kind == "job" and r.job.state is JobState.PROCESSING and r.job.open
+             and r.job.lease_expired(now)),
+            key=lambda r: r.job.id,
+        )  # fmt: skip
+        recovered: builtins.list[Job] = []
+        for record in expired:
+            if len(recovered) >= limit:
+                break
+            job = record.job
+            assert job.lease_expires_at is not None
+            started = time.monotonic()
+            name = expired_ref(job.id, job.attempt, job.lease_expires_at)
+            if not self.refs.take(name, still_current=lambda record=record: self.unchanged(record)):  # type: ignore[misc]
+                continue
+            if not self.unchanged(record):
+                continue  # the listing was behind (a renewal or a finish landed): this lease is not ours to end
+            recovered.append(
+                self.write(record, expire(job, self.now()), record.gen, deadline=self.refs.deadline(started))
+            )
+        return recovered
+
+
+# -- configuration ----------------------------------------------------------------------------------------------
+def _repo_name(repo: str | None, owner: str | None) -> tuple[str, str]:
+    repo = repo or (None if owner else os.environ.get("GITHUB_REPO") or os.environ.get("GITHUB_REPOSITORY"))
+    if not repo:
+        raise ConfigurationError("name the repository: repo='owner/name' (or env GITHUB_REPO)")
+    if "/" in repo:
+        found_owner, _, name = repo.partition("/")
+        if owner and owner != found_owner:
+            raise ConfigurationError(f"owner={owner!r} contradicts repo={repo!r}")
+        owner = found_owner
+    else:
+        name = repo
+    if not owner or not name or "/" in name:
+        raise ConfigurationError(f"not a repository name: {repo!r} (use 'owner/name')")
+    return owner, name
+
+
+def _auth(token: str | None, app_id: int | str | None, private_key: str | None, installation_id: int | None) -> Any:
+    if app_id is not None or private_key is not None or installation_id is not None:
+        if app_id is None or private_key is None or installation_id is None:
+            raise ConfigurationError("GitHub App auth needs app_id, private_key and installation_id")
+        from githubkit import AppInstallationAuthStrategy
+
+        key = private_key
+        if not key.lstrip().startswith("-----BEGIN") and Path(key).is_file():
+            key = Path(key).read_text()
+        return AppInstallationAuthStrategy(app_id, key, int(installation_id))
+    token = token or os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_TOKEN")
+    if not token:
+        log.warning("no GitHub token (GH_TOKEN/GITHUB_TOKEN): requests are unauthenticated and cannot write")
+        return None
+    return token
+
+
+__all__ = ["GitHubStore"]

@@ -1,0 +1,194 @@
+"""The emulated repository's data: plain records behind one lock.
+
+Only the records and their lookups live here; the rules for changing them (events, webhooks, validation)
+live in :mod:`.issues` and :mod:`.git`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from octoqueue.testing.fake_github.clock import Clock
+
+#: The sha of the commit every emulated repository starts with (``refs/heads/main`` points at it).
+INITIAL_COMMIT_SHA = hashlib.sha1(b"octoqueue fake-github initial commit").hexdigest()
+
+
+@dataclass
+class User:
+    login: str
+    id: int
+    created_at: float
+    type: str = "User"
+    site_admin: bool = False
+
+
+@dataclass
+class Label:
+    id: int
+    name: str
+    color: str
+    description: str | None
+    default: bool = False
+
+
+@dataclass
+class Issue:
+    number: int
+    id: int
+    title: str
+    body: str | None
+    author: str
+    author_association: str
+    created_at: float
+    updated_at: float
+    state: str = "open"
+    state_reason: str | None = None
+    #: Label ids, not names: renaming a label keeps it on its issues, as on GitHub.
+    label_ids: list[int] = field(default_factory=list)
+    assignees: list[str] = field(default_factory=list)
+    locked: bool = False
+    comments: int = 0
+    closed_at: float | None = None
+    closed_by: str | None = None
+    is_pull_request: bool = False
+
+
+@dataclass
+class Comment:
+    id: int
+    issue_number: int
+    body: str
+    author: str
+    author_association: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass
+class IssueEvent:
+    id: int
+    issue_number: int
+    event: str
+    actor: str
+    created_at: float
+    #: GitHub keeps the label's name and colour as they were when the event happened.
+    label_name: str | None = None
+    label_color: str | None = None
+    state_reason: str | None = None
+
+
+@dataclass
+class Commit:
+    sha: str
+    parents: tuple[str, ...]
+    message: str
+    created_at: float
+
+
+@dataclass
+class RepoState:
+    """Everything one emulated repository holds. Callers take :attr:`lock` around any read-then-write."""
+
+    owner: str
+    name: str
+    token_login: str
+    clock: Clock
+    id: int = 100_001
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    users: dict[str, User] = field(default_factory=dict)
+    labels: dict[int, Label] = field(default_factory=dict)
+    issues: dict[int, Issue] = field(default_factory=dict)
+    comments: dict[int, Comment] = field(default_factory=dict)
+    events: list[IssueEvent] = field(default_factory=list)
+    refs: dict[str, str] = field(default_factory=dict)
+    commits: dict[str, Commit] = field(default_factory=dict)
+    dispatches: list[dict[str, Any]] = field(default_factory=list)
+    created_at: float = 0.0
+    pushed_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Distinct id ranges per kind make a mixed-up id (a comment id used as an issue id) fail loudly.
+        self._ids = {
+            kind: itertools.count(start)
+            for kind, start in {
+                "user": 1_001,
+                "label": 2_000_001,
+                "issue": 3_000_001,
+                "comment": 4_000_001,
+                "event": 5_000_001,
+            }.items()
+        }
+        self._numbers = itertools.count(1)
+        now = self.clock.now()
+        self.created_at = self.pushed_at = now
+        self.user(self.owner)
+        self.user(self.token_login)
+        self.commits[INITIAL_COMMIT_SHA] = Commit(INITIAL_COMMIT_SHA, (), "Initial commit", now)
+        self.refs["refs/heads/main"] = INITIAL_COMMIT_SHA
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    def next_id(self, kind: str) -> int:
+        with self.lock:
+            return next(self._ids[kind])
+
+    def next_number(self) -> int:
+        """Issues and pull requests share one number sequence."""
+        with self.lock:
+            return next(self._numbers)
+
+    def user(self, login: str) -> User:
+        """The user with this login, registered on first sight (the emulator knows every login)."""
+        with self.lock:
+            key = login.lower()
+            if key not in self.users:
+                self.users[key] = User(login, next(self._ids["user"]), self.clock.now())
+            return self.users[key]
+
+    def association(self, login: str) -> str:
+        """``author_association`` for a login: the owner and the token's user own the repository."""
+        return "OWNER" if login.lower() in {self.owner.lower(), self.token_login.lower()} else "NONE"
+
+    def label_named(self, name: str) -> Label | None:
+        """Label names are case-insensitive on GitHub."""
+        key = name.lower()
+        with self.lock:
+            return next((label for label in self.labels.values() if label.name.lower() == key), None)
+
+    def issue_labels(self, issue: Issue) -> list[Label]:
+        """The issue's labels in GitHub's order (by name)."""
+        with self.lock:
+            found = [self.labels[i] for i in issue.label_ids if i in self.labels]
+        return sorted(found, key=lambda label: label.name.lower())
+
+    def add_commit(self, parent: str, message: str) -> str:
+        """Record a commit whose parent is ``parent``; returns its sha."""
+        with self.lock:
+            if parent not in self.commits:
+                raise KeyError(parent)
+            now = self.clock.now()
+            sha = hashlib.sha1(f"{parent}\n{message}\n{len(self.commits)}".encode()).hexdigest()
+            self.commits[sha] = Commit(sha, (parent,), message, now)
+            self.pushed_at = now
+            return sha
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True when ``descendant`` is ``ancestor`` or reaches it through parents (a fast-forward)."""
+        with self.lock:
+            todo, seen = [descendant], set()
+            while todo:
+                sha = todo.pop()
+                if sha == ancestor:
+                    return True
+                if sha in seen or sha not in self.commits:
+                    continue
+                seen.add(sha)
+                todo.extend(self.commits[sha].parents)
+            return False

@@ -1,0 +1,388 @@
+"""The GitHub store's verbs against the emulator, and what people do to issues by hand."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from octoqueue.errors import ConfigurationError, JobNotFound, JobTooLarge, LeaseLost, StateConflict
+from octoqueue.github import GithubQueue
+from octoqueue.job import NewJob
+from octoqueue.queue import Queue
+from octoqueue.states import JobState
+from octoqueue.stores import open_store
+from octoqueue.stores.github import GitHubStore
+from octoqueue.testing.fake_github import IN_PROCESS_URL, FakeGitHub
+
+from .conftest import FAST, REPO, TOKEN, MakeStore
+
+
+def new(data: object = None, **kw: object) -> NewJob:
+    return NewJob(data={"n": 0} if data is None else data, title=str(kw.pop("title", "job")), **kw)  # type: ignore[arg-type]
+
+
+# -- the issue a job is ---------------------------------------------------------------------------------------
+def test_job_is_an_issue(fake: FakeGitHub, store: GitHubStore) -> None:
+    job = store.create(new({"x": "é"}, title="hello", labels=("gpu",), priority=1, max_attempts=3))
+    issue = fake.get_issue(job.id)
+    assert issue["title"] == "hello" and issue["state"] == "open"
+    assert sorted(fake.labels_of(job.id)) == ["gpu", "pending"]
+    assert issue["body"].startswith('```json\n{\n  "x": "é"\n}\n```')  # the original Octoqueue's block
+    assert "<!-- octoqueue:meta" in issue["body"]
+    assert job.url == issue["html_url"]
+    (claimed,) = store.claim(worker="w", lease=60)
+    done = store.transition(claimed.id, expected=JobState.PROCESSING, target=JobState.COMPLETED, attempt=1)
+    issue = fake.get_issue(job.id)
+    assert issue["state"] == "closed" and issue["state_reason"] == "completed"
+    assert sorted(fake.labels_of(job.id)) == ["completed", "gpu"]
+    assert done.labels == ("gpu",) and not done.open
+
+
+def test_failed_and_cancelled_close_as_not_planned(fake: FakeGitHub, store: GitHubStore) -> None:
+    a, b = store.create(new()), store.create(new())
+    store.transition(a.id, expected=JobState.PENDING, target=JobState.FAILED)
+    store.transition(b.id, expected=JobState.PENDING, target=JobState.CANCELLED)
+    assert fake.get_issue(a.id)["state_reason"] == fake.get_issue(b.id)["state_reason"] == "not_planned"
+
+
+def test_body_too_large_is_refused_before_sending(fake: FakeGitHub, store: GitHubStore) -> None:
+    store.create(new())  # set-up requests out of the way
+    fake.reset_counters()
+    with pytest.raises(JobTooLarge):
+        store.create(new({"big": "x" * 70_000}))
+    with pytest.raises(JobTooLarge):
+        store.comment(1, "y" * 70_000)
+    assert fake.request_log == []
+
+
+def test_claim_refs_are_the_fencing_tokens(fake: FakeGitHub, store: GitHubStore) -> None:
+    job = store.create(new(max_attempts=3))
+    store.claim(worker="w", lease=60)
+    store.transition(job.id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=1)
+    store.claim(worker="w", lease=60)
+    claims = sorted(r for r in fake.refs if r.startswith("refs/octoqueue/claims/"))
+    assert claims == [f"refs/octoqueue/claims/{job.id}-1", f"refs/octoqueue/claims/{job.id}-2"]
+
+
+def test_cancel_of_pending_job_and_requeue_use_fresh_names(fake: FakeGitHub, store: GitHubStore) -> None:
+    job = store.create(new())
+    store.transition(job.id, expected=JobState.PENDING, target=JobState.CANCELLED)
+    store.transition(job.id, expected=JobState.CANCELLED, target=JobState.PENDING)
+    (claimed,) = store.claim(worker="w", lease=60)  # the cancel took claims/{n}-1; this spell is -g1
+    assert claimed.id == job.id and claimed.attempt == 1
+    assert f"refs/octoqueue/claims/{job.id}-1-g1" in fake.refs
+
+
+def _race(worker: GitHubStore, admin: GitHubStore, job_id: int) -> dict[str, object]:
+    results: dict[str, object] = {}
+    barrier = threading.Barrier(2)
+
+    def claim() -> None:
+        barrier.wait()
+        results["claim"] = worker.claim(worker="w", lease=60)
+
+    def cancel() -> None:
+        barrier.wait()
+        try:
+            results["cancel"] = admin.transition(job_id, expected=JobState.PENDING, target=JobState.CANCELLED)
+        except StateConflict as exc:
+            results["cancel"] = exc
+
+    threads = [threading.Thread(target=claim), threading.Thread(target=cancel)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_claim_and_cancel_race_one_wins(make_store: MakeStore) -> None:
+    producer = make_store()
+    for _ in range(5):
+        job = producer.create(new())
+        results = _race(make_store(), make_store(), job.id)
+        final = producer.get(job.id)
+        if results["claim"]:
+            assert isinstance(results["cancel"], StateConflict)
+            assert final.state is JobState.PROCESSING
+        else:
+            assert final.state is JobState.CANCELLED
+
+
+# -- people at work --------------------------------------------------------------------------------------------
+def test_closed_by_hand_reads_as_cancelled(fake: FakeGitHub, store: GitHubStore) -> None:
+    job = store.create(new())
+    fake.edit_issue(job.id, state="closed", state_reason="not_planned")
+    got = store.get(job.id)
+    assert got.state is JobState.CANCELLED and not got.open
+    assert store.claim(worker="w", lease=60) == []
+    assert store.count([JobState.CANCELLED, JobState.PENDING]) == {JobState.CANCELLED: 1, JobState.PENDING: 0}
+    assert [j.id for j in store.list(states=[JobState.CANCELLED]).jobs] == [job.id]
+    back = store.transition(job.id, expected=JobState.CANCELLED, target=JobState.PENDING)
+    assert back.state is JobState.PENDING and back.open
+    assert [j.id for j in store.claim(worker="w", lease=60)] == [job.id]
+
+
+def test_status_label_removed_by_hand(fake: FakeGitHub, store: GitHubStore) -> None:
+    job = store.create(new(labels=("keep",)))
+    other = store.create(new())
+    fake.remove_label(job.id, "pending")
+    got = store.get(job.id)
+    assert got.state is None and got.status is None and got.labels == ("keep",)
+    assert [j.id for j in store.list().jobs] == [job.id, other.id]
+    assert [j.id for j in store.list(states=[JobState.PENDING]).jobs] == [other.id]
+    assert [j.id for j in store.claim(worker="w", lease=60)] == [other.id]
+    assert store.claim(worker="w", lease=60) == []
+    back = store.transition(job.id, expected=None, target=JobState.PENDING)
+    assert back.state is JobState.PENDING and sorted(fake.labels_of(job.id)) == ["keep", "pending"]
+
+
+def test_two_status_labels_the_finished_one_wins(fake: FakeGitHub, store: GitHubStore) -> None:
+    job = store.create(new())
+    fake.add_label(job.id, "completed")
+    assert store.get(job.id).state is JobState.COMPLETED
+    assert store.claim(worker="w", lease=60) == []
+
+
+def test_body_edited_into_invalid_json(fake: FakeGitHub, store: GitHubStore) -> None:
+    job = store.create(new({"a": 1}))
+    broken = '```json\n{"a": 1,,}\n```\n'
+    fake.edit_issue(job.id, body=broken)
+    got = store.get(job.id)
+    assert got.data is None and got.body_error is not None and "not valid JSON" in got.body_error
+    assert [j.id for j in store.list().jobs] == [job.id]
+    queue = Queue(store)
+    assert queue.claim() is None  # the queue fails it at once, with a comment saying why
+    failed = store.get(job.id)
+    assert failed.state is JobState.FAILED
+    assert "cannot run" in store.comments(job.id)[-1].body
+    body = fake.get_issue(job.id)["body"]
+    assert body.startswith(broken.rstrip())  # the person's text is kept for them to fix
+    assert '"attempt":1' in body
+
+
+def test_issue_written_by_the_original_octoqueue(fake: FakeGitHub, store: GitHubStore) -> None:
+    number = fake.create_issue("legacy", '```json\n{\n  "data": "example"\n}\n```', labels=["pending"])
+    (job,) = store.claim(worker="w", lease=60)
+    assert (job.id, job.data, job.attempt) == (number, {"data": "example"}, 1)
+
+
+def test_pull_requests_are_never_jobs(fake: FakeGitHub, store: GitHubStore) -> None:
+    pr = fake.create_pull_request("feature", "not a job")
+    fake.add_label(pr, "pending")
+    job = store.create(new())
+    assert [j.id for j in store.list().jobs] == [job.id]
+    assert store.count([JobState.PENDING]) == {JobState.PENDING: 1}
+    with pytest.raises(JobNotFound):
+        store.get(pr)
+    assert [j.id for j in store.claim(worker="w", lease=60, limit=5)] == [job.id]
+    assert "pending" in fake.labels_of(pr)
+
+
+# -- listing and counting ----------------------------------------------------------------------------------------
+def test_listing_follows_pages(store: GitHubStore) -> None:
+    ids = [store.create(new({"i": i})).id for i in range(130)]
+    got, cursor, pages = [], None, 0
+    while True:
+        page = store.list(limit=45, cursor=cursor)
+        got += [j.id for j in page.jobs]
+        pages += 1
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert got == ids and pages == 3
+    assert [j.id for j in store.list(limit=500).jobs] == ids
+
+
+def test_count_of_long_listings_reads_first_and_last_page(fake: FakeGitHub, store: GitHubStore) -> None:
+    store.create(new())
+    for i in range(250):
+        number = fake.create_issue(f"done {i}", "```json\n1\n```", labels=["completed"])
+        fake.edit_issue(number, state="closed", state_reason="completed")
+    fake.reset_counters()
+    assert store.count([JobState.COMPLETED]) == {JobState.COMPLETED: 250}
+    assert len(fake.request_log) == 2
+    assert store.count()[JobState.PENDING] == 1
+
+
+# -- leases, clocks, orphans ---------------------------------------------------------------------------------------
+def test_leases_run_on_githubs_clock(fake: FakeGitHub, store: GitHubStore) -> None:
+    store.create(new(max_attempts=2))
+    (job,) = store.claim(worker="w", lease=600)
+    fake.advance_time(3600)  # GitHub's clock is an hour ahead of ours now
+    (back,) = store.recover_expired()
+    assert back.id == job.id and back.state is JobState.PENDING
+    assert (store.now() - job.lease_expires_at).total_seconds() > 2900  # type: ignore[operator]
+    with pytest.raises(LeaseLost):
+        store.transition(job.id, expected=JobState.PROCESSING, target=JobState.COMPLETED, attempt=1)
+
+
+def test_late_finisher_and_recoverer_only_one_acts(make_store: MakeStore) -> None:
+    worker, janitor = make_store(), make_store()
+    worker.create(new(max_attempts=2))
+    (job,) = worker.claim(worker="w", lease=0.3)
+    time.sleep(0.5)
+    done = worker.transition(job.id, expected=JobState.PROCESSING, target=JobState.COMPLETED, attempt=1)
+    assert done.state is JobState.COMPLETED
+    assert janitor.recover_expired() == []
+    assert janitor.get(job.id).state is JobState.COMPLETED
+
+
+def test_another_processes_recovery_fences_the_holder(make_store: MakeStore) -> None:
+    worker, janitor = make_store(), make_store()
+    worker.create(new(max_attempts=2))
+    (job,) = worker.claim(worker="w", lease=0.3)
+    time.sleep(0.5)
+    assert [j.id for j in janitor.recover_expired()] == [job.id]
+    assert janitor.recover_expired() == []
+    with pytest.raises(LeaseLost):
+        worker.transition(job.id, expected=JobState.PROCESSING, target=JobState.COMPLETED, attempt=1)
+
+
+def test_orphaned_claim_ref_is_rescued(fake: FakeGitHub, make_store: MakeStore) -> None:
+    store = make_store(orphan_grace=0.3)
+    job = store.create(new())
+    # A worker won the claim and died before its PATCH: the ref exists, the job still says pending.
+    with fake.client() as client:
+        sha = fake.initial_commit_sha
+        ref = f"refs/octoqueue/claims/{job.id}-1"
+        assert client.post(f"/repos/{REPO}/git/refs", json={"ref": ref, "sha": sha}).status_code == 201
+    assert store.claim(worker="w", lease=60) == []
+    time.sleep(0.4)
+    (claimed,) = store.claim(worker="w", lease=60)
+    assert claimed.id == job.id and claimed.attempt == 1
+    assert f"refs/octoqueue/claims/{job.id}-1-r1" in fake.refs
+
+
+# -- purge, comments, settings ---------------------------------------------------------------------------------------
+def test_purge_archives_and_deletes_refs(fake: FakeGitHub, store: GitHubStore) -> None:
+    job = store.create(new(idempotency_key="k"))
+    store.claim(worker="w", lease=60)
+    store.transition(job.id, expected=JobState.PROCESSING, target=JobState.COMPLETED, attempt=1)
+    assert store.purge(states=[JobState.COMPLETED], older_than=store.now() + timedelta(seconds=5)) == 1
+    assert "archived" in fake.labels_of(job.id) and "completed" not in fake.labels_of(job.id)
+    assert fake.get_issue(job.id)["state"] == "closed"
+    assert not [r for r in fake.refs if r.startswith("refs/octoqueue/")]
+    with pytest.raises(JobNotFound):
+        store.get(job.id)
+    assert store.count()[JobState.COMPLETED] == 0
+    again = store.create(new(idempotency_key="k"))  # the key is free again, as on other stores
+    assert again.id != job.id
+
+
+def test_comments_roundtrip(fake: FakeGitHub, store: GitHubStore) -> None:
+    job = store.create(new())
+    note = store.comment(job.id, "hello **world**")
+    fake.comment(job.id, "a person answers")
+    got = store.comments(job.id)
+    assert [c.body for c in got] == ["hello **world**", "a person answers"]
+    assert got[0].id == note.id and got[1].author == "octocat"
+
+
+def test_settings_live_in_one_issue_and_survive_restarts(fake: FakeGitHub, make_store: MakeStore) -> None:
+    first = make_store()
+    first.set_setting("job_schema", {"type": "object"})
+    settings = [n for n, i in fake.issues.items() if "octoqueue-settings" in [x["name"] for x in i["labels"]]]
+    assert len(settings) == 1
+    assert fake.get_issue(settings[0])["title"] == "octoqueue settings"
+    first.close()
+    second = make_store()
+    assert second.get_setting("job_schema") == {"type": "object"}
+    assert list(second.iter_jobs()) == [] and second.claim(worker="w", lease=5) == []
+
+
+def test_concurrent_setting_writers_lose_nothing(fake: FakeGitHub, make_store: MakeStore) -> None:
+    stores = [make_store() for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+
+    def write(i: int) -> None:
+        barrier.wait()
+        for j in range(3):
+            stores[i].set_setting(f"k{i}-{j}", j)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reader = make_store()
+    assert all(reader.get_setting(f"k{i}-{j}") == j for i in range(4) for j in range(3))
+    labelled = [i for i in fake.issues.values() if "octoqueue-settings" in [x["name"] for x in i["labels"]]]
+    assert len(labelled) == 1
+
+
+# -- configuration --------------------------------------------------------------------------------------------------
+def test_open_store_url_and_prefix(fake: FakeGitHub) -> None:
+    store = open_store(
+        f"github://{REPO}?prefix=oq-", token=TOKEN, base_url=IN_PROCESS_URL, transport=fake.transport(), **FAST
+    )
+    try:
+        assert isinstance(store, GitHubStore)
+        assert store.url == f"github://{REPO}?prefix=oq-&base_url={IN_PROCESS_URL}"
+        job = store.create(new())
+        assert fake.labels_of(job.id) == ["oq-pending"]
+        assert store.get(job.id).state is JobState.PENDING
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("url", ["github://owner", "github:///repo", "github://o/r/x", "github://o/r?colour=red"])
+def test_bad_urls(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        GitHubStore.from_url(url)
+
+
+def test_token_and_api_url_from_environment(fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GH_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_API_URL", IN_PROCESS_URL)
+    store = GitHubStore(REPO, transport=fake.transport(), **FAST)
+    try:
+        assert store.create(new()).id == 1
+    finally:
+        store.close()
+    monkeypatch.delenv("GH_TOKEN")
+    monkeypatch.setenv("GITHUB_TOKEN", "wrong")
+    store = GitHubStore(REPO, transport=fake.transport(), **FAST)
+    try:
+        with pytest.raises(Exception, match="401"):
+            store.create(new())
+    finally:
+        store.close()
+
+
+def test_github_queue_both_constructor_forms(fake: FakeGitHub) -> None:
+    options = {"base_url": IN_PROCESS_URL, "transport": fake.transport(), **FAST}
+    with GithubQueue(repo=REPO, token=TOKEN, **options) as original:
+        job_id = original.enqueue({"data": "example"})
+        assert original.repo == REPO
+    owner, name = REPO.split("/")
+    with GithubQueue(owner=owner, repo=name, token=TOKEN, max_attempts=2, **options) as seeded:
+        assert seeded.dequeue() == (job_id, {"data": "example"})
+        seeded.complete(job_id)
+        assert seeded.get_job_status(job_id) == "completed"
+        assert seeded.rate_limit.remaining is not None
+    with pytest.raises(ConfigurationError):
+        GithubQueue(owner="someone-else", repo=REPO, token=TOKEN, **options)
+
+
+def test_github_app_installation_auth() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from githubkit import AppInstallationAuthStrategy
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    store = GitHubStore(REPO, app_id=123, private_key=pem, installation_id=456, base_url=IN_PROCESS_URL, **FAST)
+    try:
+        auth = store.client.gh.auth
+        assert isinstance(auth, AppInstallationAuthStrategy)
+        assert (auth.app_id, auth.installation_id) == (123, 456)
+    finally:
+        store.close()
+    with pytest.raises(ConfigurationError, match="app_id, private_key and installation_id"):
+        GitHubStore(REPO, app_id=123, private_key=pem)
