@@ -1,0 +1,104 @@
+"""Probes and metrics: ``/health`` (the original's), ``/live``, ``/ready`` (checks the store), ``/metrics``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import generate_latest
+from pydantic import BaseModel
+
+from octoqueue.api.auth import ReaderKey
+from octoqueue.api.context import RuntimeDep
+from octoqueue.api.metrics import Metrics
+from octoqueue.api.models import errors
+from octoqueue.states import JobState
+
+router = APIRouter(tags=["health"])
+
+#: A store check is reused this long, so frequent probes do not spend GitHub's rate limit.
+READY_CACHE_SECONDS = 5.0
+#: The Prometheus text format every Prometheus version reads (what prometheus_client itself serves by default).
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Health(BaseModel):
+    status: Literal["healthy"] = "healthy"
+    timestamp: float
+
+
+class Liveness(BaseModel):
+    status: Literal["alive"] = "alive"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    store: str
+    detail: str | None = None
+
+
+class StarqHealth(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Health:
+    """The process is up (it does not touch the store; see ``/ready``)."""
+    return Health(timestamp=time.time())
+
+
+@router.get("/live", response_model=Liveness)
+async def live() -> Liveness:
+    """Liveness probe: the event loop answers."""
+    return Liveness()
+
+
+@router.get("/api/health", response_model=StarqHealth, include_in_schema=True)
+async def starq_health() -> StarqHealth:
+    """Starq's health path, for its CLI."""
+    return StarqHealth()
+
+
+_ready_lock = threading.Lock()
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+def ready(request: Request, runtime: RuntimeDep) -> Response | Readiness:
+    """Readiness probe: 200 when the store answers, 503 when it does not."""
+    now = time.monotonic()
+    with _ready_lock:
+        cached: tuple[float, Readiness] | None = getattr(request.app.state, "ready_cache", None)
+    if cached is not None and now - cached[0] < READY_CACHE_SECONDS:
+        result = cached[1]
+    else:
+        try:
+            runtime.queue.store.count([JobState.PENDING])
+            result = Readiness(status="ready", store=runtime.queue.store.url)
+        except Exception as exc:
+            result = Readiness(status="unavailable", store=runtime.queue.store.url, detail=str(exc) or repr(exc))
+        with _ready_lock:
+            request.app.state.ready_cache = (now, result)
+    if result.status != "ready":
+        return JSONResponse(result.model_dump(), status_code=503)
+    return result
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format."},
+        **errors(401),
+    },
+)
+def metrics(request: Request, principal: ReaderKey) -> Response:
+    """Prometheus metrics: jobs by state, claims, completions, failures, latencies, GitHub's budget left."""
+    registry = request.app.state.metrics
+    assert isinstance(registry, Metrics)
+    return Response(generate_latest(registry.registry), media_type=METRICS_CONTENT_TYPE)
+
+
+__all__ = ["router"]

@@ -1,0 +1,156 @@
+"""``POST /create-job``: the original Octoqueue's producer endpoint, with its key actually checked."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from octoqueue.api.auth import ProducerKey, ReaderKey
+from octoqueue.api.context import RuntimeDep
+from octoqueue.api.jobschema import SchemaMismatch
+from octoqueue.api.models import Attempts, JsonObject, Label, PriorityLevel, RequestBody, check_text, errors
+from octoqueue.api.ratelimit import rate_limit
+
+router = APIRouter(tags=["jobs"])
+
+PriorityName = Literal["critical", "high", "normal", "low", "bulk"]
+Title = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00]+$"), AfterValidator(check_text)
+]
+JobType = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00]+$"), AfterValidator(check_text)
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying with the same key returns the job the first request created (see the docs).",
+    ),
+]
+
+
+class CreateJobRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["delay", "run_at"]}})
+
+    data: JsonObject = Field(description="The job's data: any JSON object (validated against the admin schema).")
+    title: Title | None = Field(None, description="Issue title; default 'Job <ISO time>'.")
+    additional_labels: list[Label] | None = Field(None, max_length=20, description="Extra labels for the job.")
+    priority: PriorityLevel | PriorityName = Field(
+        2, description="0 (critical) ... 4 (bulk), or the level's name; lower runs first."
+    )
+    delay: float | None = Field(None, ge=0, le=366 * 86400, description="Seconds before the job may run.")
+    run_at: AwareDatetime | None = Field(None, strict=False, description="Not before this time (with a timezone).")
+    max_attempts: Attempts | None = Field(None, description="Tries before the job is failed for good.")
+    type: JobType | None = Field(None, description="Job type: which handler runs it.")
+    timeout: float | None = Field(None, gt=0, le=7 * 86400, description="Seconds a handler may run.")
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> CreateJobRequest:
+        if {"delay", "run_at"} <= self.model_fields_set:
+            raise ValueError("give delay or run_at, not both")
+        return self
+
+
+class CreateJobResponse(BaseModel):
+    job_id: int = Field(description="The job id: the issue number on GitHub.")
+    status: str = Field("pending", description="The job's state (a retried request shows the current one).")
+
+
+@router.post(
+    "/create-job",
+    status_code=201,
+    response_model=CreateJobResponse,
+    dependencies=[Depends(rate_limit)],
+    responses=errors(400, 401, 403, 409, 413, 429, 503),
+    summary="Create a job",
+)
+def create_job(
+    body: CreateJobRequest,
+    runtime: RuntimeDep,
+    principal: ProducerKey,
+    idempotency_key: IdempotencyKey = None,
+) -> CreateJobResponse:
+    """Create a job (an issue with the data as its JSON body). Needs a key with the ``producer`` role when keys
+    are configured.
+
+    With an ``Idempotency-Key`` header, a retry of the same request returns **201 with the same ``job_id``** as
+    the first response (the ``status`` then shows the job's current state) and creates nothing; reusing a key
+    with different data is refused with 409.
+    """
+    try:
+        runtime.job_schema.validate(body.data)
+    except SchemaMismatch as exc:
+        raise HTTPException(400, detail=str(exc)) from None
+    try:
+        job = runtime.queue.enqueue_job(
+            body.data,
+            body.title,
+            body.additional_labels,
+            priority=body.priority,
+            run_at=body.run_at,
+            delay=body.delay,
+            max_attempts=body.max_attempts,
+            type=body.type,
+            idempotency_key=idempotency_key,
+            timeout=body.timeout,
+        )
+    except ValueError as exc:
+        raise HTTPException(400, detail=str(exc)) from None
+    if idempotency_key is not None and job.data != body.data:
+        raise HTTPException(
+            409, detail=f"Idempotency-Key {idempotency_key!r} was already used for different data (job {job.id})"
+        )
+    runtime.metrics.created.labels("create-job").inc()
+    return CreateJobResponse(job_id=job.id, status=job.status or "pending")
+
+
+class JobStatusResponse(BaseModel):
+    job_id: int = Field(description="The job id: the issue number on GitHub.")
+    status: str | None = Field(description="The job's status label; null when a person removed it.")
+    title: str
+    labels: list[str] = Field(description="The job's labels other than its status label.")
+    attempt: int = Field(description="How many times the job was claimed (the fencing token of the last claim).")
+    max_attempts: int
+    result: Any = Field(None, description="What the handler returned (large results: see the job's comments).")
+    last_error: str | None = None
+    run_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    url: str | None = Field(None, description="The issue's page on GitHub, for the GitHub store.")
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobStatusResponse,
+    responses=errors(401, 403, 404, 503),
+    summary="A job's status and result",
+)
+def job_status(
+    runtime: RuntimeDep, principal: ReaderKey, job_id: Annotated[int, Path(ge=1, le=2**53)]
+) -> JobStatusResponse:
+    """Poll a job created with ``/create-job``: its state, attempts, result or last error. Open to everyone
+    unless reads are keyed (``--keyed-reads``)."""
+    job = runtime.queue.get(job_id)
+    return JobStatusResponse(
+        job_id=job.id,
+        status=job.status,
+        title=job.title,
+        labels=list(job.labels),
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        result=job.result,
+        last_error=job.last_error,
+        run_at=job.run_at,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        url=job.url,
+    )
+
+
+__all__ = ["CreateJobRequest", "CreateJobResponse", "JobStatusResponse", "router"]

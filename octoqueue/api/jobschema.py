@@ -1,0 +1,133 @@
+"""The admin's JSON Schema for job data, kept in the store so it survives restarts and every process sees it.
+
+Reads are cached for ``ttl`` seconds (a store read per job would cost a GitHub request each); another process's
+change shows within that time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.protocols import Validator
+
+from octoqueue.stores import Store
+
+SETTING = "job_schema"
+
+
+class InvalidSchema(ValueError):
+    """The document is not a usable JSON Schema."""
+
+
+class SchemaMismatch(ValueError):
+    """The job data does not match the schema."""
+
+
+class CachedSetting:
+    """One store setting, read through a short cache."""
+
+    def __init__(self, store: Store, key: str, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.key = key
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: Any = None
+        self._fetched: float | None = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._fetched is not None and self._clock() - self._fetched < self.ttl:
+                return self._value
+        value = self.store.get_setting(self.key)
+        with self._lock:
+            self._value, self._fetched = value, self._clock()
+        return value
+
+    def set(self, value: Any) -> None:
+        self.store.set_setting(self.key, value)
+        with self._lock:
+            self._value, self._fetched = value, self._clock()
+
+
+class JobSchema:
+    """Get, set and apply the job-data schema."""
+
+    def __init__(self, store: Store, ttl: float = 1.0) -> None:
+        self._setting = CachedSetting(store, SETTING, ttl)
+        self._compiled: tuple[str, Validator] | None = None
+
+    def get(self) -> dict[str, Any] | None:
+        value = self._setting.get()
+        return value if isinstance(value, dict) else None
+
+    def set(self, schema: dict[str, Any] | None) -> None:
+        """Store ``schema`` (None removes it) after checking it is a valid JSON Schema."""
+        if schema is not None:
+            check(schema)
+        self._setting.set(schema)
+
+    def validate(self, data: Any) -> None:
+        """Raise :class:`SchemaMismatch` (with the most relevant error) when ``data`` does not match."""
+        schema = self.get()
+        if schema is None:
+            return
+        validator = self._validator(schema)
+        try:
+            error = best_match(validator.iter_errors(data))
+        except Exception as exc:  # e.g. an unresolvable $ref: the schema, not the job, is at fault
+            raise SchemaMismatch(f"The job schema could not be applied: {exc}") from exc
+        if error is not None:
+            where = "/".join(str(part) for part in error.absolute_path)
+            at = f" (at /{where})" if where else ""
+            raise SchemaMismatch(f"Job data does not match the required schema: {error.message}{at}")
+
+    def _validator(self, schema: dict[str, Any]) -> Validator:
+        key = json.dumps(schema, sort_keys=True, default=str)
+        compiled = self._compiled
+        if compiled is None or compiled[0] != key:
+            cls = jsonschema.validators.validator_for(schema)
+            compiled = (key, cls(schema, format_checker=cls.FORMAT_CHECKER))
+            self._compiled = compiled
+        return compiled[1]
+
+
+def check(schema: dict[str, Any]) -> None:
+    """Raise :class:`InvalidSchema` unless ``schema`` is a valid JSON Schema that needs nothing remote."""
+    try:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(part) for part in exc.absolute_path)
+        at = f" (at /{where})" if where else ""
+        raise InvalidSchema(f"Invalid JSON Schema: {exc.message}{at}") from None
+    except Exception as exc:  # unknown $schema dialects, absurd nesting, ...
+        raise InvalidSchema(f"Invalid JSON Schema: {exc}") from None
+    remote = sorted(_remote_refs(schema))
+    if remote:
+        raise InvalidSchema(f"Invalid JSON Schema: only local $ref ('#/...') are supported, not {remote[0]!r}")
+
+
+def _remote_refs(node: Any) -> set[str]:
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in ("$ref", "$dynamicRef") and isinstance(value, str) and not value.startswith("#"):
+                    found.add(value)
+                else:
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+__all__ = ["SETTING", "CachedSetting", "InvalidSchema", "JobSchema", "SchemaMismatch", "check"]

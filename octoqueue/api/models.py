@@ -1,0 +1,101 @@
+"""Shapes shared by the routers: the error body, documented error responses, and JSON-safe value types."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
+
+
+class RequestBody(BaseModel):
+    """Base of request bodies: strict types (no ``true`` for a number, no ``"5"`` for an integer)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class ErrorResponse(BaseModel):
+    """Every error the server answers (except request validation, 422) has this body."""
+
+    detail: str
+
+
+def check_json(value: Any) -> Any:
+    # JSON from the wire may hold NaN/Infinity or lone UTF-16 surrogates ("\ud800"); neither can be stored
+    # (GitHub and SQLite take UTF-8 text, and octoqueue writes strict JSON).
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except ValueError as exc:
+        raise ValueError(f"not storable as JSON text: {exc}") from None
+    return value
+
+
+def _json_integer(value: Any) -> Any:
+    # JSON Schema's "integer" is any number with no fraction (2.0 included), never a boolean or a string.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
+def check_text(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains a lone UTF-16 surrogate, which is not valid Unicode text") from None
+    return value
+
+
+#: Any JSON value octoqueue can store.
+JsonValue = Annotated[Any, AfterValidator(check_json)]
+#: A JSON object octoqueue can store.
+JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
+# Integers as JSON Schema means them (``2`` or ``2.0``; not ``true``, not ``"2"``) inside strict bodies. The bounds
+# sit before the validator so that they are part of the integer's schema (and shown in the OpenAPI document).
+PriorityLevel = Annotated[int, Strict(False), Field(ge=0, le=4), BeforeValidator(_json_integer)]
+Attempts = Annotated[int, Strict(False), Field(ge=1, le=100), BeforeValidator(_json_integer)]
+Attempt = Annotated[int, Strict(False), Field(ge=1, le=1_000_000_000), BeforeValidator(_json_integer)]
+Retries = Annotated[int, Strict(False), Field(ge=0, le=100), BeforeValidator(_json_integer)]
+Seconds = Annotated[int, Strict(False), Field(ge=1, le=7 * 86400), BeforeValidator(_json_integer)]
+Count = Annotated[int, Strict(False), Field(ge=1, le=100), BeforeValidator(_json_integer)]
+Milliseconds = Annotated[int, Strict(False), Field(ge=0, le=300_000), BeforeValidator(_json_integer)]
+#: Text octoqueue can store (GitHub takes no NUL characters).
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$"), AfterValidator(check_text)]
+#: A label GitHub accepts: 1-50 characters, no comma (commas separate labels in GitHub's filters).
+Label = Annotated[
+    str, StringConstraints(min_length=1, max_length=50, pattern=r"^[^,\x00]+$"), AfterValidator(check_text)
+]
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error status codes, each with :class:`ErrorResponse` as its body."""
+    described = {
+        400: "The request is malformed or the job data does not match the schema.",
+        401: "No API key, or an unknown one.",
+        403: "The API key lacks the role this call needs.",
+        404: "No such job or queue.",
+        409: "The job moved on (state or attempt changed): a stale claim, or a conflicting change.",
+        413: "The request body is over the size limit, or the job would not fit in an issue body.",
+        429: "Rate limit exceeded; see the Retry-After header.",
+        503: "The store is unavailable (or GitHub's rate limit is spent); retry later.",
+    }
+    return {code: {"model": ErrorResponse, "description": described[code]} for code in codes}
+
+
+__all__ = [
+    "Attempt",
+    "Attempts",
+    "Count",
+    "ErrorResponse",
+    "JsonObject",
+    "JsonValue",
+    "Label",
+    "Milliseconds",
+    "PriorityLevel",
+    "RequestBody",
+    "Retries",
+    "Seconds",
+    "Text",
+    "check_json",
+    "check_text",
+    "errors",
+]

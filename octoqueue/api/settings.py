@@ -1,0 +1,134 @@
+"""The server's settings: one pydantic-settings class, read from arguments, the environment and ``.env``.
+
+Precedence, highest first: values passed in (``octoqueue serve`` flags), environment variables, a ``.env`` file
+in the working directory, the defaults below. Each field lists the environment variables it reads.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from octoqueue.stores import DEFAULT_STORE_URL
+
+_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _env(*names: str) -> Any:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Everything ``octoqueue serve`` and ``uvicorn octoqueue.api:app`` can be told."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    # -- where and how to listen --------------------------------------------------------------------------
+    host: str = Field("0.0.0.0", validation_alias=_env("OCTOQUEUE_HOST"))
+    port: int = Field(8080, ge=0, le=65535, validation_alias=_env("PORT", "OCTOQUEUE_PORT"))
+    log_level: str = Field("info", validation_alias=_env("OCTOQUEUE_LOG_LEVEL"))
+    reload: bool = Field(False, validation_alias=_env("OCTOQUEUE_RELOAD"))
+
+    # -- where jobs live ----------------------------------------------------------------------------------
+    repo: str | None = Field(None, validation_alias=_env("GITHUB_REPO", "OCTOQUEUE_REPO"))
+    store: str | None = Field(None, validation_alias=_env("OCTOQUEUE_STORE"))
+    label_prefix: str = Field("", validation_alias=_env("OCTOQUEUE_LABEL_PREFIX"))
+    lease: float = Field(300.0, gt=0, validation_alias=_env("OCTOQUEUE_LEASE"))
+    max_attempts: int = Field(1, ge=1, le=100, validation_alias=_env("OCTOQUEUE_MAX_ATTEMPTS"))
+
+    # -- security -----------------------------------------------------------------------------------------
+    allowed_origins: str = Field("", validation_alias=_env("ALLOWED_ORIGINS", "ALLOWED_ORIGIN"))
+    api_key: SecretStr | None = Field(None, validation_alias=_env("API_KEY", "OCTOQUEUE_API_KEY"))
+    api_keys: SecretStr | None = Field(None, validation_alias=_env("API_KEYS", "OCTOQUEUE_API_KEYS"))
+    open_reads: bool = Field(True, validation_alias=_env("OCTOQUEUE_OPEN_READS"))
+    webhook_secret: SecretStr | None = Field(
+        None, validation_alias=_env("GITHUB_WEBHOOK_SECRET", "OCTOQUEUE_WEBHOOK_SECRET")
+    )
+    webhook_trusted_users: str = Field("", validation_alias=_env("OCTOQUEUE_WEBHOOK_TRUSTED_USERS"))
+    rate_limit_requests: int = Field(100, ge=0, validation_alias=_env("RATE_LIMIT_REQUESTS"))
+    rate_limit_window: float = Field(600.0, gt=0, validation_alias=_env("RATE_LIMIT_WINDOW"))
+    max_body_bytes: int = Field(1_048_576, ge=0, validation_alias=_env("OCTOQUEUE_MAX_BODY_BYTES"))
+
+    # -- the worker API -----------------------------------------------------------------------------------
+    max_block_ms: int = Field(30_000, ge=0, le=300_000, validation_alias=_env("OCTOQUEUE_MAX_BLOCK_MS"))
+    claim_poll_interval: float = Field(1.0, gt=0, validation_alias=_env("OCTOQUEUE_CLAIM_POLL_INTERVAL"))
+    recover_interval: float = Field(5.0, gt=0, validation_alias=_env("OCTOQUEUE_RECOVER_INTERVAL"))
+    settings_cache_seconds: float = Field(1.0, ge=0, validation_alias=_env("OCTOQUEUE_SETTINGS_CACHE_SECONDS"))
+
+    # -- a worker in the same process ---------------------------------------------------------------------
+    worker: bool = Field(False, validation_alias=_env("OCTOQUEUE_WORKER"))
+    handler: str | None = Field(None, validation_alias=_env("OCTOQUEUE_HANDLER"))
+    command: str | None = Field(None, validation_alias=_env("OCTOQUEUE_COMMAND"))
+    concurrency: int = Field(1, ge=1, le=256, validation_alias=_env("OCTOQUEUE_CONCURRENCY"))
+    worker_labels: str = Field("", validation_alias=_env("OCTOQUEUE_WORKER_LABELS"))
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("repo")
+    @classmethod
+    def _repo_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _REPO_RE.match(value):
+            raise ValueError(f"repository {value!r} must look like owner/repo")
+        return value or None
+
+    @field_validator("store", "handler", "command")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.store and self.repo:
+            named = self.store.removeprefix("github://").split("?", 1)[0].strip("/")
+            if not self.store.startswith("github://") or named != self.repo:
+                raise ValueError(f"--repo {self.repo} and --store {self.store} disagree: give one of them")
+        if self.handler and self.command:
+            raise ValueError("give a worker --handler or --command, not both")
+        if self.worker and not (self.handler or self.command):
+            raise ValueError("the in-process worker needs --handler module:function or --command 'shell cmd'")
+        return self
+
+    # -- derived values -----------------------------------------------------------------------------------
+    @property
+    def store_url(self) -> str:
+        """``--store`` when given, else ``github://<repo>`` when a repository is named, else embedded SQLite."""
+        if self.store:
+            return self.store
+        if self.repo:
+            return f"github://{self.repo}"
+        return DEFAULT_STORE_URL
+
+    @property
+    def origins(self) -> list[str]:
+        return _split(self.allowed_origins)
+
+    @property
+    def worker_label_list(self) -> list[str]:
+        return _split(self.worker_labels)
+
+    @property
+    def trusted_users(self) -> frozenset[str]:
+        return frozenset(name.lstrip("@").lower() for name in _split(self.webhook_trusted_users))
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+__all__ = ["LOG_LEVELS", "Settings"]

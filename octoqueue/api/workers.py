@@ -1,0 +1,510 @@
+"""The worker API under ``/api/v1``, shaped like Starq's so its plain-HTTP worker loop runs unchanged.
+
+A queue ``q`` is the jobs labelled ``queue:q``. A claim hands out jobs with a lease of the queue's
+``claim_timeout``; the ``id`` it returns is ``<job>.<attempt>`` — the attempt is the fencing token, so a worker
+whose lease expired (and whose job was claimed again) gets 409 when it reports. A failed job with retries left
+comes back after the queue's backoff, not after the claim timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections import Counter
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from octoqueue.api.auth import AdminKey, ProducerKey, ReaderKey, WorkerKey
+from octoqueue.api.context import Runtime, RuntimeDep
+from octoqueue.api.jobschema import SchemaMismatch
+from octoqueue.api.models import (
+    Attempt,
+    Count,
+    JsonObject,
+    JsonValue,
+    Milliseconds,
+    PriorityLevel,
+    RequestBody,
+    Retries,
+    Seconds,
+    check_text,
+    errors,
+)
+from octoqueue.api.queues import QueueConfig, QueueExists, QueueName, queue_label
+from octoqueue.api.ratelimit import rate_limit
+from octoqueue.errors import InvalidTransition, LeaseLost, StateConflict
+from octoqueue.job import Job
+from octoqueue.states import JobState
+
+router = APIRouter(prefix="/api/v1", tags=["workers"])
+
+QueuePath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=44)]
+JobIdPath = Annotated[
+    str, Path(pattern=r"^[0-9]{1,15}(\.[0-9]{1,9})?$", description="'<job>.<attempt>' as the claim returned it.")
+]
+WorkerName = Annotated[
+    str | None,
+    Header(alias="X-Worker-Id", max_length=100, pattern=r"^[\x21-\x7e]+$", description="Names the claimer."),
+]
+StatusFilter = Literal["pending", "processing", "claimed", "completed", "failed", "cancelled"]
+Description = Annotated[str, StringConstraints(max_length=1000, pattern=r"^[^\x00]*$"), AfterValidator(check_text)]
+
+
+# -- shapes ----------------------------------------------------------------------------------------------------
+class QueueCreate(RequestBody):
+    name: QueueName
+    description: Description = ""
+    max_retries: Retries = Field(3, description="Retries after the first attempt fails.")
+    claim_timeout: Seconds = Field(300, description="Seconds a claim holds a job (the lease).")
+    dedupe: bool = Field(False, description="Skip payloads identical to a job already in the queue.")
+
+
+class QueueInfo(BaseModel):
+    name: str
+    description: str = ""
+    max_retries: int
+    claim_timeout: int
+    dedupe: bool
+    label: str = Field(description="The label that puts a job in this queue.")
+    pending: int = 0
+    processing: int = 0
+    length: int = Field(0, description="Jobs not finished: pending + processing.")
+    completed: int | None = Field(None, description="Only with ?full=true (it reads every finished job).")
+    failed: int | None = None
+    cancelled: int | None = None
+
+
+class QueueList(BaseModel):
+    queues: list[QueueInfo]
+
+
+class QueueDeleted(BaseModel):
+    status: Literal["deleted"] = "deleted"
+    queue: str
+    cancelled: int = Field(description="Pending jobs of the queue that were cancelled.")
+
+
+class JobSubmit(RequestBody):
+    payload: JsonObject = Field(default_factory=dict)
+    priority: PriorityLevel = Field(2, description="0 (critical) ... 4 (bulk); lower runs first.")
+    delay: float | None = Field(None, ge=0, le=366 * 86400, description="Seconds before the job may run.")
+
+
+class JobSubmission(RequestBody):
+    """One job (``payload``, ``priority``) or many (``jobs``)."""
+
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["payload", "jobs"]}})
+
+    payload: JsonObject | None = None
+    priority: PriorityLevel = 2
+    delay: float | None = Field(None, ge=0, le=366 * 86400)
+    jobs: list[JobSubmit] | None = Field(None, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> JobSubmission:
+        if {"payload", "jobs"} <= self.model_fields_set:
+            raise ValueError("give 'payload' for one job or 'jobs' for many, not both")
+        return self
+
+    def items(self) -> list[JobSubmit]:
+        if self.jobs is not None:
+            return self.jobs
+        return [JobSubmit(payload=self.payload or {}, priority=self.priority, delay=self.delay)]
+
+
+class StarqJob(BaseModel):
+    id: str = Field(description="'<job>.<attempt>': pass it back to complete, fail or heartbeat.")
+    job_id: int = Field(description="The job (issue number).")
+    queue: str
+    status: str
+    payload: Any = None
+    result: Any = None
+    error: str = ""
+    attempt: int
+    max_attempts: int
+    retries: int = Field(description="Attempts before this one.")
+    priority: int
+    lease_expires_at: datetime | None = None
+    run_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    url: str | None = None
+
+
+class SubmitResponse(BaseModel):
+    jobs: list[StarqJob]
+    submitted: int
+    skipped: int = Field(description="Payloads de-duplicated against jobs already in the queue.")
+
+
+class ClaimRequest(RequestBody):
+    count: Count = Field(1, description="Claim up to this many jobs.")
+    block_ms: Milliseconds = Field(0, description="Wait this long for a job (capped by the server).")
+
+
+class ClaimResponse(BaseModel):
+    jobs: list[StarqJob]
+
+
+class CompleteRequest(RequestBody):
+    result: JsonValue = Field(default_factory=dict)
+    attempt: Attempt | None = Field(None, description="The fencing token, when the id carries none.")
+
+
+class FailRequest(RequestBody):
+    error: Annotated[str, StringConstraints(max_length=20_000, pattern=r"^[^\x00]*$"), AfterValidator(check_text)] = ""
+    retry: bool = Field(True, description="Retry after the backoff while attempts remain.")
+    attempt: Attempt | None = None
+
+
+class HeartbeatRequest(RequestBody):
+    attempt: Attempt | None = None
+
+
+class FinishResponse(BaseModel):
+    status: str = Field(description="The job's state now: completed, pending (will retry), failed, processing.")
+    job_id: str
+    attempt: int
+    attempts_left: int
+    retry_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[StarqJob]
+    cursor: str = Field("", description="Pass back as ?cursor= for the next page; empty on the last page.")
+    has_more: bool = False
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+def _starq(job: Job, queue: str) -> StarqJob:
+    return StarqJob(
+        id=f"{job.id}.{job.attempt}",
+        job_id=job.id,
+        queue=queue,
+        status=job.status or "unlabelled",
+        payload=job.data,
+        result=job.result,
+        error=job.last_error or "",
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        retries=max(0, job.attempts_used - 1),
+        priority=job.priority,
+        lease_expires_at=job.lease_expires_at,
+        run_at=job.run_at,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        url=job.url,
+    )
+
+
+def _config(runtime: Runtime, name: str) -> QueueConfig:
+    config = runtime.queues.get(name)
+    if config is None:
+        raise HTTPException(404, detail=f"Queue '{name}' not found")
+    return config
+
+
+def _info(config: QueueConfig, counts: Counter[JobState], full: bool) -> QueueInfo:
+    info = QueueInfo(
+        name=config.name,
+        description=config.description,
+        max_retries=config.max_retries,
+        claim_timeout=config.claim_timeout,
+        dedupe=config.dedupe,
+        label=queue_label(config.name),
+        pending=counts[JobState.PENDING],
+        processing=counts[JobState.PROCESSING],
+        length=counts[JobState.PENDING] + counts[JobState.PROCESSING],
+    )
+    if full:
+        info.completed = counts[JobState.COMPLETED]
+        info.failed = counts[JobState.FAILED]
+        info.cancelled = counts[JobState.CANCELLED]
+    return info
+
+
+def _open_counts(runtime: Runtime, label: str | None = None) -> dict[str, Counter[JobState]]:
+    """Pending/processing jobs per queue label, from one pass over the open jobs."""
+    per_label: dict[str, Counter[JobState]] = {}
+    labels = [label] if label else []
+    for job in runtime.queue.store.iter_jobs(states=[JobState.PENDING, JobState.PROCESSING], labels=labels):
+        if job.state is None:
+            continue
+        for name in job.labels:
+            if name.startswith("queue:"):
+                per_label.setdefault(name, Counter())[job.state] += 1
+    return per_label
+
+
+def _token(job_id: str, attempt: int | None) -> tuple[int, int]:
+    number, _, in_id = job_id.partition(".")
+    token = int(in_id) if in_id else None
+    if token is not None and attempt is not None and token != attempt:
+        raise HTTPException(400, detail=f"the id says attempt {token} but the body says {attempt}")
+    chosen = token if token is not None else attempt
+    if chosen is None:
+        raise HTTPException(400, detail="give the id the claim returned ('<job>.<attempt>') or an 'attempt' field")
+    return int(number), chosen
+
+
+def _held(runtime: Runtime, name: str, job_id: str, attempt: int | None) -> Job:
+    number, token = _token(job_id, attempt)
+    job = runtime.queue.get(number)
+    if queue_label(name) not in job.labels:
+        raise HTTPException(404, detail=f"Job '{job_id}' not found in queue '{name}'")
+    # The caller's view of the job: the store refuses the change unless this attempt still holds it.
+    return job.model_copy(update={"attempt": token})
+
+
+def _dedupe_key(queue: str, payload: Any) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"starq:{queue}:{hashlib.sha256(canonical.encode()).hexdigest()}"
+
+
+# -- queues ----------------------------------------------------------------------------------------------------
+@router.post("/queues", response_model=QueueInfo, status_code=201, responses=errors(400, 401, 403, 409, 413, 503))
+def create_queue(body: QueueCreate, runtime: RuntimeDep, principal: AdminKey) -> QueueInfo:
+    """Define a queue (admin). 409 when it exists."""
+    config = QueueConfig(**body.model_dump())
+    try:
+        runtime.queues.create(config)
+    except QueueExists:
+        raise HTTPException(409, detail=f"Queue '{body.name}' already exists") from None
+    return _info(config, Counter(), full=False)
+
+
+@router.get("/queues", response_model=QueueList, responses=errors(401, 503))
+def list_queues(runtime: RuntimeDep, principal: ReaderKey) -> QueueList:
+    """Every queue with its pending and processing counts."""
+    configs = runtime.queues.list()
+    counts = _open_counts(runtime) if configs else {}
+    return QueueList(queues=[_info(c, counts.get(queue_label(c.name), Counter()), full=False) for c in configs])
+
+
+@router.get("/queues/{name}", response_model=QueueInfo, responses=errors(401, 404, 503))
+def get_queue(
+    name: QueuePath,
+    runtime: RuntimeDep,
+    principal: ReaderKey,
+    full: Annotated[bool, Query(description="Also count finished jobs (reads all of them).")] = False,
+) -> QueueInfo:
+    """The queue's definition and counts."""
+    config = _config(runtime, name)
+    label = queue_label(name)
+    if full:
+        counts: Counter[JobState] = Counter(
+            job.state for job in runtime.queue.store.iter_jobs(labels=[label]) if job.state is not None
+        )
+    else:
+        counts = _open_counts(runtime, label).get(label, Counter())
+    return _info(config, counts, full)
+
+
+@router.delete("/queues/{name}", response_model=QueueDeleted, responses=errors(401, 403, 404, 503))
+def delete_queue(name: QueuePath, runtime: RuntimeDep, principal: AdminKey) -> QueueDeleted:
+    """Remove the queue's definition and cancel its pending jobs (running ones may still finish; jobs stay
+    in the store, as issues do on GitHub)."""
+    _config(runtime, name)
+    cancelled = 0
+    for job in list(runtime.queue.store.iter_jobs(states=[JobState.PENDING], labels=[queue_label(name)])):
+        try:
+            runtime.queue.cancel(job.id, comment=f"Cancelled: queue '{name}' was deleted.")
+            cancelled += 1
+        except (StateConflict, InvalidTransition):
+            pass  # claimed meanwhile
+    runtime.queues.delete(name)
+    return QueueDeleted(queue=name, cancelled=cancelled)
+
+
+# -- jobs ------------------------------------------------------------------------------------------------------
+@router.post(
+    "/queues/{name}/jobs",
+    response_model=SubmitResponse,
+    dependencies=[Depends(rate_limit)],
+    responses=errors(400, 401, 403, 404, 413, 429, 503),
+)
+def submit_jobs(name: QueuePath, body: JobSubmission, runtime: RuntimeDep, principal: ProducerKey) -> SubmitResponse:
+    """Submit ``{"payload": {...}, "priority": 0}`` or ``{"jobs": [...]}``. Payloads must match the admin schema.
+    On a ``dedupe`` queue a payload identical to a job already there is skipped — unless that job failed or was
+    cancelled, which puts it back in the queue."""
+    config = _config(runtime, name)
+    items = body.items()
+    for i, item in enumerate(items):
+        try:
+            runtime.job_schema.validate(item.payload)
+        except SchemaMismatch as exc:
+            where = f"jobs[{i}]: " if body.jobs is not None else ""
+            raise HTTPException(400, detail=f"{where}{exc}") from None
+    label = queue_label(name)
+    queue = runtime.queue
+    out: list[StarqJob] = []
+    skipped = 0
+    for item in items:
+        # A unique title tells a job this call created from an existing one returned for the dedupe key.
+        title = f"{name}: job {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} ({secrets.token_hex(3)})"
+        job = queue.enqueue_job(
+            item.payload,
+            title,
+            [label],
+            priority=item.priority,
+            delay=item.delay,
+            max_attempts=config.max_retries + 1,
+            idempotency_key=_dedupe_key(name, item.payload) if config.dedupe else None,
+        )
+        existing = job.title != title
+        if existing and job.state in (JobState.FAILED, JobState.CANCELLED):
+            job = queue.requeue(job.id, comment="Submitted again: back in the queue.")
+            existing = False
+        if existing:
+            skipped += 1
+        else:
+            out.append(_starq(job, name))
+    runtime.metrics.created.labels("starq").inc(len(out))
+    return SubmitResponse(jobs=out, submitted=len(out), skipped=skipped)
+
+
+@router.post("/queues/{name}/jobs/claim", response_model=ClaimResponse, responses=errors(400, 401, 403, 404, 503))
+async def claim_jobs(
+    name: QueuePath,
+    body: ClaimRequest,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: WorkerKey,
+    worker: WorkerName = None,
+) -> ClaimResponse:
+    """Claim up to ``count`` jobs, waiting up to ``block_ms`` for one to arrive (long-poll: the answer comes as
+    soon as a job is enqueued). Each job is leased for the queue's ``claim_timeout``."""
+    started = time.monotonic()
+    config = await run_in_threadpool(_config, runtime, name)
+    settings = runtime.settings
+    deadline = started + min(body.block_ms, settings.max_block_ms) / 1000
+    who = worker or f"http:{request.client.host if request.client else 'unknown'}"
+    label = queue_label(name)
+    jobs: list[Job] = []
+    # In line for arrivals from before the first claim, so that one during it is not missed (see longpoll.py).
+    with runtime.arrivals.waiter([label], body.count) as waiter:
+        while True:
+            waiter.claiming()
+            jobs = await run_in_threadpool(
+                runtime.queue.claim_batch, body.count, worker=who, lease=float(config.claim_timeout), labels=[label]
+            )
+            again = waiter.claimed(len(jobs))
+            remaining = deadline - time.monotonic()
+            if jobs or remaining <= 0:
+                break
+            if again:
+                continue  # a job arrived while the claim ran
+            await waiter.wait(min(remaining, settings.claim_poll_interval))
+            if await request.is_disconnected():
+                break  # claiming now would lease jobs to nobody; an arrival handed to this claim is passed on
+    runtime.metrics.claim_wait.labels(name, "jobs" if jobs else "empty").observe(time.monotonic() - started)
+    runtime.metrics.claims.labels(name).inc(len(jobs))
+    return ClaimResponse(jobs=[_starq(job, name) for job in jobs])
+
+
+def _finish_response(job: Job, job_id: str) -> FinishResponse:
+    return FinishResponse(
+        status=job.status or "unlabelled",
+        job_id=job_id,
+        attempt=job.attempt,
+        attempts_left=job.attempts_left,
+        retry_at=job.run_at if job.state is JobState.PENDING else None,
+        lease_expires_at=job.lease_expires_at,
+    )
+
+
+def _fenced(runtime: Runtime, name: str, action: Any) -> Any:
+    try:
+        return action()
+    except (LeaseLost, StateConflict, InvalidTransition):
+        runtime.metrics.stale.labels(name).inc()
+        raise
+
+
+@router.put(
+    "/queues/{name}/jobs/{job_id}/complete",
+    response_model=FinishResponse,
+    responses=errors(400, 401, 403, 404, 409, 413, 503),
+)
+def complete_job(
+    name: QueuePath, job_id: JobIdPath, runtime: RuntimeDep, principal: WorkerKey, body: CompleteRequest | None = None
+) -> FinishResponse:
+    """Complete a claimed job with its ``result``. 409 when the claim is stale (the lease expired and the job
+    was claimed again, or it was cancelled)."""
+    body = body or CompleteRequest()
+    held = _held(runtime, name, job_id, body.attempt)
+    done = _fenced(runtime, name, lambda: runtime.queue.complete(held, result=body.result))
+    runtime.metrics.completions.labels(name).inc()
+    return _finish_response(done, job_id)
+
+
+@router.put(
+    "/queues/{name}/jobs/{job_id}/fail",
+    response_model=FinishResponse,
+    responses=errors(400, 401, 403, 404, 409, 413, 503),
+)
+def fail_job(
+    name: QueuePath, job_id: JobIdPath, runtime: RuntimeDep, principal: WorkerKey, body: FailRequest | None = None
+) -> FinishResponse:
+    """Fail a claimed job. With retries left (and ``retry`` true) it is pending again after the backoff;
+    otherwise failed for good. 409 when the claim is stale."""
+    body = body or FailRequest()
+    held = _held(runtime, name, job_id, body.attempt)
+    error = body.error or "failed by the worker"
+    new = _fenced(runtime, name, lambda: runtime.queue.fail(held, error=error, retry=body.retry))
+    runtime.metrics.failures.labels(name, "retry" if new.state is JobState.PENDING else "failed").inc()
+    return _finish_response(new, job_id)
+
+
+@router.put(
+    "/queues/{name}/jobs/{job_id}/heartbeat",
+    response_model=FinishResponse,
+    responses=errors(400, 401, 403, 404, 409, 503),
+)
+def heartbeat_job(
+    name: QueuePath, job_id: JobIdPath, runtime: RuntimeDep, principal: WorkerKey, body: HeartbeatRequest | None = None
+) -> FinishResponse:
+    """Extend the lease of a claimed job by the queue's ``claim_timeout`` (for jobs that run long)."""
+    held = _held(runtime, name, job_id, body.attempt if body else None)
+    config = runtime.queues.get(name)
+    lease = float(config.claim_timeout) if config else runtime.queue.lease
+    renewed = _fenced(runtime, name, lambda: runtime.queue.heartbeat(held, lease))
+    return _finish_response(renewed, job_id)
+
+
+@router.get("/queues/{name}/jobs", response_model=JobList, responses=errors(400, 401, 404, 503))
+def list_jobs(
+    name: QueuePath,
+    runtime: RuntimeDep,
+    principal: ReaderKey,
+    status: Annotated[
+        StatusFilter | None, Query(description="Only jobs in this state ('claimed' = processing).")
+    ] = None,
+    count: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2000, pattern=r"^[A-Za-z0-9_.=-]*$")] = None,
+) -> JobList:
+    """The queue's jobs, oldest first, a page at a time."""
+    _config(runtime, name)
+    states = None
+    if status is not None:
+        states = [JobState.PROCESSING if status == "claimed" else JobState(status)]
+    try:
+        store_cursor = runtime.cursors.open(cursor)
+        page = runtime.queue.list_jobs(states=states, labels=[queue_label(name)], cursor=store_cursor, limit=count)
+    except (ValueError, OverflowError):
+        raise HTTPException(400, detail="invalid cursor: pass back the cursor a listing returned") from None
+    return JobList(
+        jobs=[_starq(job, name) for job in page.jobs],
+        cursor=runtime.cursors.sign(page.cursor),
+        has_more=page.cursor is not None,
+    )
+
+
+__all__ = ["router"]

@@ -1,0 +1,157 @@
+"""End to end on GitHub (the emulator): people act in the issue UI, GitHub sends webhooks, the server acts.
+
+FakeGitHub serves over HTTP and delivers signed webhooks to the server; the server runs on the GitHub store
+(``github://owner/repo?base_url=<emulator>``, token from ``GH_TOKEN``), exactly as configured in production.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+from octoqueue.api import create_app
+from octoqueue.queue import Queue
+from octoqueue.states import JobState
+from octoqueue.testing.fake_github import FakeGitHub
+
+from .conftest import WEBHOOK_SECRET, free_port, headers, serve, test_settings
+
+REPO = "acme/jobs"
+OWNER = "acme"
+TOKEN = "t0k3n-e2e"
+
+
+@dataclass
+class Stack:
+    github: FakeGitHub
+    url: str
+    queue: Queue
+
+    def create_job(self, data: dict[str, Any]) -> int:
+        response = requests.post(self.url + "/create-job", json={"data": data}, headers=headers("producer"), timeout=30)
+        assert response.status_code == 201, response.text
+        job_id: int = response.json()["job_id"]
+        return job_id
+
+    def failed_job(self) -> int:
+        job_id = self.create_job({"image": "cat.png"})
+        job = self.queue.claim()
+        assert job is not None and job.id == job_id
+        self.queue.fail(job, error="boom")
+        assert "failed" in self.github.labels_of(job_id)
+        return job_id
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    port = free_port()
+    monkeypatch.setenv("GH_TOKEN", TOKEN)
+    github = FakeGitHub(
+        repo=REPO, token=TOKEN, webhook_url=f"http://127.0.0.1:{port}/webhooks/github", webhook_secret=WEBHOOK_SECRET
+    )
+    try:
+        with github.serve() as github_url:
+            settings = test_settings(store=f"github://{REPO}?base_url={github_url}", recover_interval=1.0)
+            app = create_app(settings)  # the server opens its own Queue on the GitHub store
+            with serve(app, port=port) as url:
+                yield Stack(github, url, app.state.runtime.queue)
+    finally:
+        github.close()
+
+
+def _delivery_status(github: FakeGitHub, event: str, action: str) -> list[int | None]:
+    github.flush_webhooks()
+    return [d.status_code for d in github.deliveries if d.event == event and d.action == action]
+
+
+def test_the_server_runs_on_the_github_store(stack: Stack) -> None:
+    assert stack.queue.store.url.startswith(f"github://{REPO}")
+    job_id = stack.create_job({"hello": "world"})
+    issue = stack.github.get_issue(job_id)
+    assert issue["state"] == "open" and "pending" in stack.github.labels_of(job_id)
+    assert '"hello": "world"' in issue["body"]
+    ready = requests.get(stack.url + "/ready", timeout=30)
+    assert ready.status_code == 200
+    metrics = requests.get(stack.url + "/metrics", timeout=30).text
+    assert "octoqueue_github_rate_limit_remaining" in metrics
+    # every delivery the emulator sent (issues.opened, labeled...) was accepted
+    stack.github.flush_webhooks()
+    assert stack.github.deliveries and all(d.status_code in (200, 202) for d in stack.github.deliveries)
+
+
+def test_the_owner_adding_the_requeue_label_puts_the_job_back(stack: Stack) -> None:
+    job_id = stack.failed_job()
+    stack.github.add_label(job_id, "requeue", actor=OWNER)
+    wait_for(lambda: stack.queue.get(job_id).state is JobState.PENDING)
+    assert stack.github.get_issue(job_id)["state"] == "open"
+    assert "pending" in stack.github.labels_of(job_id) and "failed" not in stack.github.labels_of(job_id)
+    wait_for(lambda: any(f"Requeued by @{OWNER}" in c["body"] for c in stack.github.comments_of(job_id)))
+    assert 202 in _delivery_status(stack.github, "issues", "labeled")
+    again = stack.queue.claim()
+    assert again is not None and again.id == job_id
+
+
+def test_a_label_from_someone_without_write_access_changes_nothing(stack: Stack) -> None:
+    job_id = stack.failed_job()
+    stack.github.add_label(job_id, "requeue", actor="drive-by")
+    stack.github.flush_webhooks()
+    time.sleep(0.3)
+    assert stack.queue.get(job_id).state is JobState.FAILED
+
+
+def test_an_owners_cancel_comment_cancels(stack: Stack) -> None:
+    job_id = stack.create_job({"n": 1})
+    stack.github.comment(job_id, "/cancel", author=OWNER)
+    wait_for(lambda: stack.queue.get(job_id).state is JobState.CANCELLED)
+    issue = stack.github.get_issue(job_id)
+    assert issue["state"] == "closed" and "cancelled" in stack.github.labels_of(job_id)
+    wait_for(lambda: any(f"Cancelled by @{OWNER}" in c["body"] for c in stack.github.comments_of(job_id)))
+
+
+def test_a_cancel_comment_without_write_access_is_ignored(stack: Stack) -> None:
+    job_id = stack.create_job({"n": 2})
+    stack.github.comment(job_id, "/cancel", author="stranger", author_association="NONE")
+    stack.github.flush_webhooks()
+    (delivery,) = [d for d in stack.github.deliveries if d.event == "issue_comment" and d.action == "created"]
+    assert delivery.status_code == 200
+    time.sleep(0.3)
+    assert stack.queue.get(job_id).state is JobState.PENDING
+    assert stack.github.get_issue(job_id)["state"] == "open"
+
+
+def test_a_redelivered_command_is_not_applied_twice(stack: Stack) -> None:
+    job_id = stack.failed_job()
+    stack.github.comment(job_id, "/retry", author=OWNER)
+    wait_for(lambda: stack.queue.get(job_id).state is JobState.PENDING)
+    (delivery,) = [
+        d for d in stack.github.deliveries if d.event == "issue_comment" and d.payload["comment"]["body"] == "/retry"
+    ]
+    job = stack.queue.claim()
+    assert job is not None
+    stack.queue.fail(job, error="boom again")
+    stack.github.redeliver(delivery.guid)
+    stack.github.flush_webhooks()
+    assert stack.github.deliveries[-1].redelivery and stack.github.deliveries[-1].status_code == 200
+    time.sleep(0.3)
+    assert stack.queue.get(job_id).state is JobState.FAILED
+
+
+def test_a_job_opened_by_hand_with_a_broken_body_is_explained(stack: Stack) -> None:
+    number = stack.github.create_issue(
+        "A job typed by hand", body='```json\n{"image": "dog.png",}\n```', labels=["pending"], author=OWNER
+    )
+    wait_for(lambda: bool(stack.github.comments_of(number)))
+    (comment,) = stack.github.comments_of(number)
+    assert "cannot read this job's data" in comment["body"]
