@@ -43,6 +43,8 @@ class Command:
     actor: str
     via: str
     detail: str = ""
+    #: A label that made the command, taken off the issue so that it can be added again.
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def plan(event: str, payload: dict[str, Any], labels: LabelScheme, trusted: froz
             return Ignored(f"the label {name!r} is not a command")
         if not sender_has_write_access(payload, trusted):
             return Ignored(f"@{sender} has no write access that the payload shows")
-        return Command("requeue", number, sender, via=f"the `{REQUEUE_LABEL}` label")
+        return Command("requeue", number, sender, via=f"the `{REQUEUE_LABEL}` label", label=REQUEUE_LABEL)
 
     if action == "opened" or (action == "edited" and "body" in (payload.get("changes") or {})):
         error = parse(issue.get("body")).error
@@ -131,6 +133,9 @@ def execute(queue: Queue, command: Command) -> str:
     n, who = command.job_id, command.actor
     try:
         if command.kind == "requeue":
+            if command.label is not None:
+                # First, so that the requeue's own write does not carry the label over.
+                _remove_label(queue, n, command.label)
             try:
                 queue.requeue(n, comment=f"Requeued by @{who} ({command.via}).")
                 outcome = "requeued"
@@ -138,7 +143,6 @@ def execute(queue: Queue, command: Command) -> str:
                 status = queue.get_job_status(n) or "unlabelled"
                 queue.create_comment(n, f"@{who}: job {n} is already {status}; nothing to requeue.")
                 outcome = "refused"
-            _remove_requeue_label(queue, n)
             return outcome
         if command.kind == "cancel":
             try:
@@ -168,15 +172,15 @@ def explanation(error: str) -> str:
     )
 
 
-def _remove_requeue_label(queue: Queue, job_id: int) -> None:
-    # Only stores with human-editable labels (GitHub) have labels to remove; others have no such method.
+def _remove_label(queue: Queue, job_id: int, name: str) -> None:
+    # Only stores whose labels people edit by hand (GitHub) have a label to remove; the others have no such method.
     remove = getattr(queue.store, "remove_label", None)
     if remove is None:
         return
     try:
-        remove(job_id, REQUEUE_LABEL)
+        remove(job_id, name)
     except OctoqueueError as exc:
-        log.info("job %d: could not remove the %r label: %s", job_id, REQUEUE_LABEL, exc)
+        log.info("job %d: could not remove the %r label: %s", job_id, name, exc)
 
 
 __all__ = [

@@ -363,6 +363,21 @@ class GitHubStore(Store):
     def comments(self, job_id: int) -> builtins.list[Comment]:
         return _github_posts.list_comments(self, job_id)
 
+    def remove_label(self, job_id: int, name: str) -> None:
+        """Take the extra label ``name`` off job ``job_id``'s issue: one DELETE; a label already gone is fine.
+
+        Not part of the store contract: only GitHub has labels that people add by hand (the webhook's ``requeue``
+        label). Status labels move only through :meth:`transition`, so they are refused here.
+        """
+        if self.labels.is_status(name):
+            raise ValueError(f"{name!r} is a status label; move the job with a transition instead")
+        self.ensure_ready()
+        self._client.call(
+            lambda gh: gh.rest.issues.remove_label(self.owner, self.repo, int(job_id), name),
+            expect=(404,),  # the label (or the issue) is not there: nothing to remove
+            what=f"remove label {name!r} from job {job_id}",
+        )
+
     def get_setting(self, key: str) -> Any:
         return self._settings.get(key)
 

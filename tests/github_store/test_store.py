@@ -140,6 +140,16 @@ def test_status_label_removed_by_hand(fake: FakeGitHub, store: GitHubStore) -> N
     assert back.state is JobState.PENDING and sorted(fake.labels_of(job.id)) == ["keep", "pending"]
 
 
+def test_remove_label_takes_off_one_extra_label(fake: FakeGitHub, store: GitHubStore) -> None:
+    job = store.create(new(labels=("keep", "requeue")))
+    store.remove_label(job.id, "requeue")
+    assert sorted(fake.labels_of(job.id)) == ["keep", "pending"]
+    store.remove_label(job.id, "requeue")  # already gone: nothing to do, no error
+    with pytest.raises(ValueError, match="status label"):
+        store.remove_label(job.id, "pending")
+    assert store.get(job.id).state is JobState.PENDING and store.get(job.id).labels == ("keep",)
+
+
 def test_two_status_labels_the_finished_one_wins(fake: FakeGitHub, store: GitHubStore) -> None:
     job = store.create(new())
     fake.add_label(job.id, "completed")

@@ -101,6 +101,20 @@ def test_the_owner_adding_the_requeue_label_puts_the_job_back(stack: Stack) -> N
     assert 202 in _delivery_status(stack.github, "issues", "labeled")
     again = stack.queue.claim()
     assert again is not None and again.id == job_id
+    # The label was taken off (before the requeue's own write), so adding it again works again.
+    assert "requeue" not in stack.github.labels_of(job_id)
+    stack.queue.fail(again, error="boom again")
+    stack.github.add_label(job_id, "requeue", actor=OWNER)
+    wait_for(lambda: stack.queue.get(job_id).state is JobState.PENDING)
+    wait_for(lambda: sum(f"Requeued by @{OWNER}" in c["body"] for c in stack.github.comments_of(job_id)) == 2)
+    assert "requeue" not in stack.github.labels_of(job_id)
+
+
+def test_a_comment_requeue_removes_no_label(stack: Stack) -> None:
+    job_id = stack.failed_job()
+    stack.github.comment(job_id, "/requeue", author=OWNER, author_association="OWNER")
+    wait_for(lambda: stack.queue.get(job_id).state is JobState.PENDING)
+    assert not [path for method, path, _ in stack.github.request_log if method == "DELETE" and "/labels/" in path]
 
 
 def test_a_label_from_someone_without_write_access_changes_nothing(stack: Stack) -> None:
