@@ -163,6 +163,12 @@ class ArrivalSignal:
             waiter._leave()
 
     @property
+    def anyone_waiting(self) -> bool:
+        """Whether any claim is in line. Safe to read from any thread: a claim enters the line before it first reads
+        the store, so a job written before this read False is seen by every claim that enters later."""
+        return bool(self._groups)
+
+    @property
     def waiters(self) -> int:
         """Claims in line (parked, woken or claiming)."""
         return sum(len(group.members) for group in list(self._groups.values()))
@@ -258,6 +264,10 @@ class QueueWatcher:
             labels = job.labels
             if job.run_at is not None:
                 delay = (job.run_at - self._queue.store.now()).total_seconds()
+        if delay <= 0 and not self._signal.anyone_waiting:
+            # Nobody to wake, so no trip to the event loop: a claim that starts later reads the store, which holds
+            # the job already. (A job due later is relayed all the same, for the claims that park before then.)
+            return
         with contextlib.suppress(RuntimeError):  # the loop closed
             self._loop.call_soon_threadsafe(self._signal.arrive, labels, delay)
 

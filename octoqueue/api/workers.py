@@ -330,10 +330,16 @@ def delete_queue(name: QueuePath, runtime: RuntimeDep, principal: AdminKey) -> Q
     dependencies=[Depends(rate_limit)],
     responses=errors(400, 401, 403, 404, 413, 429, 503),
 )
-def submit_jobs(name: QueuePath, body: JobSubmission, runtime: RuntimeDep, principal: ProducerKey) -> SubmitResponse:
+async def submit_jobs(
+    name: QueuePath, body: JobSubmission, runtime: RuntimeDep, principal: ProducerKey
+) -> SubmitResponse:
     """Submit ``{"payload": {...}, "priority": 0}`` or ``{"jobs": [...]}``. Payloads must match the admin schema.
     On a ``dedupe`` queue a payload identical to a job already there is skipped — unless that job failed or was
     cancelled, which puts it back in the queue."""
+    return await run_in_threadpool(_submit, runtime, name, body)
+
+
+def _submit(runtime: Runtime, name: str, body: JobSubmission) -> SubmitResponse:
     config = _config(runtime, name)
     items = body.items()
     for i, item in enumerate(items):
@@ -433,12 +439,15 @@ def _fenced(runtime: Runtime, name: str, action: Any) -> Any:
     response_model=FinishResponse,
     responses=errors(400, 401, 403, 404, 409, 413, 503),
 )
-def complete_job(
+async def complete_job(
     name: QueuePath, job_id: JobIdPath, runtime: RuntimeDep, principal: WorkerKey, body: CompleteRequest | None = None
 ) -> FinishResponse:
     """Complete a claimed job with its ``result``. 409 when the claim is stale (the lease expired and the job
     was claimed again, or it was cancelled)."""
-    body = body or CompleteRequest()
+    return await run_in_threadpool(_complete, runtime, name, job_id, body or CompleteRequest())
+
+
+def _complete(runtime: Runtime, name: str, job_id: str, body: CompleteRequest) -> FinishResponse:
     held = _held(runtime, name, job_id, body.attempt)
     done = _fenced(runtime, name, lambda: runtime.queue.complete(held, result=body.result))
     runtime.metrics.completions.labels(name).inc()
@@ -450,12 +459,15 @@ def complete_job(
     response_model=FinishResponse,
     responses=errors(400, 401, 403, 404, 409, 413, 503),
 )
-def fail_job(
+async def fail_job(
     name: QueuePath, job_id: JobIdPath, runtime: RuntimeDep, principal: WorkerKey, body: FailRequest | None = None
 ) -> FinishResponse:
     """Fail a claimed job. With retries left (and ``retry`` true) it is pending again after the backoff;
     otherwise failed for good. 409 when the claim is stale."""
-    body = body or FailRequest()
+    return await run_in_threadpool(_fail, runtime, name, job_id, body or FailRequest())
+
+
+def _fail(runtime: Runtime, name: str, job_id: str, body: FailRequest) -> FinishResponse:
     held = _held(runtime, name, job_id, body.attempt)
     error = body.error or "failed by the worker"
     new = _fenced(runtime, name, lambda: runtime.queue.fail(held, error=error, retry=body.retry))
@@ -468,10 +480,14 @@ def fail_job(
     response_model=FinishResponse,
     responses=errors(400, 401, 403, 404, 409, 503),
 )
-def heartbeat_job(
+async def heartbeat_job(
     name: QueuePath, job_id: JobIdPath, runtime: RuntimeDep, principal: WorkerKey, body: HeartbeatRequest | None = None
 ) -> FinishResponse:
     """Extend the lease of a claimed job by the queue's ``claim_timeout`` (for jobs that run long)."""
+    return await run_in_threadpool(_heartbeat, runtime, name, job_id, body)
+
+
+def _heartbeat(runtime: Runtime, name: str, job_id: str, body: HeartbeatRequest | None) -> FinishResponse:
     held = _held(runtime, name, job_id, body.attempt if body else None)
     config = runtime.queues.get(name)
     lease = float(config.claim_timeout) if config else runtime.queue.lease

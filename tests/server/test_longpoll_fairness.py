@@ -448,6 +448,41 @@ def test_the_watcher_relays_pending_jobs_with_their_labels() -> None:
     run(scenario())
 
 
+def test_the_watcher_skips_the_loop_when_nobody_waits_but_not_for_a_job_due_later() -> None:
+    async def scenario() -> None:
+        queue = Queue("memory://")
+        signal = ArrivalSignal()
+        loop = asyncio.get_running_loop()
+        relayed: list[Any] = []
+        original = loop.call_soon_threadsafe
+
+        def counting(callback: Any, *args: Any) -> Any:
+            if callback == signal.arrive:  # not asyncio.to_thread's own hand-backs
+                relayed.append(args)
+            return original(callback, *args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        watcher = QueueWatcher(queue, signal, loop)
+        watcher.start()
+        try:
+            await asyncio.to_thread(queue.enqueue, {}, None, ["queue:a"])
+            assert relayed == []  # nobody waiting: nothing to wake
+            await asyncio.to_thread(queue.enqueue, {}, None, ["queue:a"], delay=timedelta(seconds=0.3))
+            assert len(relayed) == 1  # due later: a claim that parks before then must be woken at its run_at
+            with signal.waiter(["queue:a"]) as waiter:
+                waiter.claiming()
+                waiter.claimed(1)  # took the first job; the second is not due yet
+                assert await waiter.wait(5)
+                await asyncio.to_thread(queue.enqueue, {}, None, ["queue:a"])
+                assert len(relayed) == 2  # someone is in line now
+        finally:
+            del loop.call_soon_threadsafe
+            watcher.stop()
+            queue.close()
+
+    run(scenario())
+
+
 def test_arrival_listeners_without_the_job_are_still_called() -> None:
     queue = Queue("memory://")
     calls: list[Any] = []
