@@ -419,8 +419,17 @@ class GitHubStore(Store):
         check_changes(changes)
         with self._lock:
             held = self._held.get(job_id)
-        if held is not None and attempt is not None and attempt == held.job.attempt and self._lease_safe(held.job):
-            # The holder, well inside its lease: no one else may move the job, so no read is needed.
+        if (
+            held is not None
+            and attempt is not None
+            and attempt == held.job.attempt
+            and target is not JobState.PROCESSING
+            and self._lease_safe(held.job)
+        ):
+            # The holder finishing, well inside its lease: no other store may move the job, so no read is needed.
+            # A heartbeat (processing -> processing) reads first all the same (a conditional GET, usually a 304):
+            # it would otherwise reopen an issue a person closed during the run, and the worker learns of such a
+            # cancel from the LeaseLost it gets instead.
             job = apply_transition(
                 held.job, expected=expected, target=target, attempt=attempt, changes=changes, now=self.now()
             )

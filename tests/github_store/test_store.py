@@ -16,6 +16,7 @@ from octoqueue.states import JobState
 from octoqueue.stores import open_store
 from octoqueue.stores.github import GitHubStore
 from octoqueue.testing.fake_github import IN_PROCESS_URL, FakeGitHub
+from octoqueue.worker import Worker
 
 from .conftest import FAST, REPO, TOKEN, MakeStore
 
@@ -148,6 +149,53 @@ def test_remove_label_takes_off_one_extra_label(fake: FakeGitHub, store: GitHubS
     with pytest.raises(ValueError, match="status label"):
         store.remove_label(job.id, "pending")
     assert store.get(job.id).state is JobState.PENDING and store.get(job.id).labels == ("keep",)
+
+
+def test_a_heartbeat_sees_a_cancel_made_by_hand_and_does_not_undo_it(fake: FakeGitHub, store: GitHubStore) -> None:
+    queue = Queue(store)
+    queue.enqueue({"n": 1})
+    job = queue.claim(lease=300)
+    assert job is not None
+    renewed = queue.heartbeat(job, 300)  # nobody touched it: renewed
+    assert renewed.lease_expires_at is not None and job.lease_expires_at is not None
+    assert renewed.lease_expires_at >= job.lease_expires_at
+    fake.edit_issue(job.id, state="closed", state_reason="not_planned")  # a person cancels it in the issue UI
+    with pytest.raises((LeaseLost, StateConflict)):
+        queue.heartbeat(renewed, 300)
+    issue = fake.get_issue(job.id)
+    assert issue["state"] == "closed" and issue["state_reason"] == "not_planned"
+    assert store.get(job.id).state is JobState.CANCELLED
+
+
+def test_a_worker_stops_a_job_cancelled_by_hand_and_leaves_it_cancelled(
+    fake: FakeGitHub, make_store: MakeStore
+) -> None:
+    store = make_store(lease_margin=0.2)  # so that the holder's own shortcut is in play with a 1.5 s lease
+    queue = Queue(store)
+    job_id = queue.enqueue({"n": 1})
+    started, release = threading.Event(), threading.Event()
+
+    def handler(data: object) -> str:
+        started.set()
+        release.wait(10)
+        return "done"
+
+    worker = Worker(queue, handler, lease=1.5, poll_interval=0.05)
+    runner = threading.Thread(target=worker.run, kwargs={"once": True})
+    runner.start()
+    assert started.wait(10)
+    fake.edit_issue(job_id, state="closed", state_reason="not_planned")  # cancelled in the issue UI mid-run
+    deadline = time.monotonic() + 10
+    while job_id not in worker._lost:  # the next heartbeat (every 0.5 s) reads the issue and sees the cancel
+        assert time.monotonic() < deadline, "the worker never noticed the cancel"
+        time.sleep(0.05)
+    release.set()
+    runner.join(20)
+    assert not runner.is_alive()
+    issue = fake.get_issue(job_id)
+    assert issue["state"] == "closed" and issue["state_reason"] == "not_planned"
+    assert "completed" not in fake.labels_of(job_id)
+    assert store.get(job_id).state is JobState.CANCELLED
 
 
 def test_two_status_labels_the_finished_one_wins(fake: FakeGitHub, store: GitHubStore) -> None:
