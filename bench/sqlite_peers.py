@@ -160,6 +160,15 @@ def _octoqueue_store_check(path: str, jobs: int) -> tuple[bool, str]:
     return rows == ([("completed", 1, jobs)] if jobs else []), f"(state, attempt, count): {rows}"
 
 
+def _enqueue_timed(queue: Any, jobs: int) -> tuple[dict[str, Any], float, float]:
+    """The store's durability pragmas, then ``jobs`` no-op jobs enqueued one call each: (pragmas, start, end)."""
+    settings = pragmas(queue.store._conn())
+    t0 = time.perf_counter()
+    for i in range(jobs):
+        queue.enqueue({"n": i})
+    return settings, t0, time.perf_counter()
+
+
 def run_octoqueue(
     jobs: int, workers: int, *, base_dir: str | None = None, synchronous: str = "NORMAL", system: str = "octoqueue"
 ) -> RunResult:
@@ -173,15 +182,11 @@ def run_octoqueue(
         tally = Tally(jobs)
         queue = Queue(SQLiteStore(path, synchronous=synchronous))
         try:
-            settings = pragmas(queue.store._conn())  # type: ignore[attr-defined]
+            settings, t0, t1 = _enqueue_timed(queue, jobs)
 
             def noop(data: dict[str, int]) -> None:
                 tally.hit(data["n"])
 
-            t0 = time.perf_counter()
-            for i in range(jobs):
-                queue.enqueue({"n": i})
-            t1 = time.perf_counter()
             worker = Worker(queue, noop, concurrency=workers)
             t2 = time.perf_counter()
             worker.run(once=True, install_signal_handlers=False)
@@ -228,11 +233,7 @@ def run_octoqueue_procs(
         tally = Tally(jobs)
         queue = Queue(SQLiteStore(path, synchronous=synchronous))
         try:
-            settings = pragmas(queue.store._conn())  # type: ignore[attr-defined]
-            t0 = time.perf_counter()
-            for i in range(jobs):
-                queue.enqueue({"n": i})
-            t1 = time.perf_counter()
+            settings, t0, t1 = _enqueue_timed(queue, jobs)
         finally:
             queue.close()
         barrier = ctx.Barrier(workers + 1)
