@@ -6,8 +6,9 @@ run it with ``bash --noprofile --norc -eo pipefail {0}`` (the runner's command f
 ``uses:`` steps cannot run here: one whose condition holds is an error.
 
 The expression evaluator knows only the forms action.yml uses (and a test failure says so when it meets another):
-``inputs.<name>``, ``github.<name>``, ``runner.<name>``, ``steps.<id>.outputs.<name>``, string literals, and one
-``==``/``!=`` comparison, which is what keeps action.yml's expressions simple.
+``inputs.<name>``, ``github.<name>``, ``github.event.<path>`` (the event payload), ``runner.<name>``,
+``steps.<id>.outputs.<name>``, string literals, ``==``/``!=`` comparisons, and ``||``/``&&`` between them (without
+parentheses), which is what keeps action.yml's and the example workflow's expressions simple.
 """
 
 from __future__ import annotations
@@ -39,9 +40,16 @@ class Contexts:
     github: dict[str, str]
     runner: dict[str, str]
     steps: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    event: dict[str, Any] = field(default_factory=dict)
 
     def lookup(self, path: str) -> str:
         parts = path.split(".")
+        if parts[:2] == ["github", "event"] and len(parts) > 2:
+            value: Any = self.event
+            for part in parts[2:]:
+                value = value.get(part) if isinstance(value, dict) else None
+            # A missing property is null, which Actions turns into '' when it compares strings.
+            return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
         if parts[0] == "steps" and len(parts) == 4 and parts[2] == "outputs":
             # An output of a step that did not run (or did not set it) is the empty string.
             return self.steps.get(parts[1], {}).get("outputs", {}).get(parts[3], "")
@@ -54,6 +62,15 @@ class Contexts:
 def evaluate(expression: str, contexts: Contexts) -> str:
     """Value of one expression (the text inside ``${{ }}``, or an ``if:``)."""
     expression = expression.strip()
+    if "(" in expression:
+        raise UnsupportedExpression(expression)
+    # || binds looser than &&; each returns the deciding operand, as Actions does.
+    if "||" in expression:
+        values = [evaluate(part, contexts) for part in expression.split("||")]
+        return next((value for value in values if truthy(value)), values[-1])
+    if "&&" in expression:
+        values = [evaluate(part, contexts) for part in expression.split("&&")]
+        return next((value for value in values if not truthy(value)), values[-1])
     match = COMPARISON.match(expression)
     if match:
         left, op, right = (evaluate(match.group(1), contexts), match.group(2), evaluate(match.group(3), contexts))
@@ -67,6 +84,10 @@ def evaluate(expression: str, contexts: Contexts) -> str:
     raise UnsupportedExpression(expression)
 
 
+def truthy(value: str) -> bool:
+    return value not in ("", "false", "0")
+
+
 def substitute(text: str, contexts: Contexts) -> str:
     return EXPRESSION.sub(lambda m: evaluate(m.group(1), contexts), text)
 
@@ -77,8 +98,7 @@ def condition(text: Any, contexts: Contexts) -> bool:
     if isinstance(text, bool):
         return text
     inner = EXPRESSION.fullmatch(str(text).strip())
-    value = evaluate(inner.group(1) if inner else str(text), contexts)
-    return value not in ("", "false", "0")
+    return truthy(evaluate(inner.group(1) if inner else str(text), contexts))
 
 
 def parse_command_file(text: str) -> dict[str, str]:

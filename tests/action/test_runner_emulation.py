@@ -33,7 +33,19 @@ def test_conditions() -> None:
     assert condition("inputs.max-jobs", c) is True
 
 
-@pytest.mark.parametrize("text", ["fromJSON(inputs.x)", "inputs.a && inputs.b", "secrets.TOKEN", "env.X"])
+def test_and_or_and_event_properties() -> None:
+    c = contexts()
+    c.github["event_name"] = "issues"
+    c.event = {"action": "labeled", "label": {"name": "pending"}, "issue": {"locked": False}}
+    assert condition("github.event_name != 'issues' || github.event.label.name == 'pending'", c) is True
+    assert condition("github.event.action == 'opened' && github.event.label.name == 'pending'", c) is False
+    assert condition("github.event.action == 'labeled' && github.event.label.name == 'pending'", c) is True
+    assert evaluate("github.event.missing.deeper", c) == ""
+    assert evaluate("github.event.issue.locked", c) == "false"
+    assert evaluate("inputs.nothing || inputs.max-jobs", c) == "10"
+
+
+@pytest.mark.parametrize("text", ["fromJSON(inputs.x)", "(inputs.a && inputs.b)", "secrets.TOKEN", "env.X"])
 def test_other_expressions_are_refused(text: str) -> None:
     with pytest.raises(UnsupportedExpression):
         evaluate(text, contexts())

@@ -66,7 +66,7 @@ def test_workflows_set_permissions_explicitly() -> None:
 def test_example_worker_triggers_and_concurrency() -> None:
     worker = yaml.safe_load((ROOT / "examples/workflows/worker.yml").read_text())
     triggers = worker[True]  # YAML 1.1 reads the key "on" as True
-    assert triggers["issues"]["types"] == ["opened", "labeled"]
+    assert triggers["issues"]["types"] == ["labeled"]
     assert triggers["repository_dispatch"]["types"] == ["octoqueue-job"]
     assert "workflow_dispatch" in triggers
     assert triggers["schedule"] == [{"cron": "*/15 * * * *"}]
