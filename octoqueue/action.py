@@ -19,7 +19,9 @@ What it works on:
 The claim is the same atomic claim every octoqueue worker makes, so runs started at once never share a job.
 Afterwards it writes the outputs ``processed``, ``completed``, ``failed``, ``retried``, ``job-ids`` (a JSON
 array) and ``mode`` to ``$GITHUB_OUTPUT``, and a Markdown table of the jobs to ``$GITHUB_STEP_SUMMARY``.
-Its exit status is the worker's: 0 even when jobs failed (failures are recorded on the jobs).
+Its exit status is the worker's: 0 even when jobs failed (failures are recorded on the jobs), 1 when the worker
+could not work — e.g. GitHub refused the token (401) or it lacks the write permissions (403): then an ``::error``
+annotation names the cause and the fix, and the step fails.
 """
 
 from __future__ import annotations
@@ -234,6 +236,9 @@ class Report:
     retried: int = 0
     job_ids: list[int] = field(default_factory=list)
     jobs: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the worker stopped early (the store refused its token), and GitHub's status for it.
+    error: str | None = None
+    error_status: int | None = None
 
     @classmethod
     def load(cls, path: Path) -> Report | None:
@@ -254,6 +259,8 @@ class Report:
             retried=int(data.get("retried") or 0),
             job_ids=[int(i) for i in job_ids],
             jobs=jobs,
+            error=str(data["error"]) if data.get("error") else None,
+            error_status=data["error_status"] if isinstance(data.get("error_status"), int) else None,
         )
 
 
@@ -343,6 +350,23 @@ def _code_cell(text: str) -> str:
     return f"`` {text} ``" if "`" in text else f"`{text}`"
 
 
+def access_advice(report: Report, settings: Settings) -> str:
+    """The worker's error, and what to change in the workflow to fix it."""
+    if report.error_status == 401:
+        fix = (
+            "Fix: pass a valid token in the action's token input (the default github.token works for the "
+            "workflow's own repository); a personal access token or App token may have expired."
+        )
+    elif report.error_status == 403:
+        fix = (
+            "Fix: give the job `permissions: {issues: write, contents: write}` in the workflow, or pass a token "
+            f"with write access to {settings.repository}'s issues and contents in the action's token input."
+        )
+    else:
+        fix = "See the worker's last lines in the log."
+    return f"{report.error}\n{fix}"
+
+
 def annotate(kind: str, message: str, title: str | None = None) -> str:
     """A workflow command line (``::warning title=...::message``), escaped as the runner expects."""
     data = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -383,7 +407,10 @@ def main(env: Mapping[str, str] | None = None) -> int:
             summary_path = Path(tmp) / "summary.json"
             code = run_worker(work_args(settings, chosen, str(summary_path)), env)
             report = Report.load(summary_path) or report
-        if code != 0:
+        if code != 0 and report.error:
+            title = f"octoqueue cannot use {settings.repository}"
+            print(annotate("error", access_advice(report, settings), title=title))
+        elif code != 0:
             print(annotate("error", f"octoqueue work stopped with exit status {code}; its last lines say why"))
     for job in report.jobs:
         if job.get("error"):

@@ -19,6 +19,18 @@ class ConfigurationError(OctoqueueError):
     """octoqueue is configured wrongly (store URL, token, options)."""
 
 
+class AccessDenied(ConfigurationError):
+    """The store refused the credentials, or they lack a permission the operation needs: retrying cannot help.
+
+    ``status`` is the store's own code for it where it has one (GitHub: 401 for a missing, wrong or expired
+    token, 403 for a token without the permission).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
 class JobNotFound(OctoqueueError):
     """No such job."""
 

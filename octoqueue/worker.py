@@ -24,6 +24,7 @@ from queue import Empty, SimpleQueue
 from typing import Any, Literal
 
 from octoqueue.errors import (
+    AccessDenied,
     ConfigurationError,
     JobTooLarge,
     LeaseLost,
@@ -225,7 +226,10 @@ class Worker:
         self, *, once: bool = False, max_jobs: int | None = None, install_signal_handlers: bool | None = None
     ) -> WorkerStats:
         """Work until stopped (SIGTERM/SIGINT or :meth:`stop`), until ``max_jobs`` jobs were taken, or — with
-        ``once`` — until no job is runnable. Returns the stats."""
+        ``once`` — until no job is runnable. Returns the stats.
+
+        Raises :class:`~octoqueue.errors.AccessDenied` (after giving back the jobs in hand) when the store
+        refuses the worker's credentials: waiting would not fix them, so the worker does not poll on."""
         if self.default_handler is None and not self.handlers:
             raise ConfigurationError("the worker has no handler: pass one or register with @worker.handler()")
         if install_signal_handlers is None:
@@ -319,6 +323,8 @@ class Worker:
                 count, worker=self.name, lease=self.lease, wait=wait, labels=self.labels, types=self._types(),
                 ids=self.ids,
             )  # fmt: skip
+        except AccessDenied:
+            raise  # waiting cannot fix credentials: run() stops and raises it
         except OctoqueueError as exc:
             log.warning("claim failed, backing off: %s", exc)
             self._stop.wait(min(5.0, max(self.poll_interval, 1.0)))
@@ -328,6 +334,8 @@ class Worker:
         try:
             for job in self.queue.recover_expired():
                 log.warning("job %d: lease expired; now %s", job.id, job.status)
+        except AccessDenied:
+            raise
         except OctoqueueError as exc:
             log.warning("could not recover expired leases: %s", exc)
 

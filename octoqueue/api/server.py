@@ -28,6 +28,7 @@ from octoqueue.api.metrics import Metrics, RequestMetricsMiddleware
 from octoqueue.api.ratelimit import RateLimiter
 from octoqueue.api.settings import Settings
 from octoqueue.errors import (
+    AccessDenied,
     ConfigurationError,
     InvalidJobData,
     InvalidTransition,
@@ -61,6 +62,7 @@ _STATUS: list[tuple[type[OctoqueueError], int]] = [
     (InvalidJobData, 400),
     (RateLimited, 503),
     (StoreUnavailable, 503),
+    (AccessDenied, 503),  # the store refuses the server's credentials: an operator must fix them
     (ConfigurationError, 500),
 ]
 

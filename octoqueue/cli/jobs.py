@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from octoqueue.errors import AccessDenied
 from octoqueue.handlers import CommandHandler, load_handler
 from octoqueue.job import Job
 from octoqueue.queue import Queue
@@ -234,15 +235,22 @@ def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: in
             queue, handler, concurrency=concurrency, lease=lease, timeout=timeout, labels=labels,
             ids=job_ids or None, on_failure=on_failure, poll_interval=poll_interval,  # type: ignore[arg-type]
         )  # fmt: skip
-        stats = worker.run(once=once, max_jobs=max_jobs)
-    summary = stats.as_dict()
-    if summary_json is not None:
-        summary_json.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+        try:
+            stats = worker.run(once=once, max_jobs=max_jobs)
+        except AccessDenied as exc:
+            _write_summary(summary_json, {**worker.stats.as_dict(), "error": str(exc), "error_status": exc.status})
+            raise
+    _write_summary(summary_json, stats.as_dict())
     click.echo(
         f"processed {stats.processed}: {stats.completed} completed, {stats.failed} failed, "
         f"{stats.retried} to retry, {stats.lost} lost, {stats.released} released",
         err=True,
     )
+
+
+def _write_summary(path: Path | None, summary: dict[str, Any]) -> None:
+    if path is not None:
+        path.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
 
 
 COMMANDS = [enqueue, list_jobs, status, show, complete, fail, requeue, cancel, clear, work]

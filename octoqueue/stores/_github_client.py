@@ -36,7 +36,7 @@ from githubkit.exception import RequestError, RequestFailed
 from githubkit.response import Response
 from githubkit.throttling import BaseThrottler
 
-from octoqueue.errors import JobNotFound, RateLimited, StoreUnavailable
+from octoqueue.errors import AccessDenied, JobNotFound, RateLimited, StoreUnavailable
 
 log = logging.getLogger("octoqueue.github")
 
@@ -414,6 +414,8 @@ class GitHubClient:
                     ) from exc
                 if status in (404, 410) and job_id is not None:
                     raise JobNotFound(job_id) from exc
+                if status in (401, 403):
+                    raise AccessDenied(access_denied_message(what, status, _message(response)), status) from exc
                 raise StoreUnavailable(f"{what}: GitHub answered {status}: {_message(response)}") from exc
             except RequestError as exc:
                 if not idempotent:
@@ -471,6 +473,20 @@ class GitHubClient:
                 while len(self._etags) > self._cache_size:
                     self._etags.popitem(last=False)
         return fetched
+
+
+def access_denied_message(what: str, status: int, message: str) -> str:
+    """What a 401 or a (non rate-limit) 403 means for octoqueue, and what fixes it."""
+    if status == 401:
+        return (
+            f"{what}: GitHub refused the token ({status} {message}): it is missing, wrong or expired; "
+            "give a valid token (GH_TOKEN or GITHUB_TOKEN)"
+        )
+    return (
+        f"{what}: GitHub refused the request ({status} {message}): the token lacks a permission octoqueue needs; "
+        "it must be able to write issues and contents (for a workflow token: permissions issues: write and "
+        "contents: write)"
+    )
 
 
 def _message(response: Response[Any]) -> str:

@@ -245,7 +245,7 @@ def run_composite(
 
 def base_env(extra: Mapping[str, str]) -> dict[str, str]:
     """The environment a step starts from: little of ours (no OCTOQUEUE_*, no proxies), plus ``extra``."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    keep = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.update(extra)
     return env

@@ -284,3 +284,31 @@ def test_install_step_installs_octoqueue_from_the_action_path(harness: Harness) 
     assert install.outputs["python"].endswith("octoqueue-venv/bin/python")
     assert outputs_of(run)["completed"] == "1"
     assert '"words": 5' in harness.result_comments(job_id)[0]
+
+
+@pytest.mark.parametrize(
+    ("status", "fix"),
+    [(401, "pass a valid token in the action's token input"), (403, "permissions: {issues: write, contents: write}")],
+)
+def test_a_token_github_refuses_fails_the_step_with_the_cause_and_the_fix(
+    harness: Harness, status: int, fix: str
+) -> None:
+    with harness.queue() as queue:
+        job_id = queue.enqueue({"text": "needs a working token"})
+    event = labeled_event(harness.github.get_issue(job_id))
+    if status == 401:
+        harness.github.backend.token = "a-token-the-workflow-does-not-have"
+    else:
+        harness.github.backend.token_read_only = True
+
+    started = time.monotonic()
+    run = harness.run({"command": WORD_COUNT}, "issues", event)
+
+    work = run.step("work")
+    assert work.returncode == 1, run.log
+    (error,) = [line for line in work.stdout.splitlines() if line.startswith("::error")]
+    assert f"title=octoqueue cannot use {REPO.replace('/', '/')}" in error
+    assert f"({status} " in error and fix in error
+    assert "exit status 1" in run.summary
+    assert time.monotonic() - started < 60  # it stops at once instead of backing off
+    assert harness.github.labels_of(job_id) == ["pending"]  # nothing half-done

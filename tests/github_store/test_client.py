@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from octoqueue.errors import JobNotFound, RateLimited, StoreUnavailable
+from octoqueue.errors import AccessDenied, JobNotFound, RateLimited, StoreUnavailable
 from octoqueue.job import NewJob
 from octoqueue.stores._github_client import Pacer, ServerClock, _Window, parse_links
 from octoqueue.stores.github import GitHubStore
@@ -213,10 +213,23 @@ def test_errors_are_mapped_once(fake: FakeGitHub) -> None:
     with pytest.raises(JobNotFound):
         store.comments(5)
     bad = GitHubStore(REPO, token="nope", base_url=IN_PROCESS_URL, transport=fake.transport(), **FAST)
-    with pytest.raises(StoreUnavailable, match="401"):
+    with pytest.raises(AccessDenied, match=r"401 Bad credentials.*missing, wrong or expired") as refused:
         bad.get(1)
+    assert refused.value.status == 401
+    assert not isinstance(refused.value, StoreUnavailable)  # nothing to wait for: callers must not retry it
     store.close()
     bad.close()
+
+
+def test_a_token_without_write_permission_is_access_denied(fake: FakeGitHub) -> None:
+    store = store_on(fake.transport())
+    job = store.create(NewJob(data={"n": 1}, title="t"))
+    fake.backend.token_read_only = True
+    with pytest.raises(AccessDenied, match=r"403 Resource not accessible by integration.*issues: write") as refused:
+        store.comment(job.id, "hello")
+    assert refused.value.status == 403
+    assert store.get(job.id).id == job.id  # reads still work
+    store.close()
 
 
 def test_connection_errors_are_store_unavailable() -> None:

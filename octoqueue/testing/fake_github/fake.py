@@ -33,8 +33,10 @@ class FakeGitHub:
     """A stateful, in-memory GitHub REST API for one repository.
 
     ``token=None`` accepts any token and anonymous requests; with a token, a wrong one gets 401 and
-    anonymous requests may only read. ``error_rate`` answers that fraction of requests with a 5xx *before*
-    doing any work (so a retry is safe); ``error_after_rate`` does the write and *then* answers 5xx.
+    anonymous requests may only read; ``token_read_only`` makes every write of the token a 403 "Resource not
+    accessible by integration", as GitHub answers a workflow token without the write permission.
+    ``error_rate`` answers that fraction of requests with a 5xx *before* doing any work (so a retry is safe);
+    ``error_after_rate`` does the write and *then* answers 5xx.
     ``rate_limit_window`` (seconds) shortens the primary window for tests; :meth:`advance_time` skips ahead.
     ``webhook_transport`` delivers webhooks through an httpx transport (e.g. another app in-process).
     """
@@ -58,6 +60,7 @@ class FakeGitHub:
         webhook_secret: str | None = None,
         webhook_transport: httpx.BaseTransport | None = None,
         user: str | None = None,
+        token_read_only: bool = False,
     ) -> None:
         owner, sep, name = repo.partition("/")
         if not sep or not owner or not name or "/" in name:
@@ -88,6 +91,7 @@ class FakeGitHub:
             limits=RateLimits(self.limit_settings, self.clock),
             faults=Faults(self.fault_settings, seed),
             token=token,
+            token_read_only=token_read_only,
         )
         self.app: Starlette = build_app(self.backend)
         #: Base URL while :meth:`serve` runs, else None.

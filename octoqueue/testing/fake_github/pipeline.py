@@ -42,6 +42,9 @@ class Backend:
     limits: RateLimits
     faults: Faults
     token: str | None
+    #: The token may read but not write, as a workflow's GITHUB_TOKEN without ``issues: write``: every write
+    #: answers 403 "Resource not accessible by integration".
+    token_read_only: bool = False
     request_log: list[tuple[str, str, int]] = field(default_factory=list)
     log_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -197,6 +200,8 @@ async def _process(
         if method in WRITE_METHODS:
             if login is None:
                 raise GitHubError(401, "Requires authentication", documentation_url=DOCS_ROOT)
+            if backend.token_read_only:
+                raise GitHubError(403, "Resource not accessible by integration", documentation_url=docs)
             wait = backend.limits.admit_write()
             if wait is not None:
                 raise _secondary_limit(wait, request.state.request_id)
