@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import anyio
 import httpx
@@ -49,6 +49,10 @@ WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 class Ambiguous(Exception):
     """A request that is not safe to repeat failed without telling whether it took effect (5xx, timeout)."""
+
+
+class OffRoot(StoreUnavailable):
+    """A request would have left the API root (e.g. a forged cursor or ``link`` URL): it is not sent."""
 
 
 class DeadlinePassed(StoreUnavailable):
@@ -301,6 +305,7 @@ class GitHubClient:
         cache_size: int = 256,
     ) -> None:
         self.pacer = pacer or Pacer()
+        self.base_url = base_url.rstrip("/")
         self.clock = ServerClock()
         self.retries = retries
         self.retry_backoff = retry_backoff
@@ -325,7 +330,20 @@ class GitHubClient:
 
     # -- bookkeeping hooks ---------------------------------------------------------------------------------------
     def _on_request(self, request: httpx.Request) -> None:
+        self.check_on_root(str(request.url))  # the last line of defence: the token never leaves the API root
         request.extensions["octoqueue_sent"] = time.time()
+
+    def check_on_root(self, url: str) -> None:
+        """Raise :class:`OffRoot` unless ``url`` is a path or a URL under the API root (the token goes with it)."""
+        parts = urlsplit(url)
+        path = parts.path
+        if parts.scheme or parts.netloc:
+            if not url.startswith(self.base_url + "/"):
+                raise OffRoot(f"refusing to send a request outside {self.base_url}: {url!r}")
+        elif not path.startswith("/") or path.startswith("//"):
+            raise OffRoot(f"refusing to send a request to {url!r}: not a path under {self.base_url}")
+        if ".." in path.split("/") or "\\" in path:
+            raise OffRoot(f"refusing to send a request to {url!r}: the path climbs out of the API root")
 
     def _on_response(self, response: httpx.Response) -> None:
         received = time.time()
@@ -454,7 +472,11 @@ class GitHubClient:
         return f"{path}?{query}" if query else path
 
     def get(self, url: str, *, job_id: int | None = None, what: str = "GET", use_cache: bool = True) -> Fetched:
-        """GET ``url`` (a path with query, or a ``link`` URL) with ``If-None-Match`` when its ETag is known."""
+        """GET ``url`` (a path with query, or a ``link`` URL) with ``If-None-Match`` when its ETag is known.
+
+        ``url`` must stay on the API root (:meth:`check_on_root`): ``link`` URLs come from responses.
+        """
+        self.check_on_root(url)
         with self._lock:
             cached = self._etags.get(url) if use_cache else None
         headers = {"X-GitHub-Api-Version": API_VERSION}

@@ -72,7 +72,7 @@ def list_jobs(
         )
 
     if cursor:
-        url, skip = decode_cursor(cursor)
+        url, skip = decode_cursor(store, cursor)
     else:
         url, skip = store.issues_url(**list_query(store.labels, states, labels, open)), 0
     found: list[Job] = []
@@ -174,18 +174,30 @@ def _archive(store: GitHubStore, record: Record) -> None:
 
 
 # -- cursors and links ---------------------------------------------------------------------------------------------
+#: The query parameters a cursor may carry: those of the store's own issue listings and of GitHub's page links.
+CURSOR_PARAMS = frozenset({"state", "labels", "page", "per_page", "sort", "direction"})
+
+
 def encode_cursor(url: str, skip: int) -> str:
-    raw = json.dumps({"u": url, "s": skip}, separators=(",", ":")).encode()
+    """A cursor names the page by its query only: never a host or a path, so it cannot steer the store's
+    authenticated requests anywhere but this repository's issue listing."""
+    query = [(k, v) for k, v in parse_qsl(urlsplit(url).query) if k in CURSOR_PARAMS]
+    raw = json.dumps({"q": query, "s": skip}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, int]:
+def decode_cursor(store: GitHubStore, cursor: str) -> tuple[str, int]:
+    """The listing URL (a path of this store's repository) and the skip a cursor stands for."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = json.loads(raw)
-        return str(value["u"]), int(value["s"])
+        query = {str(k): str(v) for k, v in value["q"]}
+        skip = int(value["s"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"not a cursor of this store: {cursor!r}") from exc
+    if not set(query) <= CURSOR_PARAMS or skip < 0:
+        raise ValueError(f"not a cursor of this store: {cursor!r}")
+    return store.client.url(f"{store.path}/issues", query), skip
 
 
 def page_number(url: str | None) -> int | None:
