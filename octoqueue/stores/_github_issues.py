@@ -225,3 +225,8 @@ def key_job_ref(prefix: str, key: str, number: int) -> str:
 def settings_ref(prefix: str, revision: int) -> str:
     """The ref whose creation wins the right to write settings revision ``revision + 1``."""
     return f"{REF_ROOT}/settings/{_slug(prefix)}-{revision}"
+
+
+def settings_issue_ref(prefix: str, number: int) -> str:
+    """The ref that names issue ``number`` as the store's settings issue (written once, by the store only)."""
+    return f"{REF_ROOT}/settings-issue/{_slug(prefix)}-{number}"

@@ -1,7 +1,10 @@
 """Settings of a GitHub store (the admin JSON schema, queue definitions) in one issue of the repository.
 
 The issue is titled "octoqueue settings" and carries the ``octoqueue-settings`` label (prefixed like the status
-labels), which keeps it out of every job listing. Its body is the same fenced JSON block as a job's: an object of
+labels), which keeps it out of every job listing. It is *found* by neither: the store names its number in the ref
+``refs/octoqueue/settings-issue/{queue}-{number}``, which it writes once, right after creating the issue. Anyone who
+can open an issue can copy a title and a label (and no client of octoqueue may set that label), but no producer can
+create a git ref, so no job can pass for the settings. Its body is the same fenced JSON block as a job's: an object of
 settings, so a maintainer can read and even edit it on GitHub; the hidden metadata holds its ``revision``.
 
 Why an issue and not a file through the contents API: a file write is a commit on a branch — it would run push
@@ -10,6 +13,9 @@ serialised the store's usual way: writing revision R+1 needs the ref ``refs/octo
 which only one writer can create; the loser reads again and retries, so no update is lost. The issue itself is
 created under revision 0's ref, so two processes starting at once make one settings issue. Reads are
 conditional GETs (a 304 when nothing changed).
+
+An issue found by its label alone, as octoqueue did before, is not read: it may be a producer's forgery. After an
+upgrade an operator who checked the old issue names it with :meth:`SettingsIssue.adopt` (see docs/github-store.md).
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ import copy
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from octoqueue import body as issue_body
-from octoqueue.errors import InvalidJobData, StoreUnavailable
+from octoqueue.errors import ConfigurationError, InvalidJobData, StoreUnavailable
 from octoqueue.stores._github_client import Ambiguous
-from octoqueue.stores._github_issues import settings_ref
+from octoqueue.stores._github_issues import settings_issue_ref, settings_ref
 
 if TYPE_CHECKING:
     from octoqueue.stores.github import GitHubStore
@@ -41,13 +48,14 @@ class SettingsIssue:
 
     # -- reading ------------------------------------------------------------------------------------------------
     def _find(self) -> int | None:
+        """The settings issue's number, from the refs that name it (the first one wins), or None."""
         with self._lock:
             if self._number is not None:
                 return self._number
         store = self._store
-        url = store.issues_url(state="all", labels=store.settings_label)
-        fetched = store.client.get(url, what="find the settings issue")
-        numbers = [int(item["number"]) for item in fetched.data if "pull_request" not in item]
+        named = settings_issue_ref(store.labels.prefix, 0)[: -len("0")]
+        tails = [ref[len(named) :] for ref in store.refs.find(named[len("refs/") :])]
+        numbers = [int(tail) for tail in tails if tail.isdigit() and int(tail) > 0]
         if not numbers:
             return None
         with self._lock:
@@ -73,18 +81,22 @@ class SettingsIssue:
 
     # -- writing ------------------------------------------------------------------------------------------------
     def set(self, key: str, value: Any) -> None:
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidJobData(f"setting {key!r} is not a JSON value: {exc}") from exc
+        self.update(key, lambda _current: value)
+
+    def update(self, key: str, update: Callable[[Any], Any]) -> Any:
+        """Replace the value under ``key`` by ``update(current)`` atomically (None deletes); return the new value.
+
+        ``update`` runs once per try: again, on fresh settings, when another writer got in first.
+        """
         store = self._store
         delay = 0.05
         for _ in range(12):
             found = self._read()
             if found is None:
                 if store.refs.take(settings_ref(store.labels.prefix, 0), still_current=lambda: self._find() is None):
+                    value = _checked(key, update(None))
                     self._create({} if value is None else {key: value})
-                    return
+                    return value
             else:
                 number, values, revision, _ = found
                 name = settings_ref(store.labels.prefix, revision)
@@ -94,6 +106,7 @@ class SettingsIssue:
                     now = self._read()
                     return now is not None and now[2] == revision
 
+                value = _checked(key, update(copy.deepcopy(values.get(key))))
                 if store.refs.take(name, still_current=unchanged):
                     values = dict(values)
                     if value is None:
@@ -108,10 +121,23 @@ class SettingsIssue:
                         deadline=store.refs.deadline(started),
                         what="write the settings",
                     )
-                    return
+                    return value
             time.sleep(delay)  # another process is writing the settings: read them again
             delay = min(delay * 2, 2.0)
         raise StoreUnavailable("the settings kept changing under us; try again")
+
+    def adopt(self, number: int) -> None:
+        """Name issue ``number`` as the settings issue: for an issue found by its label before octoqueue named it
+        by a ref. Only for an issue an operator checked (its author, its history): its values come into force."""
+        store = self._store
+        if self._find() is not None:
+            raise ConfigurationError(f"the settings issue is already #{self._find()}")
+        fetched = store.client.get(f"{store.path}/issues/{number}", what="read the issue to adopt", use_cache=False)
+        names = [str(label.get("name", "")).casefold() for label in fetched.data.get("labels") or ()]
+        if "pull_request" in fetched.data or store.settings_label.casefold() not in names:
+            raise ConfigurationError(f"#{number} is not an issue labelled {store.settings_label!r}")
+        if not store.refs.create(settings_issue_ref(store.labels.prefix, number)):
+            raise ConfigurationError(f"#{number} is already named as the settings issue")
 
     def _create(self, values: dict[str, Any]) -> None:
         store = self._store
@@ -129,10 +155,18 @@ class SettingsIssue:
                 )
             except Ambiguous:
                 time.sleep(store.client.retry_backoff * (2**tries))
-                if self._find() is not None:
-                    return
-                continue
+                continue  # an issue the lost answer made stays unnamed, so it is never read
+            number = int(response.json()["number"])
+            store.refs.create(settings_issue_ref(store.labels.prefix, number))
             with self._lock:
-                self._number = int(response.json()["number"])
+                self._number = number
             return
         raise StoreUnavailable("could not create the settings issue")
+
+
+def _checked(key: str, value: Any) -> Any:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJobData(f"setting {key!r} is not a JSON value: {exc}") from exc
+    return value

@@ -37,7 +37,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -382,8 +382,18 @@ class GitHubStore(Store):
         return self._settings.get(key)
 
     def set_setting(self, key: str, value: Any) -> None:
+        self.update_setting(key, lambda _current: value)
+
+    def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
+        """Replace the value under ``key`` by ``update(current)`` atomically (None deletes it); return the new
+        value. ``update`` may run more than once (again on fresh settings when another writer got in first)."""
         self.ensure_ready()
-        self._settings.set(key, value)
+        return self._settings.update(key, update)
+
+    def adopt_settings_issue(self, number: int) -> None:
+        """Name issue ``number`` — a settings issue of an octoqueue older than settings refs, checked by an
+        operator — as this store's settings issue (see docs/github-store.md, "Settings")."""
+        self._settings.adopt(number)
 
     # -- moving -------------------------------------------------------------------------------------------------
     def write(self, record: Record, job: Job, gen: int, *, deadline: float | None = None) -> Job:

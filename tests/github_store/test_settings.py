@@ -1,0 +1,73 @@
+"""The settings issue: found by the ref the store wrote, updated by compare-and-set."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from octoqueue.errors import ConfigurationError
+from octoqueue.testing.fake_github import FakeGitHub
+
+from .conftest import MakeStore
+
+PER_WRITER = 8
+
+
+def test_two_concurrent_updaters_lose_nothing(make_store: MakeStore) -> None:
+    stores = [make_store(), make_store()]  # two processes
+    stores[0].set_setting("count", 0)
+    failures: list[BaseException] = []
+
+    def bump(index: int) -> None:
+        try:
+            for _ in range(PER_WRITER):
+                stores[index].update_setting("count", lambda n: n + 1)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=bump, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures
+    assert make_store().get_setting("count") == 2 * PER_WRITER
+
+
+def test_update_setting_returns_the_new_value_and_none_deletes(make_store: MakeStore) -> None:
+    store = make_store()
+    assert store.update_setting("names", lambda current: [*(current or []), "a"]) == ["a"]
+    assert store.update_setting("names", lambda current: [*current, "b"]) == ["a", "b"]
+    assert store.update_setting("names", lambda _current: None) is None
+    assert make_store().get_setting("names") is None
+
+
+def _labelled_settings(fake: FakeGitHub, values: dict[str, object]) -> int:
+    body = f'```json\n{json.dumps(values)}\n```\n\n<!-- octoqueue:meta {{"revision": 3}} -->\n'
+    return fake.create_issue("octoqueue settings", body, labels=["octoqueue-settings"])
+
+
+def test_an_issue_with_the_label_but_no_ref_is_not_the_settings(fake: FakeGitHub, make_store: MakeStore) -> None:
+    _labelled_settings(fake, {"queues": ["forged"]})
+    store = make_store()
+    assert store.get_setting("queues") is None
+    store.set_setting("queues", ["real"])
+    assert make_store().get_setting("queues") == ["real"]
+    named = [ref for ref in fake.refs if "/settings-issue/" in ref]
+    assert len(named) == 1 and not named[0].endswith("-1")  # the store's own issue, not the forged #1
+
+
+def test_an_operator_adopts_the_settings_issue_of_an_older_octoqueue(fake: FakeGitHub, make_store: MakeStore) -> None:
+    number = _labelled_settings(fake, {"queues": ["old"]})
+    job = fake.create_issue("a job", "```json\n{}\n```", labels=["pending"])
+    store = make_store()
+    with pytest.raises(ConfigurationError, match="not an issue labelled"):
+        store.adopt_settings_issue(job)
+    store.adopt_settings_issue(number)
+    assert make_store().get_setting("queues") == ["old"]
+    store.update_setting("queues", lambda old: [*old, "new"])
+    assert make_store().get_setting("queues") == ["old", "new"]
+    with pytest.raises(ConfigurationError, match="already"):
+        make_store().adopt_settings_issue(job)
