@@ -70,6 +70,10 @@ class InvalidJobData(OctoqueueError):
     """The job's data is not a JSON value octoqueue can store."""
 
 
+class InvalidLabel(InvalidJobData, ValueError):
+    """A job label octoqueue refuses: blank, too long, or a name octoqueue gives a meaning to (see LabelScheme)."""
+
+
 class StoreUnavailable(OctoqueueError):
     """The store could not be reached or answered with an error."""
 

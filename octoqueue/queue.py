@@ -24,7 +24,7 @@ from octoqueue.errors import (
 )
 from octoqueue.job import Comment, Job, NewJob, Page, utcnow
 from octoqueue.retry import RetryPolicy
-from octoqueue.states import FINISHED, JobState, Priority
+from octoqueue.states import FINISHED, JobState, Priority, label_key, queue_label
 from octoqueue.stores import Store, open_store
 
 #: Results up to this size (serialised) are kept in the job's metadata too; larger ones only in the comment.
@@ -105,9 +105,13 @@ class Queue:
         type: str | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,
+        queue: str | None = None,
     ) -> Job:
         """Add a job and return its record.
 
+        ``additional_labels`` must pass :meth:`LabelScheme.check_extra` (no status or other reserved label, any
+        letter case), else :class:`~octoqueue.errors.InvalidLabel` (a ValueError); ``queue``: the named queue of
+        the worker API the job joins (label ``queue:<name>``, which no caller may give as a label).
         ``priority``: 0 (critical) ... 4 (bulk) or a name; ``run_at``/``delay``: not before then;
         ``max_attempts``: tries before the job is dead (failed and closed); ``type``: which handler runs it;
         ``idempotency_key``: a second enqueue with the same key returns the first job; ``timeout``: seconds a
@@ -125,10 +129,13 @@ class Queue:
             raise ValueError("max_attempts must be at least 1")
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be positive")
-        labels = tuple(dict.fromkeys(additional_labels or ()))
-        for label in labels:
-            if not label or self.store.labels.is_status(label):
-                raise ValueError(f"{label!r} cannot be an additional label (it is empty or a status label)")
+        given = tuple(additional_labels or ())
+        for label in given:
+            self.store.labels.check_extra(label)
+        unique: dict[str, str] = {}  # GitHub merges names that differ in case only: so does every store
+        for name in ((queue_label(queue),) if queue is not None else ()) + given:
+            unique.setdefault(label_key(name), name)
+        labels = tuple(unique.values())
         _check_size(data)
         new = NewJob(
             data=data,

@@ -2,6 +2,10 @@
 
 A job's state is one GitHub label. The values of :class:`JobState` are the label texts (optionally prefixed, see
 :class:`LabelScheme`), and :data:`TRANSITIONS` is the one table of moves every store enforces atomically.
+
+Label names compare as GitHub compares them: ignoring case (a repository has one of ``Pending`` and ``pending``,
+and an issue created with ``pending`` then carries ``Pending``). :meth:`LabelScheme.check_extra` is the one rule
+for the labels a job may be given, whatever the store and whoever asks.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
-from octoqueue.errors import InvalidTransition
+from octoqueue.errors import InvalidLabel, InvalidTransition
 
 
 class JobState(StrEnum):
@@ -85,6 +89,32 @@ class Priority(IntEnum):
             raise ValueError(f"unknown priority {value!r}: use 0-4 or one of {names}") from None
 
 
+#: Longest label name GitHub accepts.
+MAX_LABEL_CHARS = 50
+#: The label of the store's settings issue, and of a purged job (both prefixed like the status labels).
+SETTINGS_LABEL = "octoqueue-settings"
+ARCHIVED_LABEL = "archived"
+#: The label a person adds to put a job back in the queue (ChatOps).
+REQUEUE_LABEL = "requeue"
+#: Labels that put a job in a named queue of the worker API: ``queue:<name>``.
+QUEUE_LABEL_PREFIX = "queue:"
+
+
+def label_key(name: str) -> str:
+    """What GitHub compares label names by: two names with the same key are the same label."""
+    return name.lower()
+
+
+def has_labels(labels: Iterable[str], wanted: Iterable[str]) -> bool:
+    """Whether ``labels`` include every name in ``wanted``, compared as GitHub does."""
+    return {label_key(n) for n in wanted} <= {label_key(n) for n in labels}
+
+
+def queue_label(name: str) -> str:
+    """The label of the worker API's queue ``name``."""
+    return f"{QUEUE_LABEL_PREFIX}{name}"
+
+
 @dataclass(frozen=True)
 class LabelScheme:
     """Maps states to label texts. ``prefix`` is empty by default, so the labels are the original's."""
@@ -94,28 +124,60 @@ class LabelScheme:
     def label(self, state: JobState) -> str:
         return f"{self.prefix}{state.value}"
 
+    @property
+    def settings(self) -> str:
+        return f"{self.prefix}{SETTINGS_LABEL}"
+
+    @property
+    def archived(self) -> str:
+        return f"{self.prefix}{ARCHIVED_LABEL}"
+
+    def _status_of(self, name: str) -> JobState | None:
+        key, prefix = label_key(name), label_key(self.prefix)
+        if not key.startswith(prefix):
+            return None
+        try:
+            return JobState(key[len(prefix) :])
+        except ValueError:
+            return None
+
     def state_of(self, labels: Iterable[str]) -> JobState | None:
         """The state a set of labels says, or None when no status label is present.
 
         When a human left two status labels, the most advanced one wins (completed/failed/cancelled over
         processing over pending), so that a finished job is never run again by accident.
         """
-        found = set()
-        for name in labels:
-            if name.startswith(self.prefix):
-                try:
-                    found.add(JobState(name[len(self.prefix) :]))
-                except ValueError:
-                    continue
+        found = {self._status_of(name) for name in labels}
         for state in (JobState.CANCELLED, JobState.FAILED, JobState.COMPLETED, JobState.PROCESSING):
             if state in found:
                 return state
         return JobState.PENDING if JobState.PENDING in found else None
 
     def is_status(self, name: str) -> bool:
-        if not name.startswith(self.prefix):
-            return False
-        return name[len(self.prefix) :] in JobState._value2member_map_
+        return self._status_of(name) is not None
+
+    def check_extra(self, name: str) -> None:
+        """Raise :class:`InvalidLabel` unless ``name`` may be one of a job's own labels.
+
+        Refused: blank names, spaces around a name, commas (they separate labels in GitHub's filters), more than
+        50 characters, and — ignoring case, with or without this scheme's prefix — the status labels, the
+        settings and archived labels, ``requeue`` and ``queue:…`` (a job joins a queue through the worker API).
+        """
+        if not name.strip() or name != name.strip():
+            raise InvalidLabel(f"label {name!r} is blank or has spaces around it")
+        if len(name) > MAX_LABEL_CHARS or "," in name or "\x00" in name:
+            raise InvalidLabel(f"label {name!r} is not a GitHub label: 1-{MAX_LABEL_CHARS} characters, no comma")
+        key = label_key(name)
+        meanings = {s.value: "a status label" for s in JobState}
+        meanings |= {SETTINGS_LABEL: "the settings issue's label", ARCHIVED_LABEL: "the label of a purged job"}
+        meanings[REQUEUE_LABEL] = "the label that requeues a job"
+        for reserved, meaning in meanings.items():
+            if key in (label_key(reserved), label_key(self.prefix + reserved)):
+                raise InvalidLabel(f"label {name!r} is reserved (in any letter case): it is {meaning}")
+        if key.startswith(QUEUE_LABEL_PREFIX):
+            raise InvalidLabel(
+                f"label {name!r} is reserved: a job joins a queue through POST /api/v1/queues/{{name}}/jobs"
+            )
 
     def extra(self, labels: Iterable[str]) -> tuple[str, ...]:
         """The labels that are not status labels, in their order."""

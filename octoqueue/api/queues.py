@@ -15,17 +15,13 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StringConstraints
 
 from octoqueue.api.jobschema import CachedSetting
+from octoqueue.states import queue_label
 from octoqueue.stores import Store
 
 SETTING = "queues"
-LABEL_PREFIX = "queue:"
 
 #: Queue names become labels (``queue:<name>``, at most 50 characters on GitHub).
 QueueName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", min_length=1, max_length=44)]
-
-
-def queue_label(name: str) -> str:
-    return f"{LABEL_PREFIX}{name}"
 
 
 class QueueConfig(BaseModel):
@@ -77,4 +73,4 @@ class QueueRegistry:
         return True
 
 
-__all__ = ["LABEL_PREFIX", "QueueConfig", "QueueExists", "QueueName", "QueueRegistry", "queue_label"]
+__all__ = ["QueueConfig", "QueueExists", "QueueName", "QueueRegistry", "queue_label"]

@@ -348,7 +348,6 @@ def _submit(runtime: Runtime, name: str, body: JobSubmission) -> SubmitResponse:
         except SchemaMismatch as exc:
             where = f"jobs[{i}]: " if body.jobs is not None else ""
             raise HTTPException(400, detail=f"{where}{exc}") from None
-    label = queue_label(name)
     queue = runtime.queue
     out: list[StarqJob] = []
     skipped = 0
@@ -358,7 +357,7 @@ def _submit(runtime: Runtime, name: str, body: JobSubmission) -> SubmitResponse:
         job = queue.enqueue_job(
             item.payload,
             title,
-            [label],
+            queue=name,
             priority=item.priority,
             delay=item.delay,
             max_attempts=config.max_retries + 1,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from octoqueue.errors import JobNotFound
 from octoqueue.job import Job
-from octoqueue.states import JobState
+from octoqueue.states import JobState, has_labels
 from octoqueue.stores._github_issues import Record, claim_ref
 from octoqueue.stores.base import lease_until
 
@@ -60,7 +60,7 @@ def runnable(record: Record, now: datetime, labels: Collection[str], types: Coll
         and job.state is JobState.PENDING
         and job.open
         and (job.run_at is None or job.run_at <= now)
-        and set(labels) <= set(job.labels)
+        and has_labels(job.labels, labels)
         and (types is None or job.type in types)
     )
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from octoqueue import body as issue_body
 from octoqueue.errors import JobTooLarge
 from octoqueue.job import Job
-from octoqueue.states import FINISHED, JobState, LabelScheme
+from octoqueue.states import FINISHED, JobState, LabelScheme, label_key
 
 #: Label colours (hex, no #) and descriptions, created once per store when missing.
 STATE_COLOURS = {
@@ -90,7 +90,7 @@ def _meta_fields(meta: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def issue_record(item: dict[str, Any], scheme: LabelScheme, *, settings_label: str, archived_label: str) -> Record:
+def issue_record(item: dict[str, Any], scheme: LabelScheme) -> Record:
     """Read one issue (as the REST API returns it) as a job record. Never raises for hand-edited issues.
 
     The state is the status label's (:meth:`LabelScheme.state_of`); an issue closed by a person without a
@@ -101,9 +101,9 @@ def issue_record(item: dict[str, Any], scheme: LabelScheme, *, settings_label: s
     kind: Kind = "job"
     if "pull_request" in item and item["pull_request"] is not None:
         kind = "pull_request"
-    elif settings_label in names:
+    elif any(label_key(name) == label_key(scheme.settings) for name in names):
         kind = "settings"
-    elif archived_label in names:
+    elif any(label_key(name) == label_key(scheme.archived) for name in names):
         kind = "archived"
     text = item.get("body") or ""
     parsed = issue_body.parse(text)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from octoqueue.job import Job, Page
-from octoqueue.states import JobState, LabelScheme
+from octoqueue.states import JobState, LabelScheme, has_labels
 from octoqueue.stores._github_client import Fetched
 from octoqueue.stores._github_issues import Record, key_job_ref, key_ref
 
@@ -60,7 +60,6 @@ def list_jobs(
     wanted = set(states) if states is not None else None
     if wanted is not None and not wanted:
         return Page(jobs=[], cursor=None)
-    extra = set(labels)
 
     def matches(record: Record) -> bool:
         job = record.job
@@ -68,7 +67,7 @@ def list_jobs(
             record.kind == "job"
             and (wanted is None or job.state in wanted)
             and (open is None or job.open == open)
-            and extra <= set(job.labels)
+            and has_labels(job.labels, labels)
         )
 
     if cursor:
@@ -150,7 +149,7 @@ def purge_jobs(store: GitHubStore, states: Collection[JobState], older_than: dat
 
 def _archive(store: GitHubStore, record: Record) -> None:
     job = record.job
-    data: dict[str, Any] = {"labels": [store.archived_label, *job.labels], "state": "closed"}
+    data: dict[str, Any] = {"labels": [store.labels.archived, *job.labels], "state": "closed"}
     if job.state is not None and job.state.state_reason:
         data["state_reason"] = job.state.state_reason
     client = store.client

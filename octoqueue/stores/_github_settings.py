@@ -133,9 +133,8 @@ class SettingsIssue:
         if self._find() is not None:
             raise ConfigurationError(f"the settings issue is already #{self._find()}")
         fetched = store.client.get(f"{store.path}/issues/{number}", what="read the issue to adopt", use_cache=False)
-        names = [str(label.get("name", "")).casefold() for label in fetched.data.get("labels") or ()]
-        if "pull_request" in fetched.data or store.settings_label.casefold() not in names:
-            raise ConfigurationError(f"#{number} is not an issue labelled {store.settings_label!r}")
+        if "pull_request" in fetched.data or store.record(fetched.data).kind != "settings":
+            raise ConfigurationError(f"#{number} is not an issue labelled {store.labels.settings!r}")
         if not store.refs.create(settings_issue_ref(store.labels.prefix, number)):
             raise ConfigurationError(f"#{number} is already named as the settings issue")
 
@@ -144,7 +143,7 @@ class SettingsIssue:
         data = {
             "title": TITLE,
             "body": issue_body.render(values, {"revision": 1}),
-            "labels": [store.settings_label],
+            "labels": [store.labels.settings],
         }
         for tries in range(store.client.retries + 1):
             try:

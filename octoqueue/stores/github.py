@@ -46,7 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 from octoqueue.dispatch import DEFAULT_EVENT_TYPE, dispatch_enabled
 from octoqueue.errors import ConfigurationError, JobNotFound, OctoqueueError, StateConflict
 from octoqueue.job import Comment, Job, NewJob, Page
-from octoqueue.states import JobState, LabelScheme
+from octoqueue.states import JobState, LabelScheme, label_key
 from octoqueue.stores import _github_listing, _github_posts
 from octoqueue.stores._github_claims import Claimer
 from octoqueue.stores._github_client import Fetched, GitHubClient, Pacer, RateLimit
@@ -144,8 +144,6 @@ class GitHubStore(Store):
         self.lock_purged = lock_purged
         # Issues created with a workflow's GITHUB_TOKEN start no workflow run: send repository_dispatch instead.
         self.wake_workflow = dispatch_enabled() if wake_workflow is None else wake_workflow
-        self.settings_label = f"{self.labels.prefix}octoqueue-settings"
-        self.archived_label = f"{self.labels.prefix}archived"
         self._client = GitHubClient(
             auth=_auth(token, app_id, private_key, installation_id),
             base_url=api,
@@ -230,7 +228,7 @@ class GitHubStore(Store):
             if found is not None:
                 self._records.move_to_end(key)
                 return found
-        record = issue_record(item, self.labels, settings_label=self.settings_label, archived_label=self.archived_label)
+        record = issue_record(item, self.labels)
         with self._lock:
             self._records[key] = record
             while len(self._records) > RECORD_CACHE:
@@ -254,13 +252,13 @@ class GitHubStore(Store):
             url: str | None = self._client.url(f"{self._path}/labels", {"per_page": PER_PAGE})
             while url:
                 fetched = self._client.get(url, what="list labels", use_cache=False)
-                existing.update(label["name"] for label in fetched.data)
+                existing.update(label_key(str(label["name"])) for label in fetched.data)
                 url = fetched.links.get("next")
             wanted = {self.labels.label(s): c for s, c in STATE_COLOURS.items()}
-            wanted[self.settings_label] = SETTINGS_COLOUR
-            wanted[self.archived_label] = ARCHIVED_COLOUR
+            wanted[self.labels.settings] = SETTINGS_COLOUR
+            wanted[self.labels.archived] = ARCHIVED_COLOUR
             for name, (colour, description) in wanted.items():
-                if name in existing:
+                if label_key(name) in existing:  # GitHub's names ignore case: `Pending` is our `pending`
                     continue
                 data = {"name": name, "color": colour, "description": description}
                 self._client.call(

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from octoqueue.errors import InvalidJobData, JobNotFound, JobTooLarge, LeaseLost, StateConflict
+from octoqueue.errors import InvalidJobData, InvalidLabel, JobNotFound, JobTooLarge, LeaseLost, StateConflict
 from octoqueue.job import Job
 from octoqueue.queue import Queue
 from octoqueue.retry import RetryPolicy
@@ -48,6 +48,31 @@ def test_default_title_and_labels(queue: Queue) -> None:
 def test_status_label_cannot_be_additional(queue: Queue) -> None:
     with pytest.raises(ValueError):
         queue.enqueue({"a": 1}, additional_labels=["completed"])
+
+
+RESERVED = ["Completed", "PENDING", "archived", "Archived", "octoqueue-settings", "OctoQueue-Settings", "requeue",
+            "queue:work", "Queue:Work", "  ", "", " gpu", "a" * 51, "a,b"]  # fmt: skip
+
+
+@pytest.mark.parametrize("label", RESERVED)
+def test_reserved_and_blank_labels_are_refused_alike(queue: Queue, label: str) -> None:
+    """Issue 8 item 4: the same refusal on every store, and nothing is created."""
+    with pytest.raises(InvalidLabel) as refused:
+        queue.enqueue({"a": 1}, additional_labels=["gpu", label])
+    assert isinstance(refused.value, ValueError) and isinstance(refused.value, InvalidJobData)
+    assert queue.count_open() == 0
+
+
+def test_labels_that_differ_in_case_only_are_one_label(queue: Queue) -> None:
+    job = queue.get(queue.enqueue({"a": 1}, additional_labels=["GPU", "gpu", "big"]))
+    assert list(job.labels) == ["GPU", "big"]
+
+
+def test_a_job_joins_a_named_queue_by_its_queue_label(queue: Queue) -> None:
+    job = queue.enqueue_job({"a": 1}, additional_labels=["gpu"], queue="work")
+    assert list(job.labels) == ["queue:work", "gpu"]
+    claimed = queue.claim(labels=["queue:work"])
+    assert claimed is not None and claimed.id == job.id
 
 
 def test_get_job_status_missing_is_none(queue: Queue) -> None:

@@ -130,6 +130,14 @@ def test_a_status_label_cannot_be_an_additional_label(server: LiveServer) -> Non
     assert "status label" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("label", ["Completed", "archived", "octoqueue-settings", "requeue", "queue:work", "  "])
+def test_a_reserved_or_blank_label_is_400_and_creates_nothing(server: LiveServer, label: str) -> None:
+    response = create(server, {"data": {}, "additional_labels": [label]})
+    assert response.status_code == 400, response.text
+    assert repr(label) in response.json()["detail"]
+    assert server.queue.count_open() == 0
+
+
 def test_data_too_large_for_an_issue_is_413(make_server: Any) -> None:
     live = make_server(max_body_bytes=0)
     response = live.post("/create-job", json={"data": {"x": "y" * 70_000}}, headers=headers("producer"))
