@@ -137,8 +137,8 @@ def test_the_table_follows_every_change_of_a_job(tmp_path: Path) -> None:
     queue = Queue(SQLiteStore(tmp_path / "jobs.db"), lease=60, max_attempts=10)
     store = queue.store
     assert isinstance(store, SQLiteStore)
-    a = queue.enqueue({"n": 1}, additional_labels=["queue:a", "x"])
-    queue.enqueue({"n": 2}, additional_labels=["queue:b"])
+    a = queue.enqueue({"n": 1}, additional_labels=["x"], queue="a")
+    queue.enqueue({"n": 2}, queue="b")
     queue.enqueue({"n": 3})
     dup = store.create(new(("d", "d", "e")))  # the store itself does not de-duplicate labels
     assert [r for r in rows(store) if r[2] == dup.id] == [("d", 2, dup.id), ("e", 2, dup.id)]

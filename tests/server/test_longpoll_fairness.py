@@ -212,7 +212,7 @@ def test_arrivals_from_the_queue_object_and_the_api_mix(
 
     def producer(start: int) -> None:
         for i in range(start, n, 3):
-            server.queue.enqueue({"n": i}, additional_labels=["queue:work"])
+            server.queue.enqueue({"n": i}, queue="work")
             time.sleep(0.002)
 
     claimers = [pool.submit(claimer) for _ in range(6)]
@@ -238,7 +238,7 @@ def test_jobs_another_process_enqueues_are_claimed_within_the_poll_interval(
     (future,) = park(pool, server, 1)
     script = (
         "import sys; from octoqueue.queue import Queue; "
-        "Queue(sys.argv[1]).enqueue({'n': 'elsewhere'}, additional_labels=['queue:work']).__class__"
+        "Queue(sys.argv[1]).enqueue({'n': 'elsewhere'}, queue='work').__class__"
     )
     subprocess.run([sys.executable, "-c", script, url], check=True, timeout=60)
     enqueued = time.monotonic()
@@ -428,15 +428,15 @@ def test_the_watcher_relays_pending_jobs_with_their_labels() -> None:
                     w.claimed(0)
                 waits = [asyncio.create_task(w.wait(5)) for w in (a, b)]
                 await asyncio.sleep(0)
-                job = await asyncio.to_thread(queue.enqueue_job, {}, None, ["queue:b"], idempotency_key="k")
+                job = await asyncio.to_thread(queue.enqueue_job, {}, None, queue="b", idempotency_key="k")
                 assert await waits[1]
                 assert not waits[0].done()
                 await asyncio.to_thread(queue.complete, job.id)
                 b.claiming()
                 b.claimed(0)
                 again = asyncio.create_task(b.wait(5))
-                await asyncio.to_thread(queue.enqueue_job, {}, None, ["queue:b"], idempotency_key="k")  # completed
-                await asyncio.to_thread(queue.enqueue, {}, None, ["queue:a"], delay=timedelta(seconds=0.2))
+                await asyncio.to_thread(queue.enqueue_job, {}, None, queue="b", idempotency_key="k")  # completed
+                await asyncio.to_thread(queue.enqueue, {}, None, queue="a", delay=timedelta(seconds=0.2))
                 await asyncio.sleep(0.05)
                 assert not waits[0].done() and not again.done()
                 assert await waits[0]  # at the job's run_at
@@ -465,15 +465,15 @@ def test_the_watcher_skips_the_loop_when_nobody_waits_but_not_for_a_job_due_late
         watcher = QueueWatcher(queue, signal, loop)
         watcher.start()
         try:
-            await asyncio.to_thread(queue.enqueue, {}, None, ["queue:a"])
+            await asyncio.to_thread(queue.enqueue, {}, None, queue="a")
             assert relayed == []  # nobody waiting: nothing to wake
-            await asyncio.to_thread(queue.enqueue, {}, None, ["queue:a"], delay=timedelta(seconds=0.3))
+            await asyncio.to_thread(queue.enqueue, {}, None, queue="a", delay=timedelta(seconds=0.3))
             assert len(relayed) == 1  # due later: a claim that parks before then must be woken at its run_at
             with signal.waiter(["queue:a"]) as waiter:
                 waiter.claiming()
                 waiter.claimed(1)  # took the first job; the second is not due yet
                 assert await waiter.wait(5)
-                await asyncio.to_thread(queue.enqueue, {}, None, ["queue:a"])
+                await asyncio.to_thread(queue.enqueue, {}, None, queue="a")
                 assert len(relayed) == 2  # someone is in line now
         finally:
             del loop.call_soon_threadsafe

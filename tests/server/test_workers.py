@@ -199,7 +199,7 @@ def test_a_waiting_claim_wakes_for_jobs_enqueued_through_the_queue_object(make_s
     make_queue(server)
     thread, out = _claim_in_background(server, block_ms=15_000)
     enqueued = time.monotonic()
-    server.queue.enqueue({"direct": 1}, additional_labels=["queue:work"])
+    server.queue.enqueue({"direct": 1}, queue="work")
     thread.join(timeout=10)
     assert [j["payload"] for j in out["jobs"]] == [{"direct": 1}]
     assert out["at"] - enqueued < 3.0  # woken, not polled (60 s) nor timed out (15 s)
