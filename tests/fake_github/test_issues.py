@@ -32,6 +32,17 @@ def test_create_issue_returns_201_with_complete_object(client: httpx.Client) -> 
     assert issue["comments"] == 0 and issue["closed_at"] is None and issue["locked"] is False
 
 
+def test_an_existing_label_is_reused_whatever_the_case_it_is_named_in(client: httpx.Client) -> None:
+    """GitHub's label names are unique regardless of case: ``pending`` on a new issue is the repo's ``Pending``."""
+    assert client.post(f"{R}/labels", json={"name": "Pending", "color": "fbca04"}).status_code == 201
+    assert client.post(f"{R}/labels", json={"name": "pending", "color": "fbca04"}).status_code == 422
+    issue = new_issue(client, labels=["pending"])
+    assert [label["name"] for label in issue["labels"]] == ["Pending"]
+    edited = client.patch(f"{R}/issues/{issue['number']}", json={"labels": ["PENDING", "x"]}).json()
+    assert [label["name"] for label in edited["labels"]] == ["Pending", "x"]
+    assert [label["name"] for label in client.get(f"{R}/labels").json()] == ["Pending", "x"]
+
+
 def test_unknown_labels_are_created_with_ededed(client: httpx.Client) -> None:
     new_issue(client, labels=["brand-new"])
     label = client.get(f"{R}/labels/brand-new").json()
