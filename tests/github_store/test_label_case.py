@@ -6,7 +6,7 @@ from octoqueue.queue import Queue
 from octoqueue.states import JobState
 from octoqueue.testing.fake_github import FakeGitHub
 
-from .conftest import R, MakeStore
+from .conftest import MakeStore, R
 
 
 def test_a_repository_with_capitalised_status_labels_runs_jobs(fake: FakeGitHub, make_store: MakeStore) -> None:
