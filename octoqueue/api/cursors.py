@@ -1,9 +1,10 @@
 """Signed listing cursors.
 
-A store's cursor is whatever that store needs to continue a listing — for the GitHub store, the URL of the next
-page. Handing such a cursor to clients and taking it back unchecked would let a client steer the store's
-authenticated requests, so the API signs every cursor it gives out and refuses any it did not sign. The key is
-kept in the store's settings, so every server process on the store accepts the others' cursors.
+A store's cursor is whatever that store needs to continue a listing — for the GitHub store, the query of the next
+page of its own issue listing (never a URL: the store itself refuses to leave its API root). The API signs every
+cursor it gives out and refuses any it did not sign, so a client cannot make up positions. The key is kept in the
+store's settings, so every server process on the store accepts the others' cursors; on GitHub the settings issue
+is the one a store-written ref names, which no job can pass for.
 """
 
 from __future__ import annotations
