@@ -107,3 +107,11 @@ def test_help_and_version() -> None:
     for command in ("enqueue", "list", "status", "show", "complete", "fail", "requeue", "cancel", "work", "clear"):
         assert command in out
     assert oq("--version").stdout.startswith("octoqueue")
+
+
+@pytest.mark.parametrize("label", ["Completed", "octoqueue-settings", "queue:work", "  "])
+def test_enqueue_refuses_a_reserved_label_in_one_line(db: Path, label: str) -> None:
+    result = oq("enqueue", "{}", "--label", label, store=db)
+    assert result.returncode != 0
+    assert repr(label) in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert oq("list", store=db).stdout.strip() == ""
