@@ -1,0 +1,22 @@
+"""A listing cursor of the GitHub store names a page of its own listing, never a URL."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from octoqueue.stores._github_listing import decode_cursor, encode_cursor
+
+from .conftest import MakeStore
+
+
+def test_a_cursor_carries_only_listing_parameters(make_store: MakeStore) -> None:
+    store = make_store()
+    cursor = encode_cursor("https://elsewhere.example/repositories/9/issues?state=open&page=3&token=x", 5)
+    assert decode_cursor(store, cursor) == (f"{store.path}/issues?state=open&page=3", 5)
+    for forged in ({"q": [["url", "https://evil.example/"]], "s": 0}, {"u": "https://evil.example/", "s": 0}):
+        raw = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+        with pytest.raises(ValueError, match="not a cursor"):
+            decode_cursor(store, raw)
