@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from octoqueue.job import Job
 from octoqueue.queue import Queue
-from octoqueue.states import JobState
+from octoqueue.states import JobState, label_key
 
 _CLAIMING, _PARKED, _WOKEN = "claiming", "parked", "woken"
 
@@ -61,7 +61,7 @@ class Waiter:
     each claim, :meth:`claimed` after it, :meth:`wait` to park. Used from the event loop only."""
 
     def __init__(self, signal: ArrivalSignal, labels: Collection[str], count: int) -> None:
-        self.labels = frozenset(labels)
+        self.labels = frozenset(label_key(name) for name in labels)  # GitHub's label names ignore case
         self.count = max(1, int(count))
         self.key = min(self.labels) if self.labels else None
         self._signal = signal
@@ -187,7 +187,7 @@ class ArrivalSignal:
         if labels is None:
             self.fire()
         else:
-            self._hand_on(_Wake(frozenset(labels)), None)
+            self._hand_on(_Wake(frozenset(label_key(name) for name in labels)), None)
 
     def fire(self) -> None:
         """Wake every waiter: each claims again (a broadcast, for arrivals that are not known one by one)."""

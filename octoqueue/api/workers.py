@@ -40,7 +40,7 @@ from octoqueue.api.queues import QueueConfig, QueueExists, QueueName, queue_labe
 from octoqueue.api.ratelimit import rate_limit
 from octoqueue.errors import InvalidTransition, LeaseLost, StateConflict
 from octoqueue.job import Job
-from octoqueue.states import JobState
+from octoqueue.states import QUEUE_LABEL_PREFIX, JobState, has_labels, label_key
 
 router = APIRouter(prefix="/api/v1", tags=["workers"])
 
@@ -237,8 +237,8 @@ def _open_counts(runtime: Runtime, label: str | None = None) -> dict[str, Counte
     for job in runtime.queue.store.iter_jobs(states=[JobState.PENDING, JobState.PROCESSING], labels=labels):
         if job.state is None:
             continue
-        for name in job.labels:
-            if name.startswith("queue:"):
+        for name in map(label_key, job.labels):  # GitHub may spell a queue's label `Queue:Work`
+            if name.startswith(QUEUE_LABEL_PREFIX):
                 per_label.setdefault(name, Counter())[job.state] += 1
     return per_label
 
@@ -257,7 +257,7 @@ def _token(job_id: str, attempt: int | None) -> tuple[int, int]:
 def _held(runtime: Runtime, name: str, job_id: str, attempt: int | None) -> Job:
     number, token = _token(job_id, attempt)
     job = runtime.queue.get(number)
-    if queue_label(name) not in job.labels:
+    if not has_labels(job.labels, [queue_label(name)]):
         raise HTTPException(404, detail=f"Job '{job_id}' not found in queue '{name}'")
     # The caller's view of the job: the store refuses the change unless this attempt still holds it.
     return job.model_copy(update={"attempt": token})

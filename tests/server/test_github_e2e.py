@@ -169,3 +169,20 @@ def test_a_job_opened_by_hand_with_a_broken_body_is_explained(stack: Stack) -> N
     wait_for(lambda: bool(stack.github.comments_of(number)))
     (comment,) = stack.github.comments_of(number)
     assert "cannot read this job's data" in comment["body"]
+
+
+def test_a_queue_whose_label_github_spells_in_capitals_works(stack: Stack) -> None:
+    """Issue 9 item 5: the repository already has `Queue:Work`, so every job of queue `work` carries that spelling."""
+    stack.github.tracker.create_label("Queue:Work", "ededed", None)
+    api = stack.url + "/api/v1/queues"
+    assert requests.post(api, json={"name": "work"}, headers=headers("admin"), timeout=30).status_code == 201
+    submitted = requests.post(api + "/work/jobs", json={"payload": {"n": 1}}, headers=headers("producer"), timeout=30)
+    assert submitted.status_code == 200, submitted.text
+    (job,) = submitted.json()["jobs"]
+    assert "Queue:Work" in stack.github.labels_of(job["job_id"])
+    info = requests.get(api + "/work", headers=headers("reader"), timeout=30).json()
+    assert info["pending"] == 1, info
+    claimed = requests.post(api + "/work/jobs/claim", json={"count": 1}, headers=headers("worker"), timeout=30)
+    (held,) = claimed.json()["jobs"]
+    done = requests.put(f"{api}/work/jobs/{held['id']}/complete", json={}, headers=headers("worker"), timeout=30)
+    assert done.status_code == 200, done.text
