@@ -32,7 +32,7 @@ prefix_option = click.option(
     envvar="OCTOQUEUE_LABEL_PREFIX",
     default="",
     show_envvar=True,
-    help="Prefix of the status labels (e.g. 'queue:' makes 'queue:pending').",
+    help="Prefix of the status labels (e.g. 'oq-' makes 'oq-pending').",
 )
 
 
@@ -65,7 +65,9 @@ def _dump(job: Job) -> dict[str, Any]:
 @click.command()
 @click.argument("data")
 @click.option("--title", help="Issue title (default: 'Job <time>').")
-@click.option("--label", "labels", multiple=True, help="Additional label (repeatable).")
+@click.option("--label", "labels", multiple=True,
+              help="Additional label (repeatable); not a status label, octoqueue-settings, archived, requeue or "
+                   "queue:... in any letter case.")  # fmt: skip
 @click.option("--priority", default="normal", show_default=True, help="0-4 or critical/high/normal/low/bulk.")
 @click.option("--delay", type=float, help="Seconds before the job may run.")
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Tries before the job is dead.")
