@@ -222,11 +222,16 @@ def key_job_ref(prefix: str, key: str, number: int) -> str:
     return f"{REF_ROOT}/keyjobs/{digest}-{number}"
 
 
-def settings_ref(prefix: str, revision: int) -> str:
-    """The ref whose creation wins the right to write settings revision ``revision + 1``."""
-    return f"{REF_ROOT}/settings/{_slug(prefix)}-{revision}"
+def settings_ref(prefix: str, number: int, revision: int) -> str:
+    """The ref whose creation wins the right to write revision ``revision + 1`` of settings issue ``number``."""
+    return f"{REF_ROOT}/settings/{_slug(prefix)}-{number}-{revision}"
 
 
 def settings_issue_ref(prefix: str, number: int) -> str:
     """The ref that names issue ``number`` as the store's settings issue (written once, by the store only)."""
     return f"{REF_ROOT}/settings-issue/{_slug(prefix)}-{number}"
+
+
+def settings_create_ref(prefix: str) -> str:
+    """The ref whose creation wins the right to create the settings issue."""
+    return f"{REF_ROOT}/settings-issue/{_slug(prefix)}-new"

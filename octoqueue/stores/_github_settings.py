@@ -9,9 +9,11 @@ settings, so a maintainer can read and even edit it on GitHub; the hidden metada
 
 Why an issue and not a file through the contents API: a file write is a commit on a branch — it would run push
 workflows and clutter the history — and the store already has all it needs for issues. Concurrent writers are
-serialised the store's usual way: writing revision R+1 needs the ref ``refs/octoqueue/settings/{queue}-{R}``,
-which only one writer can create; the loser reads again and retries, so no update is lost. The issue itself is
-created under revision 0's ref, so two processes starting at once make one settings issue. Reads are
+serialised the store's usual way: writing revision R+1 of issue N needs the ref
+``refs/octoqueue/settings/{queue}-{N}-{R}``, which only one writer can create; the loser reads again and retries,
+so no update is lost. The issue itself is created under ``refs/octoqueue/settings-issue/{queue}-new``, so two
+processes starting at once make one settings issue. (Refs name the issue, so the revision refs an older octoqueue
+took for its own settings issue never block the new one.) Reads are
 conditional GETs (a 304 when nothing changed).
 
 An issue found by its label alone, as octoqueue did before, is not read: it may be a producer's forgery. After an
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from octoqueue import body as issue_body
 from octoqueue.errors import ConfigurationError, InvalidJobData, StoreUnavailable
 from octoqueue.stores._github_client import Ambiguous
-from octoqueue.stores._github_issues import settings_issue_ref, settings_ref
+from octoqueue.stores._github_issues import settings_create_ref, settings_issue_ref, settings_ref
 
 if TYPE_CHECKING:
     from octoqueue.stores.github import GitHubStore
@@ -93,13 +95,15 @@ class SettingsIssue:
         for _ in range(12):
             found = self._read()
             if found is None:
-                if store.refs.take(settings_ref(store.labels.prefix, 0), still_current=lambda: self._find() is None):
+                if store.refs.take(
+                    settings_create_ref(store.labels.prefix), still_current=lambda: self._find() is None
+                ):
                     value = _checked(key, update(None))
                     self._create({} if value is None else {key: value})
                     return value
             else:
                 number, values, revision, _ = found
-                name = settings_ref(store.labels.prefix, revision)
+                name = settings_ref(store.labels.prefix, number, revision)
                 started = time.monotonic()
 
                 def unchanged(revision: int = revision) -> bool:

@@ -55,7 +55,7 @@ def test_an_issue_with_the_label_but_no_ref_is_not_the_settings(fake: FakeGitHub
     assert store.get_setting("queues") is None
     store.set_setting("queues", ["real"])
     assert make_store().get_setting("queues") == ["real"]
-    named = [ref for ref in fake.refs if "/settings-issue/" in ref]
+    named = [ref for ref in fake.refs if "/settings-issue/" in ref and ref[-1].isdigit()]
     assert len(named) == 1 and not named[0].endswith("-1")  # the store's own issue, not the forged #1
 
 
@@ -71,3 +71,18 @@ def test_an_operator_adopts_the_settings_issue_of_an_older_octoqueue(fake: FakeG
     assert make_store().get_setting("queues") == ["old", "new"]
     with pytest.raises(ConfigurationError, match="already"):
         make_store().adopt_settings_issue(job)
+
+
+def test_after_an_upgrade_the_old_revision_refs_do_not_block_writes(fake: FakeGitHub, make_store: MakeStore) -> None:
+    """A deployment of an older octoqueue took refs/octoqueue/settings/default-0..2 for its labelled issue."""
+    number = _labelled_settings(fake, {"queues": ["old"]})
+    old = make_store()
+    for revision in range(3):
+        assert old.refs.create(f"refs/octoqueue/settings/default-{revision}")
+    store = make_store(orphan_grace=3600)  # no rescue can help within the test
+    store.set_setting("queues", ["new"])
+    store.update_setting("queues", lambda queues: [*queues, "newer"])
+    assert make_store().get_setting("queues") == ["new", "newer"]
+    other = make_store(orphan_grace=3600)
+    with pytest.raises(ConfigurationError, match="already"):
+        other.adopt_settings_issue(number)
