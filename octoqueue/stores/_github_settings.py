@@ -55,7 +55,7 @@ class SettingsIssue:
             if self._number is not None:
                 return self._number
         store = self._store
-        named = settings_issue_ref(store.labels.prefix, 0)[: -len("0")]
+        named = settings_issue_ref(store.labels.prefix, 0).removesuffix("0")
         tails = [ref[len(named) :] for ref in store.refs.find(named[len("refs/") :])]
         numbers = [int(tail) for tail in tails if tail.isdigit() and int(tail) > 0]
         if not numbers:
