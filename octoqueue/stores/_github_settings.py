@@ -64,6 +64,11 @@ class SettingsIssue:
             self._number = min(numbers)
             return self._number
 
+    def known_number(self) -> int | None:
+        """The settings issue's number if this process found it already (no request)."""
+        with self._lock:
+            return self._number
+
     def _read(self) -> tuple[int, dict[str, Any], int, str] | None:
         """(issue number, settings, revision, raw body), or None when there is no settings issue yet."""
         number = self._find()

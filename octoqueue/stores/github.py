@@ -32,6 +32,7 @@ first (a conditional GET) and the expected state and attempt are checked. See ``
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import logging
 import os
 import threading
@@ -229,6 +230,8 @@ class GitHubStore(Store):
                 self._records.move_to_end(key)
                 return found
         record = issue_record(item, self.labels)
+        if record.kind == "job" and record.job.id == self._settings.known_number():
+            record = dataclasses.replace(record, kind="settings")  # its label was taken off by hand
         with self._lock:
             self._records[key] = record
             while len(self._records) > RECORD_CACHE:

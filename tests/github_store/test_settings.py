@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from octoqueue.errors import ConfigurationError
+from octoqueue.errors import ConfigurationError, JobNotFound
 from octoqueue.testing.fake_github import FakeGitHub
 
 from .conftest import MakeStore
@@ -86,3 +86,16 @@ def test_after_an_upgrade_the_old_revision_refs_do_not_block_writes(fake: FakeGi
     other = make_store(orphan_grace=3600)
     with pytest.raises(ConfigurationError, match="already"):
         other.adopt_settings_issue(number)
+
+
+def test_the_settings_issue_stays_out_of_the_jobs_when_its_label_is_taken_off(
+    fake: FakeGitHub, make_store: MakeStore
+) -> None:
+    store = make_store()
+    store.set_setting("api_cursor_key", "k" * 64)
+    (number,) = [n for n, issue in fake.issues.items() if issue["title"] == "octoqueue settings"]
+    fake.remove_label(number, "octoqueue-settings")
+    assert store.get_setting("api_cursor_key") == "k" * 64
+    assert number not in [job.id for job in store.list().jobs]
+    with pytest.raises(JobNotFound):
+        store.get(number)
