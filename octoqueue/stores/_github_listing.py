@@ -173,8 +173,8 @@ def _archive(store: GitHubStore, record: Record) -> None:
 
 
 # -- cursors and links ---------------------------------------------------------------------------------------------
-#: The query parameters a cursor may carry: those of the store's own issue listings and of GitHub's page links.
-CURSOR_PARAMS = frozenset({"state", "labels", "page", "per_page", "sort", "direction"})
+#: The query parameters a cursor carries; page size and order are always the store's own (see issues_url).
+CURSOR_PARAMS = frozenset({"state", "labels", "page"})
 
 
 def encode_cursor(url: str, skip: int) -> str:
@@ -196,7 +196,7 @@ def decode_cursor(store: GitHubStore, cursor: str) -> tuple[str, int]:
         raise ValueError(f"not a cursor of this store: {cursor!r}") from exc
     if not set(query) <= CURSOR_PARAMS or skip < 0:
         raise ValueError(f"not a cursor of this store: {cursor!r}")
-    return store.client.url(f"{store.path}/issues", query), skip
+    return store.issues_url(**query), skip
 
 
 def page_number(url: str | None) -> int | None:
