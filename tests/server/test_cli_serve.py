@@ -40,6 +40,7 @@ SAMPLES: dict[str, str] = {
     "open_reads": "false",
     "webhook_secret": "s",
     "webhook_trusted_users": "alice",
+    "webhook_repo": "acme/jobs",
     "rate_limit_requests": "7",
     "rate_limit_window": "30",
     "max_body_bytes": "1000",
