@@ -368,14 +368,13 @@ class Queue:
         return self.store.list(states=wanted, labels=labels, cursor=cursor, limit=limit)
 
     def create_comment(self, job_id: int, comment: str) -> Comment:
+        if len(defuse(comment)) > MAX_BODY_CHARS:
+            raise JobTooLarge(f"a comment holds at most {MAX_BODY_CHARS:,} characters")
         return self._say(int(job_id), comment)
 
     def _say(self, job_id: int, text: str) -> Comment:
         """Post ``text`` on the job, defused: no line of a comment octoqueue writes is ever a ChatOps command."""
-        safe = defuse(text)
-        if len(safe) > MAX_BODY_CHARS:
-            raise JobTooLarge(f"a comment holds at most {MAX_BODY_CHARS:,} characters")
-        return self.store.comment(job_id, safe)
+        return self.store.comment(job_id, defuse(text))
 
     def comments(self, job_id: int) -> list[Comment]:
         return self.store.comments(int(job_id))

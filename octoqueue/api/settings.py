@@ -95,18 +95,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        if self.store and self.repo:
-            named = self.store.removeprefix("github://").split("?", 1)[0].strip("/")
-            if not self.store.startswith("github://") or named != self.repo:
-                raise ValueError(f"--repo {self.repo} and --store {self.store} disagree: give one of them")
-        named_store = self.store_url.removeprefix("github://").split("?", 1)[0].strip("/")
-        if (
-            self.webhook_repo
-            and self.store_url.startswith("github://")
-            and named_store.lower() != self.webhook_repo.lower()
-        ):
+        if self.store and self.repo and _github_repo(self.store) != self.repo:
+            raise ValueError(f"--repo {self.repo} and --store {self.store} disagree: give one of them")
+        store_repo = _github_repo(self.store_url)
+        if self.webhook_repo and store_repo is not None and store_repo.lower() != self.webhook_repo.lower():
             raise ValueError(
-                f"--webhook-repo {self.webhook_repo} is not the store's repository {named_store}: "
+                f"--webhook-repo {self.webhook_repo} is not the store's repository {store_repo}: "
                 "a GitHub store takes ChatOps from its own repository only"
             )
         if self.handler and self.command:
@@ -136,6 +130,13 @@ class Settings(BaseSettings):
     @property
     def trusted_users(self) -> frozenset[str]:
         return frozenset(name.lstrip("@").lower() for name in _split(self.webhook_trusted_users))
+
+
+def _github_repo(store_url: str) -> str | None:
+    """``owner/repo`` of a ``github://`` store URL; None for other stores."""
+    if not store_url.startswith("github://"):
+        return None
+    return store_url.removeprefix("github://").split("?", 1)[0].strip("/")
 
 
 def _split(text: str) -> list[str]:

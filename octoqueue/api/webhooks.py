@@ -47,11 +47,8 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(signature(secret, body).encode(), header.strip().encode("ascii", "replace"))
 
 
-def _decide(runtime: Runtime, event: str, payload: dict[str, Any]) -> Command | Ignored:
-    """What the delivery asks for, if it comes from the jobs' repository and from someone who may ask it."""
-    decision = plan(event, payload, runtime.queue.store.labels)
-    if isinstance(decision, Ignored):
-        return decision
+def _admit(runtime: Runtime, decision: Command, payload: dict[str, Any]) -> Command | Ignored:
+    """The command, if it comes from the jobs' repository and from someone who may ask it (may ask GitHub)."""
     wrong = runtime.access.wrong_repository(payload)
     if wrong is not None:
         return Ignored(wrong)
@@ -108,7 +105,9 @@ async def github_webhook(
         runtime.metrics.webhooks.labels(event, "pong").inc()
         return WebhookReply(status="pong", delivery=delivery)
 
-    decision = await run_in_threadpool(_decide, runtime, event, payload)
+    decision = plan(event, payload, runtime.queue.store.labels)
+    if isinstance(decision, Command):
+        decision = await run_in_threadpool(_admit, runtime, decision, payload)
     persist = isinstance(decision, Command)
     first = await run_in_threadpool(runtime.deliveries.first_time, delivery, persist=persist)
     if not first:

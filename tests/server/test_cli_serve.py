@@ -111,6 +111,8 @@ def test_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ({"repo": "not-a-repo"}, "owner/repo"),
         ({"repo": "o/r", "store": "sqlite:///x.db"}, "disagree"),
+        ({"repo": "o/r", "webhook_repo": "someone/else"}, "its own repository only"),
+        ({"webhook_repo": "not a repo"}, "owner/repo"),
         ({"worker": True}, "--handler"),
         ({"handler": "m:f", "command": "cat"}, "not both"),
     ],
