@@ -87,7 +87,11 @@ class ChatOpsAccess:
         if actor.get("type") == "Bot" or login.lower().endswith("[bot]"):
             return f"@{login} is a bot; bots never run commands"
         if self.people is not None:
-            own = self._own_login()
+            try:
+                own = self.people.own_login()
+            except OctoqueueError as exc:  # unknown: it might be octoqueue's own comment, so no
+                log.warning("could not learn the token's own login: %s", exc)
+                return f"octoqueue's own login is unknown for now ({exc}); @{login}'s command is not run"
             if own is not None and own.lower() == login.lower():
                 return f"@{login} is octoqueue's own account; its comments are never commands"
         if login.lower() in self.trusted:
@@ -103,14 +107,6 @@ class ChatOpsAccess:
         if owner.lower() == login.lower() or (authored and issue.get("author_association") in WRITE_ACCESS):
             return None
         return f"@{login} has no write access that the payload shows"
-
-    def _own_login(self) -> str | None:
-        assert self.people is not None
-        try:
-            return self.people.own_login()
-        except OctoqueueError as exc:
-            log.warning("could not learn the token's own login: %s", exc)
-            return None
 
     def _permission(self, login: str) -> str:
         assert self.people is not None

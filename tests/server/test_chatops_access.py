@@ -23,6 +23,8 @@ class PeopleStore(MemoryStore):
         self.asked: list[str] = []
 
     def own_login(self) -> str | None:
+        if self.own == "unreachable":
+            raise StoreUnavailable("GitHub could not be reached")
         return self.own
 
     def permission_of(self, login: str) -> str:
@@ -119,3 +121,11 @@ def test_without_a_token_the_payload_decides() -> None:
     assert access.refusal(user("acme"), None, payload) is None  # a label by the owner
     assert access.refusal(user("alice"), None, payload) is not None
     assert access.refusal(user("ci[bot]", "Bot"), "OWNER", payload) is not None
+
+
+def test_an_unknown_own_login_refuses_rather_than_risk_a_loop(clock: Clock) -> None:
+    store = PeopleStore({"boss": "admin"}, own="unreachable")
+    access = ChatOpsAccess(store, repository=None, trusted=frozenset(), clock=clock)
+    assert "unknown" in str(access.refusal(user("boss"), None, delivery()))
+    store.own = None  # a GitHub App's token: no login, and its bot account is refused as a bot
+    assert access.refusal(user("boss"), None, delivery()) is None
