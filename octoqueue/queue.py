@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from octoqueue.body import MAX_BODY_CHARS
+from octoqueue.commands import defuse
 from octoqueue.errors import (
     InvalidJobData,
     JobNotFound,
@@ -221,7 +222,7 @@ class Queue:
                 job.id, expected=JobState.PROCESSING, target=JobState.FAILED, attempt=job.attempt,
                 last_error=job.body_error,
             )  # fmt: skip
-            self.store.comment(job.id, message)
+            self._say(job.id, message)
         except StateConflict:
             pass
         return True
@@ -257,7 +258,7 @@ class Queue:
         done = self.store.transition(job_id, expected=expected, target=JobState.COMPLETED, attempt=attempt, **changes)
         note = _result_comment(comment, result, done.attempt)
         if note:
-            self.store.comment(job_id, note)
+            self._say(job_id, note)
         return done
 
     def fail(
@@ -281,7 +282,7 @@ class Queue:
                 job_id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=attempt,
                 run_at=run_at, last_error=error,
             )  # fmt: skip
-            self.store.comment(
+            self._say(
                 job_id,
                 f"Attempt {current.attempt} failed: {error}\n\nRetrying in {wait:.1f} s "
                 f"({new.attempts_left} attempt(s) left).",
@@ -292,7 +293,7 @@ class Queue:
         new = self.store.transition(
             job_id, expected=expected, target=JobState.FAILED, attempt=attempt, last_error=error
         )
-        self.store.comment(job_id, comment or f"This job has failed: {error}")
+        self._say(job_id, comment or f"This job has failed: {error}")
         return new
 
     def requeue(self, job: JobRef, comment: str | None = None) -> Job:
@@ -303,7 +304,7 @@ class Queue:
             job_id, expected=current.state, target=JobState.PENDING, attempt=current.attempt,
             attempt_base=current.attempt, run_at=None,
         )  # fmt: skip
-        self.store.comment(job_id, comment or "Job has been requeued for processing")
+        self._say(job_id, comment or "Job has been requeued for processing")
         self._notify(new)
         return new
 
@@ -319,7 +320,7 @@ class Queue:
         is refused."""
         job_id = _job_id(job)
         new = self.store.transition(job_id, expected=(JobState.PENDING, JobState.PROCESSING), target=JobState.CANCELLED)
-        self.store.comment(job_id, comment or "This job has been cancelled")
+        self._say(job_id, comment or "This job has been cancelled")
         return new
 
     # -- reading -----------------------------------------------------------------------------------------------
@@ -374,9 +375,13 @@ class Queue:
         return self.store.list(states=wanted, labels=labels, cursor=cursor, limit=limit)
 
     def create_comment(self, job_id: int, comment: str) -> Comment:
-        if len(comment) > MAX_BODY_CHARS:
+        if len(defuse(comment)) > MAX_BODY_CHARS:
             raise JobTooLarge(f"a comment holds at most {MAX_BODY_CHARS:,} characters")
-        return self.store.comment(int(job_id), comment)
+        return self._say(int(job_id), comment)
+
+    def _say(self, job_id: int, text: str) -> Comment:
+        """Post ``text`` on the job, defused: no line of a comment octoqueue writes is ever a ChatOps command."""
+        return self.store.comment(job_id, defuse(text))
 
     def comments(self, job_id: int) -> list[Comment]:
         return self.store.comments(int(job_id))

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from octoqueue.api.chatops_access import ChatOpsAccess
 from octoqueue.api.cursors import CursorSigner
 from octoqueue.api.deliveries import DeliveryLog
 from octoqueue.api.jobschema import JobSchema
@@ -27,6 +28,7 @@ class Runtime:
     queues: QueueRegistry
     deliveries: DeliveryLog
     cursors: CursorSigner
+    access: ChatOpsAccess
     arrivals: ArrivalSignal = field(default_factory=ArrivalSignal)
 
     @classmethod
@@ -40,6 +42,7 @@ class Runtime:
             queues=QueueRegistry(queue.store, ttl),
             deliveries=DeliveryLog(queue.store),
             cursors=CursorSigner(queue.store),
+            access=ChatOpsAccess(queue.store, repository=settings.webhook_repo, trusted=settings.trusted_users),
         )
 
 

@@ -5,33 +5,29 @@ People with write access drive jobs from the issue page:
 - add the ``requeue`` label, or comment ``/requeue`` or ``/retry``: the job is pending again, fresh attempts;
 - comment ``/cancel``: a pending or processing job is cancelled.
 
-Write access is judged from the payload: a comment's ``author_association`` must be OWNER, MEMBER or
-COLLABORATOR. A label event carries no association for its sender, so the sender counts as having write access
-only when they own the repository, when they authored the issue with such an association, or when they are
-listed in ``OCTOQUEUE_WEBHOOK_TRUSTED_USERS``; anyone else is treated as having none. (GitHub itself lets only
-people with triage access or more add labels.)
-
-A job issue opened or edited by hand whose body cannot be read gets a comment explaining the expected format.
-Events for issues that are not jobs (no status label) and for pull requests are ignored.
+Who may, and from which repository, is :mod:`octoqueue.api.chatops_access`'s to decide; :func:`plan` only reads
+what a delivery asks for. A job issue whose body cannot be read gets one comment explaining the expected format,
+whichever of ``opened``, ``edited`` or the status label's ``labeled`` arrives first (GitHub may deliver them out
+of order, and an ``opened`` payload need not carry the labels): the store, not the payload, says whether the
+issue is a job and what its body holds. Events for pull requests are ignored.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from octoqueue.body import parse
-from octoqueue.errors import InvalidTransition, OctoqueueError, StateConflict
+from octoqueue.commands import defuse, parse_command
+from octoqueue.errors import InvalidTransition, JobNotFound, OctoqueueError, StateConflict
 from octoqueue.queue import Queue
-from octoqueue.states import LabelScheme
+from octoqueue.states import JobState, LabelScheme
 
 log = logging.getLogger("octoqueue.api.webhooks")
 
 REQUEUE_LABEL = "requeue"
-WRITE_ACCESS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
-_COMMAND_RE = re.compile(r"^[ \t]*/(requeue|retry|cancel)\b", re.MULTILINE | re.IGNORECASE)
 
 Kind = Literal["requeue", "cancel", "explain"]
 
@@ -42,9 +38,16 @@ class Command:
     job_id: int
     actor: str
     via: str
-    detail: str = ""
+    #: The payload's user object of whoever asked, judged by the access rules (requeue and cancel only).
+    user: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: The comment's ``author_association`` (None for a label).
+    association: str | None = None
     #: A label that made the command, taken off the issue so that it can be added again.
     label: str | None = None
+
+    @property
+    def needs_write(self) -> bool:
+        return self.kind != "explain"
 
 
 @dataclass(frozen=True)
@@ -52,35 +55,11 @@ class Ignored:
     reason: str
 
 
-def parse_command(text: str | None) -> str | None:
-    """The first ``/requeue``, ``/retry`` or ``/cancel`` at the start of a line, normalised; else None."""
-    match = _COMMAND_RE.search(text or "")
-    if match is None:
-        return None
-    word = match.group(1).lower()
-    return "requeue" if word == "retry" else word
+def _user(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
-def _login(user: Any) -> str:
-    return str(user.get("login") or "") if isinstance(user, dict) else ""
-
-
-def sender_has_write_access(payload: dict[str, Any], trusted: frozenset[str]) -> bool:
-    """Whether the event's sender has write access, as far as the payload shows (unknown counts as no)."""
-    sender = _login(payload.get("sender"))
-    if not sender:
-        return False
-    if sender.lower() in trusted:
-        return True
-    repository = payload.get("repository")
-    owner = _login(repository.get("owner")) if isinstance(repository, dict) else ""
-    if owner and sender.lower() == owner.lower():
-        return True
-    issue = payload.get("issue") or {}
-    return sender.lower() == _login(issue.get("user")).lower() and issue.get("author_association") in WRITE_ACCESS
-
-
-def plan(event: str, payload: dict[str, Any], labels: LabelScheme, trusted: frozenset[str]) -> Command | Ignored:
+def plan(event: str, payload: dict[str, Any], labels: LabelScheme) -> Command | Ignored:
     """Decide what a webhook delivery asks for. Pure: reads only the payload."""
     if event not in ("issues", "issue_comment"):
         return Ignored(f"{event} events are not handled")
@@ -90,41 +69,45 @@ def plan(event: str, payload: dict[str, Any], labels: LabelScheme, trusted: froz
         return Ignored("the payload has no issue")
     if issue.get("pull_request") is not None:
         return Ignored("pull requests are not jobs")
-    names = [str(label.get("name")) for label in issue.get("labels") or [] if isinstance(label, dict)]
-    if labels.state_of(names) is None:
-        return Ignored(f"issue {issue['number']} is not a job (no status label)")
     number: int = issue["number"]
-    sender = _login(payload.get("sender")) or "someone"
+    sender = _user(payload.get("sender"))
+    sender_login = str(sender.get("login") or "someone")
+    names = [str(label.get("name")) for label in issue.get("labels") or [] if isinstance(label, dict)]
+    is_job = labels.state_of(names) is not None
 
     if event == "issue_comment":
         if action != "created":
             return Ignored(f"issue_comment.{action} needs no action")
-        comment = payload.get("comment") if isinstance(payload.get("comment"), dict) else {}
-        assert isinstance(comment, dict)
+        comment = _user(payload.get("comment"))
         command = parse_command(comment.get("body"))
         if command is None:
             return Ignored("the comment holds no command")
-        author = _login(comment.get("user")) or sender
+        if not is_job:
+            return Ignored(f"issue {number} is not a job (no status label)")
+        author = _user(comment.get("user")) or sender
         association = comment.get("author_association")
-        if association not in WRITE_ACCESS:
-            return Ignored(f"@{author} ({association or 'unknown association'}) may not /{command} jobs")
         kind: Kind = "cancel" if command == "cancel" else "requeue"
-        return Command(kind, number, author, via=f"`/{command}`")
+        return Command(
+            kind, number, str(author.get("login") or sender_login), via=f"`/{command}`", user=author,
+            association=str(association) if association else "NONE",
+        )  # fmt: skip
 
-    if action == "labeled":
-        label = payload.get("label")
-        name = label.get("name") if isinstance(label, dict) else None
-        if name != REQUEUE_LABEL:
-            return Ignored(f"the label {name!r} is not a command")
-        if not sender_has_write_access(payload, trusted):
-            return Ignored(f"@{sender} has no write access that the payload shows")
-        return Command("requeue", number, sender, via=f"the `{REQUEUE_LABEL}` label", label=REQUEUE_LABEL)
-
-    if action == "opened" or (action == "edited" and "body" in (payload.get("changes") or {})):
-        error = parse(issue.get("body")).error
-        if error is None:
+    name = (_user(payload.get("label"))).get("name")
+    if action == "labeled" and name == REQUEUE_LABEL:
+        if not is_job:
+            return Ignored(f"issue {number} is not a job (no status label)")
+        return Command(
+            "requeue", number, sender_login, via=f"the `{REQUEUE_LABEL}` label", user=sender, label=REQUEUE_LABEL
+        )
+    body_changed = action == "edited" and "body" in (payload.get("changes") or {})
+    status_added = action == "labeled" and isinstance(name, str) and labels.is_status(name)
+    if action == "opened" or body_changed or status_added:
+        # An opened payload need not carry the labels: whether it is a job is the store's to say.
+        if parse(issue.get("body")).error is None:
             return Ignored("the issue body is readable")
-        return Command("explain", number, sender, via=f"issues.{action}", detail=error)
+        return Command("explain", number, sender_login, via=f"issues.{action}")
+    if action == "labeled":
+        return Ignored(f"the label {name!r} is not a command")
     return Ignored(f"issues.{action} needs no action")
 
 
@@ -154,11 +137,29 @@ def execute(queue: Queue, command: Command) -> str:
                     n, f"@{who}: job {n} is {status}; only pending or processing jobs can be cancelled."
                 )
                 return "refused"
-        queue.create_comment(n, explanation(command.detail))
-        return "explained"
+        return _explain(queue, n)
     except OctoqueueError as exc:
         log.warning("webhook command %s on job %d failed: %s", command.kind, n, exc)
         return "error"
+
+
+_explaining = threading.Lock()
+
+
+def _explain(queue: Queue, job_id: int) -> str:
+    """Explain the job's unreadable body once: the store's body, not the delivery's, and not twice the same."""
+    with _explaining:  # two deliveries of one change (opened and labeled) must not both post
+        try:
+            job = queue.get(job_id)
+        except JobNotFound:
+            return "not-a-job"
+        if job.body_error is None or job.state not in (JobState.PENDING, JobState.FAILED):
+            return "readable"
+        note = defuse(explanation(job.body_error))
+        if any(comment.body == note for comment in queue.comments(job_id)):
+            return "already-explained"
+        queue.create_comment(job_id, note)
+        return "explained"
 
 
 def explanation(error: str) -> str:
@@ -185,12 +186,9 @@ def _remove_label(queue: Queue, job_id: int, name: str) -> None:
 
 __all__ = [
     "REQUEUE_LABEL",
-    "WRITE_ACCESS",
     "Command",
     "Ignored",
     "execute",
     "explanation",
-    "parse_command",
     "plan",
-    "sender_has_write_access",
 ]

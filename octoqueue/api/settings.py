@@ -55,6 +55,7 @@ class Settings(BaseSettings):
         None, validation_alias=_env("GITHUB_WEBHOOK_SECRET", "OCTOQUEUE_WEBHOOK_SECRET")
     )
     webhook_trusted_users: str = Field("", validation_alias=_env("OCTOQUEUE_WEBHOOK_TRUSTED_USERS"))
+    webhook_repo: str | None = Field(None, validation_alias=_env("OCTOQUEUE_WEBHOOK_REPO"))
     rate_limit_requests: int = Field(100, ge=0, validation_alias=_env("RATE_LIMIT_REQUESTS"))
     rate_limit_window: float = Field(600.0, gt=0, validation_alias=_env("RATE_LIMIT_WINDOW"))
     max_body_bytes: int = Field(1_048_576, ge=0, validation_alias=_env("OCTOQUEUE_MAX_BODY_BYTES"))
@@ -80,7 +81,7 @@ class Settings(BaseSettings):
             raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}")
         return level
 
-    @field_validator("repo")
+    @field_validator("repo", "webhook_repo")
     @classmethod
     def _repo_shape(cls, value: str | None) -> str | None:
         if value is not None and not _REPO_RE.match(value):
@@ -94,10 +95,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        if self.store and self.repo:
-            named = self.store.removeprefix("github://").split("?", 1)[0].strip("/")
-            if not self.store.startswith("github://") or named != self.repo:
-                raise ValueError(f"--repo {self.repo} and --store {self.store} disagree: give one of them")
+        if self.store and self.repo and _github_repo(self.store) != self.repo:
+            raise ValueError(f"--repo {self.repo} and --store {self.store} disagree: give one of them")
+        store_repo = _github_repo(self.store_url)
+        if self.webhook_repo and store_repo is not None and store_repo.lower() != self.webhook_repo.lower():
+            raise ValueError(
+                f"--webhook-repo {self.webhook_repo} is not the store's repository {store_repo}: "
+                "a GitHub store takes ChatOps from its own repository only"
+            )
         if self.handler and self.command:
             raise ValueError("give a worker --handler or --command, not both")
         if self.worker and not (self.handler or self.command):
@@ -125,6 +130,13 @@ class Settings(BaseSettings):
     @property
     def trusted_users(self) -> frozenset[str]:
         return frozenset(name.lstrip("@").lower() for name in _split(self.webhook_trusted_users))
+
+
+def _github_repo(store_url: str) -> str | None:
+    """``owner/repo`` of a ``github://`` store URL; None for other stores."""
+    if not store_url.startswith("github://"):
+        return None
+    return store_url.removeprefix("github://").split("?", 1)[0].strip("/")
 
 
 def _split(text: str) -> list[str]:

@@ -3,7 +3,7 @@
 The ``X-Hub-Signature-256`` HMAC is checked over the raw body before it is parsed; without a configured secret
 every delivery is refused (503), never trusted. A delivery id seen before is answered ``duplicate`` and not
 acted on. The reply comes at once (202 ``accepted``); the action runs after it, so a slow store never makes
-GitHub's 10-second timeout.
+GitHub's 10-second timeout. Who may act, and from which repository: :mod:`octoqueue.api.chatops_access`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,18 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
     if not header:
         return False
     return hmac.compare_digest(signature(secret, body).encode(), header.strip().encode("ascii", "replace"))
+
+
+def _admit(runtime: Runtime, decision: Command, payload: dict[str, Any]) -> Command | Ignored:
+    """The command, if it comes from the jobs' repository and from someone who may ask it (may ask GitHub)."""
+    wrong = runtime.access.wrong_repository(payload)
+    if wrong is not None:
+        return Ignored(wrong)
+    if decision.needs_write:
+        refused = runtime.access.refusal(decision.user, decision.association, payload)
+        if refused is not None:
+            return Ignored(refused)
+    return decision
 
 
 def _run(runtime: Runtime, command: Command, event: str) -> None:
@@ -93,7 +105,9 @@ async def github_webhook(
         runtime.metrics.webhooks.labels(event, "pong").inc()
         return WebhookReply(status="pong", delivery=delivery)
 
-    decision = plan(event, payload, runtime.queue.store.labels, runtime.settings.trusted_users)
+    decision = plan(event, payload, runtime.queue.store.labels)
+    if isinstance(decision, Command):
+        decision = await run_in_threadpool(_admit, runtime, decision, payload)
     persist = isinstance(decision, Command)
     first = await run_in_threadpool(runtime.deliveries.first_time, delivery, persist=persist)
     if not first:

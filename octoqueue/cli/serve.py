@@ -53,8 +53,15 @@ def _help(text: str, env: str, default: str | None = None) -> str:
 @click.option("--webhook-secret", help=_help("Secret of the GitHub webhook.", "GITHUB_WEBHOOK_SECRET"))
 @click.option(
     "--webhook-trusted-user", "webhook_trusted_users", multiple=True,
-    help=_help("GitHub login whose labels count as write access (repeatable).", "OCTOQUEUE_WEBHOOK_TRUSTED_USERS"),
+    help=_help("GitHub login that may run ChatOps commands (repeatable).", "OCTOQUEUE_WEBHOOK_TRUSTED_USERS"),
 )  # fmt: skip
+@click.option(
+    "--webhook-repo",
+    help=_help(
+        "owner/repo whose webhooks may drive jobs of a non-GitHub store (a GitHub store takes its own).",
+        "OCTOQUEUE_WEBHOOK_REPO",
+    ),
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), help=_help("Log level.", "OCTOQUEUE_LOG_LEVEL", "info"))
 @click.option(
     "--reload/--no-reload",

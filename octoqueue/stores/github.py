@@ -48,7 +48,7 @@ from octoqueue.dispatch import DEFAULT_EVENT_TYPE, dispatch_enabled
 from octoqueue.errors import ConfigurationError, JobNotFound, OctoqueueError, StateConflict
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState, LabelScheme, label_key
-from octoqueue.stores import _github_listing, _github_posts
+from octoqueue.stores import _github_listing, _github_people, _github_posts
 from octoqueue.stores._github_claims import Claimer
 from octoqueue.stores._github_client import Fetched, GitHubClient, Pacer, RateLimit
 from octoqueue.stores._github_issues import (
@@ -171,6 +171,7 @@ class GitHubStore(Store):
         self._settings = SettingsIssue(self)
         self.refs = RefLocks(self._client, self.owner, self.repo, orphan_grace=orphan_grace)
         self._claimer = Claimer(self, listing_ttl=listing_ttl, claim_spread=claim_spread, scan_pages=scan_pages)
+        self._own_login: tuple[str | None] | None = None
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> GitHubStore:
@@ -378,6 +379,22 @@ class GitHubStore(Store):
             expect=(404,),  # the label (or the issue) is not there: nothing to remove
             what=f"remove label {name!r} from job {job_id}",
         )
+
+    # -- people (the webhook's ChatOps; not part of the store contract) ----------------------------------------
+    @property
+    def full_name(self) -> str:
+        """``owner/repo``: the repository whose webhooks may drive this store's jobs."""
+        return f"{self.owner}/{self.repo}"
+
+    def own_login(self) -> str | None:
+        """The login this store writes as (``GET /user``, asked once); None for a GitHub App's token."""
+        if self._own_login is None:  # two threads asking at once both ask GitHub; the answer is the same
+            self._own_login = (_github_people.authenticated_login(self),)
+        return self._own_login[0]
+
+    def permission_of(self, login: str) -> str:
+        """``login``'s base permission on the repository, as GitHub tells it: admin, write, read or none."""
+        return _github_people.permission(self, login)
 
     def get_setting(self, key: str) -> Any:
         return self._settings.get(key)

@@ -239,3 +239,20 @@ def test_no_issues_webhooks_for_pull_requests(hooked: FakeGitHub, receiver: Rece
     hooked.create_pull_request("a change")
     assert hooked.flush_webhooks()
     assert receiver.requests == []
+
+
+def test_delivery_faults_reorder_strip_and_duplicate(hooked: FakeGitHub, receiver: Receiver) -> None:
+    hooked.set_webhook_faults(reorder=True, opened_without_labels=True, duplicate=True)
+    hooked.create_issue("job", "body", labels=["pending", "urgent"])
+    assert hooked.flush_webhooks()
+    assert receiver.events() == [("issues", "labeled")] * 4 + [("issues", "opened")] * 2
+    guids = [r.headers["x-github-delivery"] for r in receiver.requests]
+    assert guids[0] == guids[1] and guids[2] == guids[3] and guids[4] == guids[5] and len(set(guids)) == 3
+    opened = json.loads(receiver.requests[-1].content)
+    assert opened["issue"]["labels"] == []
+    assert [d.sent for d in sorted(hooked.deliveries, key=lambda d: d.sent or 0)] == [1, 2, 3, 4, 5, 6]
+    hooked.set_webhook_faults(reorder=False, opened_without_labels=False, duplicate=False)
+    hooked.create_issue("job 2", "body", labels=["pending"])
+    assert hooked.flush_webhooks()
+    assert receiver.events()[6:] == [("issues", "opened"), ("issues", "labeled")]
+    assert json.loads(receiver.requests[6].content)["issue"]["labels"][0]["name"] == "pending"

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "api_keys": ",".join(f"{role}:{key}" for role, key in KEYS.items()),
     "webhook_secret": WEBHOOK_SECRET,
     "webhook_trusted_users": "",
+    "webhook_repo": "octo-owner/jobs",
     "allowed_origins": "",
     "rate_limit_requests": 0,
     "open_reads": True,

@@ -40,6 +40,7 @@ SAMPLES: dict[str, str] = {
     "open_reads": "false",
     "webhook_secret": "s",
     "webhook_trusted_users": "alice",
+    "webhook_repo": "acme/jobs",
     "rate_limit_requests": "7",
     "rate_limit_window": "30",
     "max_body_bytes": "1000",
@@ -110,6 +111,8 @@ def test_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ({"repo": "not-a-repo"}, "owner/repo"),
         ({"repo": "o/r", "store": "sqlite:///x.db"}, "disagree"),
+        ({"repo": "o/r", "webhook_repo": "someone/else"}, "its own repository only"),
+        ({"webhook_repo": "not a repo"}, "owner/repo"),
         ({"worker": True}, "--handler"),
         ({"handler": "m:f", "command": "cat"}, "not both"),
     ],

@@ -7,73 +7,20 @@ FakeGitHub serves over HTTP and delivers signed webhooks to the server; the serv
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import requests
 
-from octoqueue.api import create_app
-from octoqueue.queue import Queue
 from octoqueue.states import JobState
-from octoqueue.testing.fake_github import FakeGitHub
 
-from .conftest import WEBHOOK_SECRET, free_port, headers, serve, test_settings
-
-REPO = "acme/jobs"
-OWNER = "acme"
-TOKEN = "t0k3n-e2e"
-
-
-@dataclass
-class Stack:
-    github: FakeGitHub
-    url: str
-    queue: Queue
-
-    def create_job(self, data: dict[str, Any]) -> int:
-        response = requests.post(self.url + "/create-job", json={"data": data}, headers=headers("producer"), timeout=30)
-        assert response.status_code == 201, response.text
-        job_id: int = response.json()["job_id"]
-        return job_id
-
-    def failed_job(self) -> int:
-        job_id = self.create_job({"image": "cat.png"})
-        job = self.queue.claim()
-        assert job is not None and job.id == job_id
-        self.queue.fail(job, error="boom")
-        assert "failed" in self.github.labels_of(job_id)
-        return job_id
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+from .github_stack import OWNER, REPO, Stack, github_stack, wait_for
 
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    port = free_port()
-    monkeypatch.setenv("GH_TOKEN", TOKEN)
-    github = FakeGitHub(
-        repo=REPO, token=TOKEN, webhook_url=f"http://127.0.0.1:{port}/webhooks/github", webhook_secret=WEBHOOK_SECRET
-    )
-    try:
-        with github.serve() as github_url:
-            settings = test_settings(store=f"github://{REPO}?base_url={github_url}", recover_interval=1.0)
-            app = create_app(settings)  # the server opens its own Queue on the GitHub store
-            with serve(app, port=port) as url:
-                yield Stack(github, url, app.state.runtime.queue)
-    finally:
-        github.close()
-
-
-def _delivery_status(github: FakeGitHub, event: str, action: str) -> list[int | None]:
-    github.flush_webhooks()
-    return [d.status_code for d in github.deliveries if d.event == event and d.action == action]
+    with github_stack(monkeypatch) as made:
+        yield made
 
 
 def test_the_server_runs_on_the_github_store(stack: Stack) -> None:
@@ -98,7 +45,7 @@ def test_the_owner_adding_the_requeue_label_puts_the_job_back(stack: Stack) -> N
     assert stack.github.get_issue(job_id)["state"] == "open"
     assert "pending" in stack.github.labels_of(job_id) and "failed" not in stack.github.labels_of(job_id)
     wait_for(lambda: any(f"Requeued by @{OWNER}" in c["body"] for c in stack.github.comments_of(job_id)))
-    assert 202 in _delivery_status(stack.github, "issues", "labeled")
+    assert 202 in stack.statuses("issues", "labeled")
     again = stack.queue.claim()
     assert again is not None and again.id == job_id
     # The label was taken off (before the requeue's own write), so adding it again works again.

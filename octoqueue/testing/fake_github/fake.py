@@ -19,7 +19,7 @@ from octoqueue.testing.fake_github.limits import LimitSettings, RateLimits
 from octoqueue.testing.fake_github.payloads import Renderer
 from octoqueue.testing.fake_github.pipeline import Backend
 from octoqueue.testing.fake_github.server import BackgroundServer
-from octoqueue.testing.fake_github.state import INITIAL_COMMIT_SHA, RepoState
+from octoqueue.testing.fake_github.state import INITIAL_COMMIT_SHA, ROLES, Member, RepoState
 from octoqueue.testing.fake_github.transport import LoopThread, SyncASGITransport
 from octoqueue.testing.fake_github.webhooks import Delivery, WebhookSender
 
@@ -39,6 +39,8 @@ class FakeGitHub:
     ``error_after_rate`` does the write and *then* answers 5xx.
     ``rate_limit_window`` (seconds) shortens the primary window for tests; :meth:`advance_time` skips ahead.
     ``webhook_transport`` delivers webhooks through an httpx transport (e.g. another app in-process).
+    ``organization=True`` makes the owner an organisation: people get roles through :meth:`add_member` (public or
+    private membership) and :meth:`add_collaborator`; ``user`` (the token's login) is then an admin member.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class FakeGitHub:
         webhook_transport: httpx.BaseTransport | None = None,
         user: str | None = None,
         token_read_only: bool = False,
+        organization: bool = False,
     ) -> None:
         owner, sep, name = repo.partition("/")
         if not sep or not owner or not name or "/" in name:
@@ -68,7 +71,10 @@ class FakeGitHub:
         self.repo = repo
         self.token = token
         self.clock = Clock()
-        self.state = RepoState(owner, name, token_login=user or owner, clock=self.clock)
+        self.state = RepoState(
+            owner, name, token_login=user or owner, clock=self.clock,
+            owner_type="Organization" if organization else "User",
+        )  # fmt: skip
         self.limit_settings = LimitSettings(
             rate_limit=rate_limit,
             rate_limit_window=rate_limit_window,
@@ -160,6 +166,21 @@ class FakeGitHub:
         for key, value in (("latency", latency), ("error_rate", error_rate), ("error_after_rate", error_after_rate)):
             if value is not None:
                 setattr(self.fault_settings, key, value)
+
+    def set_webhook_faults(
+        self,
+        *,
+        reorder: bool | None = None,
+        opened_without_labels: bool | None = None,
+        duplicate: bool | None = None,
+    ) -> None:
+        """Switch webhook delivery faults (:class:`WebhookFaults`); arguments left None keep their value."""
+        if self.hooks is None:
+            raise RuntimeError("no webhook configured")
+        given = {"reorder": reorder, "opened_without_labels": opened_without_labels, "duplicate": duplicate}
+        for key, value in given.items():
+            if value is not None:
+                setattr(self.hooks.faults, key, value)
 
     def set_limits(self, **changes: Any) -> None:
         """Change rate limits at run time (any :class:`LimitSettings` field, e.g. ``rate_limit=10``)."""
@@ -254,6 +275,25 @@ class FakeGitHub:
         """Wait until every queued webhook delivery was attempted; False on timeout."""
         return self.hooks.flush(timeout) if self.hooks else True
 
+    # -- people -------------------------------------------------------------------------------------------
+    def add_member(self, login: str, role: str = "write", *, public: bool = True) -> None:
+        """Make ``login`` a member of the owning organisation with ``role`` on the repository (read, triage,
+        write, maintain, admin). A private membership shows as ``CONTRIBUTOR``, as GitHub hides it."""
+        if self.state.owner_type != "Organization":
+            raise ValueError("only an organisation has members: FakeGitHub(..., organization=True)")
+        with self.state.lock:
+            self.state.members[self.state.user(login).login.lower()] = Member(_role(role), public)
+
+    def add_collaborator(self, login: str, role: str = "write") -> None:
+        """Give ``login`` an outside collaborator's ``role`` (``COLLABORATOR`` association)."""
+        with self.state.lock:
+            self.state.collaborators[self.state.user(login).login.lower()] = _role(role)
+
+    def add_contributor(self, login: str) -> None:
+        """Record that ``login`` has contributed (``CONTRIBUTOR`` association, no extra permission)."""
+        with self.state.lock:
+            self.state.contributors.add(self.state.user(login).login.lower())
+
     # -- acting like a person in the web UI ----------------------------------------------------------------
     def _origin(self, login: str | None) -> Origin:
         return Origin(login or HUMAN, self.url or IN_PROCESS_URL)
@@ -318,3 +358,9 @@ class FakeGitHub:
     def add_commit(self, parent: str | None = None, message: str = "commit") -> str:
         """Add a commit on top of ``parent`` (default: the initial commit) so refs can fast-forward to it."""
         return self.state.add_commit(parent or INITIAL_COMMIT_SHA, message)
+
+
+def _role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    return role

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,9 +159,10 @@ class Tracker:
             )
             st.issues[issue.number] = issue
             added = self._attach(origin, issue, labels)
-            self._notify(origin, "issues", "opened", issue)
-            for label in added:
-                self._notify(origin, "issues", "labeled", issue, label=label)
+            with self._one_change():
+                self._notify(origin, "issues", "opened", issue)
+                for label in added:
+                    self._notify(origin, "issues", "labeled", issue, label=label)
         return issue
 
     def update_issue(self, origin: Origin, number: int, changes: dict[str, Any]) -> Issue:
@@ -364,6 +366,10 @@ class Tracker:
             )
         )
 
+    def _one_change(self) -> AbstractContextManager[None]:
+        """Deliveries of one change, which the ``reorder`` webhook fault may send last first."""
+        return self.hooks.batch() if self.hooks is not None else nullcontext()
+
     def _notify(
         self,
         origin: Origin,
@@ -387,6 +393,9 @@ class Tracker:
         if changes is not None:
             payload["changes"] = changes
         payload["repository"] = r.repository()
+        organization = r.organization()
+        if organization is not None:
+            payload["organization"] = organization
         payload["sender"] = r.user(origin.login)
         self.hooks.emit(event, payload)
 

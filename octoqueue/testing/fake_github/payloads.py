@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from octoqueue.testing.fake_github.clock import iso
-from octoqueue.testing.fake_github.state import Comment, Issue, IssueEvent, Label, RepoState
+from octoqueue.testing.fake_github.state import LEGACY_PERMISSION, ROLES, Comment, Issue, IssueEvent, Label, RepoState
 
 Json = dict[str, Any]
 
@@ -84,6 +84,39 @@ class Renderer:
             "collaborators": 0,
             "two_factor_authentication": True,
             "plan": {"name": "free", "space": 976562499, "collaborators": 0, "private_repos": 10000},
+        }
+
+    def permission(self, login: str) -> Json:
+        """``GET /repos/{owner}/{repo}/collaborators/{username}/permission``: base permission and role."""
+        role = self.state.role(login)
+        rank = ROLES.index(role)
+        flags = {name: rank >= ROLES.index(name) for name in ROLES}
+        permissions = {
+            "pull": True, "triage": flags["triage"], "push": flags["write"], "maintain": flags["maintain"],
+            "admin": flags["admin"],
+        }  # fmt: skip
+        collaborator = {**self.user(login), "permissions": permissions, "role_name": role}
+        return {"permission": LEGACY_PERMISSION[role], "role_name": role, "user": collaborator}
+
+    def organization(self) -> Json | None:
+        """The ``organization`` object of webhook payloads; None for a user-owned repository."""
+        if self.state.owner_type != "Organization":
+            return None
+        org = self.state.user(self.state.owner)
+        url = f"{self.base}/orgs/{org.login}"
+        return {
+            "login": org.login,
+            "id": org.id,
+            "node_id": node_id("O", "org", org.id),
+            "url": url,
+            "repos_url": f"{url}/repos",
+            "events_url": f"{url}/events",
+            "hooks_url": f"{url}/hooks",
+            "issues_url": f"{url}/issues",
+            "members_url": f"{url}/members{{/member}}",
+            "public_members_url": f"{url}/public_members{{/member}}",
+            "avatar_url": f"https://avatars.githubusercontent.com/u/{org.id}?v=4",
+            "description": None,
         }
 
     # -- labels --------------------------------------------------------------------------------------------

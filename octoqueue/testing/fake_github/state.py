@@ -27,6 +27,20 @@ class User:
     site_admin: bool = False
 
 
+#: Repository roles, weakest first; the permission endpoint's legacy ``permission`` maps maintain→write, triage→read.
+ROLES = ("read", "triage", "write", "maintain", "admin")
+LEGACY_PERMISSION = {"read": "read", "triage": "read", "write": "write", "maintain": "write", "admin": "admin"}
+
+
+@dataclass
+class Member:
+    """A person's place in the organisation that owns the repository."""
+
+    role: str
+    #: Public membership shows as ``MEMBER``; a private one does not (see :meth:`RepoState.association`).
+    public: bool
+
+
 @dataclass
 class Label:
     id: int
@@ -98,6 +112,8 @@ class RepoState:
     name: str
     token_login: str
     clock: Clock
+    #: ``Organization`` for an organisation-owned repository, else ``User``.
+    owner_type: str = "User"
     id: int = 100_001
     lock: threading.RLock = field(default_factory=threading.RLock)
     users: dict[str, User] = field(default_factory=dict)
@@ -108,6 +124,12 @@ class RepoState:
     refs: dict[str, str] = field(default_factory=dict)
     commits: dict[str, Commit] = field(default_factory=dict)
     dispatches: list[dict[str, Any]] = field(default_factory=list)
+    #: Organisation members (organisation-owned repositories only), by lower-case login.
+    members: dict[str, Member] = field(default_factory=dict)
+    #: Outside collaborators and their role, by lower-case login.
+    collaborators: dict[str, str] = field(default_factory=dict)
+    #: Logins that have contributed (a commit in the default branch): ``CONTRIBUTOR`` when nothing stronger.
+    contributors: set[str] = field(default_factory=set)
     created_at: float = 0.0
     pushed_at: float = 0.0
 
@@ -126,8 +148,10 @@ class RepoState:
         self._numbers = itertools.count(1)
         now = self.clock.now()
         self.created_at = self.pushed_at = now
-        self.user(self.owner)
+        self.user(self.owner).type = self.owner_type
         self.user(self.token_login)
+        if self.owner_type == "Organization" and self.token_login.lower() != self.owner.lower():
+            self.members[self.token_login.lower()] = Member("admin", public=True)
         self.commits[INITIAL_COMMIT_SHA] = Commit(INITIAL_COMMIT_SHA, (), "Initial commit", now)
         self.refs["refs/heads/main"] = INITIAL_COMMIT_SHA
 
@@ -153,8 +177,35 @@ class RepoState:
             return self.users[key]
 
     def association(self, login: str) -> str:
-        """``author_association`` for a login: the owner and the token's user own the repository."""
-        return "OWNER" if login.lower() in {self.owner.lower(), self.token_login.lower()} else "NONE"
+        """``author_association`` for a login, as GitHub shows it to everyone.
+
+        The owner of a user-owned repository (and the token's user there) is ``OWNER``; a public member of the
+        owning organisation ``MEMBER``; an outside collaborator ``COLLABORATOR``; a contributor — and a private
+        member, whose membership GitHub does not reveal — ``CONTRIBUTOR``; anyone else ``NONE``.
+        """
+        key = login.lower()
+        with self.lock:
+            if self.owner_type == "User" and key in {self.owner.lower(), self.token_login.lower()}:
+                return "OWNER"
+            member = self.members.get(key)
+            if member is not None and member.public:
+                return "MEMBER"
+            if key in self.collaborators:
+                return "COLLABORATOR"
+            if member is not None or key in self.contributors:
+                return "CONTRIBUTOR"
+            return "NONE"
+
+    def role(self, login: str) -> str:
+        """The login's highest repository role from every grant; ``read`` for anyone (the repository is public)."""
+        key = login.lower()
+        with self.lock:
+            if self.owner_type == "User" and key in {self.owner.lower(), self.token_login.lower()}:
+                return "admin"
+            grants = ["read", self.collaborators.get(key, "read")]
+            if key in self.members:
+                grants.append(self.members[key].role)
+        return max(grants, key=ROLES.index)
 
     def label_named(self, name: str) -> Label | None:
         """Label names are case-insensitive on GitHub."""

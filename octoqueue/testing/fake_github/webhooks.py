@@ -3,6 +3,11 @@
 Deliveries leave from one background thread so an API response is never held up by a slow receiver.
 Failed deliveries are recorded and not retried (GitHub does not retry either); :meth:`redeliver` resends
 one with the same ``X-GitHub-Delivery`` GUID, as the "Redeliver" button does.
+
+GitHub promises neither order nor a single delivery; :class:`WebhookFaults` make the emulator show both:
+``reorder`` sends the deliveries of one change last first (``labeled`` before ``opened``),
+``opened_without_labels`` sends ``issues.opened`` with an empty ``labels`` list, and ``duplicate`` sends every
+delivery twice under the same GUID.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +37,15 @@ def sign(secret: str, body: bytes, algorithm: str = "sha256") -> str:
 
 
 @dataclass
+class WebhookFaults:
+    """Switchable delivery faults (all off by default); see the module docstring."""
+
+    reorder: bool = False
+    opened_without_labels: bool = False
+    duplicate: bool = False
+
+
+@dataclass
 class Delivery:
     """One delivery attempt. ``status_code`` is None until it was sent, or when the receiver was unreachable."""
 
@@ -41,6 +57,8 @@ class Delivery:
     body: bytes
     headers: dict[str, str]
     redelivery: bool = False
+    #: The order in which the delivery was sent (1, 2, …); None until it was.
+    sent: int | None = None
     status_code: int | None = None
     error: str | None = None
     duration: float | None = None
@@ -64,8 +82,11 @@ class WebhookSender:
         self.hook_id = hook_id
         self.repo_id = repo_id
         self.deliveries: list[Delivery] = []
+        self.faults = WebhookFaults()
+        self._batch: list[Delivery] | None = None
         self._transport = transport
         self._ids = itertools.count(1)
+        self._sent = itertools.count(1)
         self._queue: queue.Queue[Delivery | None] = queue.Queue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -73,8 +94,29 @@ class WebhookSender:
 
     def emit(self, event: str, payload: dict[str, Any]) -> Delivery:
         """Queue a delivery of ``payload`` as ``event``; returns its record at once."""
+        if self.faults.opened_without_labels and event == "issues" and payload.get("action") == "opened":
+            payload = {**payload, "issue": {**payload["issue"], "labels": []}}
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        return self._enqueue(event, payload, body, str(uuid.uuid4()), redelivery=False)
+        delivery = self._enqueue(event, payload, body, str(uuid.uuid4()), redelivery=False)
+        if self.faults.duplicate:
+            self._enqueue(event, payload, body, delivery.guid, redelivery=False)
+        return delivery
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold the deliveries emitted inside (one change) and send them together, last first under ``reorder``."""
+        with self._lock:
+            outer = self._batch is not None
+            if not outer:
+                self._batch = []
+        try:
+            yield
+        finally:
+            if not outer:
+                with self._lock:
+                    held, self._batch = self._batch or [], None
+                for delivery in reversed(held) if self.faults.reorder else held:
+                    self._queue.put(delivery)
 
     def redeliver(self, guid: str) -> Delivery:
         """Send an earlier delivery again, byte for byte and with the same GUID; KeyError when unknown."""
@@ -106,6 +148,9 @@ class WebhookSender:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="fake-github-hookshot", daemon=True)
                 self._thread.start()
+            if self._batch is not None:
+                self._batch.append(delivery)
+                return delivery
         self._queue.put(delivery)
         return delivery
 
@@ -113,6 +158,7 @@ class WebhookSender:
         with httpx.Client(transport=self._transport, timeout=10.0) as client:
             while (delivery := self._queue.get()) is not None:
                 started = time.monotonic()
+                delivery.sent = next(self._sent)
                 try:
                     response = client.post(self.url, content=delivery.body, headers=delivery.headers)
                     delivery.status_code = response.status_code

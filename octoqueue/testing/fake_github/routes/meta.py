@@ -1,4 +1,5 @@
-"""Root, rate limit, the authenticated user, the repository, repository_dispatch, and the 404 fallback."""
+"""Root, rate limit, the authenticated user, the repository, a user's permission on it, repository_dispatch, and
+the 404 fallback."""
 
 from __future__ import annotations
 
@@ -45,6 +46,16 @@ async def repository(ctx: Ctx) -> Reply:
     return Reply(data=ctx.render.repository(), last_modified=ctx.backend.state.pushed_at)
 
 
+@endpoint("https://docs.github.com/rest/collaborators/collaborators#get-repository-permissions-for-a-user")
+async def collaborator_permission(ctx: Ctx) -> Reply:
+    require_repo(ctx)
+    if ctx.login is None:
+        raise GitHubError(401, "Requires authentication")
+    if ctx.backend.state.role(ctx.login) not in ("write", "maintain", "admin"):
+        raise GitHubError(403, "Must have push access to view repository collaborators.")
+    return Reply(data=ctx.render.permission(ctx.param("username")))
+
+
 @endpoint("https://docs.github.com/rest/repos/repos#create-a-repository-dispatch-event")
 async def dispatch(ctx: Ctx) -> Reply:
     require_repo(ctx)
@@ -76,5 +87,6 @@ routes = [
     Route("/user", authenticated_user, methods=["GET"]),
     Route(REPO, repository, methods=["GET"]),
     Route(f"{REPO}/dispatches", dispatch, methods=["POST"]),
+    Route(f"{REPO}/collaborators/{{username}}/permission", collaborator_permission, methods=["GET"]),
 ]
 fallback = [Route("/{path:path}", unknown_endpoint, methods=_ALL_METHODS)]
