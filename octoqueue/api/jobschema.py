@@ -16,7 +16,10 @@ import jsonschema
 from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.protocols import Validator
 
+from octoqueue.api import linear_regex, schemaguard
 from octoqueue.stores import Store
+
+linear_regex.install()
 
 SETTING = "job_schema"
 
@@ -86,23 +89,25 @@ class JobSchema:
         if error is not None:
             where = "/".join(str(part) for part in error.absolute_path)
             at = f" (at /{where})" if where else ""
-            raise SchemaMismatch(f"Job data does not match the required schema: {error.message}{at}")
+            raise SchemaMismatch(f"Job data does not match required schema: {error.message}{at}")
 
     def _validator(self, schema: dict[str, Any]) -> Validator:
         key = json.dumps(schema, sort_keys=True, default=str)
         compiled = self._compiled
         if compiled is None or compiled[0] != key:
             cls = jsonschema.validators.validator_for(schema)
-            compiled = (key, cls(schema, format_checker=cls.FORMAT_CHECKER))
+            compiled = (key, cls(schema, format_checker=linear_regex.format_checker(cls.FORMAT_CHECKER)))
             self._compiled = compiled
         return compiled[1]
 
 
 def check(schema: dict[str, Any]) -> None:
-    """Raise :class:`InvalidSchema` unless ``schema`` is a valid JSON Schema that needs nothing remote."""
+    """Raise :class:`InvalidSchema` unless ``schema`` is a valid JSON Schema that needs nothing remote and cannot
+    stall validation (see :mod:`schemaguard`)."""
     try:
         cls = jsonschema.validators.validator_for(schema)
-        cls.check_schema(schema)
+        metaschema = jsonschema.validators.validator_for(cls.META_SCHEMA, default=cls)
+        cls.check_schema(schema, format_checker=linear_regex.format_checker(metaschema.FORMAT_CHECKER))
     except SchemaError as exc:
         where = "/".join(str(part) for part in exc.absolute_path)
         at = f" (at /{where})" if where else ""
@@ -112,6 +117,10 @@ def check(schema: dict[str, Any]) -> None:
     remote = sorted(_remote_refs(schema))
     if remote:
         raise InvalidSchema(f"Invalid JSON Schema: only local $ref ('#/...') are supported, not {remote[0]!r}")
+    try:
+        schemaguard.check(schema)
+    except schemaguard.UnsafeSchema as exc:
+        raise InvalidSchema(str(exc)) from None
 
 
 def _remote_refs(node: Any) -> set[str]:
