@@ -129,7 +129,7 @@ class Queue:
         for label in labels:
             if not label or self.store.labels.is_status(label):
                 raise ValueError(f"{label!r} cannot be an additional label (it is empty or a status label)")
-        _check_size(data)
+        check_data_size(data)
         new = NewJob(
             data=data,
             title=title or f"Job {utcnow().isoformat(timespec='seconds')}",
@@ -414,7 +414,8 @@ class Queue:
                 callback()
 
 
-def _check_size(data: Any) -> None:
+def check_data_size(data: Any) -> None:
+    """Raise :class:`InvalidJobData` unless ``data`` is JSON, :class:`JobTooLarge` unless it fits a job body."""
     try:
         text = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -5,14 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from octoqueue.api.auth import ProducerKey, ReaderKey
 from octoqueue.api.context import Runtime, RuntimeDep
 from octoqueue.api.jobschema import SchemaMismatch
-from octoqueue.api.models import Attempts, JsonObject, Label, PriorityLevel, RequestBody, check_text, errors
+from octoqueue.api.models import (
+    Attempts,
+    IdempotencyKey,
+    JsonObject,
+    Label,
+    PriorityLevel,
+    RequestBody,
+    check_text,
+    errors,
+)
 from octoqueue.api.ratelimit import rate_limit
 from octoqueue.job import Job
 
@@ -24,16 +33,6 @@ Title = Annotated[
 ]
 JobType = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00]+$"), AfterValidator(check_text)
-]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Retrying with the same key returns the job the first request created (see the docs).",
-    ),
 ]
 
 

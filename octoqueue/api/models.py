@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+from fastapi import Header
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
 
 
@@ -64,6 +65,17 @@ Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$"), AfterValidator(c
 Label = Annotated[
     str, StringConstraints(min_length=1, max_length=50, pattern=r"^[^,\x00]+$"), AfterValidator(check_text)
 ]
+#: The ``Idempotency-Key`` header: a retry with the same key creates nothing and returns what the first request made.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying with the same key returns the job(s) the first request created (see the docs).",
+    ),
+]
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -86,6 +98,7 @@ __all__ = [
     "Attempts",
     "Count",
     "ErrorResponse",
+    "IdempotencyKey",
     "JsonObject",
     "JsonValue",
     "Label",
