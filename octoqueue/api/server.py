@@ -8,7 +8,7 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -43,6 +43,9 @@ from octoqueue.queue import Queue
 from octoqueue.retry import RetryPolicy
 from octoqueue.states import LabelScheme
 from octoqueue.stores import open_store
+
+if TYPE_CHECKING:
+    from octoqueue.worker import Worker
 
 log = logging.getLogger("octoqueue.api")
 
@@ -164,6 +167,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     watcher = QueueWatcher(queue, runtime.arrivals, asyncio.get_running_loop())
     watcher.start()
     worker = _start_worker(settings, queue)
+    runtime.worker = worker
     recovery = asyncio.create_task(_recover_forever(runtime), name="octoqueue-recover")
     app.state.runtime = runtime
     log.info("octoqueue server ready on %s", queue.store.url)
@@ -181,7 +185,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await run_in_threadpool(queue.close)
 
 
-def _start_worker(settings: Settings, queue: Queue) -> Any:
+def _start_worker(settings: Settings, queue: Queue) -> Worker | None:
     if not settings.worker:
         return None
     from octoqueue.handlers import CommandHandler, load_handler
