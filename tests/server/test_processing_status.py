@@ -9,8 +9,6 @@ import pytest
 import requests
 
 from octoqueue.queue import Queue
-from octoqueue.stores.github import GitHubStore
-from octoqueue.testing.fake_github import IN_PROCESS_URL, FakeGitHub
 
 from .conftest import LiveServer, headers
 from .test_workers import Q, make_queue
@@ -63,13 +61,12 @@ def test_a_shared_store_without_a_local_worker_is_unknown(make_server: Any, tmp_
 
 
 @pytest.mark.parametrize(("wake", "expected"), [(True, "scheduled"), (False, "unknown")])
-def test_a_workflow_dispatch_sent_makes_it_scheduled(make_server: Any, wake: bool, expected: str) -> None:
-    with FakeGitHub(repo="octo/jobs") as gh:
-        store = GitHubStore(
-            "octo/jobs", token="t", base_url=IN_PROCESS_URL, transport=gh.transport(), wake_workflow=wake
-        )
-        server = make_server(queue=Queue(store))
-        assert _create(server)["processing_status"] == expected
-        assert len(gh.dispatches) == (1 if wake else 0)
-        assert _create(server, delay=3600)["processing_status"] == "unknown"  # not due: no dispatch
-        store.close()
+def test_a_workflow_dispatch_sent_makes_it_scheduled(
+    github_queue: Any, make_server: Any, wake: bool, expected: str
+) -> None:
+    gh, queue = github_queue
+    queue.store.wake_workflow = wake
+    server = make_server(queue=queue)
+    assert _create(server)["processing_status"] == expected
+    assert len(gh.dispatches) == (1 if wake else 0)
+    assert _create(server, delay=3600)["processing_status"] == "unknown"  # not due: no dispatch
