@@ -5,6 +5,9 @@
 - no chain of references and in-place applicators (``allOf``, ``anyOf``, ``oneOf``, ``not``, ``if``/``then``/
   ``else``, ``dependentSchemas``) may lead from a schema back to itself: validation would apply it to the same
   value forever. (``{"properties": {"child": {"$ref": "#"}}}`` is fine: each step descends into the data.)
+- references may not fan out exponentially (a "billion laughs" of ``allOf`` and ``$ref``): at most
+  :data:`MAX_PATHS` paths through the schema. For a recursive schema only the in-place paths are counted, so one
+  whose recursion fans out under the same member (two ``$ref`` to the root for one property) is not caught.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ _IN_PLACE_ONE = ("not", "if", "then", "else")
 _IN_PLACE_MANY = ("allOf", "anyOf", "oneOf")
 _IN_PLACE_MAP = ("dependentSchemas", "dependencies")
 _REFS = ("$ref", "$dynamicRef", "$recursiveRef")
+#: Most subschema applications one schema may cause per value (a big hand-written schema has a few thousand).
+MAX_PATHS = 100_000
 
 
 class UnsafeSchema(ValueError):
@@ -34,7 +39,8 @@ def check(schema: dict[str, Any]) -> None:
     spec: Specification[Any] = specification_with(str(schema.get("$schema", "")), default=DRAFT202012)
     root = spec.create_resource(schema)
     resolver = Registry().resolver_with_root(root)
-    edges: dict[int, list[int]] = {}
+    edges: dict[int, list[int]] = {}  # in place: the same value
+    nested: dict[int, list[int]] = {}  # into the value's members or items
     where: dict[int, str] = {id(schema): "#"}
     dynamic: list[tuple[int, str]] = []  # ($dynamicRef / $recursiveRef holder, anchor name)
     anchors: dict[str, list[int]] = {}
@@ -68,6 +74,7 @@ def check(schema: dict[str, Any]) -> None:
         for name in _anchor_names(node):
             anchors.setdefault(name, []).append(id(node))
         for child in spec.subresources_of(node):
+            nested.setdefault(id(node), []).append(id(child))
             todo.append((child, resolver, _pointer_of(node, child, pointer)))
     # A dynamic reference may land on any schema declaring its anchor: count every one as a target.
     for holder, name in dynamic:
@@ -78,6 +85,15 @@ def check(schema: dict[str, Any]) -> None:
         raise UnsafeSchema(
             f"Invalid JSON Schema: it refers to itself without descending into the data ({path}), "
             "so validation would never end"
+        )
+    # Schemas applied to one value, counted along every path (``allOf`` of two references to a schema that is
+    # itself an ``allOf`` of two... doubles at each level). Without recursion, paths through members count too.
+    everything = {node: list({*targets, *nested.get(node, [])}) for node, targets in edges.items()}
+    paths = _most_paths(everything if _find_loop(everything) is None else edges)
+    if paths > MAX_PATHS:
+        raise UnsafeSchema(
+            f"Invalid JSON Schema: validation could apply its subschemas more than {MAX_PATHS:,} times to one job "
+            "(references that fan out to the same schemas again and again)"
         )
 
 
@@ -122,6 +138,23 @@ def _anchor_names(node: dict[str, Any]) -> Iterator[str]:
         yield ""
 
 
+def _most_paths(edges: dict[int, list[int]]) -> int:
+    """The most paths leaving any node of the acyclic graph ``edges`` (itself included), capped past
+    :data:`MAX_PATHS`. Iterative post-order."""
+    paths: dict[int, int] = {}
+    for start in edges:
+        stack = [start]
+        while stack:
+            node = stack[-1]
+            pending = [nxt for nxt in edges.get(node, ()) if nxt not in paths]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            paths[node] = min(MAX_PATHS + 1, 1 + sum(paths[nxt] for nxt in edges.get(node, ())))
+    return max(paths.values(), default=0)
+
+
 def _find_loop(edges: dict[int, list[int]]) -> list[int] | None:
     """A cycle in ``edges`` (as the list of its nodes, first repeated at the end), or None. Iterative DFS."""
     state: dict[int, int] = {}  # 1: on the current path, 2: done
@@ -145,4 +178,4 @@ def _find_loop(edges: dict[int, list[int]]) -> list[int] | None:
     return None
 
 
-__all__ = ["UnsafeSchema", "check"]
+__all__ = ["MAX_PATHS", "UnsafeSchema", "check"]

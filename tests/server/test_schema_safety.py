@@ -117,6 +117,24 @@ def test_recursive_schemas_that_descend_into_the_data_are_accepted(server: LiveS
     assert _schema(server, schema).status_code == 200
 
 
+def _laughs(levels: int) -> dict[str, Any]:
+    """A "billion laughs" of references: each level refers twice to the next, so 2**levels applications."""
+    defs: dict[str, Any] = {
+        f"l{i}": {"allOf": [{"$ref": f"#/$defs/l{i + 1}"}, {"$ref": f"#/$defs/l{i + 1}"}]} for i in range(levels)
+    }
+    defs[f"l{levels}"] = {"type": "object"}
+    return {"$defs": defs, "$ref": "#/$defs/l0"}
+
+
+def test_references_that_fan_out_exponentially_are_refused(server: LiveServer) -> None:
+    started = time.monotonic()
+    response = _schema(server, _laughs(40))
+    assert time.monotonic() - started < 5.0
+    assert response.status_code == 400
+    assert "more than 100,000 times" in response.json()["detail"]
+    assert _schema(server, _laughs(10)).status_code == 200  # 2,047 applications: fine
+
+
 def test_a_tree_schema_validates_nested_data() -> None:
     schema = JobSchema(open_store("memory://"), ttl=0)
     schema.set({"type": "object", "required": ["v"], "properties": {"kids": {"items": {"$ref": "#"}}}})
