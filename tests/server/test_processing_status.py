@@ -70,3 +70,13 @@ def test_a_workflow_dispatch_sent_makes_it_scheduled(
     assert _create(server)["processing_status"] == expected
     assert len(gh.dispatches) == (1 if wake else 0)
     assert _create(server, delay=3600)["processing_status"] == "unknown"  # not due: no dispatch
+
+
+def test_a_dispatch_github_refused_makes_it_unscheduled(
+    github_queue: Any, make_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = github_queue[1]
+    queue.store.wake_workflow = True
+    monkeypatch.setattr(queue.store, "_wake", lambda job_id: False)  # as when GitHub refuses the dispatch
+    server = make_server(queue=queue)
+    assert _create(server)["processing_status"] == "unscheduled"
