@@ -75,7 +75,7 @@ def test_integers_are_strict(server: LiveServer, value: str) -> None:
 def test_a_scrape_storm_costs_one_store_round(github_queue: Any, make_server: Any) -> None:
     gh, queue = github_queue
     queue.enqueue({"n": 1})
-    server = make_server(queue=queue, metrics_cache_seconds=60)
+    server = make_server(queue=queue, metrics_cache_seconds=60, recover_interval=3600)  # no background reads
     gh.reset_counters()
     answers: list[str] = []
     storm = [threading.Thread(target=lambda: answers.append(server.get("/metrics").text)) for _ in range(10)]
