@@ -137,7 +137,7 @@ class Queue:
         for name in ((queue_label(queue),) if queue is not None else ()) + given:
             unique.setdefault(label_key(name), name)
         labels = tuple(unique.values())
-        _check_size(data)
+        check_data_size(data)
         new = NewJob(
             data=data,
             title=title or f"Job {utcnow().isoformat(timespec='seconds')}",
@@ -426,7 +426,8 @@ class Queue:
                 callback()
 
 
-def _check_size(data: Any) -> None:
+def check_data_size(data: Any) -> None:
+    """Raise :class:`InvalidJobData` unless ``data`` is JSON, :class:`JobTooLarge` unless it fits a job body."""
     try:
         text = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)
     except (TypeError, ValueError) as exc:

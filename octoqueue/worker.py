@@ -217,6 +217,18 @@ class Worker:
         else:
             self.handlers[job_type] = fn
 
+    def accepts(self, job: Job) -> bool:
+        """Whether this worker, started with :meth:`start` and not stopping, would claim ``job`` (its labels, id
+        and type fit)."""
+        if self._stop.is_set() or self._thread is None or not self._thread.is_alive():
+            return False
+        types = self._types()
+        return (
+            set(self.labels) <= set(job.labels)
+            and (self.ids is None or job.id in self.ids)
+            and (types is None or job.type in types)
+        )
+
     def _types(self) -> list[str] | None:
         # Without a catch-all handler, claim only the types this worker can run.
         return None if self.default_handler is not None else sorted(self.handlers)

@@ -187,20 +187,32 @@ async def require_read(request: Request, key: Annotated[str | None, Security(api
     return _authenticate(ring, key)
 
 
+async def identify_caller(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
+    """Who is calling, never refusing (for open endpoints that show admins more): everyone when no key is
+    configured, the key's holder, else anonymous."""
+    ring = _keys(request)
+    if not ring.enabled:
+        return OPEN
+    return ring.identify(key or None) or ANONYMOUS
+
+
 ProducerKey = Annotated[Principal, Depends(require(Role.PRODUCER))]
 WorkerKey = Annotated[Principal, Depends(require(Role.WORKER))]
 AdminKey = Annotated[Principal, Depends(require(Role.ADMIN))]
 ReaderKey = Annotated[Principal, Depends(require_read)]
+Caller = Annotated[Principal, Depends(identify_caller)]
 
 __all__ = [
     "API_KEY_HEADER",
     "AdminKey",
+    "Caller",
     "KeyRing",
     "Principal",
     "ProducerKey",
     "ReaderKey",
     "Role",
     "WorkerKey",
+    "identify_caller",
     "parse_api_keys",
     "require",
     "require_read",

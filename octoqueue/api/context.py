@@ -4,7 +4,7 @@ client) and the caches in front of its settings."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request
 
@@ -18,6 +18,9 @@ from octoqueue.api.queues import QueueRegistry
 from octoqueue.api.settings import Settings
 from octoqueue.queue import Queue
 
+if TYPE_CHECKING:
+    from octoqueue.worker import Worker
+
 
 @dataclass
 class Runtime:
@@ -30,6 +33,7 @@ class Runtime:
     cursors: CursorSigner
     access: ChatOpsAccess
     arrivals: ArrivalSignal = field(default_factory=ArrivalSignal)
+    worker: Worker | None = None  # the in-process worker (--worker), once started
 
     @classmethod
     def build(cls, settings: Settings, queue: Queue, metrics: Metrics) -> Runtime:

@@ -9,9 +9,9 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from octoqueue.api.auth import ReaderKey
+from octoqueue.api.auth import Caller, ReaderKey, Role
 from octoqueue.api.context import RuntimeDep
 from octoqueue.api.metrics import Metrics
 from octoqueue.api.models import errors
@@ -36,8 +36,8 @@ class Liveness(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
-    store: str
-    detail: str | None = None
+    store: str | None = Field(None, description="The store's URL (admins only: it names files and hosts).")
+    detail: str | None = Field(None, description="Why the store is unavailable (admins only).")
 
 
 class StarqHealth(BaseModel):
@@ -65,9 +65,10 @@ async def starq_health() -> StarqHealth:
 _ready_lock = threading.Lock()
 
 
-@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-def ready(request: Request, runtime: RuntimeDep) -> Response | Readiness:
-    """Readiness probe: 200 when the store answers, 503 when it does not."""
+@router.get("/ready", response_model=Readiness, response_model_exclude_none=True, responses={503: {"model": Readiness}})
+def ready(request: Request, runtime: RuntimeDep, caller: Caller) -> Response | Readiness:
+    """Readiness probe: 200 when the store answers, 503 when it does not. The store's URL and the failure's
+    detail are shown to admins only (no key is needed for the probe)."""
     now = time.monotonic()
     with _ready_lock:
         cached: tuple[float, Readiness] | None = getattr(request.app.state, "ready_cache", None)
@@ -81,8 +82,10 @@ def ready(request: Request, runtime: RuntimeDep) -> Response | Readiness:
             result = Readiness(status="unavailable", store=runtime.queue.store.url, detail=str(exc) or repr(exc))
         with _ready_lock:
             request.app.state.ready_cache = (now, result)
+    if not caller.can(Role.ADMIN):
+        result = Readiness(status=result.status)
     if result.status != "ready":
-        return JSONResponse(result.model_dump(), status_code=503)
+        return JSONResponse(result.model_dump(exclude_none=True), status_code=503)
     return result
 
 

@@ -5,16 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from octoqueue.api.auth import ProducerKey, ReaderKey
 from octoqueue.api.context import Runtime, RuntimeDep
 from octoqueue.api.jobschema import SchemaMismatch
-from octoqueue.api.models import Attempts, JsonObject, Label, PriorityLevel, RequestBody, check_text, errors
+from octoqueue.api.models import (
+    Attempts,
+    IdempotencyKey,
+    JsonObject,
+    Label,
+    PriorityLevel,
+    RequestBody,
+    check_text,
+    errors,
+)
 from octoqueue.api.ratelimit import rate_limit
 from octoqueue.job import Job
+from octoqueue.states import JobState
 
 router = APIRouter(tags=["jobs"])
 
@@ -24,16 +34,6 @@ Title = Annotated[
 ]
 JobType = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00]+$"), AfterValidator(check_text)
-]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Retrying with the same key returns the job the first request created (see the docs).",
-    ),
 ]
 
 
@@ -59,9 +59,18 @@ class CreateJobRequest(RequestBody):
         return self
 
 
+ProcessingStatus = Literal["scheduled", "unscheduled", "unknown"]
+
+
 class CreateJobResponse(BaseModel):
     job_id: int = Field(description="The job id: the issue number on GitHub.")
     status: str = Field("pending", description="The job's state (a retried request shows the current one).")
+    processing_status: ProcessingStatus = Field(
+        "unknown",
+        description="'scheduled': a worker was woken for the job (a waiting claim, the in-process worker, a "
+        "workflow dispatch sent); 'unscheduled': none could be; 'unknown': octoqueue cannot tell (workers of "
+        "other processes may be polling the store).",
+    )
 
 
 @router.post(
@@ -93,7 +102,22 @@ async def create_job(
             409, detail=f"Idempotency-Key {idempotency_key!r} was already used for different data (job {job.id})"
         )
     runtime.metrics.created.labels("create-job").inc()
-    return CreateJobResponse(job_id=job.id, status=job.status or "pending")
+    return CreateJobResponse(job_id=job.id, status=job.status or "pending", processing_status=_scheduling(runtime, job))
+
+
+def _scheduling(runtime: Runtime, job: Job) -> ProcessingStatus:
+    """Whether a worker was woken for ``job`` (run on the event loop, where the waiting claims live)."""
+    if job.state is not JobState.PENDING:
+        return "unknown"  # an idempotent retry of a job that moved on
+    woken = runtime.arrivals.waiting_for(job.labels) or (runtime.worker is not None and runtime.worker.accepts(job))
+    if woken:
+        return "scheduled"
+    dispatched = getattr(runtime.queue.store, "workflow_woken", None)
+    sent = dispatched(job.id) if dispatched is not None else None
+    if sent is not None:
+        return "scheduled" if sent else "unscheduled"
+    # Jobs in an in-memory store are seen by this process only: nobody else can take them.
+    return "unscheduled" if runtime.queue.store.url.startswith("memory:") else "unknown"
 
 
 def _create(runtime: Runtime, body: CreateJobRequest, idempotency_key: str | None) -> Job:

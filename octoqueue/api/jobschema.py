@@ -6,6 +6,7 @@ change shows within that time.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -16,7 +17,10 @@ import jsonschema
 from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.protocols import Validator
 
+from octoqueue.api import linear_regex, schemaguard
 from octoqueue.stores import Store
+
+linear_regex.install()
 
 SETTING = "job_schema"
 
@@ -61,7 +65,6 @@ class JobSchema:
 
     def __init__(self, store: Store, ttl: float = 1.0) -> None:
         self._setting = CachedSetting(store, SETTING, ttl)
-        self._compiled: tuple[str, Validator] | None = None
 
     def get(self) -> dict[str, Any] | None:
         value = self._setting.get()
@@ -75,34 +78,40 @@ class JobSchema:
 
     def validate(self, data: Any) -> None:
         """Raise :class:`SchemaMismatch` (with the most relevant error) when ``data`` does not match."""
-        schema = self.get()
-        if schema is None:
-            return
-        validator = self._validator(schema)
-        try:
-            error = best_match(validator.iter_errors(data))
-        except Exception as exc:  # e.g. an unresolvable $ref: the schema, not the job, is at fault
-            raise SchemaMismatch(f"The job schema could not be applied: {exc}") from exc
-        if error is not None:
-            where = "/".join(str(part) for part in error.absolute_path)
-            at = f" (at /{where})" if where else ""
-            raise SchemaMismatch(f"Job data does not match the required schema: {error.message}{at}")
+        validate(self.get(), data)
 
-    def _validator(self, schema: dict[str, Any]) -> Validator:
-        key = json.dumps(schema, sort_keys=True, default=str)
-        compiled = self._compiled
-        if compiled is None or compiled[0] != key:
-            cls = jsonschema.validators.validator_for(schema)
-            compiled = (key, cls(schema, format_checker=cls.FORMAT_CHECKER))
-            self._compiled = compiled
-        return compiled[1]
+
+def validate(schema: dict[str, Any] | None, data: Any) -> None:
+    """Raise :class:`SchemaMismatch` (with the most relevant error) when ``data`` does not match ``schema``
+    (None: anything matches)."""
+    if schema is None:
+        return
+    validator = _validator(json.dumps(schema, sort_keys=True, default=str))
+    try:
+        error = best_match(validator.iter_errors(data))
+    except Exception as exc:  # e.g. an unresolvable $ref: the schema, not the job, is at fault
+        raise SchemaMismatch(f"The job schema could not be applied: {exc}") from exc
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path)
+        at = f" (at /{where})" if where else ""
+        raise SchemaMismatch(f"Job data does not match required schema: {error.message}{at}")
+
+
+@functools.lru_cache(maxsize=64)
+def _validator(canonical: str) -> Validator:
+    """The compiled validator of a schema (given as canonical JSON), kept for the next job."""
+    schema = json.loads(canonical)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=linear_regex.format_checker(cls.FORMAT_CHECKER))
 
 
 def check(schema: dict[str, Any]) -> None:
-    """Raise :class:`InvalidSchema` unless ``schema`` is a valid JSON Schema that needs nothing remote."""
+    """Raise :class:`InvalidSchema` unless ``schema`` is a valid JSON Schema that needs nothing remote and cannot
+    stall validation (see :mod:`schemaguard`)."""
     try:
         cls = jsonschema.validators.validator_for(schema)
-        cls.check_schema(schema)
+        metaschema = jsonschema.validators.validator_for(cls.META_SCHEMA, default=cls)
+        cls.check_schema(schema, format_checker=linear_regex.format_checker(metaschema.FORMAT_CHECKER))
     except SchemaError as exc:
         where = "/".join(str(part) for part in exc.absolute_path)
         at = f" (at /{where})" if where else ""
@@ -112,6 +121,10 @@ def check(schema: dict[str, Any]) -> None:
     remote = sorted(_remote_refs(schema))
     if remote:
         raise InvalidSchema(f"Invalid JSON Schema: only local $ref ('#/...') are supported, not {remote[0]!r}")
+    try:
+        schemaguard.check(schema)
+    except schemaguard.UnsafeSchema as exc:
+        raise InvalidSchema(str(exc)) from None
 
 
 def _remote_refs(node: Any) -> set[str]:
@@ -130,4 +143,4 @@ def _remote_refs(node: Any) -> set[str]:
     return found
 
 
-__all__ = ["SETTING", "CachedSetting", "InvalidSchema", "JobSchema", "SchemaMismatch", "check"]
+__all__ = ["SETTING", "CachedSetting", "InvalidSchema", "JobSchema", "SchemaMismatch", "check", "validate"]

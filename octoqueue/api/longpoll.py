@@ -168,6 +168,12 @@ class ArrivalSignal:
         the store, so a job written before this read False is seen by every claim that enters later."""
         return bool(self._groups)
 
+    def waiting_for(self, labels: Collection[str]) -> bool:
+        """Whether a claim in line would take a job carrying ``labels`` (the one an arrival of it wakes)."""
+        carried = frozenset(labels)
+        groups = [group for key in (*carried, None) if (group := self._groups.get(key)) is not None]
+        return any(waiter.labels <= carried for group in groups for waiter in group.members)
+
     @property
     def waiters(self) -> int:
         """Claims in line (parked, woken or claiming)."""

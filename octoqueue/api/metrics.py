@@ -1,12 +1,14 @@
 """Prometheus metrics, one registry per application (two apps in one process never share counters).
 
 Job counts by state and GitHub's remaining rate-limit budget are read from the store when ``/metrics`` is
-scraped; counters and histograms are updated as requests are served.
+scraped — at most once per ``cache_seconds`` (``OCTOQUEUE_METRICS_CACHE_SECONDS``), however many scrapers come,
+since counting costs GitHub requests; counters and histograms are updated as requests are served.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,9 +27,15 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 
 class Metrics:
-    """The server's metrics. ``queue_source`` returns the running queue (None before startup)."""
+    """The server's metrics. ``queue_source`` returns the running queue (None before startup); the store's job
+    counts are reused for ``cache_seconds``."""
 
-    def __init__(self, queue_source: Callable[[], Queue | None]) -> None:
+    def __init__(
+        self,
+        queue_source: Callable[[], Queue | None],
+        cache_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Histogram(
@@ -55,12 +63,33 @@ class Metrics:
             "octoqueue_webhook_deliveries", "GitHub webhook deliveries, by event and outcome.",
             ["event", "outcome"], registry=r,
         )  # fmt: skip
-        r.register(_StoreCollector(queue_source))
+        r.register(_StoreCollector(queue_source, cache_seconds, clock))
 
 
 class _StoreCollector(Collector):
-    def __init__(self, queue_source: Callable[[], Queue | None]) -> None:
+    def __init__(
+        self, queue_source: Callable[[], Queue | None], cache_seconds: float, clock: Callable[[], float]
+    ) -> None:
         self._queue_source = queue_source
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        # One scrape counts at a time; the others wait and take its answer (a storm costs one store round).
+        self._lock = threading.Lock()
+        self._counted: tuple[float, Queue, dict[JobState, int] | None] | None = None
+
+    def _counts(self, queue: Queue) -> dict[JobState, int] | None:
+        """The job counts by state (None when the store failed), read at most once per ``cache_seconds``."""
+        with self._lock:
+            cached = self._counted
+            if cached is not None and cached[1] is queue and self._clock() - cached[0] < self._cache_seconds:
+                return cached[2]
+            try:
+                counts: dict[JobState, int] | None = dict(queue.counts())
+            except Exception as exc:
+                log.warning("metrics: could not count jobs: %s", exc)
+                counts = None
+            self._counted = (self._clock(), queue, counts)
+            return counts
 
     def describe(self) -> Iterator[Metric]:
         # Described without samples so registering never touches the store.
@@ -74,10 +103,8 @@ class _StoreCollector(Collector):
             return
         jobs = GaugeMetricFamily("octoqueue_jobs", "Jobs in the store, by state.", labels=["state"])
         up = GaugeMetricFamily("octoqueue_store_up", "1 when the store answered the last scrape.")
-        try:
-            counts = queue.counts()
-        except Exception as exc:
-            log.warning("metrics: could not count jobs: %s", exc)
+        counts = self._counts(queue)
+        if counts is None:
             up.add_metric([], 0)
         else:
             for state in JobState:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
+from fastapi import Header
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints
 
 
 class RequestBody(BaseModel):
@@ -30,13 +31,6 @@ def check_json(value: Any) -> Any:
     return value
 
 
-def _json_integer(value: Any) -> Any:
-    # JSON Schema's "integer" is any number with no fraction (2.0 included), never a boolean or a string.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("must be an integer")
-    return value
-
-
 def check_text(value: str) -> str:
     try:
         value.encode("utf-8")
@@ -49,20 +43,30 @@ def check_text(value: str) -> str:
 JsonValue = Annotated[Any, AfterValidator(check_json)]
 #: A JSON object octoqueue can store.
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
-# Integers as JSON Schema means them (``2`` or ``2.0``; not ``true``, not ``"2"``) inside strict bodies. The bounds
-# sit before the validator so that they are part of the integer's schema (and shown in the OpenAPI document).
-PriorityLevel = Annotated[int, Strict(False), Field(ge=0, le=4), BeforeValidator(_json_integer)]
-Attempts = Annotated[int, Strict(False), Field(ge=1, le=100), BeforeValidator(_json_integer)]
-Attempt = Annotated[int, Strict(False), Field(ge=1, le=1_000_000_000), BeforeValidator(_json_integer)]
-Retries = Annotated[int, Strict(False), Field(ge=0, le=100), BeforeValidator(_json_integer)]
-Seconds = Annotated[int, Strict(False), Field(ge=1, le=7 * 86400), BeforeValidator(_json_integer)]
-Count = Annotated[int, Strict(False), Field(ge=1, le=100), BeforeValidator(_json_integer)]
-Milliseconds = Annotated[int, Strict(False), Field(ge=0, le=300_000), BeforeValidator(_json_integer)]
+# Integers are strict everywhere (not only inside a RequestBody): ``2``, never ``2.0``, ``"2"`` or ``true``.
+PriorityLevel = Annotated[int, Strict(), Field(ge=0, le=4)]
+Attempts = Annotated[int, Strict(), Field(ge=1, le=100)]
+Attempt = Annotated[int, Strict(), Field(ge=1, le=1_000_000_000)]
+Retries = Annotated[int, Strict(), Field(ge=0, le=100)]
+Seconds = Annotated[int, Strict(), Field(ge=1, le=7 * 86400)]
+Count = Annotated[int, Strict(), Field(ge=1, le=100)]
+Milliseconds = Annotated[int, Strict(), Field(ge=0, le=300_000)]
 #: Text octoqueue can store (GitHub takes no NUL characters).
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$"), AfterValidator(check_text)]
 #: A label GitHub accepts: 1-50 characters, no comma (commas separate labels in GitHub's filters).
 Label = Annotated[
     str, StringConstraints(min_length=1, max_length=50, pattern=r"^[^,\x00]+$"), AfterValidator(check_text)
+]
+#: The ``Idempotency-Key`` header: a retry with the same key creates nothing and returns what the first request made.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying with the same key returns the job(s) the first request created (see the docs).",
+    ),
 ]
 
 
@@ -86,6 +90,7 @@ __all__ = [
     "Attempts",
     "Count",
     "ErrorResponse",
+    "IdempotencyKey",
     "JsonObject",
     "JsonValue",
     "Label",

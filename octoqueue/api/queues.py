@@ -30,6 +30,9 @@ class QueueConfig(BaseModel):
     max_retries: int = Field(3, ge=0, le=100, description="Retries after the first attempt fails.")
     claim_timeout: int = Field(300, ge=1, le=7 * 86400, description="Seconds a claim holds a job (the lease).")
     dedupe: bool = Field(False, description="Skip a submitted payload identical to one already in the queue.")
+    job_schema: dict[str, Any] | None = Field(
+        None, description="The JSON Schema this queue's payloads must match (checked with jobschema.check)."
+    )
     created_at: float = Field(default_factory=time.time)
 
 

@@ -8,7 +8,7 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -20,9 +20,10 @@ from fastapi.routing import APIRoute
 
 from octoqueue import __version__
 from octoqueue.api import admin, health, jobs, webhooks, workers
-from octoqueue.api.auth import API_KEY_HEADER, KeyRing, require_read
+from octoqueue.api.auth import API_KEY_HEADER, KeyRing, identify_caller, require_read
 from octoqueue.api.bodylimit import BodyLimitMiddleware
 from octoqueue.api.context import Runtime
+from octoqueue.api.duplicatekeys import DuplicateKeyMiddleware
 from octoqueue.api.longpoll import QueueWatcher
 from octoqueue.api.metrics import Metrics, RequestMetricsMiddleware
 from octoqueue.api.ratelimit import RateLimiter
@@ -43,6 +44,9 @@ from octoqueue.queue import Queue
 from octoqueue.retry import RetryPolicy
 from octoqueue.states import LabelScheme
 from octoqueue.stores import open_store
+
+if TYPE_CHECKING:
+    from octoqueue.worker import Worker
 
 log = logging.getLogger("octoqueue.api")
 
@@ -124,7 +128,9 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
     app.state.limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_window)
     app.state.given_queue = queue
     app.state.runtime = None
-    metrics = Metrics(lambda: app.state.runtime.queue if app.state.runtime is not None else None)
+    metrics = Metrics(
+        lambda: app.state.runtime.queue if app.state.runtime is not None else None, settings.metrics_cache_seconds
+    )
     app.state.metrics = metrics
 
     for router in ROUTERS:
@@ -132,7 +138,9 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
     _install_error_handlers(app)
     _document_optional_auth(app, settings, keys)
 
-    # Added innermost first: metrics see everything, CORS headers go on every answer (413 included).
+    # Added innermost first: metrics see everything, CORS headers go on every answer (413 included); a body is
+    # limited in size before it is parsed for repeated keys.
+    app.add_middleware(DuplicateKeyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.origins:
         app.add_middleware(
@@ -164,6 +172,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     watcher = QueueWatcher(queue, runtime.arrivals, asyncio.get_running_loop())
     watcher.start()
     worker = _start_worker(settings, queue)
+    runtime.worker = worker
     recovery = asyncio.create_task(_recover_forever(runtime), name="octoqueue-recover")
     app.state.runtime = runtime
     log.info("octoqueue server ready on %s", queue.store.url)
@@ -181,7 +190,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await run_in_threadpool(queue.close)
 
 
-def _start_worker(settings: Settings, queue: Queue) -> Any:
+def _start_worker(settings: Settings, queue: Queue) -> Worker | None:
     if not settings.worker:
         return None
     from octoqueue.handlers import CommandHandler, load_handler
@@ -236,7 +245,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def _document_optional_auth(app: FastAPI, settings: Settings, keys: KeyRing) -> None:
     """Mark the API key optional (``security: [{}, ...]``) where the server does not require one: the reads
-    when they are open, everything when no key is configured."""
+    when they are open, the probes that show admins more (``/ready``), everything when no key is configured."""
     original = app.openapi
 
     def uses(dependant: Any, call: Any) -> bool:
@@ -249,7 +258,11 @@ def _document_optional_auth(app: FastAPI, settings: Settings, keys: KeyRing) -> 
             return schema
         routes = [route for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
         for route in routes:
-            optional = not keys.enabled or (settings.open_reads and uses(route.dependant, require_read))
+            optional = (
+                not keys.enabled
+                or uses(route.dependant, identify_caller)
+                or (settings.open_reads and uses(route.dependant, require_read))
+            )
             if not optional:
                 continue
             for method in route.methods or ():

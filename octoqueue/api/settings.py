@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     claim_poll_interval: float = Field(1.0, gt=0, validation_alias=_env("OCTOQUEUE_CLAIM_POLL_INTERVAL"))
     recover_interval: float = Field(5.0, gt=0, validation_alias=_env("OCTOQUEUE_RECOVER_INTERVAL"))
     settings_cache_seconds: float = Field(1.0, ge=0, validation_alias=_env("OCTOQUEUE_SETTINGS_CACHE_SECONDS"))
+    metrics_cache_seconds: float = Field(5.0, ge=0, validation_alias=_env("OCTOQUEUE_METRICS_CACHE_SECONDS"))
 
     # -- a worker in the same process ---------------------------------------------------------------------
     worker: bool = Field(False, validation_alias=_env("OCTOQUEUE_WORKER"))

@@ -20,12 +20,13 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Requ
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from octoqueue.api import jobschema
 from octoqueue.api.auth import AdminKey, ProducerKey, ReaderKey, WorkerKey
 from octoqueue.api.context import Runtime, RuntimeDep
-from octoqueue.api.jobschema import SchemaMismatch
 from octoqueue.api.models import (
     Attempt,
     Count,
+    IdempotencyKey,
     JsonObject,
     JsonValue,
     Milliseconds,
@@ -38,8 +39,9 @@ from octoqueue.api.models import (
 )
 from octoqueue.api.queues import QueueConfig, QueueExists, QueueName, queue_label
 from octoqueue.api.ratelimit import rate_limit
-from octoqueue.errors import InvalidTransition, LeaseLost, StateConflict
+from octoqueue.errors import InvalidTransition, JobTooLarge, LeaseLost, StateConflict
 from octoqueue.job import Job
+from octoqueue.queue import check_data_size
 from octoqueue.states import QUEUE_LABEL_PREFIX, JobState, has_labels, label_key
 
 router = APIRouter(prefix="/api/v1", tags=["workers"])
@@ -63,6 +65,9 @@ class QueueCreate(RequestBody):
     max_retries: Retries = Field(3, description="Retries after the first attempt fails.")
     claim_timeout: Seconds = Field(300, description="Seconds a claim holds a job (the lease).")
     dedupe: bool = Field(False, description="Skip payloads identical to a job already in the queue.")
+    job_schema: JsonObject | None = Field(
+        None, description="A JSON Schema the queue's payloads must match (the admin schema does not apply here)."
+    )
 
 
 class QueueInfo(BaseModel):
@@ -71,6 +76,7 @@ class QueueInfo(BaseModel):
     max_retries: int
     claim_timeout: int
     dedupe: bool
+    job_schema: dict[str, Any] | None = Field(None, description="The schema payloads must match; null: any.")
     label: str = Field(description="The label that puts a job in this queue.")
     pending: int = 0
     processing: int = 0
@@ -218,6 +224,7 @@ def _info(config: QueueConfig, counts: Counter[JobState], full: bool) -> QueueIn
         max_retries=config.max_retries,
         claim_timeout=config.claim_timeout,
         dedupe=config.dedupe,
+        job_schema=config.job_schema,
         label=queue_label(config.name),
         pending=counts[JobState.PENDING],
         processing=counts[JobState.PROCESSING],
@@ -271,7 +278,13 @@ def _dedupe_key(queue: str, payload: Any) -> str:
 # -- queues ----------------------------------------------------------------------------------------------------
 @router.post("/queues", response_model=QueueInfo, status_code=201, responses=errors(400, 401, 403, 409, 413, 503))
 def create_queue(body: QueueCreate, runtime: RuntimeDep, principal: AdminKey) -> QueueInfo:
-    """Define a queue (admin). 409 when it exists."""
+    """Define a queue (admin). 409 when it exists; 400 when its ``job_schema`` is not a usable JSON Schema (the
+    admin schema's checks)."""
+    if body.job_schema is not None:
+        try:
+            jobschema.check(body.job_schema)
+        except jobschema.InvalidSchema as exc:
+            raise HTTPException(400, detail=str(exc)) from None
     config = QueueConfig(**body.model_dump())
     try:
         runtime.queues.create(config)
@@ -328,32 +341,52 @@ def delete_queue(name: QueuePath, runtime: RuntimeDep, principal: AdminKey) -> Q
     "/queues/{name}/jobs",
     response_model=SubmitResponse,
     dependencies=[Depends(rate_limit)],
-    responses=errors(400, 401, 403, 404, 413, 429, 503),
+    responses=errors(400, 401, 403, 404, 409, 413, 429, 503),
 )
 async def submit_jobs(
-    name: QueuePath, body: JobSubmission, runtime: RuntimeDep, principal: ProducerKey
+    name: QueuePath,
+    body: JobSubmission,
+    runtime: RuntimeDep,
+    principal: ProducerKey,
+    idempotency_key: IdempotencyKey = None,
 ) -> SubmitResponse:
-    """Submit ``{"payload": {...}, "priority": 0}`` or ``{"jobs": [...]}``. Payloads must match the admin schema.
-    On a ``dedupe`` queue a payload identical to a job already there is skipped — unless that job failed or was
-    cancelled, which puts it back in the queue."""
-    return await run_in_threadpool(_submit, runtime, name, body)
+    """Submit ``{"payload": {...}, "priority": 0}`` or ``{"jobs": [...]}``. Payloads must match the queue's
+    ``job_schema`` when it has one. Every job is checked (schema, size) before any is created: one bad job
+    refuses the whole batch. With an ``Idempotency-Key`` header a retry creates nothing and returns the same
+    jobs (409 when the key was used for other payloads). On a ``dedupe`` queue a payload identical to a job
+    already there is skipped — unless that job failed or was cancelled, which puts it back in the queue."""
+    return await run_in_threadpool(_submit, runtime, name, body, idempotency_key)
 
 
-def _submit(runtime: Runtime, name: str, body: JobSubmission) -> SubmitResponse:
+def _check_batch(config: QueueConfig, items: list[JobSubmit], batch: bool) -> None:
+    """Refuse the batch (400, 413) if any job in it would be refused, so that none is created."""
+    for i, item in enumerate(items):
+        where = f"jobs[{i}]: " if batch else ""
+        try:
+            jobschema.validate(config.job_schema, item.payload)
+            check_data_size(item.payload)
+        except jobschema.SchemaMismatch as exc:
+            raise HTTPException(400, detail=f"{where}{exc}") from None
+        except JobTooLarge as exc:
+            raise HTTPException(413, detail=f"{where}{exc}") from None
+
+
+def _submit(runtime: Runtime, name: str, body: JobSubmission, idempotency_key: str | None) -> SubmitResponse:
     config = _config(runtime, name)
     items = body.items()
-    for i, item in enumerate(items):
-        try:
-            runtime.job_schema.validate(item.payload)
-        except SchemaMismatch as exc:
-            where = f"jobs[{i}]: " if body.jobs is not None else ""
-            raise HTTPException(400, detail=f"{where}{exc}") from None
+    _check_batch(config, items, body.jobs is not None)
     queue = runtime.queue
     out: list[StarqJob] = []
     skipped = 0
-    for item in items:
-        # A unique title tells a job this call created from an existing one returned for the dedupe key.
+    for i, item in enumerate(items):
+        # A unique title tells a job this call created from an existing one returned for the key.
         title = f"{name}: job {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} ({secrets.token_hex(3)})"
+        if config.dedupe:
+            key: str | None = _dedupe_key(name, item.payload)
+        elif idempotency_key is not None:
+            key = f"starq:{name}:batch:{idempotency_key}:{i}"
+        else:
+            key = None
         job = queue.enqueue_job(
             item.payload,
             title,
@@ -361,10 +394,16 @@ def _submit(runtime: Runtime, name: str, body: JobSubmission) -> SubmitResponse:
             priority=item.priority,
             delay=item.delay,
             max_attempts=config.max_retries + 1,
-            idempotency_key=_dedupe_key(name, item.payload) if config.dedupe else None,
+            idempotency_key=key,
         )
         existing = job.title != title
-        if existing and job.state in (JobState.FAILED, JobState.CANCELLED):
+        if existing and not config.dedupe:  # this batch's own retry
+            if job.data != item.payload:
+                raise HTTPException(
+                    409, detail=f"Idempotency-Key {idempotency_key!r} was already used for other payloads (jobs[{i}])"
+                )
+            existing = False
+        elif existing and job.state in (JobState.FAILED, JobState.CANCELLED):
             job = queue.requeue(job.id, comment="Submitted again: back in the queue.")
             existing = False
         if existing:

@@ -145,6 +145,8 @@ class GitHubStore(Store):
         self.lock_purged = lock_purged
         # Issues created with a workflow's GITHUB_TOKEN start no workflow run: send repository_dispatch instead.
         self.wake_workflow = dispatch_enabled() if wake_workflow is None else wake_workflow
+        self._wakes: OrderedDict[int, bool] = OrderedDict()  # job id -> whether its dispatch went through
+        self._wakes_lock = threading.Lock()
         self._client = GitHubClient(
             auth=_auth(token, app_id, private_key, installation_id),
             base_url=api,
@@ -325,12 +327,23 @@ class GitHubStore(Store):
         self.ensure_ready()
         job = _github_posts.create_job(self, new)
         if self.wake_workflow and (job.run_at is None or job.run_at <= self.now()):
-            self._wake(job.id)
+            sent = self._wake(job.id)
+            with self._wakes_lock:
+                self._wakes[job.id] = sent
+                while len(self._wakes) > 1000:
+                    self._wakes.popitem(last=False)
         return job
 
-    def _wake(self, job_id: int) -> None:
-        """Start the worker workflow for a new job (``repository_dispatch``, event type ``octoqueue-job``).
-        A failure is logged, not raised: the job exists, and the workflow's schedule picks it up anyway."""
+    def workflow_woken(self, job_id: int) -> bool | None:
+        """Whether this store's ``repository_dispatch`` for a job it recently created went through; None when it
+        sent none (waking is off, the job was not due, or it was created long ago or elsewhere)."""
+        with self._wakes_lock:
+            return self._wakes.get(job_id)
+
+    def _wake(self, job_id: int) -> bool:
+        """Start the worker workflow for a new job (``repository_dispatch``, event type ``octoqueue-job``); True
+        when GitHub accepted it. A failure is logged, not raised: the job exists, and the workflow's schedule picks
+        it up anyway."""
         try:
             self._client.call(
                 lambda gh: gh.rest.repos.create_dispatch_event(
@@ -344,6 +357,8 @@ class GitHubStore(Store):
             )
         except OctoqueueError as exc:
             log.warning("job %d: could not send repository_dispatch (%s); a scheduled run will take it", job_id, exc)
+            return False
+        return True
 
     def claim(
         self,

@@ -27,6 +27,8 @@ from fastapi import FastAPI
 from octoqueue.api import Settings, create_app
 from octoqueue.queue import Queue
 from octoqueue.retry import RetryPolicy
+from octoqueue.stores.github import GitHubStore
+from octoqueue.testing.fake_github import IN_PROCESS_URL, FakeGitHub
 
 PAYLOADS = Path(__file__).parent / "payloads"
 WEBHOOK_SECRET = "It's a Secret to Everybody"
@@ -49,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "recover_interval": 0.2,
     "claim_poll_interval": 1.0,
     "settings_cache_seconds": 0.5,
+    "metrics_cache_seconds": 0.0,
     "max_block_ms": 30_000,
     "worker": False,
     "handler": None,
@@ -152,6 +155,17 @@ def sign(secret: str, body: bytes) -> str:
 
 def new_queue(store: str = "memory://") -> Queue:
     return Queue(store, retry=RetryPolicy(initial=0.3, jitter=0), lease=300)
+
+
+@pytest.fixture
+def github_queue() -> Iterator[tuple[FakeGitHub, Queue]]:
+    """A queue on the GitHub store over the in-process emulator. Ask for it before ``make_server`` so that the
+    server stops before the emulator does."""
+    with FakeGitHub(repo="octo/jobs") as gh:
+        store = GitHubStore("octo/jobs", token="t", base_url=IN_PROCESS_URL, transport=gh.transport())
+        queue = Queue(store)
+        yield gh, queue
+        queue.close()
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ SAMPLES: dict[str, str] = {
     "claim_poll_interval": "0.5",
     "recover_interval": "2",
     "settings_cache_seconds": "0",
+    "metrics_cache_seconds": "2.5",
     "worker": "false",
     "handler": "mod:fn",
     "concurrency": "4",
@@ -236,7 +237,8 @@ def test_uvicorn_serves_the_module_level_app(spawn: Any, tmp_path: Path) -> None
     proc = spawn([sys.executable, "-m", "uvicorn", "octoqueue.api:app", "--host", "127.0.0.1", "--port", str(port)])
     url = f"http://127.0.0.1:{port}"
     _wait_up(url, proc)
-    assert requests.get(url + "/ready", timeout=5).json()["store"].endswith("u.db")
+    ready = requests.get(url + "/ready", headers={"X-API-Key": "dotenv-key"}, timeout=5)
+    assert ready.json()["store"].endswith("u.db")
     schema = {"schema": {"type": "object"}}
     assert requests.post(url + "/admin/schema", json=schema, timeout=5).status_code == 401
     ok = requests.post(url + "/admin/schema", json=schema, headers={"X-API-Key": "dotenv-key"}, timeout=5)

@@ -21,7 +21,7 @@ def create(server: LiveServer, body: Any, role: str | None = "producer", **extra
 def test_creates_a_pending_job(server: LiveServer) -> None:
     response = create(server, {"data": {"your_key": "v", "another_key": 123}, "title": "T", "additional_labels": ["x"]})
     assert response.status_code == 201
-    assert response.json() == {"job_id": 1, "status": "pending"}
+    assert response.json() == {"job_id": 1, "status": "pending", "processing_status": "unscheduled"}
     job = server.queue.get(1)
     assert job.data == {"your_key": "v", "another_key": 123}
     assert job.title == "T"
@@ -217,7 +217,7 @@ def test_a_retry_shows_the_jobs_current_state(server: LiveServer) -> None:
     first = create(server, {"data": {"a": 1}}, **{"Idempotency-Key": "k1"}).json()
     server.queue.claim()
     again = create(server, {"data": {"a": 1}}, **{"Idempotency-Key": "k1"}).json()
-    assert again == {"job_id": first["job_id"], "status": "processing"}
+    assert again == {"job_id": first["job_id"], "status": "processing", "processing_status": "unknown"}
 
 
 def test_reusing_a_key_for_different_data_is_409(server: LiveServer) -> None:

@@ -14,6 +14,7 @@ import requests
 
 from octoqueue.states import JobState
 
+from .conftest import headers
 from .github_stack import OWNER, REPO, Stack, github_stack, wait_for
 
 

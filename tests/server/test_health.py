@@ -28,11 +28,19 @@ def test_live_and_starq_health(server: LiveServer) -> None:
     assert server.get("/api/health").json() == {"status": "ok"}
 
 
-def test_ready_checks_the_store(server: LiveServer) -> None:
+def test_ready_checks_the_store_and_shows_its_url_to_admins_only(server: LiveServer) -> None:
     response = server.get("/ready")
     assert response.status_code == 200
-    assert response.json()["status"] == "ready"
-    assert response.json()["store"] == "memory://"
+    assert response.json() == {"status": "ready"}
+    for role in ("reader", "producer", "worker"):
+        assert server.get("/ready", headers=headers(role)).json() == {"status": "ready"}
+    assert server.get("/ready", headers={"X-API-Key": "wrong"}).json() == {"status": "ready"}
+    assert server.get("/ready", headers=headers("admin")).json() == {"status": "ready", "store": "memory://"}
+
+
+def test_without_keys_ready_shows_the_store_to_everyone(make_server: Any) -> None:
+    live = make_server(api_keys=None)
+    assert live.get("/ready").json() == {"status": "ready", "store": "memory://"}
 
 
 class BrokenStore(MemoryStore):
@@ -44,8 +52,11 @@ def test_ready_is_503_when_the_store_fails(make_server: Any) -> None:
     live = make_server(queue=Queue(BrokenStore()))
     response = live.get("/ready")
     assert response.status_code == 503
-    assert response.json()["status"] == "unavailable"
-    assert "down" in response.json()["detail"]
+    assert response.json() == {"status": "unavailable"}
+    detailed = live.get("/ready", headers=headers("admin"))
+    assert detailed.status_code == 503
+    assert "down" in detailed.json()["detail"]
+    assert detailed.json()["store"] == "memory://"
     # /health does not touch the store
     assert live.get("/health").status_code == 200
 

@@ -113,14 +113,39 @@ def test_dedupe_skips_identical_payloads_until_the_job_fails(server: LiveServer)
     assert server.queue.get(claimed["job_id"]).state is JobState.PENDING
 
 
-def test_payloads_are_validated_against_the_admin_schema(server: LiveServer) -> None:
-    make_queue(server)
-    schema = {"type": "object", "required": ["to"]}
-    server.post("/admin/schema", json={"schema": schema}, headers=headers("admin"))
+def test_payloads_are_validated_against_the_queues_schema_not_the_admin_schema(server: LiveServer) -> None:
+    make_queue(server, job_schema={"type": "object", "required": ["to"]})
+    make_queue(server, "free")
+    admin_schema = {"type": "object", "required": ["only-for-create-job"]}
+    assert server.post("/admin/schema", json={"schema": admin_schema}, headers=headers("admin")).status_code == 200
     bad = submit(server, {"jobs": [{"payload": {"to": 1}}, {"payload": {}}]})
     assert bad.status_code == 400
-    assert bad.json()["detail"].startswith("jobs[1]:")
+    assert bad.json()["detail"].startswith("jobs[1]: Job data does not match required schema: 'to' is a required")
     assert server.queue.count_open() == 0
+    assert submit(server, {"payload": {"to": 1}}).status_code == 200
+    assert submit(server, {"payload": {"anything": True}}, "free").status_code == 200
+    assert server.get(f"{Q}/work").json()["job_schema"] == {"type": "object", "required": ["to"]}
+    assert server.get(f"{Q}/free").json()["job_schema"] is None
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [({"$ref": "#"}, "refers to itself"), ({"pattern": "(a)\\1"}, "regex"), ({"type": "nope"}, "Invalid JSON")],
+)
+def test_a_queue_schema_is_checked_like_the_admin_schema(
+    server: LiveServer, schema: dict[str, Any], message: str
+) -> None:
+    response = server.post(Q, json={"name": "work", "job_schema": schema}, headers=headers("admin"))
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+    assert server.get(f"{Q}/work").status_code == 404
+
+
+def test_a_queue_schemas_pattern_runs_in_linear_time(server: LiveServer) -> None:
+    make_queue(server, job_schema={"properties": {"x": {"type": "string", "pattern": "^(a+)+$"}}})
+    started = time.monotonic()
+    assert submit(server, {"payload": {"x": "a" * 26 + "!"}}).status_code == 400
+    assert time.monotonic() - started < 1.0  # Python's re: seconds
 
 
 # -- claiming ----------------------------------------------------------------------------------------------------
