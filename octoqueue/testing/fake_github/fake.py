@@ -18,6 +18,7 @@ from octoqueue.testing.fake_github.issues import Origin, Tracker
 from octoqueue.testing.fake_github.limits import LimitSettings, RateLimits
 from octoqueue.testing.fake_github.payloads import Renderer
 from octoqueue.testing.fake_github.pipeline import Backend
+from octoqueue.testing.fake_github.replica import Replica
 from octoqueue.testing.fake_github.server import BackgroundServer
 from octoqueue.testing.fake_github.state import INITIAL_COMMIT_SHA, RepoState
 from octoqueue.testing.fake_github.transport import LoopThread, SyncASGITransport
@@ -37,6 +38,10 @@ class FakeGitHub:
     accessible by integration", as GitHub answers a workflow token without the write permission.
     ``error_rate`` answers that fraction of requests with a 5xx *before* doing any work (so a retry is safe);
     ``error_after_rate`` does the write and *then* answers 5xx.
+    GitHub's unkinder habits, off by default: ``read_lag`` (seconds) serves issue and comment reads from a
+    replica that far behind; ``ref_failure_rate`` answers that fraction of ref creations 422 "Reference update
+    failed" (half of them after creating the ref); ``push_access=False`` silently drops labels and assignees
+    from issue creates and edits. See :class:`~octoqueue.testing.fake_github.faults.FaultSettings`.
     ``rate_limit_window`` (seconds) shortens the primary window for tests; :meth:`advance_time` skips ahead.
     ``webhook_transport`` delivers webhooks through an httpx transport (e.g. another app in-process).
     """
@@ -49,6 +54,9 @@ class FakeGitHub:
         latency: float = 0.0,
         error_rate: float = 0.0,
         error_after_rate: float = 0.0,
+        read_lag: float = 0.0,
+        ref_failure_rate: float = 0.0,
+        push_access: bool = True,
         seed: int = 0,
         rate_limit: int = 5000,
         rate_limit_window: float = 3600.0,
@@ -77,7 +85,17 @@ class FakeGitHub:
             max_concurrency=max_concurrency,
             enforce_secondary=enforce_secondary,
         )
-        self.fault_settings = FaultSettings(latency, error_rate, error_after_rate)
+        self.fault_settings = FaultSettings()
+        self.fault_settings.update(
+            {
+                "latency": latency,
+                "error_rate": error_rate,
+                "error_after_rate": error_after_rate,
+                "read_lag": read_lag,
+                "ref_failure_rate": ref_failure_rate,
+                "push_access": push_access,
+            }
+        )
         self.hooks = (
             WebhookSender(webhook_url, webhook_secret, repo_id=self.state.id, transport=webhook_transport)
             if webhook_url
@@ -90,6 +108,7 @@ class FakeGitHub:
             refs=GitRefs(self.state),
             limits=RateLimits(self.limit_settings, self.clock),
             faults=Faults(self.fault_settings, seed),
+            replica=Replica(self.state, self.fault_settings),
             token=token,
             token_read_only=token_read_only,
         )
@@ -149,17 +168,10 @@ class FakeGitHub:
         self.close()
 
     # -- faults, limits, counters --------------------------------------------------------------------------
-    def set_faults(
-        self,
-        *,
-        latency: float | None = None,
-        error_rate: float | None = None,
-        error_after_rate: float | None = None,
-    ) -> None:
-        """Change injected faults at run time; arguments left None keep their value."""
-        for key, value in (("latency", latency), ("error_rate", error_rate), ("error_after_rate", error_after_rate)):
-            if value is not None:
-                setattr(self.fault_settings, key, value)
+    def set_faults(self, **changes: Any) -> None:
+        """Change injected faults at run time: any :class:`FaultSettings` field, e.g. ``read_lag=2.0``;
+        ``ValueError`` (and nothing changed) on an unknown field or a bad value."""
+        self.fault_settings.update(changes)
 
     def set_limits(self, **changes: Any) -> None:
         """Change rate limits at run time (any :class:`LimitSettings` field, e.g. ``rate_limit=10``)."""
