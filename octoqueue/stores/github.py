@@ -174,9 +174,9 @@ class GitHubStore(Store):
         self._setup_lock = threading.Lock()
         self._labels_ready = False
         self._held: dict[int, Record] = {}
-        #: Jobs this store wrote within ``read_lag``: job id -> (``time.monotonic()`` of the write, the issue's
-        #: ``updated_at`` it answered), so a read from a lagging replica is recognised and repeated.
-        self._written: OrderedDict[int, tuple[float, str]] = OrderedDict()
+        #: Jobs this store wrote within ``read_lag``: job id -> (``time.monotonic()`` of the write, the issue as the
+        #: write's answer showed it), so a read from a lagging replica is recognised and repeated.
+        self._written: OrderedDict[int, tuple[float, dict[str, Any]]] = OrderedDict()
         self._records: OrderedDict[tuple[Any, ...], Record] = OrderedDict()
         self._settings = SettingsIssue(self)
         self.refs = RefLocks(self._client, self.owner, self.repo, orphan_grace=orphan_grace)
@@ -297,7 +297,7 @@ class GitHubStore(Store):
                 if not behind:
                     raise
             else:
-                if not behind or str(fetched.data.get("updated_at") or "") >= mine[1]:  # type: ignore[index]
+                if not behind or _not_older(fetched.data, mine[1]):  # type: ignore[index]
                     break
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
@@ -323,7 +323,7 @@ class GitHubStore(Store):
         """Note that this store just wrote issue ``item`` (as GitHub answered the write), for :meth:`fetch`."""
         now = time.monotonic()
         with self._lock:
-            self._written[int(item["number"])] = (now, str(item.get("updated_at") or ""))
+            self._written[int(item["number"])] = (now, item)
             self._written.move_to_end(int(item["number"]))
             while self._written and now - next(iter(self._written.values()))[0] >= self.read_lag:
                 self._written.popitem(last=False)
@@ -531,6 +531,20 @@ class GitHubStore(Store):
                 self.write(record, expire(job, self.now()), record.gen, deadline=self.refs.deadline(started))
             )
         return recovered
+
+
+def _not_older(fetched: dict[str, Any], written: dict[str, Any]) -> bool:
+    """Whether issue ``fetched`` shows the write that answered ``written``, or a later one. ``updated_at`` has whole
+    seconds: within the write's second, only an issue equal to the written one (state, labels, body) counts."""
+    seen, wrote = str(fetched.get("updated_at") or ""), str(written.get("updated_at") or "")
+    if seen != wrote:
+        return seen > wrote
+
+    def content(item: dict[str, Any]) -> tuple[Any, ...]:
+        names = sorted(str(x.get("name") if isinstance(x, dict) else x).lower() for x in item.get("labels") or ())
+        return item.get("state"), names, item.get("body")
+
+    return content(fetched) == content(written)
 
 
 # -- configuration ----------------------------------------------------------------------------------------------
