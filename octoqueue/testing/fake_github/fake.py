@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 from starlette.applications import Starlette
@@ -28,6 +29,22 @@ from octoqueue.testing.fake_github.webhooks import Delivery, WebhookSender
 IN_PROCESS_URL = "http://fake-github.local"
 #: The login the human-style helpers act as unless told otherwise.
 HUMAN = "octocat"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _recorded(helper: F) -> F:
+    """A UI helper changes the state without a request: let a lagging replica see the change from now."""
+
+    @functools.wraps(helper)
+    def run(self: FakeGitHub, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return helper(self, *args, **kwargs)
+        finally:
+            self.backend.replica.record()
+
+    return cast(F, run)
 
 
 class FakeGitHub:
@@ -270,6 +287,7 @@ class FakeGitHub:
     def _origin(self, login: str | None) -> Origin:
         return Origin(login or HUMAN, self.url or IN_PROCESS_URL)
 
+    @_recorded
     def create_issue(
         self,
         title: str,
@@ -283,11 +301,13 @@ class FakeGitHub:
         issue = self.tracker.create_issue(self._origin(author), title, body, labels, association=author_association)
         return issue.number
 
+    @_recorded
     def create_pull_request(self, title: str, body: str | None = None, *, author: str | None = None) -> int:
         """Open a pull request; it takes the next issue number and lists among issues with ``pull_request``."""
         pull = self.tracker.create_issue(self._origin(author), title, body, pull_request=True)
         return pull.number
 
+    @_recorded
     def edit_issue(
         self,
         number: int,
@@ -307,22 +327,27 @@ class FakeGitHub:
         self.tracker.update_issue(self._origin(actor), number, changes)
         return self.get_issue(number)
 
+    @_recorded
     def add_label(self, number: int, name: str, actor: str | None = None) -> list[str]:
         """Put a label on an issue (created if unknown); returns the issue's label names."""
         return [label.name for label in self.tracker.add_labels(self._origin(actor), number, [name])]
 
+    @_recorded
     def remove_label(self, number: int, name: str, actor: str | None = None) -> list[str]:
         """Take a label off an issue (a label it does not have is ignored); returns the issue's label names."""
         return [label.name for label in self.tracker.remove_labels(self._origin(actor), number, [name])]
 
+    @_recorded
     def comment(self, number: int, body: str, author: str | None = None, author_association: str | None = None) -> int:
         """Comment on an issue as ``author``; returns the comment id. Fires ``issue_comment.created``."""
         return self.tracker.create_comment(self._origin(author), number, body, author_association).id
 
+    @_recorded
     def edit_comment(self, comment_id: int, body: str, actor: str | None = None) -> None:
         """Edit a comment; fires ``issue_comment.edited``."""
         self.tracker.update_comment(self._origin(actor), comment_id, body)
 
+    @_recorded
     def delete_comment(self, comment_id: int, actor: str | None = None) -> None:
         """Delete a comment; fires ``issue_comment.deleted``."""
         self.tracker.delete_comment(self._origin(actor), comment_id)
