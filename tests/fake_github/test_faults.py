@@ -87,3 +87,13 @@ def test_set_faults_checks_before_changing(gh: FakeGitHub) -> None:
     assert gh.fault_settings.read_lag == 0
     with pytest.raises(ValueError):
         FakeGitHub(read_lag=-1)
+
+
+def test_the_replica_copies_only_what_changed(gh: FakeGitHub, client: httpx.Client) -> None:
+    one, two = new_issue(client, "one"), new_issue(client, "two")
+    gh.set_faults(read_lag=10.0)
+    for title in ("a", "b", "c"):
+        client.patch(f"{R}/issues/{one['number']}", json={"title": title})
+    kept = list(gh.backend.replica._snapshots)
+    assert len({id(s.issues[two["number"]]) for s in kept}) == 1  # the unchanged issue: one copy, shared
+    assert len({id(s.issues[one["number"]]) for s in kept}) == 4  # before the first edit, and after each

@@ -96,3 +96,15 @@ def test_transient_ref_failures_do_not_fail_claims(fake: FakeGitHub, make_store:
             time.sleep(0.05)  # the store's orphan grace runs on time.monotonic(), which no test can move
     assert sorted(done) == ids
     assert any(status == 422 for method, path, status in fake.request_log if path.endswith("/git/refs"))
+
+
+def test_an_idempotency_key_finds_its_job_while_reads_lag(fake: FakeGitHub, make_store: MakeStore) -> None:
+    first, second = make_store(**ALLOW), make_store(**ALLOW, orphan_grace=LAG / 2)
+    first.ensure_ready()
+    fake.set_faults(read_lag=LAG)
+    made = first.create(NewJob(data={"n": 1}, title="t", idempotency_key="k"))
+    # The key's refs say the job exists; the issue is not readable yet. Not a crashed creator: no second issue.
+    again = second.create(NewJob(data={"n": 1}, title="t", idempotency_key="k"))
+    assert again.id == made.id
+    fake.set_faults(read_lag=0.0)
+    assert list(fake.issues) == [made.id]
