@@ -32,6 +32,26 @@ import click
     envvar="FAKE_GITHUB_ERROR_AFTER_RATE",
     help="Fraction of writes answered 5xx after they were done (a retry repeats them).",
 )
+@click.option(
+    "--read-lag",
+    default=0.0,
+    type=click.FloatRange(min=0),
+    envvar="FAKE_GITHUB_READ_LAG",
+    help="Seconds by which reads of issues and comments lag writes (a replica; 0 = none).",
+)
+@click.option(
+    "--ref-failure-rate",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    envvar="FAKE_GITHUB_REF_FAILURE_RATE",
+    help='Fraction of ref creations answered 422 "Reference update failed" (half after creating the ref).',
+)
+@click.option(
+    "--push-access/--no-push-access",
+    default=True,
+    envvar="FAKE_GITHUB_PUSH_ACCESS",
+    help="Without push access GitHub silently drops labels and assignees from issue creates and edits.",
+)
 @click.option("--rate-limit", default=5000, type=int, envvar="FAKE_GITHUB_RATE_LIMIT", help="Primary limit per hour.")
 @click.option("--secondary-writes-per-minute", default=80, type=int, envvar="FAKE_GITHUB_SECONDARY_WRITES_PER_MINUTE")
 @click.option("--secondary-writes-per-hour", default=500, type=int, envvar="FAKE_GITHUB_SECONDARY_WRITES_PER_HOUR")
@@ -47,13 +67,20 @@ def fake_github(
     latency: float,
     error_rate: float,
     error_after_rate: float,
+    read_lag: float,
+    ref_failure_rate: float,
+    push_access: bool,
     rate_limit: int,
     secondary_writes_per_minute: int,
     secondary_writes_per_hour: int,
     seed: int,
     log_level: str,
 ) -> None:
-    """Serve an in-memory GitHub REST API for one repository (API base = http://HOST:PORT, no /api/v3)."""
+    """Serve an in-memory GitHub REST API for one repository (API base = http://HOST:PORT, no /api/v3).
+
+    Faults can be switched while it runs: GET or PATCH http://HOST:PORT/_fake/faults with a JSON object,
+    e.g. {"read_lag": 2.0, "ref_failure_rate": 0.05}.
+    """
     import uvicorn
 
     from octoqueue.testing.fake_github import FakeGitHub
@@ -65,6 +92,9 @@ def fake_github(
         latency=latency,
         error_rate=error_rate,
         error_after_rate=error_after_rate,
+        read_lag=read_lag,
+        ref_failure_rate=ref_failure_rate,
+        push_access=push_access,
         rate_limit=rate_limit,
         secondary_writes_per_minute=secondary_writes_per_minute,
         secondary_writes_per_hour=secondary_writes_per_hour,

@@ -5,6 +5,9 @@ would make two, so the store first looks: a new issue carries a random ``create_
 searched for among the 100 newest issues; a comment is searched for among the issue's comments since just before
 the first try. Only when it is not there is the POST repeated.
 
+GitHub serves reads from replicas that may lag its writes by a few seconds, so "not there" only counts once the
+store has kept looking for ``read_lag`` seconds after the failed POST (:func:`look_through_lag`).
+
 Idempotency keys go further: ``refs/octoqueue/keys/{sha256}`` is taken before the issue is created (one creator
 per key, even across processes), and ``refs/octoqueue/keyjobs/{sha256}-{number}`` afterwards records which issue
 holds the key, so a second create finds it with one ``matching-refs`` request.
@@ -21,10 +24,19 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from octoqueue import body as issue_body
-from octoqueue.errors import InvalidJobData, JobNotFound, JobTooLarge, RateLimited, StoreUnavailable
+from octoqueue.errors import (
+    AccessDenied,
+    InvalidJobData,
+    JobNotFound,
+    JobTooLarge,
+    OctoqueueError,
+    RateLimited,
+    StoreUnavailable,
+)
 from octoqueue.job import Comment, Job, NewJob
 from octoqueue.states import JobState
 from octoqueue.stores._github_client import Ambiguous, error_message
+from octoqueue.stores._github_dropped import check_label_kept
 from octoqueue.stores._github_issues import job_meta, key_job_ref, key_ref, parse_time
 
 if TYPE_CHECKING:
@@ -68,11 +80,17 @@ def keyed_job(store: GitHubStore, key: str) -> Job | None:
     for ref in store.refs.find(prefix):
         number = ref.rsplit("-", 1)[-1]
         if number.isdigit():
-            try:
-                return store.get(int(number))
-            except JobNotFound:
-                continue
+            found = look_through_lag(store, lambda number=int(number): _job_or_none(store, number))  # type: ignore[misc]
+            if found is not None:
+                return found
     return None
+
+
+def _job_or_none(store: GitHubStore, number: int) -> Job | None:
+    try:
+        return store.get(number)
+    except JobNotFound:
+        return None  # or a replica has not seen the issue yet
 
 
 def post_issue(store: GitHubStore, new: NewJob) -> Job:
@@ -81,8 +99,10 @@ def post_issue(store: GitHubStore, new: NewJob) -> Job:
     token = secrets.token_hex(8)
     draft = new.to_job(0, store.now())
     body = issue_body.render(draft.data, job_meta(draft, 0, create_token=token))
-    data = {"title": new.title, "body": body, "labels": [store.labels.label(JobState.PENDING), *new.labels]}
+    status = store.labels.label(JobState.PENDING)
+    data = {"title": new.title, "body": body, "labels": [status, *new.labels]}
     failure: Ambiguous | None = None
+    doubt = f"the job may have been created (token {token})"
     for tries in range(client.retries + 1):
         try:
             response = client.call(
@@ -94,7 +114,7 @@ def post_issue(store: GitHubStore, new: NewJob) -> Job:
         except Ambiguous as exc:
             failure = exc
             time.sleep(client.retry_backoff * (2**tries) * random.uniform(0.75, 1.25))
-            found = _insist(lambda: _find_created(store, token), f"the job may have been created (token {token})")
+            found = look_through_lag(store, lambda: _insist(lambda: _find_created(store, token), doubt))
             log.warning("%s; the issue %s", exc, f"was made: #{found.id}" if found else "was not made: again")
             if found is not None:
                 return found
@@ -104,8 +124,43 @@ def post_issue(store: GitHubStore, new: NewJob) -> Job:
             if "too long" in message:
                 raise JobTooLarge(f"GitHub refused the job: {message}")
             raise InvalidJobData(f"GitHub refused the job: {message}")
-        return store.record(response.json()).job
+        item = response.json()
+        store.wrote(item)
+        try:
+            check_label_kept(item, status, repo=f"{store.owner}/{store.repo}", what=f"created issue #{item['number']}")
+        except AccessDenied:
+            _close_unlabelled(store, int(item["number"]))
+            raise
+        return store.record(item).job
     raise StoreUnavailable(f"could not create the job: {failure}") from failure
+
+
+def _close_unlabelled(store: GitHubStore, number: int) -> None:
+    """Close an issue made without its status label (it then reads as a cancelled job, never as a runnable one)."""
+    try:
+        store.client.call(
+            lambda gh: gh.rest.issues.update(
+                store.owner, store.repo, number, data={"state": "closed", "state_reason": "not_planned"}
+            ),
+            job_id=number,
+            what=f"close issue #{number}, created without its status label",
+        )
+    except OctoqueueError:
+        log.warning("could not close issue #%d, created without its status label", number, exc_info=True)
+
+
+def look_through_lag(store: GitHubStore, check: Callable[[], T | None]) -> T | None:
+    """Run ``check`` until it finds something or ``store.read_lag`` seconds have passed: a replica GitHub reads
+    from may not show a write for that long, so only a miss after that is a real one."""
+    until = time.monotonic() + store.read_lag
+    delay = 0.05
+    while True:
+        found = check()
+        left = until - time.monotonic()
+        if found is not None or left <= 0:
+            return found
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 1.0)
 
 
 def _insist(check: Callable[[], T], doubt: str, tries: int = 8) -> T:
@@ -150,11 +205,15 @@ def post_comment(store: GitHubStore, job_id: int, body: str) -> Comment:
             return comment_of(job_id, response.json())
         except Ambiguous:
             time.sleep(client.retry_backoff * (2**tries))
-            notes = _insist(lambda: list_comments(store, job_id, since=since), "the comment may have been made")
-            for note in notes:
-                if note.body == body:
-                    return note  # the failed POST did go through
+            found = look_through_lag(store, lambda: _find_comment(store, job_id, body, since))
+            if found is not None:
+                return found  # the failed POST did go through
     raise StoreUnavailable(f"could not comment on job {job_id}")
+
+
+def _find_comment(store: GitHubStore, job_id: int, body: str, since: datetime) -> Comment | None:
+    notes = _insist(lambda: list_comments(store, job_id, since=since), "the comment may have been made")
+    return next((note for note in notes if note.body == body), None)
 
 
 def list_comments(store: GitHubStore, job_id: int, since: datetime | None = None) -> list[Comment]:

@@ -13,6 +13,7 @@ or not at all, so a rescuer never races a slow winner.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -63,11 +64,14 @@ class RefLocks:
     def create(self, name: str, *, deadline: float | None = None) -> bool:
         """Create ref ``name``; True if this call created it, False if it already existed.
 
-        A 5xx is retried; when the first try made the ref after all, the retry's 422 reads as a loss (and the
-        name is rescued later, see :meth:`take`).
+        A 5xx is retried (by the client), and so is GitHub's transient 422 "Reference update failed"; either may
+        have made the ref all the same, and then the retry's "already exists" reads as a loss (the name is
+        rescued later, see :meth:`take`).
         """
         sha = self.anchor()
-        for tries in range(2):
+        refreshed = False
+        tries = self._client.retries + 1
+        for attempt in range(tries):
             data = {"ref": name, "sha": sha}
             response = self._client.call(
                 lambda gh, data=data: gh.rest.git.create_ref(self.owner, self.repo, data=data),  # type: ignore[misc]
@@ -80,7 +84,12 @@ class RefLocks:
             message = error_message(response)
             if "already exists" in message.lower():
                 return False
-            if tries == 0:
+            if "reference update failed" in message.lower() and attempt < tries - 1:
+                log.info("%s: GitHub answered 422 %s; trying again", name, message)
+                time.sleep(self._client.retry_backoff * 2**attempt * random.uniform(0.75, 1.25))
+                continue
+            if not refreshed and attempt < tries - 1:
+                refreshed = True
                 sha = self.anchor(refresh=True)  # the commit may have gone (force push): find another
                 continue
             raise StoreUnavailable(f"GitHub refused to create {name}: {response.status_code} {message}")

@@ -51,6 +51,7 @@ from octoqueue.states import JobState, LabelScheme, label_key
 from octoqueue.stores import _github_listing, _github_people, _github_posts
 from octoqueue.stores._github_claims import Claimer
 from octoqueue.stores._github_client import Fetched, GitHubClient, Pacer, RateLimit
+from octoqueue.stores._github_dropped import check_label_kept
 from octoqueue.stores._github_issues import (
     ARCHIVED_COLOUR,
     SETTINGS_COLOUR,
@@ -89,7 +90,10 @@ class GitHubStore(Store):
     answer without ``retry-after`` (doubling), ``max_rate_limit_wait`` the longest wait slept before
     :class:`~octoqueue.errors.RateLimited` is raised; ``lease_margin`` the seconds of lease a holder must have
     left to finish without reading the issue first; ``listing_ttl`` how long a listing of pending jobs is reused
-    by claims; ``orphan_grace`` how long a taken ref may stay without effect before it is rescued;
+    by claims; ``orphan_grace`` how long a taken ref may stay without effect before it is rescued; ``read_lag``
+    how many seconds GitHub's reads may lag its writes (replicas): after an ambiguous POST the store looks that
+    long for the issue or comment before posting again, and a read of a job this store wrote within that time
+    is repeated until it shows the write;
     ``scan_pages`` how many pages (of 100) of pending jobs a claim considers (priority is honoured among those);
     ``claim_spread`` among how many of the oldest jobs of the best priority a store picks at random once it has
     lost a claim race to another process (a single claimer always takes the oldest);
@@ -123,6 +127,7 @@ class GitHubStore(Store):
         lease_margin: float = 10.0,
         listing_ttl: float = 2.0,
         orphan_grace: float = 60.0,
+        read_lag: float = 5.0,
         scan_pages: int = 1,
         claim_spread: int = 16,
         lock_purged: bool = True,
@@ -142,6 +147,7 @@ class GitHubStore(Store):
             "?" + "&".join(f"{k}={v}" for k, v in query) if query else ""
         )
         self.lease_margin = lease_margin
+        self.read_lag = read_lag
         self.lock_purged = lock_purged
         # Issues created with a workflow's GITHUB_TOKEN start no workflow run: send repository_dispatch instead.
         self.wake_workflow = dispatch_enabled() if wake_workflow is None else wake_workflow
@@ -169,6 +175,9 @@ class GitHubStore(Store):
         self._setup_lock = threading.Lock()
         self._labels_ready = False
         self._held: dict[int, Record] = {}
+        #: Jobs this store wrote within ``read_lag``: job id -> (``time.monotonic()`` of the write, the issue as the
+        #: write's answer showed it), so a read from a lagging replica is recognised and repeated.
+        self._written: OrderedDict[int, tuple[float, dict[str, Any]]] = OrderedDict()
         self._records: OrderedDict[tuple[Any, ...], Record] = OrderedDict()
         self._settings = SettingsIssue(self)
         self.refs = RefLocks(self._client, self.owner, self.repo, orphan_grace=orphan_grace)
@@ -276,8 +285,26 @@ class GitHubStore(Store):
 
     # -- reading ------------------------------------------------------------------------------------------------
     def fetch(self, job_id: int) -> Record:
-        """The job's issue, read with a conditional GET; JobNotFound for PRs, settings and archived issues."""
-        fetched = self._client.get(f"{self._path}/issues/{int(job_id)}", job_id=job_id, what=f"read job {job_id}")
+        """The job's issue, read with a conditional GET; JobNotFound for PRs, settings and archived issues.
+
+        When this store wrote the job less than ``read_lag`` seconds ago, an answer older than that write (or a
+        404) comes from a replica behind it, and the read is repeated until it shows the write or the time is up.
+        """
+        url, delay = f"{self._path}/issues/{int(job_id)}", 0.05
+        while True:
+            with self._lock:
+                mine = self._written.get(int(job_id))
+            behind = mine is not None and time.monotonic() - mine[0] < self.read_lag
+            try:
+                fetched = self._client.get(url, job_id=job_id, what=f"read job {job_id}", use_cache=not behind)
+            except JobNotFound:
+                if not behind:
+                    raise
+            else:
+                if not behind or _not_older(fetched.data, mine[1]):  # type: ignore[index]
+                    break
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
         record = self.record(fetched.data)
         if record.kind != "job":
             raise JobNotFound(job_id)
@@ -295,6 +322,15 @@ class GitHubStore(Store):
         a, b = fresh.job, record.job
         return (fresh.gen, a.state, a.open, a.attempt, a.lease_expires_at) == (
             record.gen, b.state, b.open, b.attempt, b.lease_expires_at)  # fmt: skip
+
+    def wrote(self, item: dict[str, Any]) -> None:
+        """Note that this store just wrote issue ``item`` (as GitHub answered the write), for :meth:`fetch`."""
+        now = time.monotonic()
+        with self._lock:
+            self._written[int(item["number"])] = (now, item)
+            self._written.move_to_end(int(item["number"]))
+            while self._written and now - next(iter(self._written.values()))[0] >= self.read_lag:
+                self._written.popitem(last=False)
 
     def pages(self, url: str | None) -> Iterator[tuple[Fetched, list[Record]]]:
         """Each page of an issue listing from ``url`` on, with its job records (PRs dropped)."""
@@ -438,7 +474,10 @@ class GitHubStore(Store):
             deadline=deadline,
             what=f"move job {job.id} to {job.status}",
         )
-        written = self.record(response.json())
+        item = response.json()
+        self.wrote(item)
+        check_label_kept(item, data["labels"][0], repo=f"{self.owner}/{self.repo}", what=f"updated job {job.id}")
+        written = self.record(item)
         with self._lock:
             if written.job.state is JobState.PROCESSING:
                 self._held[job.id] = written
@@ -535,6 +574,20 @@ class GitHubStore(Store):
                 self.write(record, expire(job, self.now()), record.gen, deadline=self.refs.deadline(started))
             )
         return recovered
+
+
+def _not_older(fetched: dict[str, Any], written: dict[str, Any]) -> bool:
+    """Whether issue ``fetched`` shows the write that answered ``written``, or a later one. ``updated_at`` has whole
+    seconds: within the write's second, only an issue equal to the written one (state, labels, body) counts."""
+    seen, wrote = str(fetched.get("updated_at") or ""), str(written.get("updated_at") or "")
+    if seen != wrote:
+        return seen > wrote
+
+    def content(item: dict[str, Any]) -> tuple[Any, ...]:
+        names = sorted(str(x.get("name") if isinstance(x, dict) else x).lower() for x in item.get("labels") or ())
+        return item.get("state"), names, item.get("body")
+
+    return content(fetched) == content(written)
 
 
 # -- configuration ----------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ def test_help_lists_env_twins() -> None:
     result = CliRunner().invoke(main, ["fake-github", "--help"])
     assert result.exit_code == 0
     assert "--webhook-secret" in result.output and "--error-rate" in result.output
+    for option in ("--read-lag", "--ref-failure-rate", "--no-push-access", "/_fake/faults"):
+        assert option in result.output
 
 
 def test_bad_repo_is_one_line_and_exit_1() -> None:
@@ -34,7 +36,14 @@ def test_bad_repo_is_one_line_and_exit_1() -> None:
 
 def test_serves_over_http_with_env_configuration() -> None:
     port = free_port()
-    env = {**os.environ, "FAKE_GITHUB_PORT": str(port), "FAKE_GITHUB_TOKEN": "sekrit", "FAKE_GITHUB_REPO": "a/b"}
+    env = {
+        **os.environ,
+        "FAKE_GITHUB_PORT": str(port),
+        "FAKE_GITHUB_TOKEN": "sekrit",
+        "FAKE_GITHUB_REPO": "a/b",
+        "FAKE_GITHUB_READ_LAG": "2.5",
+        "FAKE_GITHUB_REF_FAILURE_RATE": "0.05",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "octoqueue.cli", "fake-github", "--log-level", "warning"],
         env=env,
@@ -55,6 +64,11 @@ def test_serves_over_http_with_env_configuration() -> None:
         created = httpx.post(f"{url}/repos/a/b/issues", json={"title": "t"}, headers=auth)
         assert created.status_code == 201 and created.json()["url"] == f"{url}/repos/a/b/issues/1"
         assert httpx.get(f"{url}/repos/a/b", headers={"Authorization": "token nope"}).status_code == 401
+        faults = httpx.get(f"{url}/_fake/faults").json()
+        assert faults["read_lag"] == 2.5 and faults["ref_failure_rate"] == 0.05 and faults["push_access"] is True
+        switched = httpx.patch(f"{url}/_fake/faults", json={"read_lag": 0, "push_access": False})
+        assert switched.status_code == 200 and switched.json()["read_lag"] == 0
+        assert switched.json()["push_access"] is False and switched.json()["ref_failure_rate"] == 0.05
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=10)

@@ -20,6 +20,7 @@ FAST: dict[str, Any] = {
     "writes_per_hour": None,
     "retry_backoff": 0.01,
     "rate_limit_backoff": 0.05,
+    "read_lag": 0.2,
 }
 
 MakeStore = Callable[..., GitHubStore]

@@ -177,10 +177,14 @@ def _resilient(action: Any) -> Any:
     raise AssertionError("never got through")
 
 
-def test_faults_and_secondary_limits_lose_and_double_nothing(fake: FakeGitHub) -> None:
+@pytest.mark.parametrize("unkind", [False, True], ids=["faults", "faults-lagging-reads-and-ref-failures"])
+def test_faults_and_secondary_limits_lose_and_double_nothing(fake: FakeGitHub, unkind: bool) -> None:
     fake.set_faults(latency=0.001, error_rate=0.10, error_after_rate=0.03)
-    limits = SecondaryLimits(fake.transport(), rate=0.05)
     options = {**FAST, "orphan_grace": 2.0, "retries": 4, "lease_margin": 5.0}
+    if unkind:  # and GitHub's unkinder habits: reads half a second behind, transient 422s on refs
+        fake.set_faults(read_lag=0.5, ref_failure_rate=0.05)
+        options["read_lag"] = 1.0
+    limits = SecondaryLimits(fake.transport(), rate=0.05)
 
     def store() -> GitHubStore:
         return GitHubStore(REPO, token=TOKEN, base_url=IN_PROCESS_URL, transport=limits, **options)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from octoqueue.testing.fake_github.issues import Origin, Tracker
 from octoqueue.testing.fake_github.limits import LimitSettings, RateLimits
 from octoqueue.testing.fake_github.payloads import Renderer
 from octoqueue.testing.fake_github.pipeline import Backend
+from octoqueue.testing.fake_github.replica import Replica
 from octoqueue.testing.fake_github.server import BackgroundServer
 from octoqueue.testing.fake_github.state import INITIAL_COMMIT_SHA, ROLES, Member, RepoState
 from octoqueue.testing.fake_github.transport import LoopThread, SyncASGITransport
@@ -29,6 +31,22 @@ IN_PROCESS_URL = "http://fake-github.local"
 HUMAN = "octocat"
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _recorded(helper: F) -> F:
+    """A UI helper changes the state without a request: let a lagging replica see the change from now."""
+
+    @functools.wraps(helper)
+    def run(self: FakeGitHub, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return helper(self, *args, **kwargs)
+        finally:
+            self.backend.replica.record()
+
+    return cast(F, run)
+
+
 class FakeGitHub:
     """A stateful, in-memory GitHub REST API for one repository.
 
@@ -37,6 +55,10 @@ class FakeGitHub:
     accessible by integration", as GitHub answers a workflow token without the write permission.
     ``error_rate`` answers that fraction of requests with a 5xx *before* doing any work (so a retry is safe);
     ``error_after_rate`` does the write and *then* answers 5xx.
+    GitHub's unkinder habits, off by default: ``read_lag`` (seconds) serves issue and comment reads from a
+    replica that far behind; ``ref_failure_rate`` answers that fraction of ref creations 422 "Reference update
+    failed" (half of them after creating the ref); ``push_access=False`` silently drops labels and assignees
+    from issue creates and edits. See :class:`~octoqueue.testing.fake_github.faults.FaultSettings`.
     ``rate_limit_window`` (seconds) shortens the primary window for tests; :meth:`advance_time` skips ahead.
     ``webhook_transport`` delivers webhooks through an httpx transport (e.g. another app in-process).
     ``organization=True`` makes the owner an organisation: people get roles through :meth:`add_member` (public or
@@ -51,6 +73,9 @@ class FakeGitHub:
         latency: float = 0.0,
         error_rate: float = 0.0,
         error_after_rate: float = 0.0,
+        read_lag: float = 0.0,
+        ref_failure_rate: float = 0.0,
+        push_access: bool = True,
         seed: int = 0,
         rate_limit: int = 5000,
         rate_limit_window: float = 3600.0,
@@ -83,7 +108,17 @@ class FakeGitHub:
             max_concurrency=max_concurrency,
             enforce_secondary=enforce_secondary,
         )
-        self.fault_settings = FaultSettings(latency, error_rate, error_after_rate)
+        self.fault_settings = FaultSettings()
+        self.fault_settings.update(
+            {
+                "latency": latency,
+                "error_rate": error_rate,
+                "error_after_rate": error_after_rate,
+                "read_lag": read_lag,
+                "ref_failure_rate": ref_failure_rate,
+                "push_access": push_access,
+            }
+        )
         self.hooks = (
             WebhookSender(webhook_url, webhook_secret, repo_id=self.state.id, transport=webhook_transport)
             if webhook_url
@@ -96,6 +131,7 @@ class FakeGitHub:
             refs=GitRefs(self.state),
             limits=RateLimits(self.limit_settings, self.clock),
             faults=Faults(self.fault_settings, seed),
+            replica=Replica(self.state, self.fault_settings),
             token=token,
             token_read_only=token_read_only,
         )
@@ -155,17 +191,10 @@ class FakeGitHub:
         self.close()
 
     # -- faults, limits, counters --------------------------------------------------------------------------
-    def set_faults(
-        self,
-        *,
-        latency: float | None = None,
-        error_rate: float | None = None,
-        error_after_rate: float | None = None,
-    ) -> None:
-        """Change injected faults at run time; arguments left None keep their value."""
-        for key, value in (("latency", latency), ("error_rate", error_rate), ("error_after_rate", error_after_rate)):
-            if value is not None:
-                setattr(self.fault_settings, key, value)
+    def set_faults(self, **changes: Any) -> None:
+        """Change injected faults at run time: any :class:`FaultSettings` field, e.g. ``read_lag=2.0``;
+        ``ValueError`` (and nothing changed) on an unknown field or a bad value."""
+        self.fault_settings.update(changes)
 
     def set_webhook_faults(
         self,
@@ -298,6 +327,7 @@ class FakeGitHub:
     def _origin(self, login: str | None) -> Origin:
         return Origin(login or HUMAN, self.url or IN_PROCESS_URL)
 
+    @_recorded
     def create_issue(
         self,
         title: str,
@@ -311,11 +341,13 @@ class FakeGitHub:
         issue = self.tracker.create_issue(self._origin(author), title, body, labels, association=author_association)
         return issue.number
 
+    @_recorded
     def create_pull_request(self, title: str, body: str | None = None, *, author: str | None = None) -> int:
         """Open a pull request; it takes the next issue number and lists among issues with ``pull_request``."""
         pull = self.tracker.create_issue(self._origin(author), title, body, pull_request=True)
         return pull.number
 
+    @_recorded
     def edit_issue(
         self,
         number: int,
@@ -335,22 +367,27 @@ class FakeGitHub:
         self.tracker.update_issue(self._origin(actor), number, changes)
         return self.get_issue(number)
 
+    @_recorded
     def add_label(self, number: int, name: str, actor: str | None = None) -> list[str]:
         """Put a label on an issue (created if unknown); returns the issue's label names."""
         return [label.name for label in self.tracker.add_labels(self._origin(actor), number, [name])]
 
+    @_recorded
     def remove_label(self, number: int, name: str, actor: str | None = None) -> list[str]:
         """Take a label off an issue (a label it does not have is ignored); returns the issue's label names."""
         return [label.name for label in self.tracker.remove_labels(self._origin(actor), number, [name])]
 
+    @_recorded
     def comment(self, number: int, body: str, author: str | None = None, author_association: str | None = None) -> int:
         """Comment on an issue as ``author``; returns the comment id. Fires ``issue_comment.created``."""
         return self.tracker.create_comment(self._origin(author), number, body, author_association).id
 
+    @_recorded
     def edit_comment(self, comment_id: int, body: str, actor: str | None = None) -> None:
         """Edit a comment; fires ``issue_comment.edited``."""
         self.tracker.update_comment(self._origin(actor), comment_id, body)
 
+    @_recorded
     def delete_comment(self, comment_id: int, actor: str | None = None) -> None:
         """Delete a comment; fires ``issue_comment.deleted``."""
         self.tracker.delete_comment(self._origin(actor), comment_id)

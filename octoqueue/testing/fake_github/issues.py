@@ -19,6 +19,7 @@ from typing import Any
 
 from octoqueue.testing.fake_github.errors import invalid_request, not_found, too_long, validation_failed
 from octoqueue.testing.fake_github.payloads import Renderer
+from octoqueue.testing.fake_github.replica import Snapshot
 from octoqueue.testing.fake_github.state import Comment, Issue, IssueEvent, Label, RepoState
 from octoqueue.testing.fake_github.webhooks import WebhookSender
 
@@ -47,10 +48,10 @@ class Tracker:
         self.hooks = hooks
 
     # -- reads ---------------------------------------------------------------------------------------------
-    def require_issue(self, number: int) -> Issue:
-        """The issue (or pull request) ``number``; 404 when there is none."""
+    def require_issue(self, number: int, view: Snapshot | None = None) -> Issue:
+        """The issue (or pull request) ``number`` (as ``view`` shows it, if given); 404 when there is none."""
         with self.state.lock:
-            issue = self.state.issues.get(number)
+            issue = (view or self.state).issues.get(number)
         if issue is None:
             raise not_found()
         return issue
@@ -86,12 +87,14 @@ class Tracker:
         since: float | None = None,
         creator: str | None = None,
         assignee: str | None = None,
+        view: Snapshot | None = None,
     ) -> list[Issue]:
-        """Issues and pull requests matching GitHub's list filters (``labels`` must all be present)."""
+        """Issues and pull requests matching GitHub's list filters (``labels`` must all be present), as
+        ``view`` shows them if given."""
         wanted = {name.lower() for name in labels or []}
         with self.state.lock:
             found = []
-            for issue in self.state.issues.values():
+            for issue in (view or self.state).issues.values():
                 names = {label.name.lower() for label in self.state.issue_labels(issue)}
                 if state != "all" and issue.state != state:
                     continue
@@ -110,12 +113,14 @@ class Tracker:
         found.sort(key=lambda i: (getattr(i, key), i.number), reverse=direction == "desc")
         return found
 
-    def list_comments(self, number: int | None = None, *, since: float | None = None) -> list[Comment]:
-        """Comments of one issue (or of the repository), oldest first."""
+    def list_comments(
+        self, number: int | None = None, *, since: float | None = None, view: Snapshot | None = None
+    ) -> list[Comment]:
+        """Comments of one issue (or of the repository), oldest first, as ``view`` shows them if given."""
         with self.state.lock:
             found = [
                 c
-                for c in self.state.comments.values()
+                for c in (view or self.state).comments.values()
                 if (number is None or c.issue_number == number) and (since is None or c.updated_at >= since)
             ]
         return sorted(found, key=lambda c: c.id)

@@ -25,6 +25,7 @@ from octoqueue.testing.fake_github.git import GitRefs
 from octoqueue.testing.fake_github.issues import Origin, Tracker
 from octoqueue.testing.fake_github.limits import WRITE_METHODS, RateLimits
 from octoqueue.testing.fake_github.payloads import Renderer
+from octoqueue.testing.fake_github.replica import Replica
 from octoqueue.testing.fake_github.state import RepoState
 
 DEFAULT_API_VERSION = "2022-11-28"
@@ -41,6 +42,7 @@ class Backend:
     refs: GitRefs
     limits: RateLimits
     faults: Faults
+    replica: Replica
     token: str | None
     #: The token may read but not write, as a workflow's GITHUB_TOKEN without ``issues: write``: every write
     #: answers 403 "Resource not accessible by integration".
@@ -208,7 +210,13 @@ async def _process(
         fault = backend.faults.before()
         if fault is not None:
             raise fault
-        reply = await handler(ctx)
+        if method in WRITE_METHODS:
+            backend.replica.before_write()
+        try:
+            reply = await handler(ctx)
+        finally:
+            if method in WRITE_METHODS:
+                backend.replica.record()
         if method in WRITE_METHODS and reply.status < 400:
             fault = backend.faults.after()
             if fault is not None:

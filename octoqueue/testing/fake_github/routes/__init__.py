@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from octoqueue.testing.fake_github.routes import comments, git, issues, labels, meta
+from octoqueue.testing.fake_github.routes import comments, control, git, issues, labels, meta
 
 #: Order matters: literal segments (``issues/comments``) before parameters (``issues/{number}``), and the
 #: catch-all 404 last.
 ROUTES: list[BaseRoute] = [
+    *control.routes,
     *meta.routes,
     *comments.routes,
     *labels.routes,

@@ -35,8 +35,9 @@ async def list_repo_comments(ctx: Ctx) -> Reply:
 async def list_comments(ctx: Ctx) -> Reply:
     require_repo(ctx)
     tracker, number = ctx.backend.tracker, ctx.number()
-    tracker.require_issue(number)
-    return ctx.page(tracker.list_comments(number, since=since_param(ctx)), ctx.render.comment)
+    view = ctx.backend.replica.view()
+    tracker.require_issue(number, view)
+    return ctx.page(tracker.list_comments(number, since=since_param(ctx), view=view), ctx.render.comment)
 
 
 @endpoint(f"{_DOCS}#create-an-issue-comment")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from octoqueue.testing.fake_github.errors import invalid_request, not_found
+from octoqueue.testing.fake_github.errors import GitHubError, invalid_request, not_found
 from octoqueue.testing.fake_github.pipeline import Ctx, Reply, endpoint
 from octoqueue.testing.fake_github.routes.meta import REPO, require_repo
 
@@ -19,7 +19,12 @@ async def create_ref(ctx: Ctx) -> Reply:
         if not isinstance(body.get(key), str):
             raise invalid_request(f'"{key}" wasn\'t supplied.')
     ref = body["ref"]
+    failure = ctx.backend.faults.ref_failure()
+    if failure == "before":
+        raise GitHubError(422, "Reference update failed")
     sha = ctx.backend.refs.create(ref, body["sha"])
+    if failure == "after":
+        raise GitHubError(422, "Reference update failed")  # transient, yet the ref was made
     data = ctx.render.git_ref(ref, sha)
     return Reply(201, data, {"location": data["url"]})
 

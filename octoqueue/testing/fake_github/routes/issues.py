@@ -60,6 +60,7 @@ async def list_issues(ctx: Ctx) -> Reply:
         since=since_param(ctx),
         creator=ctx.query("creator"),
         assignee=ctx.query("assignee"),
+        view=ctx.backend.replica.view(),
     )
     return ctx.page(found, ctx.render.issue)
 
@@ -76,16 +77,17 @@ async def create_issue(ctx: Ctx) -> Reply:
     assignees = _logins(body.get("assignees"))
     if isinstance(body.get("assignee"), str):
         assignees = [body["assignee"], *assignees]
-    issue = ctx.backend.tracker.create_issue(
-        ctx.origin, title, body.get("body"), label_names(body.get("labels") or []), assignees
-    )
+    labels = label_names(body.get("labels") or [])
+    if not ctx.backend.faults.settings.push_access:
+        labels, assignees = [], []  # "silently dropped" for a user without push access (GitHub's docs)
+    issue = ctx.backend.tracker.create_issue(ctx.origin, title, body.get("body"), labels, assignees)
     return Reply(201, ctx.render.issue(issue), {"location": f"{ctx.render.repo_url}/issues/{issue.number}"})
 
 
 @endpoint(f"{_DOCS}#get-an-issue")
 async def get_issue(ctx: Ctx) -> Reply:
     require_repo(ctx)
-    issue = ctx.backend.tracker.require_issue(ctx.number())
+    issue = ctx.backend.tracker.require_issue(ctx.number(), ctx.backend.replica.view())
     return Reply(data=ctx.render.issue(issue), last_modified=issue.updated_at)
 
 
@@ -103,6 +105,9 @@ async def update_issue(ctx: Ctx) -> Reply:
         changes["assignees"] = _logins(body["assignees"])
     elif "assignee" in body:
         changes["assignees"] = [body["assignee"]] if body["assignee"] else []
+    if not ctx.backend.faults.settings.push_access:
+        changes.pop("labels", None)  # "silently dropped" for a user without push access (GitHub's docs)
+        changes.pop("assignees", None)
     tracker = ctx.backend.tracker
     number = ctx.number()
     tracker.require_issue(number)
