@@ -403,6 +403,14 @@ class GitHubStore(Store):
                 self._held.pop(job.id, None)
         return written.job
 
+    def _holder_deadline(self, job: Job, now: datetime) -> float:
+        """The latest ``time.monotonic()`` the holder's unread write may be (re)sent: half the margin before the
+        lease ends on GitHub's clock, so retries and rate-limit waits cannot land it after another store took the
+        job back."""
+        assert job.lease_expires_at is not None
+        left = (job.lease_expires_at - now).total_seconds() - self.lease_margin / 2
+        return time.monotonic() + left
+
     def _lease_safe(self, job: Job) -> bool:
         until = job.lease_expires_at
         return until is not None and self.now() + timedelta(seconds=self.lease_margin) < until
@@ -430,10 +438,11 @@ class GitHubStore(Store):
             # A heartbeat (processing -> processing) reads first all the same (a conditional GET, usually a 304):
             # it would otherwise reopen an issue a person closed during the run, and the worker learns of such a
             # cancel from the LeaseLost it gets instead.
+            now = self.now()
             job = apply_transition(
-                held.job, expected=expected, target=target, attempt=attempt, changes=changes, now=self.now()
+                held.job, expected=expected, target=target, attempt=attempt, changes=changes, now=now
             )
-            return self.write(held, job, held.gen)
+            return self.write(held, job, held.gen, deadline=self._holder_deadline(held.job, now))
         self.ensure_ready()
         for delay in (0.1, 0.3, 0.9, 2.7, None):
             record = self.fetch(job_id)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from octoqueue.errors import ConfigurationError, JobNotFound, JobTooLarge, LeaseLost, StateConflict
+from octoqueue.errors import ConfigurationError, JobNotFound, JobTooLarge, LeaseLost, RateLimited, StateConflict
 from octoqueue.github import GithubQueue
 from octoqueue.job import NewJob
 from octoqueue.queue import Queue
@@ -444,3 +444,19 @@ def test_github_app_installation_auth() -> None:
         store.close()
     with pytest.raises(ConfigurationError, match="app_id, private_key and installation_id"):
         GitHubStore(REPO, app_id=123, private_key=pem)
+
+
+@pytest.mark.timeout(30)
+def test_the_holder_does_not_wait_out_a_rate_limit_past_its_lease(fake: FakeGitHub, make_store: MakeStore) -> None:
+    # Found by `make chaos`: a holder's finish met a secondary limit (retry-after 58 s), waited it out past its
+    # 20 s lease, and then wrote "completed" over the job another worker had recovered and completed meanwhile.
+    worker = make_store(max_rate_limit_wait=120)
+    fake.set_limits(enforce_secondary=True, secondary_writes_per_minute=1000)  # counting writes from now on
+    worker.create(new(max_attempts=2))
+    (job,) = worker.claim(worker="w", lease=30)  # the lease outlasts the margin: the holder finishes unread
+    fake.set_limits(secondary_writes_per_minute=1)  # the next write gets a retry-after of about a minute
+    started = time.monotonic()
+    with pytest.raises(RateLimited):
+        worker.transition(job.id, expected=JobState.PROCESSING, target=JobState.COMPLETED, attempt=1)
+    assert time.monotonic() - started < 10  # refused at once: the wait would outlast the lease
+    assert fake.labels_of(job.id) == ["processing"]
