@@ -1,0 +1,66 @@
+"""A small chaos run per store (``make chaos`` is the big one): real processes, SIGKILLs, server restarts and, on
+the GitHub emulator, every fault; nothing lost, nothing completed twice, every job finished. And the verdict
+itself: it must catch a lost job, a double completion and a stray create, or the runs above prove nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from octoqueue.states import JobState
+from octoqueue.testing.chaos import faults, harness, ledger
+
+SMALL = {"jobs": 300, "workers": 3, "seconds": 50.0, "kills": 6, "restarts": 2}
+
+
+def test_sqlite_survives_kills_and_restarts() -> None:
+    report = harness.run(harness.Config(store="sqlite", log=lambda _: None, **SMALL))  # type: ignore[arg-type]
+    assert report.ok, report.verdict.summary()
+    assert (report.kills, report.restarts) == (6, 2)
+    assert report.verdict.reruns >= 1  # the kills hit jobs in hand, and those jobs ran again
+
+
+@pytest.mark.xfail(
+    strict=False,  # the window is narrow: a restart must land between the issue's POST and its key ref
+    reason="GitHub store: a server SIGKILLed between posting a keyed issue and recording its key ref leaves an "
+    "orphan; the rescue after orphan_grace posts the job again (octoqueue/stores/_github_posts.py create_job)",
+)
+def test_github_survives_kills_restarts_and_faults() -> None:
+    config = harness.Config(store="github", faults=list(faults.FAULTS.values()), log=lambda _: None, **SMALL)  # type: ignore[arg-type]
+    report = harness.run(config)
+    assert report.ok, report.verdict.summary()
+
+
+def _entry(kind: str, job_id: int, attempt: int) -> ledger.Entry:
+    return ledger.Entry(kind, job_id, attempt, pid=1)
+
+
+def test_the_verdict_catches_what_it_must() -> None:
+    done = (JobState.COMPLETED, 1)
+    entries = [
+        _entry("completed", 1, 1),
+        _entry("completed", 2, 1), _entry("completed", 2, 2),  # two accepted completions
+        _entry("completing", 3, 1),  # accepted, then the worker was killed before its line
+        # 4: completed in the store, but no worker ever got there
+        _entry("run", 5, 1),  # never finished
+    ]  # fmt: skip
+    final = {1: done, 2: (JobState.COMPLETED, 2), 3: done, 4: done, 5: (JobState.PROCESSING, 1)}
+    verdict = ledger.judge([1, 2, 3, 4, 5], final, entries)
+    assert (verdict.lost, verdict.completed_twice, verdict.unaccounted, verdict.cut_by_kill) == ([5], [2], [4], [3])
+    assert not verdict.ok
+    assert ledger.judge([1], {1: done}, [_entry("completed", 1, 1)]).ok
+
+
+def test_ledger_skips_a_line_cut_short(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ledger"
+    ledger.append(path, "run", 7, 1)
+    with open(path, "a") as out:
+        out.write("completed 7 1")  # a kill mid-write: no newline
+    assert ledger.read(path) == [ledger.Entry("run", 7, 1, ledger.read(path)[0].pid)]
+
+
+def test_faults_are_options_by_name() -> None:
+    assert faults.parse("all") == list(faults.FAULTS.values())
+    assert faults.parse("none") == []
+    assert [f.name for f in faults.parse("errors,storms")] == ["errors", "storms"]
+    with pytest.raises(ValueError, match="unknown fault"):
+        faults.parse("errors,gremlins")
