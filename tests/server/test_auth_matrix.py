@@ -1,4 +1,4 @@
-"""Every route of the app × {no key, a wrong key, each role}: the status each cell must get, from one table.
+"""Every route of the app x {no key, a wrong key, each role}: the status each cell must get, from one table.
 
 The routes come from the app itself (``app.routes``, included routers walked), so a route added without a row in
 :data:`ACCESS` fails :func:`test_every_route_is_in_the_table` — none can escape the matrix.
