@@ -51,8 +51,8 @@ FAULTS: dict[str, Fault] = {
         Fault("errors", "20% of requests answered 500/502/503 before any work", steady=_errors),
         Fault("latency", "spikes of 0.5 s added to every request", episode=_latency),
         # GitHub's retry-after for a secondary limit is up to a minute, and the store honours it: a storm stalls
-        # writes for about that long, whatever its own length. Hence one a minute on average.
-        Fault("storms", f"secondary-limit storms: writes limited to {STORM_PER_MINUTE}/min", episode=_storm, every=60),
+        # writes for about that long, whatever its own length. Hence one every 150 s on average.
+        Fault("storms", f"secondary-limit storms: writes limited to {STORM_PER_MINUTE}/min", episode=_storm, every=150),
     )
 }
 
