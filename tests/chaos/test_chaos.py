@@ -19,16 +19,16 @@ def test_sqlite_survives_kills_and_restarts() -> None:
     assert report.verdict.reruns >= 1  # the kills hit jobs in hand, and those jobs ran again
 
 
-@pytest.mark.xfail(
-    strict=False,  # the window is narrow: a restart must land between the issue's POST and its key ref
-    reason="GitHub store: a server SIGKILLed between posting a keyed issue and recording its key ref leaves an "
-    "orphan; the rescue after orphan_grace posts the job again (octoqueue/stores/_github_posts.py create_job)",
-)
-def test_github_survives_kills_restarts_and_faults() -> None:
-    # No storms here: each stalls writes for up to a minute (GitHub's retry-after); make chaos has them.
-    config = harness.Config(store="github", faults=faults.parse("errors,latency"), log=lambda _: None, **SMALL)  # type: ignore[arg-type]
+def test_github_survives_kills_and_faults() -> None:
+    # No server restarts and no storms here, for two open bugs with their own strict xfail tests in
+    # tests/github_store/test_store.py (a keyed create killed after its POST is made twice; see docs/reliability.md
+    # for the pacer hold that outlasts a lease in a storm). make chaos runs with both.
+    config = harness.Config(
+        store="github", faults=faults.parse("errors,latency"), log=lambda _: None, **{**SMALL, "restarts": 0}
+    )  # type: ignore[arg-type]
     report = harness.run(config)
     assert report.ok, report.verdict.summary()
+    assert report.kills == 6
 
 
 def _entry(kind: str, job_id: int, attempt: int) -> ledger.Entry:
