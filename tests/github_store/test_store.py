@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -502,3 +503,34 @@ def test_the_holder_does_not_wait_out_another_threads_rate_limit_hold(make_store
     worker.client.pacer.hold(60)  # another thread met a secondary limit: every request of this store waits
     with pytest.raises(RateLimited):
         worker.transition(job.id, expected=JobState.PROCESSING, target=JobState.COMPLETED, attempt=1)
+
+
+def test_a_heartbeat_in_flight_cannot_undo_the_same_processes_finish(make_store: MakeStore) -> None:
+    # Found by `make chaos`: a heartbeat read the issue (processing), the handler's completion landed, then the
+    # heartbeat's write put the job back to processing; its lease ran out and the job ran and completed again.
+    store = make_store()
+    queue = Queue(store, lease=60)
+    queue.enqueue({"n": 1})
+    job = queue.claim()
+    assert job is not None
+    read_done, go = threading.Event(), threading.Event()
+    fetch = store.fetch
+
+    def slow_fetch(job_id: int) -> Any:
+        record = fetch(job_id)
+        if threading.current_thread().name == "heartbeat":
+            read_done.set()
+            go.wait(5)
+        return record
+
+    store.fetch = slow_fetch  # type: ignore[method-assign]
+    beat = threading.Thread(target=queue.heartbeat, args=(job,), name="heartbeat")
+    beat.start()
+    assert read_done.wait(5)
+    finish = threading.Thread(target=lambda: queue.complete(job), name="finish")
+    finish.start()
+    finish.join(timeout=0.5)  # unserialized, the completion lands now, between the heartbeat's read and write
+    go.set()
+    beat.join(5)
+    finish.join(5)
+    assert store.fetch(job.id).job.state is JobState.COMPLETED
