@@ -4,16 +4,23 @@ itself: it must catch a lost job, a double completion and a stray create, or the
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from octoqueue.states import JobState
 from octoqueue.testing.chaos import faults, harness, ledger
 
-SMALL = {"jobs": 300, "workers": 3, "seconds": 50.0, "kills": 6, "restarts": 2}
+
+def small(store: str, **overrides: Any) -> harness.Config:
+    """300 jobs, 3 workers, 6 kills, 2 server restarts, at most 50 s, quiet."""
+    options: dict[str, Any] = {"jobs": 300, "workers": 3, "seconds": 50.0, "kills": 6, "restarts": 2, **overrides}
+    return harness.Config(store=store, log=lambda _: None, **options)
 
 
 def test_sqlite_survives_kills_and_restarts() -> None:
-    report = harness.run(harness.Config(store="sqlite", log=lambda _: None, **SMALL))  # type: ignore[arg-type]
+    report = harness.run(small("sqlite"))
     assert report.ok, report.verdict.summary()
     assert (report.kills, report.restarts) == (6, 2)
     assert report.verdict.reruns >= 1  # the kills hit jobs in hand, and those jobs ran again
@@ -23,9 +30,8 @@ def test_github_survives_kills_and_faults() -> None:
     # No server restarts and no storms here, for two open bugs with their own strict xfail tests in
     # tests/github_store/test_store.py (a keyed create killed after its POST is made twice; see docs/reliability.md
     # for the pacer hold that outlasts a lease in a storm). make chaos runs with both.
-    config = harness.Config(
-        store="github", faults=faults.parse("errors,latency"), log=lambda _: None, **{**SMALL, "restarts": 0}
-    )  # type: ignore[arg-type]
+    # a killed worker's jobs come back after 15 s
+    config = small("github", faults=faults.parse("errors,latency"), restarts=0, lease=15.0, seconds=90.0)
     report = harness.run(config)
     assert report.ok, report.verdict.summary()
     assert report.kills == 6
@@ -65,3 +71,17 @@ def test_faults_are_options_by_name() -> None:
     assert [f.name for f in faults.parse("errors,storms")] == ["errors", "storms"]
     with pytest.raises(ValueError, match="unknown fault"):
         faults.parse("errors,gremlins")
+
+
+def test_tail_reads_each_complete_line_once(tmp_path: Path) -> None:
+    path = tmp_path / "ledger"
+    tail = ledger.Tail(path)
+    assert tail.read() == []
+    ledger.append(path, "run", 1, 1)
+    with open(path, "a") as out:
+        out.write("completing 1 1 9")  # still being written
+    assert [(e.kind, e.job_id) for e in tail.read()] == [("run", 1)]
+    with open(path, "a") as out:
+        out.write("9\n")
+    assert [(e.kind, e.pid) for e in tail.read()] == [("completing", 99)]
+    assert tail.read() == []

@@ -37,9 +37,9 @@ PRODUCER_KEY = "chaos-producer-key"
 GITHUB_TOKEN = "chaos-github-token"
 REPO = "chaos/jobs"
 MAX_ATTEMPTS = 50
-#: Lease per store. The GitHub store's holder finishes without a ref while ``lease_margin`` (5 s here) of its lease
-#: is left on GitHub's clock, so its lease must be well above the delays a loaded machine adds to a request.
-LEASES = {"sqlite": 3.0, "github": 20.0}
+#: Lease per store. The GitHub store's holder finishes without a ref while ``lease_margin`` (its default, 10 s) of
+#: its lease is left on GitHub's clock, so its lease must be well above that margin.
+LEASES = {"sqlite": 3.0, "github": 30.0}
 
 
 @dataclass
@@ -192,7 +192,6 @@ def _backend(config: Config, directory: Path) -> Iterator[tuple[str, dict[str, A
         "token": GITHUB_TOKEN,
         "writes_per_minute": SECONDARY_PER_MINUTE // processes,
         "writes_per_hour": SECONDARY_PER_HOUR // processes,
-        "lease_margin": 5.0,
         "max_rate_limit_wait": 60.0,
         "retries": 6,
         "retry_backoff": 0.2,
@@ -266,10 +265,12 @@ def _drive(
     episode_ends: list[tuple[float, Fault]] = []
     next_report = time.monotonic() + 10
     finished = False
+    progress = ledger.Tail(ledger_path)
+    done: set[int] = set()
     try:
         while time.monotonic() < deadline:
             now = time.monotonic()
-            done = {e.job_id for e in ledger.read(ledger_path) if e.kind != "run"}
+            done.update(e.job_id for e in progress.read() if e.kind != "run")
             if kills < config.kills and len(done) >= (kills + 1) * kill_step:
                 processes.kill_worker(rng)
                 processes.start_worker()

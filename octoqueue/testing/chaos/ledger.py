@@ -47,12 +47,35 @@ def read(path: Path | str) -> list[Entry]:
         text = Path(path).read_text()
     except FileNotFoundError:
         return []
+    return _entries(text.splitlines(keepends=True))
+
+
+def _entries(lines: Iterable[str]) -> list[Entry]:
     entries = []
-    for line in text.splitlines(keepends=True):
+    for line in lines:
         parts = line.split()
         if line.endswith("\n") and len(parts) == 4 and parts[0] in KINDS:
             entries.append(Entry(parts[0], int(parts[1]), int(parts[2]), int(parts[3])))
     return entries
+
+
+class Tail:
+    """The lines appended since the last :meth:`read` (progress polling without rereading the whole file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+
+    def read(self) -> list[Entry]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line being written stays for the next read
+        self._offset += len(complete)
+        return _entries(complete.decode().splitlines(keepends=True))
 
 
 @dataclass
