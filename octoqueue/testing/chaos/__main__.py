@@ -22,7 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--github-jobs",
         type=int,
         default=1000,
-        help="jobs on the GitHub emulator (default 1000: about 2.5 jobs/s here with every fault on)",
+        help="jobs on the GitHub emulator (default 1000: 3-6 jobs/s here with the faults on)",
     )
     parser.add_argument("--workers", type=int, default=8, help="worker processes (default 8)")
     parser.add_argument("--seconds", type=float, default=540.0, help="time bound per store (default 540)")
