@@ -65,7 +65,7 @@ def parse(body: str | None) -> ParsedBody:
             loaded = json.loads(last.group(1))
             if isinstance(loaded, dict):
                 meta = loaded
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # bad JSON, an integer too long to convert, nesting too deep
             meta = {}
         text = text[: last.start()] + text[last.end() :]
     payload = _fenced_payload(text)
@@ -75,8 +75,13 @@ def parse(body: str | None) -> ParsedBody:
             return ParsedBody(None, meta, "the issue body holds no job data (expected a ```json block)")
     try:
         return ParsedBody(json.loads(payload), meta, None)
-    except json.JSONDecodeError as exc:
-        return ParsedBody(None, meta, f"the job data in the issue body is not valid JSON: {exc}")
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError, as is a too-long integer
+        return ParsedBody(None, meta, f"the job data in the issue body is not valid JSON: {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
 
 
 def _fenced_payload(text: str) -> str | None:

@@ -22,7 +22,10 @@ SCHEMES: dict[str, str] = {
 def open_store(url: str | None = None, **options: object) -> Store:
     """Open the store named by ``url`` (else env ``OCTOQUEUE_STORE``, else the embedded SQLite default)."""
     url = url or os.environ.get("OCTOQUEUE_STORE") or DEFAULT_STORE_URL
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:  # e.g. an unclosed "[" (urlsplit reads it as an IPv6 address)
+        raise ConfigurationError(f"store URL {url!r} cannot be read: {exc}") from None
     target = SCHEMES.get(scheme)
     if target is None:
         known = ", ".join(f"{s}://" for s in SCHEMES)

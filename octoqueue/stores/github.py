@@ -178,6 +178,7 @@ class GitHubStore(Store):
         #: Jobs this store wrote within ``read_lag``: job id -> (``time.monotonic()`` of the write, the issue as the
         #: write's answer showed it), so a read from a lagging replica is recognised and repeated.
         self._written: OrderedDict[int, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._job_locks = [threading.RLock() for _ in range(64)]  # striped by job id: bounded, per-job enough
         self._records: OrderedDict[tuple[Any, ...], Record] = OrderedDict()
         self._settings = SettingsIssue(self)
         self.refs = RefLocks(self._client, self.owner, self.repo, orphan_grace=orphan_grace)
@@ -485,6 +486,14 @@ class GitHubStore(Store):
                 self._held.pop(job.id, None)
         return written.job
 
+    def _holder_deadline(self, job: Job, now: datetime) -> float:
+        """The latest ``time.monotonic()`` the holder's unread write may be (re)sent: half the margin before the
+        lease ends on GitHub's clock, so retries and rate-limit waits cannot land it after another store took the
+        job back."""
+        assert job.lease_expires_at is not None
+        left = (job.lease_expires_at - now).total_seconds() - self.lease_margin / 2
+        return time.monotonic() + left
+
     def _lease_safe(self, job: Job) -> bool:
         until = job.lease_expires_at
         return until is not None and self.now() + timedelta(seconds=self.lease_margin) < until
@@ -499,54 +508,60 @@ class GitHubStore(Store):
         **changes: Any,
     ) -> Job:
         check_changes(changes)
-        with self._lock:
-            held = self._held.get(job_id)
-        if (
-            held is not None
-            and attempt is not None
-            and attempt == held.job.attempt
-            and target is not JobState.PROCESSING
-            and self._lease_safe(held.job)
-        ):
-            # The holder finishing, well inside its lease: no other store may move the job, so no read is needed.
-            # A heartbeat (processing -> processing) reads first all the same (a conditional GET, usually a 304):
-            # it would otherwise reopen an issue a person closed during the run, and the worker learns of such a
-            # cancel from the LeaseLost it gets instead.
-            job = apply_transition(
-                held.job, expected=expected, target=target, attempt=attempt, changes=changes, now=self.now()
-            )
-            return self.write(held, job, held.gen)
-        self.ensure_ready()
-        for delay in (0.1, 0.3, 0.9, 2.7, None):
-            record = self.fetch(job_id)
-            current = record.job
-            if held is not None and (current.state is not JobState.PROCESSING or current.attempt != held.job.attempt):
-                with self._lock:
-                    if self._held.get(job_id) is held:
-                        del self._held[job_id]  # the claim this store made is over
-                held = None
-            job = apply_transition(
-                current, expected=expected, target=target, attempt=attempt, changes=changes, now=self.now()
-            )
-            started = time.monotonic()
-            gen, won = record.gen, True
-            if current.state is JobState.PENDING and current.open:
-                won = self.refs.take(
-                    claim_ref(job_id, current.attempt + 1, record.gen),
-                    still_current=lambda record=record: self.unchanged(record),  # type: ignore[misc]
+        # One move of a job at a time in this process: a heartbeat between its read and its write must not
+        # land after this process's own finish (it would put the job back to processing).
+        with self._job_locks[job_id % len(self._job_locks)]:
+            with self._lock:
+                held = self._held.get(job_id)
+            if (
+                held is not None
+                and attempt is not None
+                and attempt == held.job.attempt
+                and target is not JobState.PROCESSING
+                and self._lease_safe(held.job)
+            ):
+                # The holder finishing, well inside its lease: no other store may move the job, so no read is needed.
+                # A heartbeat (processing -> processing) reads first all the same (a conditional GET, usually a 304):
+                # it would otherwise reopen an issue a person closed during the run, and the worker learns of such a
+                # cancel from the LeaseLost it gets instead.
+                now = self.now()
+                job = apply_transition(
+                    held.job, expected=expected, target=target, attempt=attempt, changes=changes, now=now
                 )
-                gen += 1  # this pending spell ended without a new attempt: the next one needs new names
-            elif current.state is JobState.PROCESSING and current.open and not self._lease_safe(current):
-                won = self.refs.take(
-                    expired_ref(job_id, current.attempt, current.lease_expires_at or current.updated_at),
-                    still_current=lambda record=record: self.unchanged(record),  # type: ignore[misc]
+                return self.write(held, job, held.gen, deadline=self._holder_deadline(held.job, now))
+            self.ensure_ready()
+            for delay in (0.1, 0.3, 0.9, 2.7, None):
+                record = self.fetch(job_id)
+                current = record.job
+                if held is not None and (
+                    current.state is not JobState.PROCESSING or current.attempt != held.job.attempt
+                ):
+                    with self._lock:
+                        if self._held.get(job_id) is held:
+                            del self._held[job_id]  # the claim this store made is over
+                    held = None
+                job = apply_transition(
+                    current, expected=expected, target=target, attempt=attempt, changes=changes, now=self.now()
                 )
-            if won:
-                return self.write(record, job, gen, deadline=self.refs.deadline(started))
-            if delay is None:
-                break
-            time.sleep(delay)  # someone else is moving the job right now: look again
-        raise StateConflict(job_id, "another client kept changing the job at the same time; try again")
+                started = time.monotonic()
+                gen, won = record.gen, True
+                if current.state is JobState.PENDING and current.open:
+                    won = self.refs.take(
+                        claim_ref(job_id, current.attempt + 1, record.gen),
+                        still_current=lambda record=record: self.unchanged(record),  # type: ignore[misc]
+                    )
+                    gen += 1  # this pending spell ended without a new attempt: the next one needs new names
+                elif current.state is JobState.PROCESSING and current.open and not self._lease_safe(current):
+                    won = self.refs.take(
+                        expired_ref(job_id, current.attempt, current.lease_expires_at or current.updated_at),
+                        still_current=lambda record=record: self.unchanged(record),  # type: ignore[misc]
+                    )
+                if won:
+                    return self.write(record, job, gen, deadline=self.refs.deadline(started))
+                if delay is None:
+                    break
+                time.sleep(delay)  # someone else is moving the job right now: look again
+            raise StateConflict(job_id, "another client kept changing the job at the same time; try again")
 
     def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
         self.ensure_ready()

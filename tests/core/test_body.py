@@ -89,3 +89,28 @@ def test_any_json_roundtrips(data: object, error: str) -> None:
     assert parsed.error is None
     assert parsed.data == data
     assert parsed.meta["last_error"] == error
+
+
+# An issue body is anyone's text (a person can open or edit an issue): parse must never raise, whatever it holds.
+HOSTILE = [
+    "1" * 5000,  # an integer past Python's int-conversion limit: ValueError, not JSONDecodeError
+    "```json\n" + "[" * 100_000 + "\n```",  # nesting past the recursion limit: RecursionError
+    '<!-- octoqueue:meta {"attempt": ' + "9" * 5000 + "} -->\n```json\n1\n```",  # the same inside the meta
+    '<!-- octoqueue:meta {"a": ' + "[" * 100_000 + "} -->\n```json\n1\n```",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=["huge-int", "deep-data", "huge-int-meta", "deep-meta"])
+def test_parse_survives_hostile_bodies(text: str) -> None:
+    parsed = body.parse(text)
+    assert parsed.error is not None or parsed.data == 1
+
+
+fence_bits = st.sampled_from(["```", "```json", "~~~", "````", "\n", " ", "<!--", "-->", "octoqueue:meta", "{", "}"])
+
+
+@given(st.lists(st.one_of(st.text(max_size=20), fence_bits, st.just("1" * 4400)), max_size=12).map("".join))
+def test_parse_never_raises(text: str) -> None:
+    parsed = body.parse(text)
+    assert isinstance(parsed.meta, dict)
+    assert (parsed.error is None) or parsed.data is None

@@ -1,5 +1,9 @@
 """Property-based fuzzing of the running server from its own OpenAPI document (schemathesis + hypothesis).
 
+Stateless: every operation on its own. Stateful: sequences chained by the links schemathesis infers from the
+document (create a queue -> enqueue -> claim -> complete/fail/heartbeat the claimed job -> delete the queue...),
+so later calls act on real queues and jobs instead of 404s.
+
 Every operation gets generated requests — valid ones, and invalid ones (schemathesis's negative mode) — with an
 admin key; the server must never answer 5xx and every answer must match what the document declares. Bounded:
 a few dozen examples per operation and mode, well under a minute in all. Derandomized by default so CI is
@@ -15,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -100,3 +105,34 @@ def test_no_server_errors_and_answers_match_the_document(fuzzed_url: str, mode: 
         except Exception as exc:
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+STATEFUL_EXAMPLES = 30
+
+
+def test_stateful_sequences_never_get_a_server_error(fuzzed_url: str) -> None:
+    schema = schemathesis.openapi.from_url(f"{fuzzed_url}/openapi.json", config=CONFIG)
+    machine = schema.as_state_machine()
+    linked = [name for name in dir(machine) if "__" in name and not name.startswith(("_", "RANDOM"))]
+    assert len(linked) >= 20, "schemathesis found (almost) no links between the operations"
+
+    class AdminWorkflow(machine):  # type: ignore[misc,valid-type]
+        def setup(self) -> None:
+            # Each sequence starts from no queues, so the same draws meet the same answers (hypothesis replays).
+            admin = {"X-API-Key": KEYS["admin"]}
+            for queue in requests.get(f"{fuzzed_url}/api/v1/queues", headers=admin, timeout=30).json()["queues"]:
+                requests.delete(f"{fuzzed_url}/api/v1/queues/{queue['name']}", headers=admin, timeout=30)
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": {"X-API-Key": KEYS["admin"]}}
+
+    AdminWorkflow.run(
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=8,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+            derandomize=os.environ.get("OCTOQUEUE_FUZZ_RANDOM") != "1",
+        )
+    )

@@ -1,0 +1,87 @@
+"""A small chaos run per store (``make chaos`` is the big one): real processes, SIGKILLs, server restarts and, on
+the GitHub emulator, 5xx and latency spikes; nothing lost, nothing completed twice, every job finished. And the verdict
+itself: it must catch a lost job, a double completion and a stray create, or the runs above prove nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from octoqueue.states import JobState
+from octoqueue.testing.chaos import faults, harness, ledger
+
+
+def small(store: str, **overrides: Any) -> harness.Config:
+    """300 jobs, 3 workers, 6 kills, 2 server restarts, at most 50 s, quiet."""
+    options: dict[str, Any] = {"jobs": 300, "workers": 3, "seconds": 50.0, "kills": 6, "restarts": 2, **overrides}
+    return harness.Config(store=store, log=lambda _: None, **options)
+
+
+def test_sqlite_survives_kills_and_restarts() -> None:
+    report = harness.run(small("sqlite"))
+    assert report.ok, report.verdict.summary()
+    assert (report.kills, report.restarts) == (6, 2)
+    assert report.verdict.reruns >= 1  # the kills hit jobs in hand, and those jobs ran again
+
+
+def test_github_survives_kills_and_faults() -> None:
+    # No server restarts and no storms here, for two open bugs with their own strict xfail tests in
+    # tests/github_store/test_store.py (a keyed create killed after its POST is made twice; see docs/reliability.md
+    # for the pacer hold that outlasts a lease in a storm). make chaos runs with both.
+    # a killed worker's jobs come back after 15 s
+    config = small("github", faults=faults.parse("errors,latency"), restarts=0, lease=15.0, seconds=90.0)
+    report = harness.run(config)
+    assert report.ok, report.verdict.summary()
+    assert report.kills == 6
+
+
+def _entry(kind: str, job_id: int, attempt: int) -> ledger.Entry:
+    return ledger.Entry(kind, job_id, attempt, pid=1)
+
+
+def test_the_verdict_catches_what_it_must() -> None:
+    done = (JobState.COMPLETED, 1)
+    entries = [
+        _entry("completed", 1, 1),
+        _entry("completed", 2, 1), _entry("completed", 2, 2),  # two accepted completions
+        _entry("completing", 3, 1),  # accepted, then the worker was killed before its line
+        # 4: completed in the store, but no worker ever got there
+        _entry("run", 5, 1),  # never finished
+    ]  # fmt: skip
+    final = {1: done, 2: (JobState.COMPLETED, 2), 3: done, 4: done, 5: (JobState.PROCESSING, 1)}
+    verdict = ledger.judge([1, 2, 3, 4, 5], final, entries)
+    assert (verdict.lost, verdict.completed_twice, verdict.unaccounted, verdict.cut_by_kill) == ([5], [2], [4], [3])
+    assert not verdict.ok
+    assert ledger.judge([1], {1: done}, [_entry("completed", 1, 1)]).ok
+
+
+def test_ledger_skips_a_line_cut_short(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ledger"
+    ledger.append(path, "run", 7, 1)
+    with open(path, "a") as out:
+        out.write("completed 7 1")  # a kill mid-write: no newline
+    assert ledger.read(path) == [ledger.Entry("run", 7, 1, ledger.read(path)[0].pid)]
+
+
+def test_faults_are_options_by_name() -> None:
+    assert faults.parse("all") == list(faults.FAULTS.values())
+    assert faults.parse("none") == []
+    assert [f.name for f in faults.parse("errors,storms")] == ["errors", "storms"]
+    with pytest.raises(ValueError, match="unknown fault"):
+        faults.parse("errors,gremlins")
+
+
+def test_tail_reads_each_complete_line_once(tmp_path: Path) -> None:
+    path = tmp_path / "ledger"
+    tail = ledger.Tail(path)
+    assert tail.read() == []
+    ledger.append(path, "run", 1, 1)
+    with open(path, "a") as out:
+        out.write("completing 1 1 9")  # still being written
+    assert [(e.kind, e.job_id) for e in tail.read()] == [("run", 1)]
+    with open(path, "a") as out:
+        out.write("9\n")
+    assert [(e.kind, e.pid) for e in tail.read()] == [("completing", 99)]
+    assert tail.read() == []
