@@ -196,6 +196,7 @@ def _backend(config: Config, directory: Path) -> Iterator[tuple[str, dict[str, A
         "retries": 6,
         "retry_backoff": 0.2,
         "orphan_grace": 10.0,  # a key or claim ref left by a killed process is taken back after 10 s, not 60
+        "read_lag": 1.0,  # the emulator's reads do not lag here: re-check an ambiguous write for 1 s, not 5
     }
     gh = FakeGitHub(
         REPO, GITHUB_TOKEN, seed=config.seed, rate_limit=PRIMARY_PER_HOUR,
