@@ -40,7 +40,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     github = FakeGitHub(repo=REPO, token=TOKEN)
     try:
         with github.serve() as github_url:
-            settings = test_settings(store=f"github://{REPO}?base_url={github_url}")
+            settings = test_settings(store=f"github://{REPO}?base_url={github_url}", webhook_repo=None)
             app = create_app(settings)
             with serve(app, port=free_port()) as url:
                 yield Stack(github, url, app.state.runtime.queue)
