@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from octoqueue.errors import InvalidTransition, JobNotFound, StateConflict
 from octoqueue.job import MUTABLE_FIELDS, Comment, Job, NewJob, Page, utcnow
 from octoqueue.states import JobState, LabelScheme
+
+
+@dataclass(frozen=True)
+class Move:
+    """One transition of a batch: the arguments of :meth:`Store.transition` for one job."""
+
+    job_id: int
+    expected: JobState | Collection[JobState] | None
+    target: JobState
+    attempt: int | None = None
+    changes: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Store(ABC):
@@ -117,6 +130,33 @@ class Store(ABC):
     def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
         """Delete (or, where the backend cannot delete, archive) finished jobs last updated before
         ``older_than``; return how many."""
+
+    # -- batches (stores that can do them in one round trip or one transaction override these) ---------------
+    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+        """Create several jobs, each as :meth:`create` would (idempotency keys included); return them in order."""
+        return [self.create(item) for item in items]
+
+    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+        """Apply several transitions, each on its own terms: one result per move, in order.
+
+        A move that succeeds gives the new record; one that fails gives the exception :meth:`transition` would
+        have raised (StateConflict, LeaseLost, JobNotFound, InvalidTransition), and the other moves still apply.
+        """
+        results: builtins.list[Job | Exception] = []
+        for move in moves:
+            try:
+                results.append(
+                    self.transition(
+                        move.job_id,
+                        expected=move.expected,
+                        target=move.target,
+                        attempt=move.attempt,
+                        **dict(move.changes),
+                    )
+                )
+            except (StateConflict, JobNotFound, InvalidTransition) as exc:
+                results.append(exc)
+        return results
 
     # -- comments ---------------------------------------------------------------------------------------------
     @abstractmethod
