@@ -96,7 +96,7 @@ async def github_webhook(
         raise HTTPException(400, detail="Missing X-GitHub-Event or X-GitHub-Delivery")
     try:
         payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting too deep to parse
         raise HTTPException(400, detail="The delivery body is not JSON") from None
     if not isinstance(payload, dict):
         raise HTTPException(400, detail="The delivery body is not a JSON object")
