@@ -16,6 +16,8 @@ SCHEMES: dict[str, str] = {
     "memory": "octoqueue.stores.memory:MemoryStore.from_url",
     "sqlite": "octoqueue.stores.sqlite:SQLiteStore.from_url",
     "github": "octoqueue.stores.github:GitHubStore.from_url",
+    "postgresql": "octoqueue.stores.postgres:PostgresStore.from_url",
+    "postgres": "octoqueue.stores.postgres:PostgresStore.from_url",
 }
 
 

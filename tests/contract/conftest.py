@@ -40,10 +40,17 @@ def _github(tmp_path: Path, request: pytest.FixtureRequest) -> Store:
     )
 
 
+def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    from tests.postgres.server import fresh_schema
+
+    return fresh_schema(request)
+
+
 STORE_FACTORIES: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "github": _github,
+    "postgres": _postgres,
 }
 
 

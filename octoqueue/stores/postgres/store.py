@@ -1,0 +1,605 @@
+"""The PostgreSQL store: one row per job, state changes as conditional statements, the database's clock.
+
+A claim is one ``UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED)``: concurrent claimers skip each other's rows
+instead of queueing on them, and a row whose state another transaction changed is re-checked before it is taken,
+so a job is never handed out twice. The usual transition (complete, fail, heartbeat) is one ``UPDATE ... WHERE id
+AND state AND attempt RETURNING``; anything it does not match is read ``FOR UPDATE`` in a short transaction and
+judged by the shared rules (:func:`~octoqueue.stores.base.apply_transition`), which raise the contract's exception.
+Every timestamp is the database's ``now()``. Statements that make jobs pending NOTIFY, in their own transaction,
+the store objects of other processes that watch arrivals (:mod:`octoqueue.stores.postgres.arrivals`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from octoqueue.errors import ConfigurationError, InvalidTransition, JobNotFound, StateConflict, StoreUnavailable
+from octoqueue.job import Comment, Job, NewJob, Page
+from octoqueue.states import FINISHED, TRANSITIONS, JobState, LabelScheme
+from octoqueue.stores.base import (
+    Arrival,
+    Move,
+    Store,
+    apply_transition,
+    check_changes,
+    expected_set,
+    expire,
+)
+from octoqueue.stores.postgres.arrivals import ArrivalListener
+from octoqueue.stores.postgres.schema import check_schema_name, migrate
+
+try:
+    import psycopg
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ConfigurationError(
+        "the PostgreSQL store needs psycopg 3 and psycopg_pool: pip install 'octoqueue[postgres]'"
+    ) from exc
+
+_COLUMNS = (
+    "id, title, data, state, open, labels, type, priority, run_at, attempt, attempt_base, max_attempts, "
+    "lease_expires_at, worker, result, last_error, idempotency_key, timeout, created_at, updated_at, comments, "
+    "body_error"
+)
+
+
+def _qualified(prefix: str) -> str:
+    return ", ".join(f"{prefix}.{name.strip()}" for name in _COLUMNS.split(","))
+
+
+#: Each mutable field: its column's SQL type, and how a value is written to it.
+_FIELD_TYPES: dict[str, str] = {
+    "run_at": "timestamptz",
+    "lease_expires_at": "timestamptz",
+    "worker": "text",
+    "result": "text",
+    "last_error": "text",
+    "attempt_base": "integer",
+    "max_attempts": "integer",
+    "priority": "integer",
+}
+
+#: Every column a saved record writes, with its SQL type (for ``unnest`` of arrays).
+_SAVED: tuple[tuple[str, str], ...] = (
+    ("state", "text"),
+    ("open", "boolean"),
+    ("priority", "integer"),
+    ("run_at", "timestamptz"),
+    ("attempt", "integer"),
+    ("attempt_base", "integer"),
+    ("max_attempts", "integer"),
+    ("lease_expires_at", "timestamptz"),
+    ("worker", "text"),
+    ("result", "text"),
+    ("last_error", "text"),
+    ("updated_at", "timestamptz"),
+)
+
+#: Our own query options; every other one goes to libpq (sslmode, connect_timeout, application_name, ...).
+_OPTIONS = {"schema", "pool_min", "pool_max", "pool_timeout"}
+
+#: Errors after which the statement is known not to have taken effect (the server ended the session, aborting
+#: what ran in it, or refused it), so it is safe to send once more on a fresh connection.
+_RETRYABLE_SQLSTATES = {"57P01", "57P02", "57P03"}
+
+#: How many finished jobs one purge transaction deletes.
+PURGE_BATCH = 1_000
+
+
+def _field_value(name: str, value: Any) -> Any:
+    if name == "result":
+        return json.dumps(value, ensure_ascii=False) if value is not None else None
+    if name == "priority":
+        return int(value)
+    return value
+
+
+_STATES = {state.value: state for state in JobState}
+#: Rows become copies of this record with all fields replaced: model_copy is the cheapest public way to build a
+#: model from trusted values (the row was validated when it was written).
+_TEMPLATE = Job.model_construct(
+    id=0, title="", state=None, created_at=datetime.fromtimestamp(0, UTC), updated_at=datetime.fromtimestamp(0, UTC)
+)
+
+
+def _row_to_job(row: Sequence[Any]) -> Job:
+    (
+        job_id, title, data, state, open_, labels, type_, priority, run_at, attempt, attempt_base, max_attempts,
+        lease, worker, result, last_error, key, timeout, created, updated, comments, body_error,
+    ) = row[:22]  # fmt: skip
+    return _TEMPLATE.model_copy(
+        update={
+            "id": job_id,
+            "title": title,
+            "data": json.loads(data) if data is not None else None,
+            "state": _STATES[state] if state is not None else None,
+            "labels": tuple(labels),
+            "open": open_,
+            "type": type_,
+            "priority": priority,
+            "run_at": run_at,
+            "attempt": attempt,
+            "attempt_base": attempt_base,
+            "max_attempts": max_attempts,
+            "lease_expires_at": lease,
+            "worker": worker,
+            "result": json.loads(result) if result is not None else None,
+            "last_error": last_error,
+            "idempotency_key": key,
+            "timeout": timeout,
+            "created_at": created,
+            "updated_at": updated,
+            "comments": comments,
+            "body_error": body_error,
+            "url": None,
+        }
+    )
+
+
+def _states_sql(states: Collection[JobState]) -> str:
+    return ", ".join(f"'{state.value}'" for state in sorted(states))
+
+
+class PostgresStore(Store):
+    """``postgresql://user@host:port/db?schema=octoqueue``; query options ``schema`` (default ``octoqueue``),
+    ``pool_min`` / ``pool_max`` (connections, default 1 / 10), ``pool_timeout`` (seconds to wait for a free
+    connection, default 30); any other option is passed to libpq (``sslmode``, ``connect_timeout``, ...)."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "octoqueue",
+        labels: LabelScheme | None = None,
+        pool_min: int = 1,
+        pool_max: int = 10,
+        pool_timeout: float = 30.0,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(labels)
+        self.schema = check_schema_name(schema)
+        self.channel = f"octoqueue_{self.schema}"
+        self.url = url or f"postgresql:///?schema={self.schema}"
+        if not 1 <= pool_min <= pool_max:
+            raise ConfigurationError(f"need 1 <= pool_min <= pool_max, got {pool_min} and {pool_max}")
+        self._conninfo = conninfo
+        self._source = uuid.uuid4().hex[:12]
+        self._fast_sql: dict[tuple[Any, ...], str] = {}
+        self._listener: ArrivalListener | None = None
+        try:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                migrate(conn, self.schema)
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot open the PostgreSQL store {self.url}: {exc}") from exc
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=pool_min,
+            max_size=pool_max,
+            timeout=pool_timeout,
+            kwargs=self._connect_options(),
+            name=f"octoqueue-{self.schema}",
+            open=True,
+        )
+
+    def _connect_options(self) -> dict[str, Any]:
+        # UTC so timestamps come back aware in UTC; the schema first on the path so statements name bare tables.
+        return {"autocommit": True, "options": f"-c search_path={self.schema} -c TimeZone=UTC"}
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgresStore:
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        kwargs: dict[str, Any] = {}
+        try:
+            if "schema" in query:
+                kwargs["schema"] = query["schema"]
+            for name in ("pool_min", "pool_max"):
+                if name in query:
+                    kwargs[name] = int(query[name])
+            if "pool_timeout" in query:
+                kwargs["pool_timeout"] = float(query["pool_timeout"])
+        except ValueError as exc:
+            raise ConfigurationError(f"bad option in store URL: {exc}") from None
+        kwargs.update(options)
+        libpq = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _OPTIONS])
+        conninfo = parts._replace(scheme="postgresql", query=libpq, fragment="").geturl()
+        host = parts.hostname or ""
+        user = unquote(parts.username) if parts.username else None
+        shown = f"{quote(user)}@" if user else ""
+        port = f":{parts.port}" if parts.port else ""
+        kwargs.setdefault(
+            "url", f"postgresql://{shown}{host}{port}{parts.path}?schema={kwargs.get('schema', 'octoqueue')}"
+        )
+        return cls(conninfo, **kwargs)
+
+    # -- connections ------------------------------------------------------------------------------------------
+    def _run(self, work: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+        """``work(conn)``, sent once more on a fresh connection when the server ended the session before it ran
+        (a terminated backend, a restart): the pool keeps idle connections that may have died meanwhile."""
+        for tries_left in (1, 0):
+            try:
+                with self._pool.connection() as conn:
+                    return work(conn)
+            except psycopg.OperationalError as exc:
+                if tries_left and exc.sqlstate in _RETRYABLE_SQLSTATES:
+                    continue
+                raise StoreUnavailable(f"PostgreSQL store {self.url}: {exc}") from exc
+            except PoolTimeout as exc:
+                raise StoreUnavailable(f"PostgreSQL store {self.url}: no free connection: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._pool.close()
+
+    def now(self) -> datetime:
+        row = self._run(lambda conn: conn.execute("SELECT now()").fetchone())
+        value: datetime = row[0]
+        return value
+
+    # -- arrivals ---------------------------------------------------------------------------------------------
+    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
+        if self._listener is None:
+            options = self._connect_options()
+            self._listener = ArrivalListener(
+                lambda: psycopg.connect(self._conninfo, **options), self.channel, self._source
+            )
+        return self._listener.add(callback)
+
+    def _announcing(self, statement: str) -> str:
+        """``statement`` (one that changes jobs and returns their columns) made to NOTIFY, in its transaction, the
+        jobs it left pending: one payload per label set (see :mod:`~octoqueue.stores.postgres.arrivals`). One more
+        parameter follows the statement's own: this store object's source token."""
+        return (
+            f"WITH changed AS ({statement}), sent AS (SELECT pg_notify('{self.channel}', json_build_object("
+            "'s', %s::text, 'l', labels, 'n', count(*), 'r', CASE WHEN bool_or(run_at IS NULL) THEN NULL "
+            "ELSE extract(epoch FROM min(run_at)) END)::text) FROM changed WHERE state = 'pending' GROUP BY labels) "
+            "SELECT changed.* FROM changed LEFT JOIN (SELECT count(*) FROM sent) AS announced ON true"
+        )
+
+    # -- jobs -------------------------------------------------------------------------------------------------
+    def create(self, new: NewJob) -> Job:
+        return self.create_many([new])[0]
+
+    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+        items = list(items)
+        if not items:
+            return []
+        columns = (
+            [item.title for item in items],
+            [json.dumps(item.data, ensure_ascii=False, separators=(",", ":")) for item in items],
+            [json.dumps(list(item.labels)) for item in items],
+            [item.type for item in items],
+            [int(item.priority) for item in items],
+            [item.run_at for item in items],
+            [item.max_attempts for item in items],
+            [item.idempotency_key for item in items],
+            [item.timeout for item in items],
+        )
+        sql = self._announcing(
+            "INSERT INTO jobs (title, data, state, labels, type, priority, run_at, max_attempts, "
+            "idempotency_key, timeout) SELECT v.title, v.data, 'pending', "
+            "ARRAY(SELECT json_array_elements_text(v.labels::json)), v.type, v.priority, v.run_at, v.max_attempts, "
+            "v.key, v.timeout FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::integer[], "
+            "%s::timestamptz[], %s::integer[], %s::text[], %s::float8[]) WITH ORDINALITY "
+            "AS v(title, data, labels, type, priority, run_at, max_attempts, key, timeout, ord) ORDER BY v.ord "
+            f"ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING {_COLUMNS}"
+        )
+        params = [*columns, self._source]
+        keys = {item.idempotency_key for item in items if item.idempotency_key is not None}
+
+        def work(conn: psycopg.Connection[Any]) -> builtins.list[Any]:
+            rows = conn.execute(sql, params).fetchall()
+            have = {row[16] for row in rows if row[16] is not None}
+            if keys - have:
+                rows += conn.execute(
+                    f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ANY(%s)", (sorted(keys - have),)
+                ).fetchall()
+            return rows
+
+        rows = self._run(work)
+        by_key: dict[str, Job] = {}
+        fresh: builtins.list[Job] = []
+        for row in sorted(rows, key=lambda r: r[0]):
+            job = _row_to_job(row)
+            if job.idempotency_key is not None:
+                by_key.setdefault(job.idempotency_key, job)
+            else:
+                fresh.append(job)
+        made = iter(fresh)
+        out: builtins.list[Job] = []
+        for item in items:
+            if item.idempotency_key is None:
+                out.append(next(made))
+            elif item.idempotency_key in by_key:
+                out.append(by_key[item.idempotency_key])
+            else:  # its first job was purged between the insert and the read: make it again
+                out.append(self.create(item))
+        return out
+
+    def get(self, job_id: int) -> Job:
+        row = self._run(lambda conn: conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone())
+        if row is None:
+            raise JobNotFound(job_id)
+        return _row_to_job(row)
+
+    def list(
+        self,
+        *,
+        states: Collection[JobState] | None = None,
+        labels: Collection[str] = (),
+        open: bool | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page:
+        where = ["id > %s"]
+        params: builtins.list[Any] = [int(cursor) if cursor else 0]
+        if states is not None:
+            if not states:
+                return Page(jobs=[])
+            where.append("state = ANY(%s)")
+            params.append([state.value for state in states])
+        if open is not None:
+            where.append("open = %s")
+            params.append(open)
+        if labels:
+            where.append("labels @> %s::text[]")
+            params.append(list(labels))
+        params.append(limit + 1)
+        sql = f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY id LIMIT %s"
+        rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
+        jobs = [_row_to_job(r) for r in rows[:limit]]
+        return Page(jobs=jobs, cursor=str(jobs[-1].id) if len(rows) > limit else None)
+
+    def claim(
+        self,
+        *,
+        worker: str,
+        lease: float,
+        limit: int = 1,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+    ) -> builtins.list[Job]:
+        where = ["state = 'pending'", "(run_at IS NULL OR run_at <= now())"]
+        params: builtins.list[Any] = [worker, float(lease)]
+        if labels:
+            where.append("labels @> %s::text[]")
+            params.append(list(labels))
+        if types is not None:
+            if not types:
+                return []
+            where.append("type = ANY(%s::text[])")
+            params.append(list(types))
+        if ids is not None:
+            if not ids:
+                return []
+            where.append("id = ANY(%s::bigint[])")
+            params.append([int(i) for i in ids])
+        params.append(int(limit))
+        sql = (
+            "UPDATE jobs AS j SET state = 'processing', open = true, attempt = j.attempt + 1, worker = %s, "
+            "lease_expires_at = now() + make_interval(secs => %s), updated_at = now() "
+            f"FROM (SELECT id FROM jobs WHERE {' AND '.join(where)} ORDER BY priority, id LIMIT %s "
+            f"FOR UPDATE SKIP LOCKED) AS picked WHERE j.id = picked.id RETURNING {_qualified('j')}"
+        )
+        rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
+        jobs = [_row_to_job(r) for r in rows]
+        jobs.sort(key=lambda j: (j.priority, j.id))
+        return jobs
+
+    def transition(
+        self,
+        job_id: int,
+        *,
+        expected: JobState | Collection[JobState] | None,
+        target: JobState,
+        attempt: int | None = None,
+        **changes: Any,
+    ) -> Job:
+        result = self.transition_many([Move(job_id, expected, target, attempt, changes)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+        """All moves in one transaction: the moves of one shape (target, expected states, fenced or not, fields
+        changed) as one ``UPDATE ... FROM unnest(...)``, every shape's statement sent in one pipeline; a move its
+        statement did not match is then judged by the shared rules on the row read ``FOR UPDATE``."""
+        moves = list(moves)
+        for move in moves:
+            check_changes(move.changes)
+        groups: dict[tuple[Any, ...], builtins.list[int]] = {}
+        seen: set[int] = set()
+        for index, move in enumerate(moves):
+            wanted = expected_set(move.expected)
+            if move.job_id in seen or not wanted or not all(move.target in TRANSITIONS[s] for s in wanted):
+                continue  # a second move of one job waits for the first; an odd one goes straight to the rules
+            seen.add(move.job_id)
+            key = (move.target, wanted, move.attempt is None, tuple(sorted(move.changes)))
+            groups.setdefault(key, []).append(index)
+        statements = [self._group_statement(key, [moves[i] for i in indexes]) for key, indexes in groups.items()]
+        results: builtins.list[Job | Exception | None] = [None] * len(moves)
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            results[:] = [None] * len(moves)
+            with conn.transaction():
+                if statements:
+                    with conn.pipeline():
+                        cursors = [conn.execute(sql, params) for sql, params in statements]
+                    for indexes, cursor in zip(groups.values(), cursors, strict=True):
+                        done = {row[0]: _row_to_job(row) for row in cursor.fetchall()}
+                        for i in indexes:
+                            results[i] = done.get(moves[i].job_id)
+                for i, move in enumerate(moves):
+                    if results[i] is None:
+                        results[i] = self._judge(conn, move)
+
+        self._run(work)
+        return [r for r in results if r is not None]
+
+    def _group_statement(self, key: tuple[Any, ...], moves: builtins.list[Move]) -> tuple[str, builtins.list[Any]]:
+        target, wanted, unfenced, fields = key
+        sql = self._fast_sql.get(key)
+        if sql is None:
+            is_open = "true" if target.is_open else "false"
+            sets = [f"state = '{target.value}'", f"open = {is_open}", "updated_at = now()"]
+            if target is not JobState.PROCESSING and JobState.PROCESSING in wanted:
+                for column in ("worker", "lease_expires_at"):  # leaving processing clears the lease holder
+                    if column not in fields:
+                        sets.append(f"{column} = CASE WHEN j.state = 'processing' THEN NULL ELSE j.{column} END")
+            sets.extend(f"{name} = v.{name}" for name in fields)
+            arrays = ["%s::bigint[]", "%s::integer[]"] + [f"%s::{_FIELD_TYPES[name]}[]" for name in fields]
+            names = ["id", "attempt", *fields]
+            fence = "" if unfenced else " AND j.attempt = v.attempt"
+            sql = (
+                f"UPDATE jobs AS j SET {', '.join(sets)} FROM unnest({', '.join(arrays)}) AS v({', '.join(names)}) "
+                f"WHERE j.id = v.id AND j.state IN ({_states_sql(wanted)}){fence} RETURNING {_qualified('j')}"
+            )
+            if target is JobState.PENDING:
+                sql = self._announcing(sql)
+            self._fast_sql[key] = sql
+        params: builtins.list[Any] = [[m.job_id for m in moves], [m.attempt for m in moves]]
+        params.extend([_field_value(name, m.changes[name]) for m in moves] for name in fields)
+        if target is JobState.PENDING:
+            params.append(self._source)
+        return sql, params
+
+    def _judge(self, conn: psycopg.Connection[Any], move: Move) -> Job | Exception:
+        """One move by the shared rules, on the row locked ``FOR UPDATE`` (inside the caller's transaction)."""
+        row = conn.execute(f"SELECT {_COLUMNS}, now() FROM jobs WHERE id = %s FOR UPDATE", (move.job_id,)).fetchone()
+        if row is None:
+            return JobNotFound(move.job_id)
+        try:
+            new = apply_transition(
+                _row_to_job(row), expected=move.expected, target=move.target, attempt=move.attempt,
+                changes=dict(move.changes), now=row[22],
+            )  # fmt: skip
+        except (StateConflict, InvalidTransition) as exc:
+            return exc
+        self._save(conn, [new])
+        return new
+
+    def _save(self, conn: psycopg.Connection[Any], jobs: builtins.list[Job]) -> None:
+        """Write the records (inside the caller's transaction), and announce those that are pending."""
+        names = [name for name, _ in _SAVED]
+        arrays = ", ".join(["%s::bigint[]"] + [f"%s::{kind}[]" for _, kind in _SAVED])
+        sets = ", ".join(f"{name} = v.{name}" for name in names)
+        params: builtins.list[Any] = [[job.id for job in jobs]]
+        for name in names:
+            if name == "state":
+                params.append([job.state.value if job.state is not None else None for job in jobs])
+            else:
+                params.append([_field_value(name, getattr(job, name)) for job in jobs])
+        params.append(self._source)
+        conn.execute(
+            self._announcing(
+                f"UPDATE jobs AS j SET {sets} FROM unnest({arrays}) AS v(id, {', '.join(names)}) WHERE j.id = v.id "
+                f"RETURNING {_qualified('j')}"
+            ),
+            params,
+        )
+
+    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+        def work(conn: psycopg.Connection[Any]) -> builtins.list[Job]:
+            with conn.transaction():
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS}, now() FROM jobs WHERE state = 'processing' AND lease_expires_at <= now() "
+                    "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (limit,),
+                ).fetchall()
+                recovered = [expire(_row_to_job(row), row[22]) for row in rows]
+                if recovered:
+                    self._save(conn, recovered)
+                return recovered
+
+        result: builtins.list[Job] = self._run(work)
+        return result
+
+    def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
+        wanted = builtins.list(states) if states is not None else builtins.list(JobState)
+        counts = dict.fromkeys(wanted, 0)
+        if not wanted:
+            return counts
+        # One count per state, each over the partial index that holds that state's jobs.
+        sql = " UNION ALL ".join(
+            f"SELECT '{state.value}', count(*) FROM jobs WHERE state = '{state.value}'"
+            + (f" AND state IN ({_states_sql(FINISHED)})" if state in FINISHED else "")
+            for state in wanted
+        )
+        for state, n in self._run(lambda conn: conn.execute(sql).fetchall()):
+            counts[JobState(state)] = n
+        return counts
+
+    def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
+        states = builtins.list(states)
+        if not states:
+            return 0
+        finished = f"state IN ({_states_sql(FINISHED)}) AND " if set(states) <= FINISHED else ""
+        # Bounded batches, each its own transaction: a purge of a million jobs never holds a long lock or a huge
+        # transaction, and jobs being claimed meanwhile are skipped, not waited for. Comments go by cascade.
+        sql = (
+            f"DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE {finished}state = ANY(%s) AND updated_at < %s "
+            "LIMIT %s FOR UPDATE SKIP LOCKED)"
+        )
+        params = ([state.value for state in states], older_than, PURGE_BATCH)
+        total = 0
+        while True:
+            deleted: int = self._run(lambda conn: conn.execute(sql, params).rowcount)
+            total += deleted
+            if deleted < PURGE_BATCH:
+                return total
+
+    # -- comments ---------------------------------------------------------------------------------------------
+    def comment(self, job_id: int, body: str) -> Comment:
+        row = self._run(
+            lambda conn: conn.execute(
+                "WITH j AS (UPDATE jobs SET comments = comments + 1 WHERE id = %s RETURNING id) "
+                "INSERT INTO comments (job_id, body) SELECT id, %s FROM j RETURNING id, created_at",
+                (job_id, body),
+            ).fetchone()
+        )
+        if row is None:
+            raise JobNotFound(job_id)
+        return Comment(id=row[0], job_id=job_id, body=body, created_at=row[1])
+
+    def comments(self, job_id: int) -> builtins.list[Comment]:
+        rows = self._run(
+            lambda conn: conn.execute(
+                "SELECT c.id, c.body, c.author, c.created_at FROM jobs AS j LEFT JOIN comments AS c "
+                "ON c.job_id = j.id WHERE j.id = %s ORDER BY c.id",
+                (job_id,),
+            ).fetchall()
+        )
+        if not rows:
+            raise JobNotFound(job_id)
+        return [Comment(id=i, job_id=job_id, body=b, author=a, created_at=c) for i, b, a, c in rows if i is not None]
+
+    # -- settings ---------------------------------------------------------------------------------------------
+    def get_setting(self, key: str) -> Any:
+        row = self._run(lambda conn: conn.execute("SELECT value FROM settings WHERE key = %s", (key,)).fetchone())
+        return json.loads(row[0]) if row is not None else None
+
+    def set_setting(self, key: str, value: Any) -> None:
+        if value is None:
+            self._run(lambda conn: conn.execute("DELETE FROM settings WHERE key = %s", (key,)))
+            return
+        text = json.dumps(value)
+        self._run(
+            lambda conn: conn.execute(
+                "INSERT INTO settings (key, value) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, text),
+            )
+        )
+
+
+__all__ = ["PURGE_BATCH", "PostgresStore"]
