@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,11 +27,15 @@ from octoqueue.job import Comment, Job, NewJob, Page, utcnow
 from octoqueue.retry import RetryPolicy
 from octoqueue.states import FINISHED, JobState, Priority, label_key, queue_label
 from octoqueue.stores import Store, open_store
+from octoqueue.stores.base import Arrival, Move
 
 #: Results up to this size (serialised) are kept in the job's metadata too; larger ones only in the comment.
 RESULT_META_LIMIT = 8_192
 
 JobRef = int | Job
+
+#: At most this many waiters are woken for one announcement of several jobs from another process.
+MAX_WAKES_PER_ARRIVAL = 64
 
 
 def default_worker_name() -> str:
@@ -68,7 +72,11 @@ class Queue:
         self.lease = float(lease)
         self.worker_name = worker_name or default_worker_name()
         self._arrivals = threading.Condition()
+        self._arrived = 0  # arrivals so far: a waiter sleeps only if none came since its claim began
         self._listeners: list[tuple[Callable[..., None], bool]] = []
+        self._watch_lock = threading.Lock()
+        self._watching = False
+        self._unwatch: Callable[[], None] | None = None
 
     def __enter__(self) -> Queue:
         return self
@@ -77,6 +85,10 @@ class Queue:
         self.close()
 
     def close(self) -> None:
+        with self._watch_lock:
+            if self._unwatch is not None:
+                self._unwatch()
+                self._unwatch = None
         self.store.close()
 
     def __repr__(self) -> str:
@@ -118,6 +130,57 @@ class Queue:
         ``idempotency_key``: a second enqueue with the same key returns the first job; ``timeout``: seconds a
         handler may run before it is stopped.
         """
+        new = self._new_job(
+            data, title, additional_labels, priority=priority, run_at=run_at, delay=delay,
+            max_attempts=max_attempts, type=type, idempotency_key=idempotency_key, timeout=timeout, queue=queue,
+        )  # fmt: skip
+        job = self.store.create(new)
+        self._notify(job)
+        return job
+
+    def enqueue_many(
+        self,
+        items: Iterable[Any],
+        title: str | None = None,
+        additional_labels: Iterable[str] | None = None,
+        *,
+        idempotency_keys: Sequence[str | None] | None = None,
+        **options: Any,
+    ) -> list[Job]:
+        """Add a job for each item of ``items`` (its data) and return their records, in order: one round trip
+        where the store can batch (PostgreSQL: one statement). ``title``, ``additional_labels`` and ``options``
+        (as :meth:`enqueue_job`) apply to every job; ``idempotency_keys``, when given, has one key (or None) per
+        item. Every item is checked before any job is made."""
+        datas = list(items)
+        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(datas)
+        if len(keys) != len(datas):
+            raise ValueError(f"{len(datas)} items but {len(keys)} idempotency keys")
+        if "idempotency_key" in options:
+            raise ValueError("enqueue_many takes idempotency_keys, one per item")
+        news = [
+            self._new_job(data, title, additional_labels, idempotency_key=key, **options)
+            for data, key in zip(datas, keys, strict=True)
+        ]
+        jobs = self.store.create_many(news)
+        self._notify(*jobs)
+        return jobs
+
+    def _new_job(
+        self,
+        data: Any,
+        title: str | None,
+        additional_labels: Iterable[str] | None,
+        *,
+        priority: int | str = Priority.NORMAL,
+        run_at: datetime | None = None,
+        delay: float | timedelta | None = None,
+        max_attempts: int | None = None,
+        type: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+    ) -> NewJob:
+        """The checked record of a job to create (see :meth:`enqueue_job`)."""
         if run_at is not None and delay is not None:
             raise ValueError("give run_at or delay, not both")
         if delay is not None:
@@ -138,7 +201,7 @@ class Queue:
             unique.setdefault(label_key(name), name)
         labels = tuple(unique.values())
         check_data_size(data)
-        new = NewJob(
+        return NewJob(
             data=data,
             title=title or f"Job {utcnow().isoformat(timespec='seconds')}",
             labels=labels,
@@ -149,9 +212,6 @@ class Queue:
             idempotency_key=idempotency_key,
             timeout=timeout,
         )
-        job = self.store.create(new)
-        self._notify(job)
-        return job
 
     # -- consuming ---------------------------------------------------------------------------------------------
     def dequeue(self, wait_sec: float = 0) -> tuple[int, Any] | None:
@@ -189,11 +249,15 @@ class Queue:
 
         Each job comes back processing, with ``attempt`` as its fencing token and ``lease_expires_at``. Jobs whose
         body is not valid JSON are failed on the spot with an explanatory comment and not returned. Waits up to
-        ``wait`` seconds for jobs; a job enqueued through this Queue object wakes the waiter at once.
+        ``wait`` seconds for jobs; a job enqueued through this Queue object wakes the waiter at once, and so does one
+        enqueued elsewhere when the store reports other processes' arrivals (:meth:`Store.watch_arrivals`).
         ``labels``, ``types`` and ``ids`` narrow which jobs may be claimed (see :meth:`Store.claim`).
         """
         deadline = time.monotonic() + max(0.0, wait)
+        if wait > 0:
+            self._watch_store()
         while True:
+            seen = self._arrived
             jobs = self.store.claim(
                 worker=worker or self.worker_name,
                 lease=self.lease if lease is None else lease,
@@ -211,7 +275,8 @@ class Queue:
             if remaining <= 0:
                 return []
             with self._arrivals:
-                self._arrivals.wait(min(remaining, poll_interval))
+                if self._arrived == seen:
+                    self._arrivals.wait(min(remaining, poll_interval))
 
     def _reject_broken(self, job: Job) -> bool:
         if job.body_error is None:
@@ -260,6 +325,28 @@ class Queue:
         if note:
             self._say(job_id, note)
         return done
+
+    def complete_many(self, jobs: Sequence[JobRef], results: Sequence[Any] | None = None) -> list[Job | Exception]:
+        """Complete several jobs as :meth:`complete` would, in one round trip where the store can batch (each
+        fenced by its own attempt when given a :class:`Job`). One outcome per job, in order: the new record, or the
+        exception :meth:`complete` would have raised (LeaseLost, StateConflict, JobNotFound) — the others still
+        complete. A result (``results``, one per job, None for none) is kept as :meth:`complete` keeps it."""
+        given = list(results) if results is not None else [None] * len(jobs)
+        if len(given) != len(jobs):
+            raise ValueError(f"{len(jobs)} jobs but {len(given)} results")
+        moves = []
+        for job, result in zip(jobs, given, strict=True):
+            job_id, attempt = self._ref(job)
+            expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
+            changes = {"result": _result_for_meta(result)} if result is not None else {}
+            moves.append(Move(job_id, expected, JobState.COMPLETED, attempt, changes))
+        outcomes = self.store.transition_many(moves)
+        for outcome, result in zip(outcomes, given, strict=True):
+            if isinstance(outcome, Job) and result is not None:
+                note = _result_comment(None, result, outcome.attempt)
+                if note:
+                    self._say(outcome.id, note)
+        return outcomes
 
     def fail(
         self,
@@ -396,12 +483,15 @@ class Queue:
 
     def add_arrival_listener(self, callback: Callable[..., None], *, with_job: bool = False) -> None:
         """Call ``callback()`` (from whichever thread) whenever a job may have become runnable through this
-        Queue object: an enqueue, a retry, a requeue, a lease recovery. It must be quick and must not raise.
+        Queue object (an enqueue, a retry, a requeue, a lease recovery) or, where the store reports them
+        (:meth:`Store.watch_arrivals`), through another process. It must be quick and must not raise.
 
         With ``with_job=True`` it is called as ``callback(job)`` instead, once per job, with the job's record as
         the change left it (its state, its labels, its ``run_at`` when it may run only later; None when not
-        known), so that a listener can wake only the claimers the job is for."""
+        known), so that a listener can wake only the claimers the job is for. A job from another process comes
+        as an :class:`~octoqueue.stores.base.Arrival`, which has those three fields too."""
         self._listeners.append((callback, with_job))
+        self._watch_store()
 
     def remove_arrival_listener(self, callback: Callable[..., None]) -> None:
         entry = next((entry for entry in self._listeners if entry[0] == callback), None)
@@ -415,8 +505,22 @@ class Queue:
             return job.id, job.attempt
         return int(job), None
 
-    def _notify(self, *jobs: Job) -> None:
+    def _watch_store(self) -> None:
+        """Have the store report jobs made runnable by other processes, from the first time anyone waits."""
+        if self._watching:
+            return
+        with self._watch_lock:
+            if not self._watching:
+                self._unwatch = self.store.watch_arrivals(self._arrived_elsewhere)
+                self._watching = True
+
+    def _arrived_elsewhere(self, arrival: Arrival) -> None:
+        wakes = 1 if arrival.labels is None else min(arrival.count, MAX_WAKES_PER_ARRIVAL)
+        self._notify(*[arrival] * wakes)
+
+    def _notify(self, *jobs: Job | Arrival) -> None:
         with self._arrivals:
+            self._arrived += 1
             self._arrivals.notify_all()
         for callback, with_job in list(self._listeners):
             if with_job:

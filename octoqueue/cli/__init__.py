@@ -49,6 +49,9 @@ def _register() -> None:
     from octoqueue.cli.serve import serve
 
     main.add_command(serve)
+    from octoqueue.cli.migrate import migrate
+
+    main.add_command(migrate)
 
 
 _register()

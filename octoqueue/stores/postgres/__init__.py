@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from octoqueue.stores.postgres.store import PURGE_BATCH, PostgresStore
+from octoqueue.stores.postgres.store import PURGE_BATCH, PostgresStore, migrate_url, parse_url
 
-__all__ = ["PURGE_BATCH", "PostgresStore"]
+__all__ = ["PURGE_BATCH", "PostgresStore", "migrate_url", "parse_url"]

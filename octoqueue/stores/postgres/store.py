@@ -146,6 +146,44 @@ def _states_sql(states: Collection[JobState]) -> str:
     return ", ".join(f"'{state.value}'" for state in sorted(states))
 
 
+def parse_url(url: str) -> tuple[str, dict[str, Any]]:
+    """(libpq connection URL, :class:`PostgresStore` options) from a store URL."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = dict(query)
+    kwargs: dict[str, Any] = {}
+    if "schema" in ours:
+        kwargs["schema"] = ours["schema"]
+    for name, kind in (("pool_min", int), ("pool_max", int), ("pool_timeout", float)):
+        if name in ours:
+            try:
+                kwargs[name] = kind(ours[name])
+            except ValueError:
+                raise ConfigurationError(f"store URL option {name}={ours[name]!r} is not a number") from None
+    libpq = urlencode([(k, v) for k, v in query if k not in _OPTIONS])
+    conninfo = parts._replace(scheme="postgresql", query=libpq, fragment="").geturl()
+    user = f"{quote(unquote(parts.username))}@" if parts.username else ""  # the password is left out
+    port = f":{parts.port}" if parts.port else ""
+    schema = kwargs.get("schema", "octoqueue")
+    kwargs["url"] = f"postgresql://{user}{parts.hostname or ''}{port}{parts.path}?schema={schema}"
+    return conninfo, kwargs
+
+
+def migrate_url(url: str) -> tuple[str, builtins.list[int]]:
+    """Bring the schema the store URL names to this octoqueue's version; (schema, versions applied)."""
+    conninfo, kwargs = parse_url(url)
+    schema = check_schema_name(kwargs.get("schema", "octoqueue"))
+    return schema, _migrate(conninfo, schema, kwargs["url"])
+
+
+def _migrate(conninfo: str, schema: str, shown: str) -> builtins.list[int]:
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            return migrate(conn, schema)
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"cannot open the PostgreSQL store {shown}: {exc}") from exc
+
+
 class PostgresStore(Store):
     """``postgresql://user@host:port/db?schema=octoqueue``; query options ``schema`` (default ``octoqueue``),
     ``pool_min`` / ``pool_max`` (connections, default 1 / 10), ``pool_timeout`` (seconds to wait for a free
@@ -172,11 +210,7 @@ class PostgresStore(Store):
         self._source = uuid.uuid4().hex[:12]
         self._fast_sql: dict[tuple[Any, ...], str] = {}
         self._listener: ArrivalListener | None = None
-        try:
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                migrate(conn, self.schema)
-        except psycopg.Error as exc:
-            raise StoreUnavailable(f"cannot open the PostgreSQL store {self.url}: {exc}") from exc
+        _migrate(conninfo, self.schema, self.url)
         self._pool = ConnectionPool(
             conninfo,
             min_size=pool_min,
@@ -193,29 +227,8 @@ class PostgresStore(Store):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStore:
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        kwargs: dict[str, Any] = {}
-        try:
-            if "schema" in query:
-                kwargs["schema"] = query["schema"]
-            for name in ("pool_min", "pool_max"):
-                if name in query:
-                    kwargs[name] = int(query[name])
-            if "pool_timeout" in query:
-                kwargs["pool_timeout"] = float(query["pool_timeout"])
-        except ValueError as exc:
-            raise ConfigurationError(f"bad option in store URL: {exc}") from None
+        conninfo, kwargs = parse_url(url)
         kwargs.update(options)
-        libpq = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _OPTIONS])
-        conninfo = parts._replace(scheme="postgresql", query=libpq, fragment="").geturl()
-        host = parts.hostname or ""
-        user = unquote(parts.username) if parts.username else None
-        shown = f"{quote(user)}@" if user else ""
-        port = f":{parts.port}" if parts.port else ""
-        kwargs.setdefault(
-            "url", f"postgresql://{shown}{host}{port}{parts.path}?schema={kwargs.get('schema', 'octoqueue')}"
-        )
         return cls(conninfo, **kwargs)
 
     # -- connections ------------------------------------------------------------------------------------------
@@ -262,7 +275,7 @@ class PostgresStore(Store):
             f"WITH changed AS ({statement}), sent AS (SELECT pg_notify('{self.channel}', json_build_object("
             "'s', %s::text, 'l', labels, 'n', count(*), 'r', CASE WHEN bool_or(run_at IS NULL) THEN NULL "
             "ELSE extract(epoch FROM min(run_at)) END)::text) FROM changed WHERE state = 'pending' GROUP BY labels) "
-            "SELECT changed.* FROM changed LEFT JOIN (SELECT count(*) FROM sent) AS announced ON true"
+            "SELECT changed.* FROM changed, (SELECT count(*) FROM sent) AS announced"
         )
 
     # -- jobs -------------------------------------------------------------------------------------------------
@@ -602,4 +615,4 @@ class PostgresStore(Store):
         )
 
 
-__all__ = ["PURGE_BATCH", "PostgresStore"]
+__all__ = ["PURGE_BATCH", "PostgresStore", "migrate_url", "parse_url"]

@@ -1,0 +1,225 @@
+"""What the PostgreSQL store does beyond the contract: batches, migrations, indexes, purge, URLs, arrivals."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from octoqueue.errors import ConfigurationError, InvalidTransition, JobNotFound, LeaseLost, StateConflict
+from octoqueue.job import NewJob
+from octoqueue.queue import Queue
+from octoqueue.states import JobState
+from octoqueue.stores import open_store
+from octoqueue.stores.base import Arrival, Move
+from octoqueue.stores.postgres import PostgresStore, parse_url
+from octoqueue.stores.postgres import store as store_module
+from octoqueue.stores.postgres.schema import LATEST, migrate
+from tests.postgres.server import SERVER, new_schema, store_url
+
+
+def new(i: int = 0, **kw: object) -> NewJob:
+    return NewJob(data={"i": i}, title=f"job {i}", **kw)  # type: ignore[arg-type]
+
+
+def test_create_many_keeps_order_and_idempotency_keys(pg: PostgresStore) -> None:
+    first = pg.create(new(0, idempotency_key="k"))
+    made = pg.create_many([new(1), new(2, idempotency_key="k"), new(3, idempotency_key="n"), new(4),
+                           new(5, idempotency_key="n")])  # fmt: skip
+    assert [job.data for job in made] == [{"i": 1}, {"i": 0}, {"i": 3}, {"i": 4}, {"i": 3}]
+    assert made[1].id == first.id and made[2].id == made[4].id
+    assert made[0].id < made[2].id < made[3].id
+    assert pg.count([JobState.PENDING]) == {JobState.PENDING: 4}
+    assert pg.create_many([]) == []
+
+
+def test_transition_many_judges_each_move_on_its_own(pg: PostgresStore) -> None:
+    a, b, c, d = pg.create_many([new(i) for i in range(4)])
+    claimed = {job.id: job for job in pg.claim(worker="w", lease=60, limit=3)}
+    assert set(claimed) == {a.id, b.id, c.id}
+    results = pg.transition_many(
+        [
+            Move(a.id, JobState.PROCESSING, JobState.COMPLETED, claimed[a.id].attempt, {"result": {"ok": 1}}),
+            Move(b.id, JobState.PROCESSING, JobState.COMPLETED, claimed[b.id].attempt + 1),  # stale fencing token
+            Move(987654, JobState.PROCESSING, JobState.COMPLETED, 1),
+            Move(a.id, JobState.PROCESSING, JobState.COMPLETED, claimed[a.id].attempt),  # a second move of a
+            Move(d.id, JobState.PENDING, JobState.PROCESSING),  # not allowed without a claim? judged by the rules
+            Move(c.id, JobState.PROCESSING, JobState.PENDING, claimed[c.id].attempt, {"last_error": "later"}),
+            Move(d.id, JobState.PENDING, JobState.CANCELLED),
+        ]
+    )
+    done, stale, missing, again, d_moved, retried, cancelled = results
+    assert not isinstance(done, Exception) and done.state is JobState.COMPLETED and done.result == {"ok": 1}
+    assert done.worker is None and done.lease_expires_at is None and not done.open
+    assert isinstance(stale, LeaseLost)
+    assert isinstance(missing, JobNotFound)
+    assert isinstance(again, LeaseLost)  # a is completed by then
+    assert not isinstance(retried, Exception) and retried.state is JobState.PENDING
+    assert retried.last_error == "later" and retried.worker is None
+    if isinstance(d_moved, Exception):
+        assert isinstance(d_moved, (InvalidTransition, StateConflict))
+        assert not isinstance(cancelled, Exception) and cancelled.state is JobState.CANCELLED
+    else:
+        assert isinstance(cancelled, StateConflict)
+    assert pg.get(b.id).state is JobState.PROCESSING
+
+
+def test_migrations_race_one_process_applies_them(request: pytest.FixtureRequest) -> None:
+    schema = new_schema(request)
+    applied: list[list[int]] = []
+    barrier = threading.Barrier(6)
+
+    def run() -> None:
+        with psycopg.connect(SERVER, autocommit=True) as conn:
+            barrier.wait()
+            applied.append(migrate(conn, schema))
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(applied) == [[]] * 5 + [list(range(1, LATEST + 1))]
+    with psycopg.connect(SERVER) as conn:
+        versions = conn.execute(f"SELECT version FROM {schema}.schema_version ORDER BY version").fetchall()
+    assert [v for (v,) in versions] == list(range(1, LATEST + 1))
+
+
+def test_empty_claim_reads_the_pending_index_only_with_many_finished_jobs(pg: PostgresStore) -> None:
+    # A million finished jobs, written by the server itself (seconds, not minutes).
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute(
+            f"INSERT INTO {pg.schema}.jobs (title, data, state, open) "
+            "SELECT 'done', '{}', 'completed', false FROM generate_series(1, 1000000)"
+        )
+        conn.execute(f"ANALYZE {pg.schema}.jobs")
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(
+                f"EXPLAIN SELECT id FROM {pg.schema}.jobs WHERE state = 'pending' "
+                "AND (run_at IS NULL OR run_at <= now()) ORDER BY priority, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+            )
+        )
+    assert "jobs_pending" in plan, plan
+    pg.claim(worker="w", lease=30)  # warm the pool and the prepared statement
+    started = time.perf_counter()
+    for _ in range(20):
+        assert pg.claim(worker="w", lease=30) == []
+    assert (time.perf_counter() - started) / 20 < 0.005  # a full scan of a million rows takes ~100 ms here
+
+
+def test_purge_deletes_in_bounded_batches(pg: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "PURGE_BATCH", 10)
+    jobs = pg.create_many([new(i) for i in range(25)])
+    keep = pg.create(new(99))
+    for job in pg.claim(worker="w", lease=30, limit=25):
+        pg.transition(job.id, expected=JobState.PROCESSING, target=JobState.COMPLETED, attempt=job.attempt)
+    pg.comment(jobs[0].id, "note")
+    statements: list[str] = []
+    real = store_module.PostgresStore._run
+
+    def counting(self: PostgresStore, work: object) -> object:
+        statements.append("run")
+        return real(self, work)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module.PostgresStore, "_run", counting)
+    assert pg.purge(states=[JobState.COMPLETED], older_than=pg.now() + timedelta(seconds=1)) == 25
+    assert len(statements) == 3 + 1  # three batches of at most 10, and the now() of the cutoff
+    with pytest.raises(JobNotFound):
+        pg.comments(jobs[0].id)
+    assert pg.get(keep.id).state is JobState.PENDING
+
+
+def test_url_options(request: pytest.FixtureRequest) -> None:
+    conninfo, options = parse_url("postgresql://me:s3cret@db.example:6543/jobs?schema=q1&pool_max=4&sslmode=disable")
+    assert conninfo == "postgresql://me:s3cret@db.example:6543/jobs?sslmode=disable"
+    assert options == {"schema": "q1", "pool_max": 4, "url": "postgresql://me@db.example:6543/jobs?schema=q1"}
+    with pytest.raises(ConfigurationError, match="pool_max"):
+        parse_url("postgresql://h/db?pool_max=many")
+    with pytest.raises(ConfigurationError, match="schema"):
+        open_store("postgresql://postgres@127.0.0.1/test?schema=drop%20table")
+    store = open_store(store_url(new_schema(request)) + "&application_name=oq-test")
+    try:
+        assert isinstance(store, PostgresStore) and "s3cret" not in store.url
+        with psycopg.connect(SERVER) as conn:
+            found = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'oq-test'")
+            assert found.fetchone() == (1,)
+    finally:
+        store.close()
+
+
+def test_arrivals_from_another_store_object_are_reported(request: pytest.FixtureRequest) -> None:
+    url = store_url(new_schema(request))
+    watching, other = PostgresStore.from_url(url), PostgresStore.from_url(url)
+    got: list[Arrival] = []
+    came = threading.Event()
+
+    def on_arrival(arrival: Arrival) -> None:
+        got.append(arrival)
+        came.set()
+
+    stop = watching.watch_arrivals(on_arrival)
+    try:
+        assert stop is not None
+        watching.create(new(0, labels=("mine",)))  # its own: reported by its Queue, not by the store
+        other.create_many([new(1, labels=("queue:a",)), new(2, labels=("queue:a",)), new(3)])
+        assert came.wait(5)
+        time.sleep(0.2)
+        assert sorted((a.labels, a.count, a.run_at) for a in got) == [((), 1, None), (("queue:a",), 2, None)]
+        got.clear()
+        came.clear()
+        (claimed,) = other.claim(worker="w", lease=30, labels=["queue:a"])
+        later = other.now() + timedelta(seconds=60)
+        other.transition(claimed.id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=claimed.attempt,
+                         run_at=later)  # fmt: skip
+        assert came.wait(5)
+        assert got == [Arrival(labels=("queue:a",), count=1, run_at=later)]
+        # The LISTEN connection is cut: the listener reconnects and reports that it may have missed arrivals.
+        got.clear()
+        came.clear()
+        with psycopg.connect(SERVER, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = %s",
+                (f"LISTEN {watching.channel}",),
+            )
+        assert came.wait(10)
+        assert got[0] == Arrival(labels=None)
+        stop()
+    finally:
+        watching.close()
+        other.close()
+
+
+def test_a_waiting_claim_wakes_on_a_job_from_another_process(request: pytest.FixtureRequest) -> None:
+    url = store_url(new_schema(request))
+    with Queue(url) as waiting, Queue(url) as producer:
+        found: list[float] = []
+
+        def claim() -> None:
+            started = time.monotonic()
+            job = waiting.claim_batch(1, wait=20, poll_interval=20)  # no polling: only a NOTIFY can wake it
+            assert job
+            found.append(time.monotonic() - started)
+
+        thread = threading.Thread(target=claim)
+        thread.start()
+        time.sleep(0.5)
+        producer.enqueue({"x": 1})
+        thread.join(10)
+        assert found and found[0] < 2.0
+
+
+def test_queue_batches_on_postgres(pg: PostgresStore) -> None:
+    queue = Queue(pg)
+    jobs = queue.enqueue_many([{"i": i} for i in range(5)], queue="bulk", idempotency_keys=["a", None, "a", None, None])
+    assert jobs[0].id == jobs[2].id and len({job.id for job in jobs}) == 4
+    assert all(job.labels == ("queue:bulk",) for job in jobs)
+    claimed = queue.claim_batch(4, labels=["queue:bulk"])
+    outcomes = queue.complete_many(claimed, results=[{"n": i} for i in range(4)])
+    assert [o.state for o in outcomes if not isinstance(o, Exception)] == [JobState.COMPLETED] * 4
+    assert "**Result**" in queue.comments(claimed[0].id)[0].body
+    again = queue.complete_many(claimed)
+    assert all(isinstance(o, LeaseLost) for o in again)
