@@ -1,0 +1,118 @@
+"""Two ``octoqueue serve`` processes on one PostgreSQL schema: a job submitted to one wakes a long-poll claim
+waiting on the other (LISTEN/NOTIFY), not after a poll interval (30 s here). The wake-up times are printed (``-s``);
+the issue's target is p99 under 10 ms on this machine (docs/postgres.md has the measured figures). The test holds
+every wake-up under 1 s (no poll) and the median under 25 ms, loose enough for a CI machine running other work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.postgres.server import new_schema, store_url
+from tests.server.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ROUNDS = 60
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
+    url = store_url(new_schema(request))
+    procs: list[subprocess.Popen[bytes]] = []
+    bases: list[str] = []
+    for _ in range(2):
+        port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "OCTOQUEUE_STORE": url,
+            "OCTOQUEUE_CLAIM_POLL_INTERVAL": "30",  # a claim woken by a poll would take seconds: the test would fail
+            "OCTOQUEUE_SETTINGS_CACHE_SECONDS": "0",
+        }
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "octoqueue.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        )
+        bases.append(f"http://127.0.0.1:{port}")
+    try:
+        for base, proc in zip(bases, procs, strict=True):
+            deadline = time.monotonic() + 30
+            while True:
+                assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+                try:
+                    if requests.get(base + "/health", timeout=1).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline, "a server did not come up"
+                time.sleep(0.1)
+        yield bases
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+
+
+def test_a_job_submitted_to_one_server_wakes_a_claim_waiting_on_the_other(servers: list[str]) -> None:
+    submit_to, claim_from = servers
+    producer, worker = requests.Session(), requests.Session()
+    assert producer.post(submit_to + "/api/v1/queues", json={"name": "wake"}, timeout=5).status_code == 201
+    waits: list[float] = []
+    for i in range(ROUNDS):
+        answer: dict[str, object] = {}
+
+        def claim(answer: dict[str, object] = answer) -> None:
+            reply = worker.post(
+                claim_from + "/api/v1/queues/wake/jobs/claim", json={"count": 1, "block_ms": 10_000}, timeout=20
+            )
+            answer["at"] = time.perf_counter()
+            answer["jobs"] = reply.json()["jobs"]
+
+        thread = threading.Thread(target=claim)
+        thread.start()
+        time.sleep(0.05)  # the claim is parked by now (its first, empty claim takes ~2 ms)
+        created = producer.post(submit_to + "/api/v1/queues/wake/jobs", json={"payload": {"i": i}}, timeout=5)
+        submitted = time.perf_counter()  # the job is committed once the submit is answered
+        assert created.status_code == 200, created.text
+        thread.join(15)
+        jobs = answer["jobs"]
+        assert isinstance(jobs, list) and len(jobs) == 1 and jobs[0]["payload"] == {"i": i}
+        waits.append(max(0.0, float(answer["at"]) - submitted) * 1000)  # type: ignore[arg-type]
+    waits.sort()
+    p50, p99 = statistics.median(waits), waits[int(len(waits) * 0.99) - 1]
+    print(f"\nwake-up across servers, {ROUNDS} rounds: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {waits[-1]:.1f} ms")
+    assert waits[-1] < 1_000  # none waited for a poll (30 s here)
+    assert p50 < 25
