@@ -1,9 +1,11 @@
 """``python -m bench``: enqueue N no-op jobs and drain them with W workers on SQLite — octoqueue, GigQ and Huey
-side by side in the same run — and print jobs/s with octoqueue's ratio to the faster peer.
+side by side in the same run — and print jobs/s with octoqueue's ratio to the faster peer; then the same on
+PostgreSQL (octoqueue, procrastinate, PGQueuer), the HTTP server and the GitHub store.
 
     .venv/bin/python -m bench                        # 5000 jobs, 4 workers, 3 rounds
     .venv/bin/python -m bench --jobs 20000 --workers 8 --repeat 5 --json bench.json
     .venv/bin/python -m bench --only octoqueue,huey
+    .venv/bin/python -m bench --suite postgres --pg-batch 100
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from typing import Any
 
 from bench import github as github_suite
+from bench import postgres_peers
 from bench import server as server_suite
 from bench.sqlite_peers import PEERS, SYSTEMS, RunResult, versions
 
@@ -37,11 +40,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-round lines, only the table")
     parser.add_argument(
         "--suite",
-        choices=("all", "sqlite", "server", "github"),
+        choices=("all", "sqlite", "postgres", "server", "github"),
         default="all",
-        help="all (default): the SQLite peers above, then the HTTP server against a no-op FastAPI ceiling "
-        "(bench/server.py), then the GitHub store's requests per job on the emulator (bench/github.py); or only "
-        "one of them",
+        help="all (default): the SQLite peers above, then the PostgreSQL peers (bench/postgres_peers.py), then the "
+        "HTTP server against a no-op FastAPI ceiling (bench/server.py), then the GitHub store's requests per job "
+        "on the emulator (bench/github.py); or only one of them",
+    )
+    parser.add_argument(
+        "--pg-batch", type=int, default=100, help="PostgreSQL suite: jobs per batch enqueue and per claim (default 100)"
     )
     server_suite.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -133,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.suite == "github":
         return github_suite.run_only(json_path=args.json)
+    if args.suite == "postgres":
+        pg_payload, pg_ok = postgres_peers.report(args.jobs, args.workers, args.pg_batch)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump({"postgres": pg_payload}, fh, indent=2)
+        return 0 if pg_ok else 1
     server_options = server_suite.options_from(args) if args.suite in ("all", "server") else None
     if server_options is not None and args.suite == "server":
         return server_suite.run_only(server_options, args.json, args.quiet)
@@ -155,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             f"\noctoqueue vs the faster peer (medians): enqueue {s['enqueue_vs_peer']:.2f}x ({s['enqueue_peer']}), "
             f"drain {s['drain_vs_peer']:.2f}x ({s['drain_peer']})"
         )
+    pg_payload, pg_ok = None, True
+    if args.suite == "all":
+        print()
+        pg_payload, pg_ok = postgres_peers.report(args.jobs, args.workers, args.pg_batch)
     server_payload, server_ok = None, True
     if server_options is not None:
         print()
@@ -171,13 +187,15 @@ def main(argv: list[str] | None = None) -> int:
             "environment": env,
             "summary": summary,
             "rounds": {name: [r.as_dict() for r in rounds] for name, rounds in results.items()},
+            "postgres": pg_payload,
             "server": server_payload,
             "github": github_payload,
         }
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2)
         print(f"wrote {args.json}")
-    return 0 if all(s["exactly_once"] for s in summary.values()) and server_ok and github_ok else 1
+    ok = all(s["exactly_once"] for s in summary.values()) and pg_ok and server_ok and github_ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -36,6 +36,18 @@ def test_create_many_keeps_order_and_idempotency_keys(pg: PostgresStore) -> None
     assert pg.create_many([]) == []
 
 
+def test_create_many_round_trips_awkward_values(pg: PostgresStore) -> None:
+    when = pg.now() + timedelta(hours=1)
+    odd = ['we"ird', "back\\slash", "{brace}", "comma,", "NULL", "é✓", " spaced "]
+    items = [NewJob(data={"s": 'q"\\{}'}, title='t"{,}\\', labels=tuple(odd), run_at=when, timeout=1.5, type="NULL")]
+    (made,) = pg.create_many(items)
+    got = pg.get(made.id)
+    assert got == made
+    assert got.labels == tuple(odd) and got.title == 't"{,}\\' and got.data == {"s": 'q"\\{}'}
+    assert (got.run_at, got.timeout, got.type) == (when, 1.5, "NULL")
+    assert pg.list(labels=['we"ird', "NULL"]).jobs == [got]
+
+
 def test_transition_many_judges_each_move_on_its_own(pg: PostgresStore) -> None:
     a, b, c, d = pg.create_many([new(i) for i in range(4)])
     claimed = {job.id: job for job in pg.claim(worker="w", lease=60, limit=3)}

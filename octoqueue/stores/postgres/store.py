@@ -142,6 +142,34 @@ def _row_to_job(row: Sequence[Any]) -> Job:
     )
 
 
+def _new_record(item: NewJob, job_id: int, created: datetime) -> Job:
+    """The record of a job just inserted from ``item`` (what a read would return), built without a read."""
+    return _TEMPLATE.model_copy(
+        update={
+            "id": job_id, "title": item.title, "data": item.data, "state": JobState.PENDING, "labels": item.labels,
+            "type": item.type, "priority": item.priority, "run_at": item.run_at, "max_attempts": item.max_attempts,
+            "idempotency_key": item.idempotency_key, "timeout": item.timeout, "created_at": created,
+            "updated_at": created, "open": True, "attempt": 0, "attempt_base": 0, "lease_expires_at": None,
+            "worker": None, "result": None, "last_error": None, "comments": 0, "body_error": None, "url": None,
+        }
+    )  # fmt: skip
+
+
+def _array(values: Sequence[Any]) -> str:
+    """A PostgreSQL array literal (``{"a",NULL,"2"}``) of strings, numbers, booleans, datetimes or None, every
+    element quoted and escaped; the statement casts it to its type. Sent as one string: psycopg dumps a list of a
+    thousand values ~15 times slower than this builds it."""
+    return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
+
+
+def _quoted(value: Any) -> str:
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return '"' + value.isoformat() + '"'
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _states_sql(states: Collection[JobState]) -> str:
     return ", ".join(f"'{state.value}'" for state in sorted(states))
 
@@ -283,13 +311,16 @@ class PostgresStore(Store):
         return self.create_many([new])[0]
 
     def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+        """One ``INSERT ... SELECT FROM unnest(...)`` for all items (one round trip); jobs whose idempotency key is
+        taken are read back in the same connection. New jobs' records are made from the items and the ids and
+        times the insert returns, not read back."""
         items = list(items)
         if not items:
             return []
         columns = (
             [item.title for item in items],
             [json.dumps(item.data, ensure_ascii=False, separators=(",", ":")) for item in items],
-            [json.dumps(list(item.labels)) for item in items],
+            [_array(item.labels) for item in items],
             [item.type for item in items],
             [int(item.priority) for item in items],
             [item.run_at for item in items],
@@ -299,41 +330,41 @@ class PostgresStore(Store):
         )
         sql = self._announcing(
             "INSERT INTO jobs (title, data, state, labels, type, priority, run_at, max_attempts, "
-            "idempotency_key, timeout) SELECT v.title, v.data, 'pending', "
-            "ARRAY(SELECT json_array_elements_text(v.labels::json)), v.type, v.priority, v.run_at, v.max_attempts, "
-            "v.key, v.timeout FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::integer[], "
-            "%s::timestamptz[], %s::integer[], %s::text[], %s::float8[]) WITH ORDINALITY "
+            "idempotency_key, timeout) SELECT v.title, v.data, 'pending', v.labels::text[], v.type, v.priority, "
+            "v.run_at, v.max_attempts, v.key, v.timeout FROM unnest(%s::text[], %s::text[], %s::text[], "
+            "%s::text[], %s::integer[], %s::timestamptz[], %s::integer[], %s::text[], %s::float8[]) WITH ORDINALITY "
             "AS v(title, data, labels, type, priority, run_at, max_attempts, key, timeout, ord) ORDER BY v.ord "
-            f"ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING {_COLUMNS}"
+            "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+            "RETURNING id, created_at, idempotency_key, state, labels, run_at"
         )
-        params = [*columns, self._source]
+        params = [*(_array(column) for column in columns), self._source]
         keys = {item.idempotency_key for item in items if item.idempotency_key is not None}
 
-        def work(conn: psycopg.Connection[Any]) -> builtins.list[Any]:
-            rows = conn.execute(sql, params).fetchall()
-            have = {row[16] for row in rows if row[16] is not None}
-            if keys - have:
-                rows += conn.execute(
-                    f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ANY(%s)", (sorted(keys - have),)
+        def work(conn: psycopg.Connection[Any]) -> tuple[builtins.list[Any], builtins.list[Any]]:
+            made = conn.execute(sql, params).fetchall()
+            taken = keys - {row[2] for row in made}
+            existing = []
+            if taken:
+                existing = conn.execute(
+                    f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ANY(%s)", (sorted(taken),)
                 ).fetchall()
-            return rows
+            return made, existing
 
-        rows = self._run(work)
-        by_key: dict[str, Job] = {}
-        fresh: builtins.list[Job] = []
-        for row in sorted(rows, key=lambda r: r[0]):
-            job = _row_to_job(row)
-            if job.idempotency_key is not None:
-                by_key.setdefault(job.idempotency_key, job)
-            else:
-                fresh.append(job)
-        made = iter(fresh)
+        made, existing = self._run(work)
+        inserted = {row[2] for row in made if row[2] is not None}
+        by_key = {row[16]: _row_to_job(row) for row in existing}
+        fresh = iter(sorted(made))  # ids follow the items' order (the insert reads them in order)
         out: builtins.list[Job] = []
         for item in items:
-            if item.idempotency_key is None:
-                out.append(next(made))
-            elif item.idempotency_key in by_key:
-                out.append(by_key[item.idempotency_key])
+            key = item.idempotency_key
+            if key is not None and key in by_key:
+                out.append(by_key[key])  # taken before, or by an earlier item of this batch
+            elif key is None or key in inserted:
+                job_id, created = next(fresh)[:2]
+                job = _new_record(item, job_id, created)
+                if key is not None:
+                    by_key[key] = job
+                out.append(job)
             else:  # its first job was purged between the insert and the read: make it again
                 out.append(self.create(item))
         return out
@@ -480,8 +511,8 @@ class PostgresStore(Store):
             if target is JobState.PENDING:
                 sql = self._announcing(sql)
             self._fast_sql[key] = sql
-        params: builtins.list[Any] = [[m.job_id for m in moves], [m.attempt for m in moves]]
-        params.extend([_field_value(name, m.changes[name]) for m in moves] for name in fields)
+        params: builtins.list[Any] = [_array([m.job_id for m in moves]), _array([m.attempt for m in moves])]
+        params.extend(_array([_field_value(name, m.changes[name]) for m in moves]) for name in fields)
         if target is JobState.PENDING:
             params.append(self._source)
         return sql, params
@@ -506,12 +537,12 @@ class PostgresStore(Store):
         names = [name for name, _ in _SAVED]
         arrays = ", ".join(["%s::bigint[]"] + [f"%s::{kind}[]" for _, kind in _SAVED])
         sets = ", ".join(f"{name} = v.{name}" for name in names)
-        params: builtins.list[Any] = [[job.id for job in jobs]]
+        params: builtins.list[Any] = [_array([job.id for job in jobs])]
         for name in names:
             if name == "state":
-                params.append([job.state.value if job.state is not None else None for job in jobs])
+                params.append(_array([job.state.value if job.state is not None else None for job in jobs]))
             else:
-                params.append([_field_value(name, getattr(job, name)) for job in jobs])
+                params.append(_array([_field_value(name, getattr(job, name)) for job in jobs]))
         params.append(self._source)
         conn.execute(
             self._announcing(
