@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite == "github":
         return github_suite.run_only(json_path=args.json)
     if args.suite == "postgres":
-        pg_payload, pg_ok = postgres_peers.report(args.jobs, args.workers, args.pg_batch)
+        pg_payload, pg_ok = postgres_peers.report(args.jobs, args.workers, args.pg_batch, repeat=args.repeat)
         if args.json:
             with open(args.json, "w", encoding="utf-8") as fh:
                 json.dump({"postgres": pg_payload}, fh, indent=2)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     pg_payload, pg_ok = None, True
     if args.suite == "all":
         print()
-        pg_payload, pg_ok = postgres_peers.report(args.jobs, args.workers, args.pg_batch)
+        pg_payload, pg_ok = postgres_peers.report(args.jobs, args.workers, args.pg_batch, repeat=args.repeat)
     server_payload, server_ok = None, True
     if server_options is not None:
         print()

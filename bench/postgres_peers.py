@@ -11,7 +11,8 @@ Each system gets a fresh schema of the benchmark server (``OCTOQUEUE_BENCH_POSTG
    until every job ran and its completion is written. octoqueue: ``workers`` threads, each claiming up to
    ``batch`` jobs (``claim_batch``) and acknowledging them in one transaction (``complete_many``), every job
    leased and fenced. procrastinate: its worker, ``concurrency=workers``. PGQueuer: ``workers`` queue managers
-   in drain mode, ``batch_size=batch``. Jobs of phase 1 are drained untimed first (octoqueue: by its ``Worker``
+   in drain mode, ``batch_size=batch``, on asyncpg. Jobs of phase 1 are drained untimed first (octoqueue: by its
+   ``Worker``
    class with per-job completions, timed and reported as a separate line).
 
 Afterwards every job number must have been seen exactly once. Durability: the server's ``synchronous_commit``
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import threading
 import time
 import uuid
@@ -189,21 +191,22 @@ def run_procrastinate(jobs: int, workers: int, batch: int) -> PgResult:
 
 
 def run_pgqueuer(jobs: int, workers: int, batch: int) -> PgResult:
-    import psycopg
+    import asyncpg
     from pgqueuer import QueueManager
-    from pgqueuer.db import PsycopgDriver
+    from pgqueuer.db import AsyncpgDriver
     from pgqueuer.queries import Queries
     from pgqueuer.types import QueueExecutionMode
 
     seen: list[int] = []
 
     async def connect(schema: str) -> Any:
-        return await psycopg.AsyncConnection.connect(SERVER, autocommit=True, options=_options(schema))
+        # asyncpg: PGQueuer's own first choice of driver, and its fastest.
+        return AsyncpgDriver(await asyncpg.connect(SERVER, server_settings={"search_path": schema}))
 
     async def drain_all(schema: str) -> None:
         managers = []
         for _ in range(workers):
-            manager = QueueManager(Queries(PsycopgDriver(await connect(schema))))
+            manager = QueueManager(Queries(await connect(schema)))
 
             @manager.entrypoint("noop")
             async def noop(job: Any) -> None:
@@ -218,7 +221,7 @@ def run_pgqueuer(jobs: int, workers: int, batch: int) -> PgResult:
         )
 
     async def main(schema: str) -> tuple[float, float, float]:
-        queries = Queries(PsycopgDriver(await connect(schema)))
+        queries = Queries(await connect(schema))
         await queries.install()
         started = time.perf_counter()
         for n in range(jobs):
@@ -250,17 +253,46 @@ SYSTEMS: dict[str, Callable[[int, int, int], PgResult]] = {
 }
 
 
-def report(jobs: int, workers: int, batch: int, only: list[str] | None = None) -> tuple[dict[str, Any], bool]:
-    """Run every system once (a peer that is not installed is named and left out); print the table."""
+def _median(results: list[PgResult]) -> PgResult:
+    """The per-phase medians of one system's rounds (exactly once only if every round was)."""
+    first = results[0]
+
+    def mid(values: list[float]) -> float:
+        return statistics.median(values)
+
+    worker = [r.worker_class_drain for r in results if r.worker_class_drain is not None]
+    return PgResult(
+        first.system, first.jobs, first.workers, first.batch,
+        mid([r.enqueue_single for r in results]), mid([r.enqueue_batch for r in results]),
+        mid([r.drain for r in results]), sum(r.missing for r in results), sum(r.duplicates for r in results),
+        first.drain_note, mid(worker) if worker else None,
+    )  # fmt: skip
+
+
+def report(
+    jobs: int, workers: int, batch: int, only: list[str] | None = None, repeat: int = 1
+) -> tuple[dict[str, Any], bool]:
+    """Run every system ``repeat`` times, the order rotated between rounds (a peer that is not installed is named
+    and left out); print the medians."""
     sync = synchronous_commit()
-    print(f"PostgreSQL: {jobs} no-op jobs, {workers} consumers, batches of {batch}; synchronous_commit={sync}")
-    results: dict[str, PgResult] = {}
+    print(
+        f"PostgreSQL: {jobs} no-op jobs, {workers} consumers, batches of {batch}, {repeat} round(s), medians; "
+        f"synchronous_commit={sync}",
+        flush=True,
+    )
+    names = only or list(SYSTEMS)
+    rounds: dict[str, list[PgResult]] = {}
     skipped: dict[str, str] = {}
-    for name in only or list(SYSTEMS):
-        try:
-            results[name] = SYSTEMS[name](jobs, workers, batch)
-        except ImportError as exc:
-            skipped[name] = f"not installed: {exc}"
+    for round_no in range(repeat):
+        shift = round_no % len(names)
+        for name in names[shift:] + names[:shift]:
+            if name in skipped:
+                continue
+            try:
+                rounds.setdefault(name, []).append(SYSTEMS[name](jobs, workers, batch))
+            except ImportError as exc:
+                skipped[name] = f"not installed: {exc}"
+    results = {name: _median(found) for name, found in rounds.items() if found}
     head = f"{'system':<14} {'enqueue 1/call':>15} {'enqueue batch':>14} {'drain jobs/s':>13}  exactly once  drain by"
     print(head)
     print("-" * len(head))
@@ -275,7 +307,9 @@ def report(jobs: int, workers: int, batch: int, only: list[str] | None = None) -
         print(f"{name:<14} skipped ({why})")
     payload = {
         "synchronous_commit": sync,
-        "results": {name: r.as_dict() for name, r in results.items()},
+        "medians": {name: r.as_dict() for name, r in results.items()},
+        "rounds": {name: [r.as_dict() for r in found] for name, found in rounds.items()},
         "skipped": skipped,
+        "load_average": os.getloadavg(),
     }
     return payload, all(r.exactly_once for r in results.values())

@@ -157,10 +157,18 @@ class Queue:
             raise ValueError(f"{len(datas)} items but {len(keys)} idempotency keys")
         if "idempotency_key" in options:
             raise ValueError("enqueue_many takes idempotency_keys, one per item")
+        if not datas:
+            return []
+        if any(key is not None and not isinstance(key, str) for key in keys):
+            raise ValueError("idempotency keys must be strings or None")
+        # The options are checked once (and a delay read from the store's clock once); each item's data on its own.
+        shared = self._new_job(datas[0], title, additional_labels, **options)
         news = [
-            self._new_job(data, title, additional_labels, idempotency_key=key, **options)
+            shared.model_copy(update={"data": data, "idempotency_key": key})
             for data, key in zip(datas, keys, strict=True)
         ]
+        for data in datas[1:]:
+            check_data_size(data)
         jobs = self.store.create_many(news)
         self._notify(*jobs)
         return jobs
@@ -533,6 +541,11 @@ class Queue:
 def check_data_size(data: Any) -> None:
     """Raise :class:`InvalidJobData` unless ``data`` is JSON, :class:`JobTooLarge` unless it fits a job body."""
     try:
+        # Compact first (C encoder; indenting runs Python's): n characters compact are at most n + n * (n + 1)
+        # indented (a line break and at most n spaces per token), under the limit for n <= 250.
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        if len(text) <= 250:
+            return
         text = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidJobData(f"job data must be JSON (objects, arrays, strings, numbers): {exc}") from exc
