@@ -32,6 +32,7 @@ from octoqueue.stores.base import (
     expire,
 )
 from octoqueue.stores.postgres.arrivals import ArrivalListener
+from octoqueue.stores.postgres.grouping import GroupSender
 from octoqueue.stores.postgres.schema import check_schema_name, migrate
 
 try:
@@ -246,6 +247,8 @@ class PostgresStore(Store):
         self._source = uuid.uuid4().hex[:12]
         self._fast_sql: dict[tuple[Any, ...], str] = {}
         self._listener: ArrivalListener | None = None
+        # Transitions made at once by this process's threads (workers' completions, heartbeats) share a transaction.
+        self._transitions: GroupSender[Move, Job | Exception] = GroupSender(self.transition_many)
         _migrate(conninfo, self.schema, self.url)
         self._pool = ConnectionPool(
             conninfo,
@@ -457,7 +460,8 @@ class PostgresStore(Store):
         attempt: int | None = None,
         **changes: Any,
     ) -> Job:
-        result = self.transition_many([Move(job_id, expected, target, attempt, changes)])[0]
+        check_changes(changes)
+        result = self._transitions(Move(job_id, expected, target, attempt, changes))
         if isinstance(result, Exception):
             raise result
         return result

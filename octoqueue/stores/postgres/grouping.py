@@ -1,0 +1,80 @@
+"""Group commit: calls that threads of one process make at the same moment, sent to the server together.
+
+A caller that finds nobody sending leads: it sends what is queued (its own call and any queued meanwhile) in one
+batch, then hands the lead to the first call queued while it was sending. A lone call is sent at once; calls that
+pile up behind a round trip share the next one (one transaction, one WAL flush) instead of each waiting for its own.
+Each call gets its own result (or its own exception) back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class _Call(Generic[Item, Result]):
+    __slots__ = ("error", "item", "lead", "ready", "result")
+
+    def __init__(self, item: Item) -> None:
+        self.item = item
+        self.ready = threading.Lock()  # held until the call was sent (a bare lock: cheaper than an Event)
+        self.ready.acquire()
+        self.lead = False
+        self.result: Result | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> Result:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
+
+
+class GroupSender(Generic[Item, Result]):
+    """Sends items through ``send`` (a batch in, one result per item out, in order), grouping concurrent calls."""
+
+    def __init__(self, send: Callable[[Sequence[Item]], Sequence[Result]], most: int = 500) -> None:
+        self._send = send
+        self._most = most
+        self._lock = threading.Lock()
+        self._queued: list[_Call[Item, Result]] = []
+        self._leading = False
+
+    def __call__(self, item: Item) -> Result:
+        call: _Call[Item, Result] = _Call(item)
+        with self._lock:
+            self._queued.append(call)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            call.ready.acquire()  # sent by a leader, or made the leader
+            if not call.lead:
+                return call.outcome()
+        try:
+            with self._lock:
+                batch, self._queued = self._queued[: self._most], self._queued[self._most :]
+            try:
+                results = self._send([c.item for c in batch])
+                for queued, result in zip(batch, results, strict=True):
+                    queued.result = result
+            except BaseException as exc:
+                for queued in batch:
+                    queued.error = exc
+            for queued in batch:
+                if queued is not call:
+                    queued.ready.release()
+        finally:
+            with self._lock:
+                if self._queued:
+                    successor = self._queued[0]
+                    successor.lead = True
+                    successor.ready.release()
+                else:
+                    self._leading = False
+        return call.outcome()
+
+
+__all__ = ["GroupSender"]
