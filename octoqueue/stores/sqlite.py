@@ -15,7 +15,7 @@ import builtins
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from octoqueue.errors import ConfigurationError, JobNotFound, StoreUnavailable
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import FINISHED, TRANSITIONS, JobState, LabelScheme
 from octoqueue.stores.base import Store, apply_transition, check_changes, expected_set, expire
+from octoqueue.stores.grouping import GroupSender
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -159,15 +160,12 @@ def _column_value(column: str, value: Any) -> Any:
 class _Write:
     """One statement waiting for a group commit (see :meth:`SQLiteStore._group_write`)."""
 
-    __slots__ = ("error", "lead", "many", "params", "ready", "rows", "sql")
+    __slots__ = ("error", "many", "params", "rows", "sql")
 
     def __init__(self, sql: str, params: list[Any], many: bool) -> None:
         self.sql = sql
         self.params = params
         self.many = many
-        self.ready = threading.Lock()  # held until the statement ran (a bare lock: cheaper than an Event)
-        self.ready.acquire()
-        self.lead = False
         self.rows: builtins.list[tuple[Any, ...]] = []
         self.error: BaseException | None = None
 
@@ -257,9 +255,7 @@ class SQLiteStore(Store):
         # write itself when several worker threads complete jobs at once.
         self._write_lock = threading.Lock()
         self._writer_conn: sqlite3.Connection | None = None
-        self._queue_lock = threading.Lock()
-        self._queued: list[_Write] = []
-        self._leading = False
+        self._writes: GroupSender[_Write, _Write] = GroupSender(self._run_batch, most=1_000_000)
         if self.path != ":memory:":
             parent = Path(self.path).parent
             if not parent.exists():
@@ -558,31 +554,10 @@ class SQLiteStore(Store):
         each commit writes its dirty pages to the WAL, so completing three jobs in one transaction costs little
         more than completing one. Every statement keeps its own effect and result; the caller returns once its
         statement is committed."""
-        request = _Write(sql, params, many)
-        with self._queue_lock:
-            self._queued.append(request)
-            lead = not self._leading
-            self._leading = True
-        if not lead:
-            request.ready.acquire()
-            if not request.lead:
-                return request.outcome()
-        # This thread leads: commit everything queued so far, then hand the lead to the next waiter, if any.
-        try:
-            with self._queue_lock:
-                batch, self._queued = self._queued, []
-            self._run_batch(batch)
-        finally:
-            with self._queue_lock:
-                if self._queued:
-                    successor = self._queued[0]
-                    successor.lead = True
-                    successor.ready.release()
-                else:
-                    self._leading = False
-        return request.outcome()
+        return self._writes(_Write(sql, params, many)).outcome()
 
-    def _run_batch(self, batch: builtins.list[_Write]) -> None:
+    def _run_batch(self, batch: Sequence[_Write]) -> Sequence[_Write]:
+        """Run the statements in one transaction; each keeps its own result or error (see :class:`_Write`)."""
         try:
             with self._write_lock:
                 conn = self._writer()
@@ -598,17 +573,8 @@ class SQLiteStore(Store):
                         raise
                     conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
-            error = StoreUnavailable(f"SQLite store {self.path} is busy: {exc}")
-            error.__cause__ = exc
-            for request in batch:
-                request.rows, request.error = [], error
-        except BaseException as exc:
-            for request in batch:
-                request.rows, request.error = [], exc
-        finally:
-            for request in batch:
-                if not request.lead:
-                    request.ready.release()
+            raise StoreUnavailable(f"SQLite store {self.path} is busy: {exc}") from exc
+        return batch
 
     def _save(self, db: sqlite3.Connection, job: Job) -> None:
         values = {

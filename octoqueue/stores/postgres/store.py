@@ -31,8 +31,8 @@ from octoqueue.stores.base import (
     expected_set,
     expire,
 )
+from octoqueue.stores.grouping import GroupSender
 from octoqueue.stores.postgres.arrivals import ArrivalListener
-from octoqueue.stores.postgres.grouping import GroupSender
 from octoqueue.stores.postgres.schema import check_schema_name, migrate
 
 try:

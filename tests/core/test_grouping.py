@@ -1,4 +1,4 @@
-"""Group commit (octoqueue/stores/postgres/grouping.py): concurrent calls share a send, each gets its own outcome."""
+"""Group commit (octoqueue/stores/grouping.py): concurrent calls share a send, each gets its own outcome."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from octoqueue.stores.postgres.grouping import GroupSender
+from octoqueue.stores.grouping import GroupSender
 
 
 def test_calls_made_during_a_send_share_the_next_one() -> None:

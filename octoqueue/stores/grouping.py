@@ -1,9 +1,10 @@
-"""Group commit: calls that threads of one process make at the same moment, sent to the server together.
+"""Group commit: calls that threads of one process make at the same moment, written together.
 
 A caller that finds nobody sending leads: it sends what is queued (its own call and any queued meanwhile) in one
 batch, then hands the lead to the first call queued while it was sending. A lone call is sent at once; calls that
-pile up behind a round trip share the next one (one transaction, one WAL flush) instead of each waiting for its own.
-Each call gets its own result (or its own exception) back.
+pile up behind a write share the next one (one transaction, one WAL flush) instead of each waiting for its own.
+Each call gets its own result back; when the whole batch fails, each of its calls raises that error. The SQLite
+store groups its write statements this way, the PostgreSQL store its transitions.
 """
 
 from __future__ import annotations
