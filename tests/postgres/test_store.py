@@ -236,3 +236,30 @@ def test_queue_batches_on_postgres(pg: PostgresStore) -> None:
     assert "**Result**" in queue.comments(claimed[0].id)[0].body
     again = queue.complete_many(claimed)
     assert all(isinstance(o, LeaseLost) for o in again)
+
+
+@pytest.mark.parametrize("error", [psycopg.errors.AdminShutdown, psycopg.errors.DeadlockDetected])
+def test_work_the_server_rolled_back_is_sent_once_more(pg: PostgresStore, error: type[Exception]) -> None:
+    tries: list[int] = []
+
+    def work(conn: psycopg.Connection[object]) -> int:
+        tries.append(1)
+        if len(tries) == 1:
+            raise error("rolled back")
+        return 42
+
+    assert pg._run(work) == 42 and len(tries) == 2
+
+
+def test_other_connection_errors_are_store_unavailable_and_not_resent(pg: PostgresStore) -> None:
+    from octoqueue.errors import StoreUnavailable
+
+    tries: list[int] = []
+
+    def work(conn: psycopg.Connection[object]) -> int:
+        tries.append(1)
+        raise psycopg.OperationalError("connection lost mid-statement: it may have committed")
+
+    with pytest.raises(StoreUnavailable, match="may have committed"):
+        pg._run(work)
+    assert len(tries) == 1

@@ -85,9 +85,10 @@ _SAVED: tuple[tuple[str, str], ...] = (
 #: Our own query options; every other one goes to libpq (sslmode, connect_timeout, application_name, ...).
 _OPTIONS = {"schema", "pool_min", "pool_max", "pool_timeout"}
 
-#: Errors after which the statement is known not to have taken effect (the server ended the session, aborting
-#: what ran in it, or refused it), so it is safe to send once more on a fresh connection.
-_RETRYABLE_SQLSTATES = {"57P01", "57P02", "57P03"}
+#: Errors after which the work is known not to have taken effect, so it is safe to send once more: the server ended
+#: the session (aborting what ran in it) or refused it, or rolled the transaction back as a deadlock victim (two
+#: batches of transitions locking shared jobs in opposite orders) or a serialization failure.
+_RETRYABLE_SQLSTATES = {"57P01", "57P02", "57P03", "40P01", "40001"}
 
 #: How many finished jobs one purge transaction deletes.
 PURGE_BATCH = 1_000
@@ -278,7 +279,7 @@ class PostgresStore(Store):
             try:
                 with self._pool.connection() as conn:
                     return work(conn)
-            except psycopg.OperationalError as exc:
+            except psycopg.OperationalError as exc:  # TransactionRollbackError (40P01, 40001) is one too
                 if tries_left and exc.sqlstate in _RETRYABLE_SQLSTATES:
                     continue
                 raise StoreUnavailable(f"PostgreSQL store {self.url}: {exc}") from exc
@@ -482,6 +483,8 @@ class PostgresStore(Store):
             seen.add(move.job_id)
             key = (move.target, wanted, move.attempt is None, tuple(sorted(move.changes)))
             groups.setdefault(key, []).append(index)
+        for indexes in groups.values():
+            indexes.sort(key=lambda i: moves[i].job_id)  # rows locked in id order: fewer deadlocks between batches
         statements = [self._group_statement(key, [moves[i] for i in indexes]) for key, indexes in groups.items()]
         results: builtins.list[Job | Exception | None] = [None] * len(moves)
 
