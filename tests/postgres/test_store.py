@@ -263,3 +263,19 @@ def test_other_connection_errors_are_store_unavailable_and_not_resent(pg: Postgr
     with pytest.raises(StoreUnavailable, match="may have committed"):
         pg._run(work)
     assert len(tries) == 1
+
+
+def test_octoqueue_migrate_command(request: pytest.FixtureRequest) -> None:
+    from click.testing import CliRunner
+
+    from octoqueue.cli import main
+
+    url = store_url(new_schema(request))
+    runner = CliRunner()
+    first = runner.invoke(main, ["migrate", url])
+    assert first.exit_code == 0 and f"applied migration(s) 1; now at version {LATEST}" in first.output
+    again = runner.invoke(main, ["migrate"], env={"OCTOQUEUE_STORE": url})
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    assert "need no migration" in runner.invoke(main, ["migrate", "sqlite:///x.db"]).output
+    unreachable = runner.invoke(main, ["migrate", "postgresql://postgres@127.0.0.1:1/test"])
+    assert unreachable.exit_code == 1 and "cannot open the PostgreSQL store" in unreachable.output
