@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.commands import defuse
@@ -27,6 +27,9 @@ from octoqueue.job import Comment, Job, NewJob, Page, utcnow
 from octoqueue.retry import RetryPolicy
 from octoqueue.states import FINISHED, JobState, Priority, label_key, queue_label
 from octoqueue.stores import Store, open_store
+
+if TYPE_CHECKING:
+    from octoqueue.schedules import Schedule, Schedules
 
 #: Results up to this size (serialised) are kept in the job's metadata too; larger ones only in the comment.
 RESULT_META_LIMIT = 8_192
@@ -408,6 +411,42 @@ class Queue:
         if entry is None:
             raise ValueError(f"{callback!r} is not an arrival listener")
         self._listeners.remove(entry)
+
+    # -- schedules (see octoqueue.schedules; oq's method names) -----------------------------------------------
+    @property
+    def schedules(self) -> Schedules:
+        """This queue's cron schedules."""
+        from octoqueue.schedules import Schedules
+
+        return Schedules(self)
+
+    def create_schedule(self, schedule_id: str, data: Any, cron: str, **options: Any) -> Schedule:
+        """Enqueue ``data`` on the cron timetable ``cron``; options as :meth:`Schedules.create` (``title``,
+        ``type``, ``labels``, ``priority``, ``max_attempts``, ``timeout``, ``timezone``, ``catchup``)."""
+        return self.schedules.create(schedule_id, data, cron, **options)
+
+    def get_schedule(self, schedule_id: str) -> Schedule:
+        return self.schedules.get(schedule_id)
+
+    def list_schedules(self) -> list[Schedule]:
+        return self.schedules.all()
+
+    def enable_schedule(self, schedule_id: str) -> Schedule:
+        return self.schedules.enable(schedule_id)
+
+    def disable_schedule(self, schedule_id: str) -> Schedule:
+        return self.schedules.disable(schedule_id)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self.schedules.delete(schedule_id)
+
+    def trigger_schedule(self, schedule_id: str) -> Job:
+        """Enqueue the schedule's job now, outside its timetable."""
+        return self.schedules.trigger(schedule_id)
+
+    def run_schedules(self) -> list[Job]:
+        """Fire every due tick of every enabled schedule (each tick once, however many processes call this)."""
+        return self.schedules.run_due()
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _ref(self, job: JobRef) -> tuple[int, int | None]:
