@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from octoqueue.errors import InvalidJobData, OctoqueueError
+from octoqueue.errors import InvalidJobData, OctoqueueError, ScheduleNotFound
 from octoqueue.states import Priority
 
 if TYPE_CHECKING:
@@ -40,17 +40,6 @@ SETTING_KEY = "schedules"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 #: Most ticks a schedule may fire in one pass (the newest due tick and up to this many missed ones before it).
 MAX_CATCHUP = 100
-
-
-class ScheduleNotFound(OctoqueueError, KeyError):
-    """No schedule has this id."""
-
-    def __init__(self, schedule_id: str) -> None:
-        super().__init__(f"schedule {schedule_id!r} does not exist")
-        self.schedule_id = schedule_id
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 class Schedule(BaseModel):
@@ -327,7 +316,7 @@ class Schedules:
 
         self._update(change)
 
-    def seconds_until_due(self, now: datetime | None = None, *, longest: float = 60.0) -> float:
+    def seconds_until_due(self, now: datetime | None = None, *, longest: float = 30.0) -> float:
         """How long a scheduler may sleep before a tick is due (at most ``longest``, so hand edits are seen)."""
         now = now or self.store.now()
         upcoming = [s.next_run(now) for s in self.all() if s.enabled]
@@ -339,10 +328,11 @@ class Schedules:
 class Scheduler:
     """Runs :meth:`Schedules.run_due` in a loop (a thread of ``octoqueue work``/``serve``, or ``schedule run``)."""
 
-    def __init__(self, schedules: Schedules, *, longest_sleep: float = 60.0) -> None:
+    def __init__(self, schedules: Schedules, *, longest_sleep: float = 30.0) -> None:
         self.schedules = schedules
         self.longest_sleep = longest_sleep
         self.stopping = threading.Event()
+        self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> list[Job]:
@@ -364,7 +354,12 @@ class Scheduler:
             except OctoqueueError:
                 wait = self.longest_sleep
             # Wake a little after the tick, so the store's clock (not ours) has surely passed it.
-            self.stopping.wait(wait + 0.05)
+            self._wakeup.wait(wait + 0.05)
+            self._wakeup.clear()
+
+    def wake(self) -> None:
+        """Look at the schedules again now (one was defined or enabled in this process)."""
+        self._wakeup.set()
 
     def start(self) -> Scheduler:
         self._thread = threading.Thread(target=self.run, name="octoqueue-scheduler", daemon=True)
@@ -373,6 +368,7 @@ class Scheduler:
 
     def stop(self, timeout: float | None = 5.0) -> None:
         self.stopping.set()
+        self._wakeup.set()
         if self._thread is not None:
             self._thread.join(timeout)
 

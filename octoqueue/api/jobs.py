@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from octoqueue.api.auth import ProducerKey, ReaderKey
 from octoqueue.api.context import Runtime, RuntimeDep
@@ -15,11 +15,13 @@ from octoqueue.api.jobschema import SchemaMismatch
 from octoqueue.api.models import (
     Attempts,
     IdempotencyKey,
+    JobType,
     JsonObject,
     Label,
     PriorityLevel,
+    PriorityName,
     RequestBody,
-    check_text,
+    Title,
     errors,
 )
 from octoqueue.api.ratelimit import rate_limit
@@ -27,14 +29,6 @@ from octoqueue.job import Job
 from octoqueue.states import JobState
 
 router = APIRouter(tags=["jobs"])
-
-PriorityName = Literal["critical", "high", "normal", "low", "bulk"]
-Title = Annotated[
-    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00]+$"), AfterValidator(check_text)
-]
-JobType = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00]+$"), AfterValidator(check_text)
-]
 
 
 class CreateJobRequest(RequestBody):

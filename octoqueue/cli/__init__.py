@@ -49,6 +49,9 @@ def _register() -> None:
     from octoqueue.cli.serve import serve
 
     main.add_command(serve)
+    from octoqueue.cli import schedules
+
+    schedules.register(main)
 
 
 _register()

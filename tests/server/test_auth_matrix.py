@@ -47,6 +47,13 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/queues"): ADMIN,
     ("DELETE", "/api/v1/queues/{name}"): ADMIN,
     ("POST", "/webhooks/github"): SIGNED,
+    ("GET", "/schedules"): READ,
+    ("GET", "/schedules/{schedule_id}"): READ,
+    ("PUT", "/schedules/{schedule_id}"): ADMIN,
+    ("DELETE", "/schedules/{schedule_id}"): ADMIN,
+    ("POST", "/schedules/{schedule_id}/enable"): ADMIN,
+    ("POST", "/schedules/{schedule_id}/disable"): ADMIN,
+    ("POST", "/schedules/{schedule_id}/trigger"): PRODUCER,
 }
 
 CALLERS = ["none", "wrong", "producer", "worker", "reader", "admin"]
