@@ -206,3 +206,26 @@ def test_the_scheduler_thread_fires_ticks_on_the_real_clock(tmp_path: Path) -> N
         scheduler.stop()
     keys = [job.idempotency_key for job in queue.store.iter_jobs()]
     assert len(keys) >= 2 and len(set(keys)) == len(keys)
+
+
+def test_two_concurrent_schedulers_over_100_ticks_make_exactly_100_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    ClockedSQLite.moment = START
+    Queue(ClockedSQLite(path)).create_schedule("tick", None, "* * * * *")
+    schedulers = [Queue(ClockedSQLite(path)) for _ in range(2)]
+    for minute in range(1, 101):
+        ClockedSQLite.moment = START + timedelta(minutes=minute)
+        gate = threading.Barrier(2)
+
+        def run(queue: Queue, gate: threading.Barrier = gate) -> None:
+            gate.wait()
+            queue.run_schedules()
+
+        threads = [threading.Thread(target=run, args=(queue,)) for queue in schedulers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    keys = [job.idempotency_key for job in schedulers[0].store.iter_jobs()]
+    assert len(keys) == 100 == len(set(keys))
+    assert schedulers[0].get_schedule("tick").last_run == START.replace(second=0) + timedelta(minutes=100)
