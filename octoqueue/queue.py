@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from octoqueue.errors import (
 )
 from octoqueue.job import Comment, Job, NewJob, Page, utcnow
 from octoqueue.retry import RetryPolicy
+from octoqueue.sealing import seal_store, unreadable
 from octoqueue.states import FINISHED, JobState, Priority, label_key, queue_label
 from octoqueue.stores import Store, open_store
 
@@ -52,6 +53,8 @@ class Queue:
     ``github://owner/repo``, ...); None opens env ``OCTOQUEUE_STORE`` or the embedded SQLite default.
     ``max_attempts`` and ``retry`` are the defaults for new jobs; ``lease`` is how long a claim holds a job
     (seconds) before another worker may take it back, unless renewed by :meth:`heartbeat`.
+    ``encryption_keys`` (else env ``OCTOQUEUE_ENCRYPTION_KEY``; comma-separated, newest first) seals job data,
+    results, errors and comments before they reach the store (see :mod:`octoqueue.sealing`).
     """
 
     def __init__(
@@ -62,8 +65,10 @@ class Queue:
         max_attempts: int = 1,
         lease: float = 300.0,
         worker_name: str | None = None,
+        encryption_keys: str | Sequence[str] | None = None,
     ) -> None:
-        self.store: Store = store if isinstance(store, Store) else open_store(store)
+        opened = store if isinstance(store, Store) else open_store(store)
+        self.store: Store = seal_store(opened, encryption_keys)
         self.retry_policy = retry or RetryPolicy()
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -217,14 +222,16 @@ class Queue:
                 self._arrivals.wait(min(remaining, poll_interval))
 
     def _reject_broken(self, job: Job) -> bool:
-        if job.body_error is None:
+        sealed = unreadable(job)
+        error = sealed or job.body_error
+        if error is None:
             return False
-        message = f"This job cannot run: {job.body_error}. Fix the issue body and requeue the job."
+        fix = "Give this worker the queue's key" if sealed else "Fix the issue body"
+        message = f"This job cannot run: {error}. {fix} and requeue the job."
         try:
             self.store.transition(
-                job.id, expected=JobState.PROCESSING, target=JobState.FAILED, attempt=job.attempt,
-                last_error=job.body_error,
-            )  # fmt: skip
+                job.id, expected=JobState.PROCESSING, target=JobState.FAILED, attempt=job.attempt, last_error=error
+            )
             self._say(job.id, message)
         except StateConflict:
             pass

@@ -192,6 +192,9 @@ class Schedules:
         from octoqueue.queue import check_data_size
 
         check_data_size(data)
+        sealer = getattr(self.store, "sealer", None)  # an encrypted queue (octoqueue.sealing) seals it in settings
+        if sealer is not None:
+            data = sealer.seal(data)
         now = self.store.now()
         try:
             schedule = Schedule(

@@ -52,6 +52,9 @@ def _register() -> None:
     from octoqueue.cli import schedules
 
     schedules.register(main)
+    from octoqueue.cli import keys
+
+    keys.register(main)
 
 
 _register()
