@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -76,6 +77,7 @@ class Queue:
         self.lease = float(lease)
         self.worker_name = worker_name or default_worker_name()
         self._arrivals = threading.Condition()
+        self._finished = threading.Condition()  # notified when this object finishes a job (see wait())
         self._listeners: list[tuple[Callable[..., None], bool]] = []
 
     def __enter__(self) -> Queue:
@@ -269,6 +271,7 @@ class Queue:
         note = _result_comment(comment, result, done.attempt)
         if note:
             self._say(job_id, note)
+        self._notify_finished()
         return done
 
     def fail(
@@ -304,6 +307,7 @@ class Queue:
             job_id, expected=expected, target=JobState.FAILED, attempt=attempt, last_error=error
         )
         self._say(job_id, comment or f"This job has failed: {error}")
+        self._notify_finished()
         return new
 
     def requeue(self, job: JobRef, comment: str | None = None) -> Job:
@@ -331,12 +335,43 @@ class Queue:
         job_id = _job_id(job)
         new = self.store.transition(job_id, expected=(JobState.PENDING, JobState.PROCESSING), target=JobState.CANCELLED)
         self._say(job_id, comment or "This job has been cancelled")
+        self._notify_finished()
         return new
 
     # -- reading -----------------------------------------------------------------------------------------------
     def get(self, job_id: int) -> Job:
         """The job's record; raises JobNotFound."""
         return self.store.get(int(job_id))
+
+    def wait(self, job_id: int, timeout: float | None = None) -> Job:
+        """Block until the job is finished (completed, failed or cancelled) and return it; raise
+        :class:`TimeoutError` when ``timeout`` seconds pass first. A job this Queue object finishes wakes the waiter
+        at once; one finished by another process is seen within the store's ``wait_poll_interval`` (20 ms on the
+        local stores, 2 s of conditional GETs on GitHub)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.store.get(int(job_id))
+            if job.state in FINISHED:
+                return job
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"job {job.id} is still {job.status or 'unlabelled'} after {timeout} s")
+            pause = (
+                self.store.wait_poll_interval if remaining is None else min(remaining, self.store.wait_poll_interval)
+            )
+            with self._finished:
+                self._finished.wait(pause)
+
+    def result(self, job_id: int, timeout: float | None = 0) -> Any:
+        """The result of a completed job (None when it returned none). With ``timeout`` (None: no limit) wait for
+        it to finish first. Raise :class:`StateConflict` when it failed or was cancelled, or is not finished."""
+        job = self.wait(job_id, timeout) if timeout != 0 else self.store.get(int(job_id))
+        if job.state is not JobState.COMPLETED:
+            why = f": {job.last_error}" if job.last_error and job.state is JobState.FAILED else ""
+            raise StateConflict(job.id, f"it has no result, it is {job.status or 'unlabelled'}{why}")
+        if isinstance(job.result, dict) and job.result.get("truncated") is True:
+            return _result_from_comments(job.id, self.store.comments(job.id))
+        return job.result
 
     def get_job_status(self, job_id: int) -> str | None:
         """The job's status label text, or None when there is no such job (or it has no status label)."""
@@ -461,6 +496,10 @@ class Queue:
             return job.id, job.attempt
         return int(job), None
 
+    def _notify_finished(self) -> None:
+        with self._finished:
+            self._finished.notify_all()
+
     def _notify(self, *jobs: Job) -> None:
         with self._arrivals:
             self._arrivals.notify_all()
@@ -492,6 +531,18 @@ def _result_for_meta(result: Any) -> Any:
     if len(text) <= RESULT_META_LIMIT:
         return json.loads(text)
     return {"truncated": True, "size": len(text), "see": "the result comment"}
+
+
+_RESULT_BLOCK = re.compile(r"\*\*Result\*\* \(attempt \d+\):\n\n(`{3,})json\n(.*)\n\1", re.S)
+
+
+def _result_from_comments(job_id: int, comments: list[Comment]) -> Any:
+    """The full result of a job whose metadata holds only its size: the newest result comment's JSON."""
+    for comment in reversed(comments):
+        match = _RESULT_BLOCK.search(comment.body)
+        if match is not None:
+            return json.loads(match.group(2))
+    raise StateConflict(job_id, "its result was too large for its record and no result comment holds it")
 
 
 def _result_comment(comment: str | None, result: Any, attempt: int) -> str | None:
