@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from octoqueue import __version__
-from octoqueue.api import admin, health, jobs, schedules, webhooks, workers
+from octoqueue.api import admin, health, jobs, schedules, ui, webhooks, workers
 from octoqueue.api.auth import API_KEY_HEADER, KeyRing, identify_caller, require_read
 from octoqueue.api.bodylimit import BodyLimitMiddleware
 from octoqueue.api.context import Runtime
@@ -74,7 +74,7 @@ _STATUS: list[tuple[type[OctoqueueError], int]] = [
 ]
 
 
-ROUTERS = (jobs.router, admin.router, schedules.router, workers.router, webhooks.router, health.router)
+ROUTERS = (jobs.router, admin.router, schedules.router, workers.router, webhooks.router, health.router, ui.router)
 
 
 _QUERY_NAMES: dict[int, frozenset[str]] = {}
