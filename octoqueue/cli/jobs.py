@@ -176,6 +176,9 @@ def _bulk(
         raise click.UsageError("give job ids or --status/--label filters, not both")
     if not job_ids and not (statuses or labels):
         raise click.UsageError(f"give the job ids to {verb}, or --status/--label to {verb} every job matching")
+    if len(job_ids) == 1:  # as before bulk existed: just the new status
+        click.echo(one(job_ids[0]).status)
+        return
     if job_ids:
         for job_id in job_ids:
             click.echo(f"{job_id}  {one(job_id).status}")
