@@ -100,10 +100,10 @@ class SettingsIssue:
         for _ in range(12):
             found = self._read()
             if found is None:
+                value = checked_setting(key, update(None))  # before the ref: an update that raises takes nothing
                 if store.refs.take(
                     settings_create_ref(store.labels.prefix), still_current=lambda: self._find() is None
                 ):
-                    value = checked_setting(key, update(None))
                     self._create({} if value is None else {key: value})
                     return value
             else:
