@@ -242,6 +242,18 @@ def is_runnable(
     )
 
 
+def is_listed(
+    job: Job, *, states: Collection[JobState] | None = None, labels: Collection[str] = (), open: bool | None = None
+) -> bool:
+    """Whether :meth:`Store.list` with these filters lists ``job``: in one of ``states`` (any state, or none, when
+    None), carrying every one of ``labels`` (ignoring case), open or closed as ``open`` says (either when None)."""
+    return (
+        (states is None or job.state in states)
+        and (open is None or job.open == open)
+        and has_labels(job.labels, labels)
+    )
+
+
 def claim_order(job: Job) -> tuple[int, int]:
     """The order claims take runnable jobs in: priority (0 first), then oldest (lowest id) first."""
     return (job.priority, job.id)

@@ -12,7 +12,7 @@ from typing import Any
 
 from octoqueue.errors import JobNotFound
 from octoqueue.job import Comment, Job, NewJob, Page
-from octoqueue.states import JobState, LabelScheme, has_labels
+from octoqueue.states import JobState, LabelScheme
 from octoqueue.stores.base import (
     Clock,
     Store,
@@ -21,6 +21,7 @@ from octoqueue.stores.base import (
     claim_order,
     claimed,
     expire,
+    is_listed,
     is_runnable,
 )
 
@@ -77,11 +78,7 @@ class MemoryStore(Store):
             found: list[Job] = []
             for job_id in ids:
                 job = self._jobs[job_id]
-                if wanted is not None and job.state not in wanted:
-                    continue
-                if open is not None and job.open != open:
-                    continue
-                if not has_labels(job.labels, labels):
+                if not is_listed(job, states=wanted, labels=labels, open=open):
                     continue
                 found.append(job)
                 if len(found) > limit:
