@@ -284,12 +284,17 @@ class SQLiteStore(Store):
             path = path[1:]  # sqlite:///rel.db -> rel.db ; sqlite:////abs.db -> /abs.db
         if not path:
             raise ConfigurationError(f"{url!r} names no file: use sqlite:///octoqueue.db")
+        if "\x00" in path:
+            raise ConfigurationError(f"{url!r} names a file with a NUL byte in its name")
         query = dict(parse_qsl(parts.query))
         kwargs: dict[str, Any] = {}
         if "synchronous" in query:
             kwargs["synchronous"] = query["synchronous"]
         if "busy_timeout" in query:
-            kwargs["busy_timeout"] = int(query["busy_timeout"])
+            try:
+                kwargs["busy_timeout"] = int(query["busy_timeout"])
+            except ValueError:
+                raise ConfigurationError(f"busy_timeout in {url!r} is not a whole number of milliseconds") from None
         kwargs.update(options)
         return cls(path, **kwargs)
 
