@@ -104,6 +104,9 @@ class GitHubStore(Store):
     :class:`~octoqueue.testing.clock.ManualClock`; rate-limit waits stay on GitHub's clock).
     """
 
+    #: A waiter re-reads the issue this often: a conditional GET that GitHub answers 304 costs no rate limit.
+    wait_poll_interval = 2.0
+
     def __init__(
         self,
         repo: str | None = None,
