@@ -49,10 +49,18 @@ def _github(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) 
     )
 
 
+def _sealed(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    """An encrypted queue (octoqueue.sealing) over the memory store: sealing must keep the contract."""
+    from octoqueue.sealing import new_key, seal_store
+
+    return seal_store(MemoryStore(clock=clock), [new_key()])
+
+
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "github": _github,
+    "sealed": _sealed,
 }
 
 #: (store name, kit test name) -> why that store fails the test today.
