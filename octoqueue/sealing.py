@@ -20,7 +20,7 @@ import builtins
 import json
 import os
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -223,6 +223,9 @@ class SealedStore(Store):
 
     def get_setting(self, key: str) -> Any:
         return self.inner.get_setting(key)
+
+    def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
+        return self.inner.update_setting(key, update)
 
     def set_setting(self, key: str, value: Any) -> None:
         self.inner.set_setting(key, value)

@@ -15,7 +15,7 @@ import builtins
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from octoqueue.errors import ConfigurationError, JobNotFound, StoreUnavailable
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import FINISHED, TRANSITIONS, JobState, LabelScheme
-from octoqueue.stores.base import Store, apply_transition, check_changes, expected_set, expire
+from octoqueue.stores.base import (
+    Clock,
+    Store,
+    apply_transition,
+    check_changes,
+    checked_setting,
+    expected_set,
+    expire,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -240,8 +248,9 @@ class SQLiteStore(Store):
         labels: LabelScheme | None = None,
         synchronous: str = "NORMAL",
         busy_timeout: int = 30_000,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(labels)
+        super().__init__(labels, clock=clock)
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ConfigurationError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.path = str(path)
@@ -275,12 +284,17 @@ class SQLiteStore(Store):
             path = path[1:]  # sqlite:///rel.db -> rel.db ; sqlite:////abs.db -> /abs.db
         if not path:
             raise ConfigurationError(f"{url!r} names no file: use sqlite:///octoqueue.db")
+        if "\x00" in path:
+            raise ConfigurationError(f"{url!r} names a file with a NUL byte in its name")
         query = dict(parse_qsl(parts.query))
         kwargs: dict[str, Any] = {}
         if "synchronous" in query:
             kwargs["synchronous"] = query["synchronous"]
         if "busy_timeout" in query:
-            kwargs["busy_timeout"] = int(query["busy_timeout"])
+            try:
+                kwargs["busy_timeout"] = int(query["busy_timeout"])
+            except ValueError:
+                raise ConfigurationError(f"busy_timeout in {url!r} is not a whole number of milliseconds") from None
         kwargs.update(options)
         return cls(path, **kwargs)
 
@@ -690,13 +704,16 @@ class SQLiteStore(Store):
         row = self._conn().execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row is not None else None
 
-    def set_setting(self, key: str, value: Any) -> None:
-        conn = self._conn()
-        if value is None:
-            conn.execute("DELETE FROM settings WHERE key = ?", (key,))
-        else:
-            conn.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value)),
-            )
+    def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
+        with self._write() as db:  # BEGIN IMMEDIATE: no other process writes between the read and the write
+            row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+            value = checked_setting(key, update(json.loads(row[0]) if row is not None else None))
+            if value is None:
+                db.execute("DELETE FROM settings WHERE key = ?", (key,))
+            else:
+                db.execute(
+                    "INSERT INTO settings (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, json.dumps(value)),
+                )
+            return value

@@ -64,18 +64,13 @@ def test_hostile_urls_open_or_are_refused_clearly(url: str) -> None:
     opens_or_refuses(url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLiteStore.from_url lets int()'s ValueError and the NUL byte's ValueError through (for store-kit, "
-    "which owns octoqueue/stores/sqlite.py)",
-)
 @pytest.mark.parametrize("url", ["sqlite:///x.db?busy_timeout=soon", "sqlite:///x%00.db"])
 def test_sqlite_url_values_are_refused_clearly(url: str) -> None:
     opens_or_refuses(url)
 
 
 schemes = st.sampled_from(["memory", "github", "GitHub", "sqlite", "http", "", "s3", "memory:", "github:"])
-# sqlite paths without "/" (files stay in the test's folder) and without the two known sqlite failures above
+# sqlite paths without "/" (files stay in the test's folder)
 rest = st.text(alphabet="abcXYZ019._-~@:[]%?=&#!$ ", max_size=25)
 
 
@@ -83,6 +78,4 @@ rest = st.text(alphabet="abcXYZ019._-~@:[]%?=&#!$ ", max_size=25)
 @settings(max_examples=300, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_any_url_opens_or_is_refused_clearly(scheme: str, netloc: str, path: str) -> None:
     url = f"{scheme}://{netloc}/{path}"
-    if scheme == "sqlite" and ("busy_timeout" in url or "%00" in url):
-        return  # the xfail above
     opens_or_refuses(url)
