@@ -9,10 +9,9 @@ Conversions see values, never NULL: NULL reads as None and None is stored as NUL
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from octoqueue.job import Job, NewJob
@@ -20,8 +19,9 @@ from octoqueue.states import JobState
 
 Convert = Callable[[Any], Any]
 
-#: One JSON encoding for every JSON column: compact, text kept as text.
-_dump = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+#: One JSON encoding for every JSON column: compact, text kept as text. One encoder for every call
+#: (``json.dumps`` with options builds a new one each time).
+_dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _timestamp(value: datetime) -> float:
@@ -93,13 +93,11 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 _BY_NAME = {column.name: column for column in COLUMNS}
-_NAMES = tuple(column.name for column in COLUMNS)
-_LOADS = tuple((column.name, column.load) for column in COLUMNS if column.load is not None)
 _INSERTED = tuple(column for column in COLUMNS if column.inserted)
 _UPDATED = tuple(column for column in COLUMNS if column.updated)
 
 #: Every column, in :func:`row_to_job`'s order: what a SELECT or RETURNING lists.
-SELECT_LIST = ", ".join(_NAMES)
+SELECT_LIST = ", ".join(column.name for column in COLUMNS)
 
 #: Creates a job from :func:`insert_params` and returns its row.
 INSERT_SQL = (
@@ -117,28 +115,66 @@ def stored(name: str, value: Any) -> Any:
     return value if value is None or convert is None else convert(value)
 
 
-def insert_params(new: NewJob, given: Mapping[str, Any]) -> list[Any]:
-    """:data:`INSERT_SQL`'s parameters: each inserted column from ``given`` if named there, else from ``new``."""
-    return [stored(c.name, given[c.name] if c.name in given else getattr(new, c.name)) for c in _INSERTED]
-
-
-def update_params(job: Job) -> list[Any]:
-    """:data:`UPDATE_SQL`'s parameters: the job's updated fields, then its id."""
-    return [stored(c.name, getattr(job, c.name)) for c in _UPDATED] + [job.id]
-
-
 #: Every row becomes a copy of this record with all its fields replaced: pydantic's model_copy is the cheapest
 #: public way to build a model from trusted values (model_construct walks every field's defaults and aliases).
 _TEMPLATE = Job.model_construct(id=0, title="", state=None, created_at=_datetime(0), updated_at=_datetime(0))
 
+# The three functions below run for every job created, claimed and completed, so they are written out from
+# COLUMNS when this module is imported, as dataclasses writes __init__ (a loop over the columns at each call cost
+# ~15 % more CPU per row, see docs/benchmarks.md). Each column's value is a local of the column's name; each
+# converter is called by name (_store_<column>, _load_<column>).
+_CONVERTERS: dict[str, Convert] = {
+    **{f"_store_{c.name}": c.store for c in COLUMNS if c.store is not None},
+    **{f"_load_{c.name}": c.load for c in COLUMNS if c.load is not None},
+}
 
-def row_to_job(row: tuple[Any, ...]) -> Job:
-    """The job a row of :data:`SELECT_LIST` holds. Not validated: the row was valid when written, and this runs for
-    every job claimed and completed."""
-    fields = dict(zip(_NAMES, row, strict=True))
-    for name, load in _LOADS:
-        value = fields[name]
-        if value is not None:
-            fields[name] = load(value)
-    fields["url"] = None
-    return _TEMPLATE.model_copy(update=fields)
+
+def _converted(direction: str, column: Column) -> str:
+    """Source for the local ``column.name`` stored into or loaded from the column; None stays None."""
+    convert = column.store if direction == "store" else column.load
+    name = column.name
+    return name if convert is None else f"(None if {name} is None else _{direction}_{name}({name}))"
+
+
+_RESERVED = {"new", "job", "row", "_TEMPLATE"}  # the generated functions' own names
+_bad = [c.name for c in COLUMNS if not c.name.isidentifier() or c.name in _RESERVED]
+if _bad:
+    raise ValueError(f"column names the generated functions cannot hold in a local: {_bad}")
+
+
+def _compile(name: str, source: str) -> Callable[..., Any]:
+    namespace: dict[str, Any] = {"_TEMPLATE": _TEMPLATE, **_CONVERTERS}
+    exec(compile(source, f"<octoqueue.stores._sqlite_columns.{name}>", "exec"), namespace)
+    function: Callable[..., Any] = namespace[name]
+    function.__doc__ = source  # what runs, for a reader in a debugger
+    return function
+
+
+_FROM_NEW = [c.name for c in _INSERTED if c.name in NewJob.model_fields]
+
+#: ``insert_params(new, *, <inserted columns NewJob lacks>)``: :data:`INSERT_SQL`'s parameters, each inserted column
+#: from the NewJob field of its name, or else from the keyword argument of its name.
+insert_params: Callable[..., list[Any]] = _compile(
+    "insert_params",
+    f"def insert_params(new, *, {', '.join(c.name for c in _INSERTED if c.name not in _FROM_NEW)}):\n"
+    + "".join(f"    {name} = new.{name}\n" for name in _FROM_NEW)
+    + f"    return [{', '.join(_converted('store', c) for c in _INSERTED)}]\n",
+)
+
+#: ``update_params(job)``: :data:`UPDATE_SQL`'s parameters, the job's updated fields, then its id.
+update_params: Callable[[Job], list[Any]] = _compile(
+    "update_params",
+    "def update_params(job):\n"
+    + "".join(f"    {c.name} = job.{c.name}\n" for c in _UPDATED)
+    + f"    return [{', '.join(_converted('store', c) for c in _UPDATED)}, job.id]\n",
+)
+
+#: ``row_to_job(row)``: the job a row of :data:`SELECT_LIST` holds. Not validated: the row was valid when written.
+row_to_job: Callable[[tuple[Any, ...]], Job] = _compile(
+    "row_to_job",
+    "def row_to_job(row):\n"
+    f"    ({', '.join(c.name for c in COLUMNS)},) = row\n"
+    "    return _TEMPLATE.model_copy(update={"
+    + ", ".join(f"{c.name!r}: {_converted('load', c)}" for c in COLUMNS)
+    + ", 'url': None})\n",
+)

@@ -34,8 +34,9 @@ class _Write(ABC, Generic[T]):
     __slots__ = ("error", "lead", "ready", "result")
 
     def __init__(self) -> None:
-        self.ready = threading.Lock()  # held until the write ran (a bare lock: cheaper than an Event)
-        self.ready.acquire()
+        # A write that waits behind another gets a lock, held until it ran or it takes the lead (a bare lock:
+        # cheaper than an Event). A write that finds none running leads at once and needs none.
+        self.ready: threading.Lock | None = None
         self.lead = False
         self.result: T | None = None
         self.error: BaseException | None = None
@@ -64,17 +65,20 @@ class _Statement(_Write[Rows]):
         self.params = params
         self.many = many
 
-    def run_alone(self, conn: sqlite3.Connection) -> None:
-        self.run_shared(conn)  # one statement is a transaction of its own
-
     def run_shared(self, conn: sqlite3.Connection) -> None:
         try:
             cursor = conn.execute(self.sql, self.params)
-            self.result = cursor.fetchall() if self.many else [row for row in (cursor.fetchone(),) if row is not None]
+            if self.many:
+                self.result = cursor.fetchall()
+            else:
+                row = cursor.fetchone()
+                self.result = [] if row is None else [row]
         except sqlite3.OperationalError:
             raise
         except sqlite3.Error as exc:
             self.error = exc  # a bad parameter, a constraint: SQLite undid this statement only
+
+    run_alone = run_shared  # one statement is a transaction of its own
 
 
 class _Transaction(_Write[T]):
@@ -150,24 +154,29 @@ class GroupCommit:
         if self._running_in == threading.get_ident():
             raise RuntimeError("a write cannot start another write, which would wait for it: use the connection given")
         with self._queue_lock:
-            self._queued.append(write)
-            lead = not self._leading
-            self._leading = True
-        if not lead:
+            if self._leading:
+                write.ready = ready = threading.Lock()
+                ready.acquire()
+                self._queued.append(write)
+            else:
+                self._leading = write.lead = True
+        if write.ready is None:
+            batch = [write]
+        else:
             write.ready.acquire()
             if not write.lead:
-                return write.outcome()
-        # This thread leads: commit everything queued so far, then hand the lead to the next waiter, if any.
-        try:
+                return write.outcome()  # a leader ran it
             with self._queue_lock:
-                batch, self._queued = self._queued, []
+                batch, self._queued = self._queued, []  # this write and all queued behind it
+        # This thread leads: commit the batch, then hand the lead to the next waiter, if any.
+        try:
             self._run(batch)
         finally:
             with self._queue_lock:
                 if self._queued:
                     successor = self._queued[0]
                     successor.lead = True
-                    successor.ready.release()
+                    successor.ready.release()  # type: ignore[union-attr]
                 else:
                     self._leading = False
         return write.outcome()
@@ -191,7 +200,7 @@ class GroupCommit:
         finally:
             for write in batch:
                 if not write.lead:
-                    write.ready.release()
+                    write.ready.release()  # type: ignore[union-attr]
 
     def _run_locked(self, batch: list[_Write[Any]]) -> None:
         conn = self._connect()

@@ -179,7 +179,7 @@ class SQLiteStore(Store):
     # -- jobs -------------------------------------------------------------------------------------------------
     def create(self, new: NewJob) -> Job:
         now = self.now()
-        params = insert_params(new, {"state": JobState.PENDING, "created_at": now, "updated_at": now})
+        params = insert_params(new, state=JobState.PENDING, created_at=now, updated_at=now)
         key = new.idempotency_key
         if key is None:
             return row_to_job(self._writes.statement(INSERT_SQL, params)[0])
