@@ -100,8 +100,33 @@ _V1: tuple[str, ...] = (
         WHERE jobs.state = 'pending' AND jobs.labels != '[]'""",
 )
 
+# Version 2: label names compare without regard to case, as on GitHub. pending_labels keys each label by lower()
+# (SQLite's, ASCII only, on both sides of every comparison), so its triggers are made again and its rows rebuilt.
+_V2: tuple[str, ...] = (
+    "DROP TRIGGER IF EXISTS pending_labels_insert",
+    "DROP TRIGGER IF EXISTS pending_labels_update",
+    """CREATE TRIGGER pending_labels_insert AFTER INSERT ON jobs
+        WHEN NEW.state = 'pending' AND NEW.labels != '[]'
+    BEGIN
+        INSERT OR IGNORE INTO pending_labels (label, priority, id)
+            SELECT lower(value), NEW.priority, NEW.id FROM json_each(NEW.labels);
+    END""",
+    """CREATE TRIGGER pending_labels_update AFTER UPDATE OF state, priority, labels ON jobs
+        WHEN (OLD.state = 'pending' OR NEW.state = 'pending') AND (OLD.labels != '[]' OR NEW.labels != '[]')
+            AND (OLD.state IS NOT NEW.state OR OLD.priority != NEW.priority OR OLD.labels != NEW.labels)
+    BEGIN
+        DELETE FROM pending_labels WHERE OLD.state = 'pending' AND id = OLD.id;
+        INSERT OR IGNORE INTO pending_labels (label, priority, id)
+            SELECT lower(value), NEW.priority, NEW.id FROM json_each(NEW.labels) WHERE NEW.state = 'pending';
+    END""",
+    "DELETE FROM pending_labels",
+    """INSERT OR IGNORE INTO pending_labels (label, priority, id)
+        SELECT lower(value), jobs.priority, jobs.id FROM jobs, json_each(jobs.labels)
+        WHERE jobs.state = 'pending' AND jobs.labels != '[]'""",
+)
+
 #: Step n (counting from 1) takes a file from version n - 1 to n. Read when a store opens, not when this is imported.
-STEPS: tuple[Step, ...] = (_V1,)
+STEPS: tuple[Step, ...] = (_V1, _V2)
 
 
 def latest() -> int:

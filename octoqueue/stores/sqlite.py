@@ -231,10 +231,10 @@ class SQLiteStore(Store):
         if wanted and states is not None and set(states) == {JobState.PENDING}:
             # Pending jobs with a label: their ids from pending_labels (that label's rows only), not a walk over
             # every job ever created.
-            where.append("id IN (SELECT id FROM pending_labels WHERE label = ?)")
+            where.append("id IN (SELECT id FROM pending_labels WHERE label = lower(?))")
             params.append(wanted.pop(0))
         for label in wanted:
-            where.append("EXISTS (SELECT 1 FROM json_each(jobs.labels) WHERE value = ?)")
+            where.append("EXISTS (SELECT 1 FROM json_each(jobs.labels) WHERE lower(value) = lower(?))")
             params.append(label)
         params.append(limit + 1)
         rows = (
@@ -262,11 +262,11 @@ class SQLiteStore(Store):
             # Walk the first label's pending jobs in claim order (pending_labels' primary key), each job found by
             # its id; the other labels are looked up in the same key. Jobs of other labels are never read.
             source = "pending_labels AS l CROSS JOIN jobs ON jobs.id = l.id"
-            where = ["l.label = ?", "jobs.state = 'pending'", "(jobs.run_at IS NULL OR jobs.run_at <= ?)"]
+            where = ["l.label = lower(?)", "jobs.state = 'pending'", "(jobs.run_at IS NULL OR jobs.run_at <= ?)"]
             params += [wanted[0], now]
             for label in wanted[1:]:
                 where.append(
-                    "EXISTS (SELECT 1 FROM pending_labels AS m WHERE m.label = ? AND m.priority = l.priority "
+                    "EXISTS (SELECT 1 FROM pending_labels AS m WHERE m.label = lower(?) AND m.priority = l.priority "
                     "AND m.id = l.id)"
                 )
                 params.append(label)
@@ -279,7 +279,7 @@ class SQLiteStore(Store):
             where = ["state = 'pending'", "(run_at IS NULL OR run_at <= ?)"]
             params.append(now)
             for label in wanted:
-                where.append("EXISTS (SELECT 1 FROM json_each(jobs.labels) WHERE value = ?)")
+                where.append("EXISTS (SELECT 1 FROM json_each(jobs.labels) WHERE lower(value) = lower(?))")
                 params.append(label)
             key, order = "id", "priority, id"
         if types is not None:

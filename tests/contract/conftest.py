@@ -64,10 +64,7 @@ STORE_FACTORIES: dict[str, StoreFactory] = {
 }
 
 #: (store name, kit test name) -> why that store fails the test today.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("sqlite", "test_claim_labels_ignore_case"): "sqlite.py compares label names in SQL with their case",
-    ("sqlite", "test_list_labels_ignore_case"): "sqlite.py compares label names in SQL with their case",
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 @pytest.fixture

@@ -158,14 +158,14 @@ def test_the_column_map_names_every_column_of_jobs(tmp_path: Path) -> None:
 def test_a_release_file_runs_the_steps_it_lacks_once(release_file: Path) -> None:
     store = SQLiteStore(release_file)
     try:
-        assert user_version(release_file) == 2
+        assert user_version(release_file) == len(_sqlite_migrations.STEPS)
         assert store._conn().execute("SELECT COUNT(*) FROM step_runs").fetchone() == (1,)
         assert "parent_id" in {row[1] for row in store._conn().execute("PRAGMA table_info(jobs)")}
         assert [j.id for j in store.claim(worker="w", lease=60, labels=["queue:mail"], limit=5)] == [2, 1]
     finally:
         store.close()
     SQLiteStore(release_file).close()  # current now: the step does not run again (ADD COLUMN would fail)
-    assert user_version(release_file) == 2
+    assert user_version(release_file) == len(_sqlite_migrations.STEPS)
 
 
 def test_a_file_from_a_newer_octoqueue_is_refused(release_file: Path) -> None:
@@ -185,7 +185,8 @@ def test_a_failing_step_leaves_the_file_as_it_was(release_file: Path, monkeypatc
     failing = ("ALTER TABLE jobs ADD COLUMN parent_id INTEGER", "ALTER TABLE no_such_table ADD COLUMN x INTEGER")
     monkeypatch.setattr(_sqlite_migrations, "STEPS", (*_sqlite_migrations.STEPS, failing))
     before = layout(release_file)
-    with pytest.raises(StoreUnavailable, match=r"from schema version 1 to 2: step 2 failed: no such table"):
+    last = len(_sqlite_migrations.STEPS)
+    with pytest.raises(StoreUnavailable, match=rf"from schema version 1 to {last}: step {last} failed: no such table"):
         SQLiteStore(release_file)
     assert user_version(release_file) == 1 and layout(release_file) == before
 
@@ -237,9 +238,19 @@ def test_processes_opening_an_old_file_at_once_migrate_it_once(release_file: Pat
                 p.kill()
     assert [p.returncode for p in procs] == [0] * len(procs), outputs
     assert sorted(int(out) for out, _ in outputs) == [10, 11, 12, 13]
-    assert user_version(release_file) == 2
+    assert user_version(release_file) == len(_sqlite_migrations.STEPS) + 1  # the children's extra step too
     conn = sqlite3.connect(release_file)
     try:
         assert conn.execute("SELECT COUNT(*) FROM step_runs").fetchone() == (1,)
     finally:
         conn.close()
+
+
+def test_after_the_migration_labels_of_old_jobs_match_in_any_case(release_file: Path) -> None:
+    store = SQLiteStore(release_file)
+    try:
+        pending = store.list(states=[JobState.PENDING], labels=["QUEUE:Mail"]).jobs
+        assert [j.id for j in pending] == [1, 2, 3]  # 3 waits for its run_at: listed, not claimed
+        assert [j.id for j in store.claim(worker="w", lease=60, labels=["Queue:MAIL"], limit=5)] == [2, 1]
+    finally:
+        store.close()
