@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +29,17 @@ class Move:
     target: JobState
     attempt: int | None = None
     changes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A job that became pending through another Store object (another process, another host): what
+    :meth:`Store.watch_arrivals` reports. ``run_at``: not runnable before then (None: now)."""
+
+    id: int
+    labels: tuple[str, ...] = ()
+    run_at: datetime | None = None
+    state: JobState = JobState.PENDING
 
 
 class Store(ABC):
@@ -175,6 +186,15 @@ class Store(ABC):
     @abstractmethod
     def set_setting(self, key: str, value: Any) -> None:
         """Store a JSON value under ``key`` (None deletes it); visible to every process using the store."""
+
+    # -- arrivals from other processes -------------------------------------------------------------------------
+    def watch_arrivals(self, callback: Callable[[Arrival | None], None]) -> Callable[[], None] | None:
+        """Call ``callback(arrival)`` whenever a job becomes pending through *another* Store object on the same
+        backend (an enqueue, retry, requeue or lease recovery in another process), from a thread of the store's;
+        ``callback(None)`` when arrivals may have been missed (the connection dropped): claim again. The callback
+        must be quick and must not raise. Returns a function that stops this watch; None when the backend cannot
+        push arrivals, and waiters poll instead (the default)."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store is unusable afterwards."""

@@ -40,10 +40,17 @@ def _github(tmp_path: Path, request: pytest.FixtureRequest) -> Store:
     )
 
 
+def _redis(tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    from tests.redis_store.server import fresh_store
+
+    return fresh_store(request)
+
+
 STORE_FACTORIES: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "github": _github,
+    "redis": _redis,
 }
 
 
