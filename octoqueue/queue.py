@@ -27,6 +27,7 @@ from octoqueue.job import Comment, Job, NewJob, Page, utcnow
 from octoqueue.retry import RetryPolicy
 from octoqueue.states import FINISHED, JobState, Priority, label_key, queue_label
 from octoqueue.stores import Store, open_store
+from octoqueue.stores.base import Arrival
 
 #: Results up to this size (serialised) are kept in the job's metadata too; larger ones only in the comment.
 RESULT_META_LIMIT = 8_192
@@ -69,6 +70,9 @@ class Queue:
         self.worker_name = worker_name or default_worker_name()
         self._arrivals = threading.Condition()
         self._listeners: list[tuple[Callable[..., None], bool]] = []
+        self._watch_lock = threading.Lock()
+        self._watching = False
+        self._unwatch: Callable[[], None] | None = None
 
     def __enter__(self) -> Queue:
         return self
@@ -77,6 +81,8 @@ class Queue:
         self.close()
 
     def close(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
         self.store.close()
 
     def __repr__(self) -> str:
@@ -210,6 +216,7 @@ class Queue:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
+            self._watch_elsewhere()
             with self._arrivals:
                 self._arrivals.wait(min(remaining, poll_interval))
 
@@ -396,12 +403,15 @@ class Queue:
 
     def add_arrival_listener(self, callback: Callable[..., None], *, with_job: bool = False) -> None:
         """Call ``callback()`` (from whichever thread) whenever a job may have become runnable through this
-        Queue object: an enqueue, a retry, a requeue, a lease recovery. It must be quick and must not raise.
+        Queue object — an enqueue, a retry, a requeue, a lease recovery — or, on a store that pushes them
+        (:meth:`Store.watch_arrivals`), through another process. It must be quick and must not raise.
 
         With ``with_job=True`` it is called as ``callback(job)`` instead, once per job, with the job's record as
-        the change left it (its state, its labels, its ``run_at`` when it may run only later; None when not
-        known), so that a listener can wake only the claimers the job is for."""
+        the change left it (its state, its labels, its ``run_at`` when it may run only later), an
+        :class:`~octoqueue.stores.base.Arrival` with those for a job from another process, or None when not
+        known, so that a listener can wake only the claimers the job is for."""
         self._listeners.append((callback, with_job))
+        self._watch_elsewhere()
 
     def remove_arrival_listener(self, callback: Callable[..., None]) -> None:
         entry = next((entry for entry in self._listeners if entry[0] == callback), None)
@@ -415,7 +425,22 @@ class Queue:
             return job.id, job.attempt
         return int(job), None
 
-    def _notify(self, *jobs: Job) -> None:
+    def _watch_elsewhere(self) -> None:
+        """From the first waiting claim or listener on: hear of jobs other processes add (once per Queue)."""
+        if self._watching:
+            return
+        with self._watch_lock:
+            if not self._watching:
+                self._watching = True
+                self._unwatch = self.store.watch_arrivals(self._arrived_elsewhere)
+
+    def _arrived_elsewhere(self, arrival: Arrival | None) -> None:
+        if arrival is None:
+            self._notify()
+        else:
+            self._notify(arrival)
+
+    def _notify(self, *jobs: Job | Arrival) -> None:
         with self._arrivals:
             self._arrivals.notify_all()
         for callback, with_job in list(self._listeners):
