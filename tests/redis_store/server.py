@@ -4,6 +4,8 @@ test, every key of it deleted afterwards. Unreachable is a failure, not a skip."
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import uuid
 
 import pytest
@@ -38,3 +40,16 @@ def fresh_store(request: pytest.FixtureRequest, url: str = REDIS_URL) -> RedisSt
     prefix = fresh_prefix()
     request.addfinalizer(lambda: drop_prefix(prefix, url))
     return RedisStore.from_url(f"{url}?prefix={prefix}")
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process still running, then wait for it (SIGKILL after a minute)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()

@@ -24,7 +24,7 @@ from octoqueue.states import JobState
 from octoqueue.stores.redis import RedisStore
 from tests.server.conftest import free_port
 
-from .server import REDIS_URL, drop_prefix, fresh_prefix
+from .server import REDIS_URL, drop_prefix, fresh_prefix, stop_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Issue 11 asks for 8 processes x 5,000 jobs: OCTOQUEUE_REDIS_JOBS_PER_WORKER=5000 runs that (about a minute here);
@@ -40,18 +40,6 @@ def _workers(url: str, ran_key: str, count: int, *options: str) -> list[subproce
         subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(count)
     ]
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
 
 
 def _wait_until(done: Callable[[], bool], timeout: float, what: str) -> None:
@@ -85,7 +73,7 @@ def test_eight_worker_processes_complete_every_job_exactly_once(store: RedisStor
             _, err = proc.communicate(timeout=600)
             assert proc.returncode == 0, err.decode()[-2000:]
     finally:
-        _stop(procs)
+        stop_processes(procs)
     took = time.monotonic() - started
     runs = Counter(int(n) for n in redis.Redis.from_url(REDIS_URL).lrange(ran_key, 0, -1))
     assert sorted(runs) == list(range(total)) and set(runs.values()) == {1}
@@ -108,7 +96,7 @@ def test_a_sigkilled_worker_loses_nothing(store: RedisStore, ran_key: str) -> No
         victim.wait(10)
         _wait_until(lambda: store.count([JobState.COMPLETED])[JobState.COMPLETED] == total, 180, "every job done")
     finally:
-        _stop(procs)
+        stop_processes(procs)
     assert store.count() == {JobState.PENDING: 0, JobState.PROCESSING: 0, JobState.COMPLETED: total,
                              JobState.FAILED: 0, JobState.CANCELLED: 0}  # fmt: skip
     runs = Counter(int(n) for n in tally.lrange(ran_key, 0, -1))
@@ -194,7 +182,7 @@ def test_a_restarted_aof_redis_loses_no_acknowledged_job(aof_redis: tuple[str, C
         store = producer.store
         _wait_until(lambda: store.count([JobState.COMPLETED])[JobState.COMPLETED] == total, 300, "every job done")
     finally:
-        _stop(procs)
+        stop_processes(procs)
         producer.close()
     assert before < total, "the restart came after the last enqueue"
     assert sorted(acknowledged) == sorted({job.id for job in store.iter_jobs()}) and len(acknowledged) == total

@@ -3,7 +3,6 @@ and the server's long-poll claim across two ``octoqueue serve`` processes on one
 
 from __future__ import annotations
 
-import signal
 import statistics
 import subprocess
 import threading
@@ -22,7 +21,7 @@ from octoqueue.stores.redis import RedisStore
 from tests.server.conftest import free_port
 from tests.server.test_cli_serve import OCTOQUEUE, _env, _wait_up
 
-from .server import REDIS_URL
+from .server import REDIS_URL, stop_processes
 
 #: Wake-ups measured across the two servers, and the figure issue 11 asks for (reported, see docs/redis.md).
 ROUNDS = 100
@@ -77,14 +76,7 @@ def servers(store: RedisStore) -> Iterator[tuple[str, str]]:
             _wait_up(bases[-1], proc)
         yield bases[0], bases[1]
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+        stop_processes(procs)
 
 
 def test_a_job_submitted_to_one_server_wakes_a_long_poll_claim_on_the_other(servers: tuple[str, str]) -> None:
