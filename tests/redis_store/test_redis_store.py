@@ -202,3 +202,10 @@ def test_arrivals_reach_other_store_objects_only(store: RedisStore) -> None:
         assert len(mine) == 1 and mine[0] is not None and len(seen) == 2
     finally:
         other.close()
+
+
+def test_scripts_are_loaded_again_when_redis_forgot_them(store: RedisStore) -> None:
+    store.create(new(0))
+    store._client.script_flush()  # as after a restart: Redis knows no script
+    job = store.create(new(1))
+    assert store.get(job.id).data == {"i": 1}

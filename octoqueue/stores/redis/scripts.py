@@ -109,17 +109,16 @@ local function announce(origin)
 end
 """
 
-#: ARGV: prefix, origin, then 9 values per job: title, data, labels (JSON), type, priority, run_at µs, max_attempts,
-#: idempotency key, timeout ('' for none). Returns per job ``{'new', id, now}`` or ``{'old', <the job's fields>}``.
+#: ARGV: prefix, origin, the jobs as a JSON list of 9 strings each: title, data (JSON), labels (JSON), type,
+#: priority, run_at µs, max_attempts, idempotency key, timeout ('' for none). Returns per job ``{'new', id, now}`` or
+#: ``{'old', <the job's fields>}`` (its idempotency key was taken).
 CREATE = (
     _COMMON
     + r"""
 local now = now_us()
 local out = {}
-local n = (#ARGV - 2) / 9
-for i = 0, n - 1 do
-  local b = 2 + i * 9
-  local key = ARGV[b + 8]
+for _, item in ipairs(cjson.decode(ARGV[3])) do
+  local key = item[8]
   local existing = false
   if key ~= '' then existing = redis.call('HGET', P .. ':idem', key) end
   if existing and redis.call('EXISTS', jkey(existing)) == 1 then
@@ -127,13 +126,13 @@ for i = 0, n - 1 do
     out[#out + 1] = {'old', flat}
   else
     local id = redis.call('INCR', P .. ':seq')
-    local h = {id = s(id), title = ARGV[b + 1], data = ARGV[b + 2], labels = ARGV[b + 3], state = 'pending', open = '1',
-               priority = ARGV[b + 5], attempt = '0', attempt_base = '0', max_attempts = ARGV[b + 7],
+    local h = {id = s(id), title = item[1], data = item[2], labels = item[3], state = 'pending', open = '1',
+               priority = item[5], attempt = '0', attempt_base = '0', max_attempts = item[7],
                created_at = s(now), updated_at = s(now), comments = '0'}
-    if ARGV[b + 4] ~= '' then h.type = ARGV[b + 4] end
-    if ARGV[b + 6] ~= '' then h.run_at = ARGV[b + 6] end
+    if item[4] ~= '' then h.type = item[4] end
+    if item[6] ~= '' then h.run_at = item[6] end
     if key ~= '' then h.idempotency_key = key end
-    if ARGV[b + 9] ~= '' then h.timeout = ARGV[b + 9] end
+    if item[9] ~= '' then h.timeout = item[9] end
     local flat = {}
     for f, v in pairs(h) do flat[#flat + 1] = f; flat[#flat + 1] = v end
     redis.call('HSET', jkey(id), unpack(flat))

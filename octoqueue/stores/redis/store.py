@@ -177,8 +177,14 @@ class RedisStore(Store):
             raise StoreUnavailable(f"Redis store {self.url}: {exc}") from exc
 
     def _run(self, name: str, *args: Any) -> Any:
+        """Run one of the scripts: EVALSHA straight away (the common case, one round trip), loading the script only
+        when Redis does not know it (first use, or after a restart without persistence of scripts)."""
+        script = self._scripts[name]
         with self._errors():
-            return self._scripts[name](keys=[self._route], args=[self._tag, *args])
+            try:
+                return self._client.execute_command("EVALSHA", script.sha, 1, self._route, self._tag, *args)
+            except redis.exceptions.NoScriptError:
+                return script(keys=[self._route], args=[self._tag, *args])
 
     def now(self) -> datetime:
         with self._errors():
@@ -192,24 +198,26 @@ class RedisStore(Store):
     def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
         if not items:
             return []
-        args: list[Any] = [self._origin]
+        rows = []
         for new in items:
-            args += [
-                new.title,
-                json.dumps(new.data, ensure_ascii=False),
-                json.dumps(list(new.labels), ensure_ascii=False),
-                new.type or "",
-                int(new.priority),
-                _us(new.run_at) if new.run_at is not None else "",
-                int(new.max_attempts),
-                new.idempotency_key or "",
-                repr(float(new.timeout)) if new.timeout is not None else "",
-            ]
             if new.type == "":
                 raise ValueError("a job's type must not be empty (None for no type)")
             if new.idempotency_key == "":
                 raise ValueError("an idempotency key must not be empty (None for no key)")
-        results = self._run("create", *args)
+            rows.append(
+                [
+                    new.title,
+                    json.dumps(new.data, ensure_ascii=False),
+                    json.dumps(new.labels, ensure_ascii=False) if new.labels else "[]",
+                    new.type or "",
+                    str(int(new.priority)),
+                    str(_us(new.run_at)) if new.run_at is not None else "",
+                    str(int(new.max_attempts)),
+                    new.idempotency_key or "",
+                    repr(float(new.timeout)) if new.timeout is not None else "",
+                ]
+            )
+        results = self._run("create", self._origin, json.dumps(rows, ensure_ascii=False))
         jobs = []
         for new, (kind, *rest) in zip(items, results, strict=True):
             if kind == "old":
