@@ -218,12 +218,15 @@ def clear(older_than: float, statuses: tuple[str, ...], store_url: str, label_pr
               help="Write what was processed to this file as JSON.")  # fmt: skip
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip
+@click.option("--scheduler", is_flag=True, envvar="OCTOQUEUE_SCHEDULER",
+              help="Also fire due cron schedules from this process (see `octoqueue schedule`).")  # fmt: skip
 @store_option
 @prefix_option
 def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: int | None, concurrency: int,
          lease: float, timeout: float | None, labels: tuple[str, ...], job_ids: tuple[int, ...], on_failure: str,
          poll_interval: float, retry_initial: float, retry_max: float, retry_strategy: str,
-         summary_json: Path | None, log_level: str, store_url: str, label_prefix: str) -> None:  # fmt: skip
+         summary_json: Path | None, log_level: str, scheduler: bool, store_url: str,
+         label_prefix: str) -> None:  # fmt: skip
     """Run a worker until SIGTERM/SIGINT (or --once / --max-jobs)."""
     from octoqueue.worker import Worker
 
@@ -237,11 +240,22 @@ def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: in
             queue, handler, concurrency=concurrency, lease=lease, timeout=timeout, labels=labels,
             ids=job_ids or None, on_failure=on_failure, poll_interval=poll_interval,  # type: ignore[arg-type]
         )  # fmt: skip
+        if scheduler:  # before the worker runs, so that --once also takes the jobs due now
+            from octoqueue.schedules import Scheduler
+
+            fire = Scheduler(queue.schedules)
+            if once:
+                fire.run_once()
+            else:
+                fire.start()
         try:
             stats = worker.run(once=once, max_jobs=max_jobs)
         except AccessDenied as exc:
             _write_summary(summary_json, {**worker.stats.as_dict(), "error": str(exc), "error_status": exc.status})
             raise
+        finally:
+            if scheduler:
+                fire.stop()
     _write_summary(summary_json, stats.as_dict())
     click.echo(
         f"processed {stats.processed}: {stats.completed} completed, {stats.failed} failed, "

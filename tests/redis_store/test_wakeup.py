@@ -117,3 +117,19 @@ def test_a_job_submitted_to_one_server_wakes_a_long_poll_claim_on_the_other(serv
 def _percentiles(values: list[float]) -> tuple[float, float]:
     ordered = sorted(values)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def test_a_sealed_store_passes_the_arrivals_watch_through(store: RedisStore) -> None:
+    from cryptography.fernet import Fernet
+
+    from octoqueue.sealing import seal_store
+
+    sealed = seal_store(RedisStore.from_url(f"{REDIS_URL}?prefix={store.prefix}"), [Fernet.generate_key().decode()])
+    heard: list[Arrival | None] = []
+    got = threading.Event()
+    try:
+        assert sealed.watch_arrivals(lambda arrival: (heard.append(arrival), got.set())) is not None
+        job = Queue(store).enqueue_job({"secret": 1})
+        assert got.wait(5) and heard == [Arrival(job.id, (), None)]
+    finally:
+        sealed.close()
