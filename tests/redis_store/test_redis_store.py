@@ -88,22 +88,24 @@ def test_clock_is_redis_time(store: RedisStore) -> None:
 
 
 class _Counter:
-    """Counts the commands a client sends (a pipeline counts once: one round trip)."""
+    """Counts the commands this process sends to Redis (each one round trip)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[str] = []
-        original = client.execute_command
+        original = redis.connection.AbstractConnection.send_command
 
-        def counted(*args: Any, **kw: Any) -> Any:
+        def counted(conn: Any, *args: Any, **kw: Any) -> Any:
             self.calls.append(str(args[0]))
-            return original(*args, **kw)
+            return original(conn, *args, **kw)
 
-        client.execute_command = counted
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_command", counted)
 
 
-def test_create_many_is_one_round_trip_and_keeps_idempotency(store: RedisStore) -> None:
+def test_create_many_is_one_round_trip_and_keeps_idempotency(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = store.create(new(0, idempotency_key="once"))
-    counter = _Counter(store._client)
+    counter = _Counter(monkeypatch)
     jobs = store.create_many(
         [new(1), new(2, idempotency_key="once"), new(3, idempotency_key="twice"), new(4, idempotency_key="twice")]
     )
@@ -114,10 +116,12 @@ def test_create_many_is_one_round_trip_and_keeps_idempotency(store: RedisStore) 
     assert [j.data for j in store.iter_jobs()] == [{"i": 0}, {"i": 1}, {"i": 3}]
 
 
-def test_transition_many_is_one_round_trip_each_move_on_its_own(store: RedisStore) -> None:
+def test_transition_many_is_one_round_trip_each_move_on_its_own(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store.create_many([new(i) for i in range(3)])
     a, b, c = store.claim(worker="w", lease=60, limit=3)
-    counter = _Counter(store._client)
+    counter = _Counter(monkeypatch)
     results = store.transition_many(
         [
             Move(a.id, JobState.PROCESSING, JobState.COMPLETED, a.attempt, {"result": {"ok": 1}}),
