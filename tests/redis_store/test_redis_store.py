@@ -213,3 +213,18 @@ def test_scripts_are_loaded_again_when_redis_forgot_them(store: RedisStore) -> N
     store._client.script_flush()  # as after a restart: Redis knows no script
     job = store.create(new(1))
     assert store.get(job.id).data == {"i": 1}
+
+
+def test_a_thread_gives_its_connection_back_when_it_ends(store: RedisStore) -> None:
+    store.create(new(0))
+    pool = store._client.connection_pool
+    before = len(pool._in_use_connections)
+
+    def use() -> None:
+        store.get(1)
+
+    for _ in range(20):
+        thread = threading.Thread(target=use)
+        thread.start()
+        thread.join()
+    assert len(pool._in_use_connections) <= before + 1

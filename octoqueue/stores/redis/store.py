@@ -185,10 +185,10 @@ class RedisStore(Store):
         the next command starts on a fresh one; a Redis Cluster goes through redis-py's routing."""
         if not isinstance(self._client, redis.Redis):
             return self._client.execute_command(*args)
-        held = getattr(self._local, "conn", None)
-        if held is None or held[0] != os.getpid():
-            held = self._local.conn = (os.getpid(), self._client.connection_pool.get_connection())
-        conn = held[1]
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None or held.pid != os.getpid():
+            held = self._local.held = _Held(self._client.connection_pool)
+        conn = held.conn
         try:
             conn.send_command(*args)
             return conn.read_response()
@@ -526,6 +526,21 @@ class RedisStore(Store):
             thread.join(timeout=2)
         with contextlib.suppress(Exception):
             self._client.close()
+
+
+class _Held:
+    """A thread's own connection, taken from the pool, given back when the thread ends (its thread-local dies)."""
+
+    __slots__ = ("conn", "pid", "pool")
+
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self.pool = pool
+        self.pid = os.getpid()
+        self.conn = pool.get_connection()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.pool.release(self.conn)
 
 
 def _redacted(url: str) -> str:
