@@ -45,6 +45,16 @@ def test_bad_prefix_is_refused(prefix: str) -> None:
         RedisStore.from_url(f"{REDIS_URL}?prefix={prefix}")
 
 
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [("prefix=x&bogus=1", "bogus"), ("socket_timeout=soon", "socket_timeout"), ("", "database number")],
+)
+def test_bad_url_options_are_refused_when_opening(query: str, says: str) -> None:
+    url = f"redis://127.0.0.1:6379/{'abc' if not query else '0'}?{query}"
+    with pytest.raises(ConfigurationError, match=says):
+        RedisStore.from_url(url)
+
+
 def test_empty_prefix_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="prefix"):
         RedisStore.from_url(f"{REDIS_URL}?prefix=")

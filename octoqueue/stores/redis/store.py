@@ -151,6 +151,8 @@ class RedisStore(Store):
                 prefix = value
             else:
                 rest.append((key, value))
+        if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise ConfigurationError(f"Redis store URL {_redacted(url)!r}: the path is the database number, like /0")
         names = {key for key, _ in rest}
         if "socket_timeout" not in names:
             rest.append(("socket_timeout", str(SOCKET_TIMEOUT)))
@@ -164,6 +166,7 @@ class RedisStore(Store):
                 )
             else:
                 client = redis.Redis.from_url(target, decode_responses=True)
+                client.connection_pool.make_connection()  # an unknown option fails here, not on first use
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"Redis store URL {_redacted(url)!r} cannot be used: {exc}") from None
         except redis.exceptions.RedisError as exc:
