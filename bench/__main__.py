@@ -209,7 +209,11 @@ def redis_report(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     """The Redis suite: octoqueue's Redis store against RQ, Huey and Dramatiq on one Redis; the table, the payload
     for ``--json`` and whether every system ran every job exactly once."""
     systems = [name for name in args.only if name in redis_peers.SYSTEMS]
-    durability = redis_peers.durability(args.redis_url)
+    try:
+        durability = redis_peers.durability(args.redis_url)
+    except Exception as exc:  # redis-py's ConnectionError, a refused AUTH, ...: one line, not a traceback
+        print(f"Redis suite: cannot reach {args.redis_url} ({exc}); start Redis or pass --redis-url", flush=True)
+        return {"error": str(exc)}, False
     ver = redis_peers.versions()
     print(
         f"Redis suite: {args.jobs} no-op jobs, {args.workers} workers, {args.repeat} round(s) on {args.redis_url} "

@@ -46,3 +46,9 @@ def test_cli_redis_suite_prints_the_table_and_writes_json(tmp_path: Path, capsys
     assert set(payload["summary"]) == {"octoqueue-redis", "huey-redis", "dramatiq-redis"}
     assert payload["summary"]["octoqueue-redis"]["drain_peer"] in PEERS
     assert all(entry["exactly_once"] for entry in payload["summary"].values())
+
+
+def test_cli_redis_suite_without_redis_says_so_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["--suite", "redis", "--jobs", "5", "--repeat", "1", "--redis-url", "redis://127.0.0.1:1/0"])
+    assert code == 1
+    assert "cannot reach redis://127.0.0.1:1/0" in capsys.readouterr().out
