@@ -227,7 +227,7 @@ class SealedStore(Store):
     def set_setting(self, key: str, value: Any) -> None:
         self.inner.set_setting(key, value)
 
-    def watch_arrivals(self, callback: Callable[[Arrival | None], None]) -> Callable[[], None] | None:
+    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
         return self.inner.watch_arrivals(callback)  # an arrival carries no data: nothing to open
 
     def close(self) -> None:

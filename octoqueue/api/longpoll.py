@@ -2,9 +2,9 @@
 
 A waiting claim is a coroutine holding a :class:`Waiter`: it makes a short, non-blocking claim in the threadpool,
 and when nothing is runnable it parks until :class:`ArrivalSignal` hands it an arrival (or its poll interval
-passes, for jobs another process enqueued). The server's :class:`~octoqueue.queue.Queue` announces every job that
-may have become runnable through it — enqueue, retry, requeue, lease recovery — with the job's record, and, on a
-store that pushes them (Redis pub/sub), those through other server processes;
+passes, for jobs another process enqueued into a store that cannot report them). The server's
+:class:`~octoqueue.queue.Queue` announces every job that may have become runnable through it — enqueue, retry,
+requeue, lease recovery — with the job's record, and those the store reports from other processes;
 :class:`QueueWatcher` relays each onto the event loop with ``call_soon_threadsafe`` (a job that may run only later
 at its ``run_at``). A thousand waiting workers cost a thousand small coroutines, not a thousand threads.
 

@@ -33,11 +33,14 @@ class Move:
 
 @dataclass(frozen=True)
 class Arrival:
-    """A job that became pending through another Store object (another process, another host): what
-    :meth:`Store.watch_arrivals` reports. ``run_at``: not runnable before then (None: now)."""
+    """Jobs that may have become runnable through another process (see :meth:`Store.watch_arrivals`).
 
-    id: int
-    labels: tuple[str, ...] = ()
+    Read like the :class:`~octoqueue.job.Job` an arrival listener gets: ``state`` (always pending), ``labels`` (None:
+    not known, any claimer may want them) and ``run_at`` (the earliest they may run; None: now). ``count`` jobs came.
+    """
+
+    labels: tuple[str, ...] | None
+    count: int = 1
     run_at: datetime | None = None
     state: JobState = JobState.PENDING
 
@@ -190,12 +193,13 @@ class Store(ABC):
         """Store a JSON value under ``key`` (None deletes it); visible to every process using the store."""
 
     # -- arrivals from other processes -------------------------------------------------------------------------
-    def watch_arrivals(self, callback: Callable[[Arrival | None], None]) -> Callable[[], None] | None:
-        """Call ``callback(arrival)`` whenever a job becomes pending through *another* Store object on the same
-        backend (an enqueue, retry, requeue or lease recovery in another process), from a thread of the store's;
-        ``callback(None)`` when arrivals may have been missed (the connection dropped): claim again. The callback
-        must be quick and must not raise. Returns a function that stops this watch; None when the backend cannot
-        push arrivals, and waiters poll instead (the default)."""
+    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
+        """Call ``callback`` (from a background thread) when jobs may have become runnable through another store
+        object, another process or another host (not through this object: its Queue reports those itself).
+
+        Returns a function that stops the calls, or None when the store cannot watch (callers then poll). Once it
+        returns, every job committed afterwards is reported.
+        """
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

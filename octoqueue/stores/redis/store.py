@@ -135,7 +135,7 @@ class RedisStore(Store):
         }
         self._local = threading.local()
         self._watch_lock = threading.Lock()
-        self._watchers: list[Callable[[Arrival | None], None]] = []
+        self._watchers: list[Callable[[Arrival], None]] = []
         self._watch_thread: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -457,7 +457,7 @@ class RedisStore(Store):
                 self._client.hset(f"{self._tag}:settings", key, json.dumps(value))
 
     # -- arrivals ---------------------------------------------------------------------------------------------
-    def watch_arrivals(self, callback: Callable[[Arrival | None], None]) -> Callable[[], None] | None:
+    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
         with self._watch_lock:
             self._watchers.append(callback)
             if self._watch_thread is None:
@@ -488,7 +488,7 @@ class RedisStore(Store):
                     pubsub.get_message(timeout=0)  # the subscription's confirmation
                     ready.set()
                     if missed:
-                        self._tell(None)  # jobs may have arrived while the connection was down
+                        self._tell(Arrival(None))  # jobs may have arrived while the connection was down: any
                         missed = False
                 message = pubsub.get_message(timeout=1.0)
             except (redis.exceptions.RedisError, OSError) as exc:
@@ -507,13 +507,13 @@ class RedisStore(Store):
                 continue
             if news.get("o") == self._origin:
                 continue
-            for job_id, run_at, labels in news.get("j", []):
-                self._tell(Arrival(int(job_id), tuple(json.loads(labels)), _dt(run_at) if run_at else None))
+            for _job_id, run_at, labels in news.get("j", []):
+                self._tell(Arrival(tuple(json.loads(labels)), 1, _dt(run_at) if run_at else None))
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 pubsub.close()
 
-    def _tell(self, arrival: Arrival | None) -> None:
+    def _tell(self, arrival: Arrival) -> None:
         with self._watch_lock:
             callbacks = builtins.list(self._watchers)
         for callback in callbacks:
