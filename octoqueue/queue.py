@@ -20,6 +20,7 @@ from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.commands import defuse
 from octoqueue.errors import (
     InvalidJobData,
+    InvalidTransition,
     JobNotFound,
     JobTooLarge,
     StateConflict,
@@ -354,6 +355,53 @@ class Queue:
         self._say(job_id, comment or "This job has been cancelled")
         self._notify_finished()
         return new
+
+    def requeue_where(
+        self,
+        *,
+        states: Collection[JobState | str] = (JobState.FAILED,),
+        labels: Collection[str] = (),
+        comment: str | None = None,
+        dry_run: bool = False,
+    ) -> list[Job]:
+        """Requeue every job in one of ``states`` carrying all ``labels`` (as :meth:`requeue`); return them. A job
+        that changed meanwhile is left as it is. ``dry_run``: return the jobs that would be requeued."""
+        return self._each_where(states, labels, dry_run, lambda job_id: self.requeue(job_id, comment))
+
+    def cancel_where(
+        self,
+        *,
+        states: Collection[JobState | str] = (JobState.PENDING,),
+        labels: Collection[str] = (),
+        comment: str | None = None,
+        dry_run: bool = False,
+    ) -> list[Job]:
+        """Cancel every pending or processing job in ``states`` carrying all ``labels``; return them."""
+        wanted = [JobState(s) for s in states]
+        if not set(wanted) <= {JobState.PENDING, JobState.PROCESSING}:
+            raise ValueError("only pending or processing jobs can be cancelled")
+        return self._each_where(wanted, labels, dry_run, lambda job_id: self.cancel(job_id, comment))
+
+    def _each_where(
+        self,
+        states: Collection[JobState | str],
+        labels: Collection[str],
+        dry_run: bool,
+        act: Callable[[int], Job],
+    ) -> list[Job]:
+        wanted = [JobState(s) for s in states]
+        if not wanted:
+            raise ValueError("name at least one state")
+        found = list(self.store.iter_jobs(states=wanted, labels=tuple(labels)))  # first list, then act: no cursor
+        if dry_run:  # shifts under our own changes
+            return found
+        done: list[Job] = []
+        for job in found:
+            try:
+                done.append(act(job.id))
+            except (StateConflict, InvalidTransition, JobNotFound):
+                continue  # moved on, or gone, since it was listed
+        return done
 
     # -- reading -----------------------------------------------------------------------------------------------
     def get(self, job_id: int) -> Job:
