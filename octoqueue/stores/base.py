@@ -42,6 +42,20 @@ class Move:
     changes: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """Jobs that may have become runnable through another process (see :meth:`Store.watch_arrivals`).
+
+    Read like the :class:`~octoqueue.job.Job` an arrival listener gets: ``state`` (always pending), ``labels`` (None:
+    not known, any claimer may want them) and ``run_at`` (the earliest they may run; None: now). ``count`` jobs came.
+    """
+
+    labels: tuple[str, ...] | None
+    count: int = 1
+    run_at: datetime | None = None
+    state: JobState = JobState.PENDING
+
+
 class Store(ABC):
     """Where jobs live. Implementations must be safe to call from several threads."""
 
@@ -204,6 +218,16 @@ class Store(ABC):
     def set_setting(self, key: str, value: Any) -> None:
         """Store a JSON value under ``key`` (None deletes it); visible to every process using the store."""
         self.update_setting(key, lambda _current: value)
+
+    # -- arrivals from other processes -------------------------------------------------------------------------
+    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
+        """Call ``callback`` (from a background thread) when jobs may have become runnable through another store
+        object, another process or another host (not through this object: its Queue reports those itself).
+
+        Returns a function that stops the calls, or None when the store cannot watch (callers then poll). Once it
+        returns, every job committed afterwards is reported.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store is unusable afterwards."""

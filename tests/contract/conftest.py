@@ -56,11 +56,18 @@ def _sealed(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) 
     return seal_store(MemoryStore(clock=clock), [new_key()])
 
 
+def _redis(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    from tests.redis_store.server import fresh_store
+
+    return fresh_store(request, clock=clock)
+
+
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "github": _github,
     "sealed": _sealed,
+    "redis": _redis,
 }
 
 #: (store name, kit test name) -> why that store fails the test today.
