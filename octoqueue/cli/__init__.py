@@ -52,6 +52,12 @@ def _register() -> None:
     from octoqueue.cli.migrate import migrate
 
     main.add_command(migrate)
+    from octoqueue.cli import schedules
+
+    schedules.register(main)
+    from octoqueue.cli import keys
+
+    keys.register(main)
 
 
 _register()

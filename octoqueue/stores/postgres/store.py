@@ -19,11 +19,19 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from octoqueue.errors import ConfigurationError, InvalidTransition, JobNotFound, StateConflict, StoreUnavailable
+from octoqueue.errors import (
+    ConfigurationError,
+    InvalidJobData,
+    InvalidTransition,
+    JobNotFound,
+    StateConflict,
+    StoreUnavailable,
+)
 from octoqueue.job import Comment, Job, NewJob, Page
-from octoqueue.states import FINISHED, TRANSITIONS, JobState, LabelScheme
+from octoqueue.states import FINISHED, TRANSITIONS, JobState, LabelScheme, label_key
 from octoqueue.stores.base import (
     Arrival,
+    Clock,
     Move,
     Store,
     apply_transition,
@@ -89,6 +97,10 @@ _OPTIONS = {"schema", "pool_min", "pool_max", "pool_timeout"}
 #: the session (aborting what ran in it) or refused it, or rolled the transaction back as a deadlock victim (two
 #: batches of transitions locking shared jobs in opposite orders) or a serialization failure.
 _RETRYABLE_SQLSTATES = {"57P01", "57P02", "57P03", "40P01", "40001"}
+
+#: The store's time in SQL: the database's ``now()``, unless the store was given a clock (tests move a ManualClock
+#: instead of sleeping), whose reading each call sets as the session's ``octoqueue.now``.
+_NOW = "coalesce(nullif(current_setting('octoqueue.now', true), '')::timestamptz, now())"
 
 #: How many finished jobs one purge transaction deletes.
 PURGE_BATCH = 1_000
@@ -237,8 +249,10 @@ class PostgresStore(Store):
         pool_max: int = 10,
         pool_timeout: float = 30.0,
         url: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(labels)
+        super().__init__(labels, clock=clock)
+        self._given_clock = clock
         self.schema = check_schema_name(schema)
         self.channel = f"octoqueue_{self.schema}"
         self.url = url or f"postgresql:///?schema={self.schema}"
@@ -278,6 +292,9 @@ class PostgresStore(Store):
         for tries_left in (1, 0):
             try:
                 with self._pool.connection() as conn:
+                    if self._given_clock is not None:
+                        now = self._given_clock().isoformat()
+                        conn.execute("SELECT set_config('octoqueue.now', %s, false)", (now,))
                     return work(conn)
             except psycopg.OperationalError as exc:  # TransactionRollbackError (40P01, 40001) is one too
                 if tries_left and exc.sqlstate in _RETRYABLE_SQLSTATES:
@@ -294,6 +311,8 @@ class PostgresStore(Store):
         self._pool.close()
 
     def now(self) -> datetime:
+        if self._given_clock is not None:
+            return self._given_clock()
         row = self._run(lambda conn: conn.execute("SELECT now()").fetchone())
         value: datetime = row[0]
         return value
@@ -342,8 +361,9 @@ class PostgresStore(Store):
         )
         sql = self._announcing(
             "INSERT INTO jobs (title, data, state, labels, type, priority, run_at, max_attempts, "
-            "idempotency_key, timeout) SELECT v.title, v.data, 'pending', v.labels::text[], v.type, v.priority, "
-            "v.run_at, v.max_attempts, v.key, v.timeout FROM unnest(%s::text[], %s::text[], %s::text[], "
+            "idempotency_key, timeout, created_at, updated_at) SELECT v.title, v.data, 'pending', v.labels::text[], "
+            f"v.type, v.priority, v.run_at, v.max_attempts, v.key, v.timeout, {_NOW}, {_NOW} "
+            "FROM unnest(%s::text[], %s::text[], %s::text[], "
             "%s::text[], %s::integer[], %s::timestamptz[], %s::integer[], %s::text[], %s::float8[]) WITH ORDINALITY "
             "AS v(title, data, labels, type, priority, run_at, max_attempts, key, timeout, ord) ORDER BY v.ord "
             "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
@@ -407,8 +427,8 @@ class PostgresStore(Store):
             where.append("open = %s")
             params.append(open)
         if labels:
-            where.append("labels @> %s::text[]")
-            params.append(list(labels))
+            where.append("lower(labels::text)::text[] @> %s::text[]")  # label names ignore case, as on GitHub
+            params.append([label_key(label) for label in labels])
         params.append(limit + 1)
         sql = f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY id LIMIT %s"
         rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
@@ -425,11 +445,11 @@ class PostgresStore(Store):
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
     ) -> builtins.list[Job]:
-        where = ["state = 'pending'", "(run_at IS NULL OR run_at <= now())"]
+        where = ["state = 'pending'", f"(run_at IS NULL OR run_at <= {_NOW})"]
         params: builtins.list[Any] = [worker, float(lease)]
         if labels:
-            where.append("labels @> %s::text[]")
-            params.append(list(labels))
+            where.append("lower(labels::text)::text[] @> %s::text[]")  # label names ignore case, as on GitHub
+            params.append([label_key(label) for label in labels])
         if types is not None:
             if not types:
                 return []
@@ -443,7 +463,7 @@ class PostgresStore(Store):
         params.append(int(limit))
         sql = (
             "UPDATE jobs AS j SET state = 'processing', open = true, attempt = j.attempt + 1, worker = %s, "
-            "lease_expires_at = now() + make_interval(secs => %s), updated_at = now() "
+            f"lease_expires_at = {_NOW} + make_interval(secs => %s), updated_at = {_NOW} "
             f"FROM (SELECT id FROM jobs WHERE {' AND '.join(where)} ORDER BY priority, id LIMIT %s "
             f"FOR UPDATE SKIP LOCKED) AS picked WHERE j.id = picked.id RETURNING {_qualified('j')}"
         )
@@ -510,7 +530,7 @@ class PostgresStore(Store):
         sql = self._fast_sql.get(key)
         if sql is None:
             is_open = "true" if target.is_open else "false"
-            sets = [f"state = '{target.value}'", f"open = {is_open}", "updated_at = now()"]
+            sets = [f"state = '{target.value}'", f"open = {is_open}", f"updated_at = {_NOW}"]
             if target is not JobState.PROCESSING and JobState.PROCESSING in wanted:
                 for column in ("worker", "lease_expires_at"):  # leaving processing clears the lease holder
                     if column not in fields:
@@ -534,7 +554,7 @@ class PostgresStore(Store):
 
     def _judge(self, conn: psycopg.Connection[Any], move: Move) -> Job | Exception:
         """One move by the shared rules, on the row locked ``FOR UPDATE`` (inside the caller's transaction)."""
-        row = conn.execute(f"SELECT {_COLUMNS}, now() FROM jobs WHERE id = %s FOR UPDATE", (move.job_id,)).fetchone()
+        row = conn.execute(f"SELECT {_COLUMNS}, {_NOW} FROM jobs WHERE id = %s FOR UPDATE", (move.job_id,)).fetchone()
         if row is None:
             return JobNotFound(move.job_id)
         try:
@@ -571,7 +591,7 @@ class PostgresStore(Store):
         def work(conn: psycopg.Connection[Any]) -> builtins.list[Job]:
             with conn.transaction():
                 rows = conn.execute(
-                    f"SELECT {_COLUMNS}, now() FROM jobs WHERE state = 'processing' AND lease_expires_at <= now() "
+                    f"SELECT {_COLUMNS}, {_NOW} FROM jobs WHERE state = 'processing' AND lease_expires_at <= {_NOW} "
                     "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                     (limit,),
                 ).fetchall()
@@ -622,7 +642,8 @@ class PostgresStore(Store):
         row = self._run(
             lambda conn: conn.execute(
                 "WITH j AS (UPDATE jobs SET comments = comments + 1 WHERE id = %s RETURNING id) "
-                "INSERT INTO comments (job_id, body) SELECT id, %s FROM j RETURNING id, created_at",
+                f"INSERT INTO comments (job_id, body, created_at) SELECT id, %s, {_NOW} FROM j "
+                "RETURNING id, created_at",
                 (job_id, body),
             ).fetchone()
         )
@@ -647,18 +668,31 @@ class PostgresStore(Store):
         row = self._run(lambda conn: conn.execute("SELECT value FROM settings WHERE key = %s", (key,)).fetchone())
         return json.loads(row[0]) if row is not None else None
 
-    def set_setting(self, key: str, value: Any) -> None:
-        if value is None:
-            self._run(lambda conn: conn.execute("DELETE FROM settings WHERE key = %s", (key,)))
-            return
-        text = json.dumps(value)
-        self._run(
-            lambda conn: conn.execute(
-                "INSERT INTO settings (key, value) VALUES (%s, %s) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, text),
-            )
-        )
+    def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
+        """One short transaction under an advisory lock on the key: racing updates of one key run one after the
+        other, each on the value the previous one left (a row lock cannot serialise the first writes of a key
+        that has no row yet)."""
+
+        def work(conn: psycopg.Connection[Any]) -> Any:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(1869635954, hashtext(%s))", (key,))
+                row = conn.execute("SELECT value FROM settings WHERE key = %s", (key,)).fetchone()
+                value = update(json.loads(row[0]) if row is not None else None)
+                if value is None:
+                    conn.execute("DELETE FROM settings WHERE key = %s", (key,))
+                    return None
+                try:
+                    text = json.dumps(value, allow_nan=False)
+                except (TypeError, ValueError) as exc:
+                    raise InvalidJobData(f"setting {key!r} must be JSON: {exc}") from exc
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES (%s, %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, text),
+                )
+                return json.loads(text)
+
+        return self._run(work)
 
 
 __all__ = ["PURGE_BATCH", "PostgresStore", "migrate_url", "parse_url"]
