@@ -24,6 +24,7 @@ from octoqueue.api.auth import API_KEY_HEADER, KeyRing, identify_caller, require
 from octoqueue.api.bodylimit import BodyLimitMiddleware
 from octoqueue.api.context import Runtime
 from octoqueue.api.duplicatekeys import DuplicateKeyMiddleware
+from octoqueue.api.health import store_problem
 from octoqueue.api.longpoll import QueueWatcher
 from octoqueue.api.metrics import Metrics, RequestMetricsMiddleware
 from octoqueue.api.ratelimit import RateLimiter
@@ -175,7 +176,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime.worker = worker
     recovery = asyncio.create_task(_recover_forever(runtime), name="octoqueue-recover")
     app.state.runtime = runtime
-    log.info("octoqueue server ready on %s", queue.store.url)
+    problem = await run_in_threadpool(store_problem, queue.store)
+    if problem is None:
+        log.info("octoqueue server ready on %s", queue.store.url)
+    else:
+        log.error("the store %s cannot be reached: %s (/ready answers 503 until it can)", queue.store.url, problem)
     try:
         yield
     finally:
@@ -206,14 +211,21 @@ def _start_worker(settings: Settings, queue: Queue) -> Worker | None:
 
 
 async def _recover_forever(runtime: Runtime) -> None:
-    """Take back jobs whose lease expired, every ``recover_interval`` seconds."""
+    """Take back jobs whose lease expired, every ``recover_interval`` seconds. A failure is logged when it starts
+    or changes, not at every round; its end is logged too."""
+    failing: str | None = None
     while True:
         await asyncio.sleep(runtime.settings.recover_interval)
         try:
             recovered = await run_in_threadpool(runtime.queue.recover_expired)
         except Exception as exc:
-            log.warning("could not recover expired leases: %s", exc)
+            if str(exc) != failing:
+                log.warning("could not recover expired leases (retrying quietly): %s", exc)
+            failing = str(exc)
             continue
+        if failing is not None:
+            log.warning("expired leases are recovered again")
+            failing = None
         if recovered:
             runtime.metrics.recovered.inc(len(recovered))
             for job in recovered:
