@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,14 @@ import click
 from octoqueue.errors import AccessDenied
 from octoqueue.handlers import CommandHandler, load_handler
 from octoqueue.job import Job
+from octoqueue.logs import LOG_FORMATS, configure_logging
 from octoqueue.queue import Queue
 from octoqueue.retry import RetryPolicy
 from octoqueue.states import JobState, LabelScheme, Priority
 from octoqueue.stores import DEFAULT_STORE_URL, open_store
+
+#: ``work --strict``'s exit status when a job did not complete (1 is for errors).
+FAILURES_EXIT_STATUS = 2
 
 store_option = click.option(
     "--store",
@@ -216,18 +219,37 @@ def clear(older_than: float, statuses: tuple[str, ...], store_url: str, label_pr
               default="exponential", show_default=True)  # fmt: skip
 @click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
               help="Write what was processed to this file as JSON.")  # fmt: skip
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip
+@click.option(
+    "--strict",
+    is_flag=True,
+    help=f"Exit with status {FAILURES_EXIT_STATUS} when a job did not complete (failed, left to retry, lost).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Failures are warnings: --log-level warning shows them alone.",
+)
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(LOG_FORMATS),
+    help="Log lines as text or as JSON objects (with job_id, attempt, seconds, outcome).",
+)
 @store_option
 @prefix_option
 def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: int | None, concurrency: int,
          lease: float, timeout: float | None, labels: tuple[str, ...], job_ids: tuple[int, ...], on_failure: str,
          poll_interval: float, retry_initial: float, retry_max: float, retry_strategy: str,
-         summary_json: Path | None, log_level: str, store_url: str, label_prefix: str) -> None:  # fmt: skip
-    """Run a worker until SIGTERM/SIGINT (or --once / --max-jobs)."""
+         summary_json: Path | None, strict: bool, log_level: str, log_format: str, store_url: str,
+         label_prefix: str) -> None:  # fmt: skip
+    """Run a worker until SIGTERM/SIGINT (or --once / --max-jobs). Ends with a summary line on stderr: jobs
+    processed, elapsed time, jobs/s."""
     from octoqueue.worker import Worker
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, log_format)
     if bool(handler_spec) == bool(command):
         raise click.UsageError("give exactly one of --handler module:function or --command 'shell command'")
     handler = CommandHandler(command) if command else load_handler(str(handler_spec))
@@ -243,11 +265,10 @@ def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: in
             _write_summary(summary_json, {**worker.stats.as_dict(), "error": str(exc), "error_status": exc.status})
             raise
     _write_summary(summary_json, stats.as_dict())
-    click.echo(
-        f"processed {stats.processed}: {stats.completed} completed, {stats.failed} failed, "
-        f"{stats.retried} to retry, {stats.lost} lost, {stats.released} released",
-        err=True,
-    )
+    if log_format == "text":  # in JSON, the worker's "stopped" record carries the summary
+        click.echo(stats.summary(), err=True)
+    if strict and not stats.all_succeeded:
+        sys.exit(FAILURES_EXIT_STATUS)
 
 
 def _write_summary(path: Path | None, summary: dict[str, Any]) -> None:

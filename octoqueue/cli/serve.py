@@ -9,6 +9,7 @@ reached is one line and exit status 1.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from typing import TYPE_CHECKING, Any
@@ -174,7 +175,11 @@ def run(settings: Settings) -> None:
             problem = store_problem(queue.store)
             if problem is not None:
                 raise StoreUnavailable(f"the store {queue.store.url} cannot be reached: {problem}")
-            click.echo(banner(settings, host, port), err=True)
+            text = banner(settings, host, port)
+            if settings.log_format == "json":  # stderr stays one JSON object a line
+                logging.getLogger("octoqueue.api").info(text.splitlines()[0], extra={"host": host, "port": port})
+            else:
+                click.echo(text, err=True)
             if not settings.reload:
                 uvicorn.Server(uvicorn.Config(create_app(settings, queue), **common)).run(sockets=[sock])
                 return

@@ -3,6 +3,7 @@ use, a store that cannot be reached. Real processes, a real GitHub emulator over
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
@@ -135,3 +136,17 @@ def test_the_banner_says_every_interface_for_0_0_0_0(spawn: Any, tmp_path: Path)
     proc = spawn([OCTOQUEUE, "serve", "--host", "0.0.0.0", "--port", "0", "--store", f"sqlite:///{tmp_path}/q.db"])
     line = _read_until(proc, "listening on")
     assert "listening on 0.0.0.0:" in line and "(every interface)" in line
+
+
+def test_serve_log_format_json_makes_every_line_json(spawn: Any, tmp_path: Path) -> None:
+    proc = spawn([OCTOQUEUE, "serve", "--host", "127.0.0.1", "--port", "0", "--store", f"sqlite:///{tmp_path}/q.db",
+                  "--log-format", "json"])  # fmt: skip
+    assert proc.stderr is not None
+    records = []
+    while not records or records[-1]["message"] != "Application startup complete.":
+        line = proc.stderr.readline().decode()
+        assert line, f"the server ended: {records}"
+        records.append(json.loads(line))
+    loggers = {record["logger"] for record in records}
+    assert {"octoqueue.api", "uvicorn.error"} <= loggers
+    assert any(record["message"].startswith("octoqueue 0") and record["port"] > 0 for record in records)
