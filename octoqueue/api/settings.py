@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_valid
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from octoqueue.logs import LOG_FORMATS, LOG_LEVELS
+from octoqueue.retry import DEFAULT_MAX_ATTEMPTS
 from octoqueue.stores import DEFAULT_STORE_URL
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -47,7 +48,7 @@ class Settings(BaseSettings):
     store: str | None = Field(None, validation_alias=_env("OCTOQUEUE_STORE"))
     label_prefix: str = Field("", validation_alias=_env("OCTOQUEUE_LABEL_PREFIX"))
     lease: float = Field(300.0, gt=0, validation_alias=_env("OCTOQUEUE_LEASE"))
-    max_attempts: int = Field(1, ge=1, le=100, validation_alias=_env("OCTOQUEUE_MAX_ATTEMPTS"))
+    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=100, validation_alias=_env("OCTOQUEUE_MAX_ATTEMPTS"))
 
     # -- security -----------------------------------------------------------------------------------------
     allowed_origins: str = Field("", validation_alias=_env("ALLOWED_ORIGINS", "ALLOWED_ORIGIN"))

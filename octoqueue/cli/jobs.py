@@ -14,7 +14,7 @@ from octoqueue.handlers import CommandHandler, load_handler
 from octoqueue.job import Job
 from octoqueue.logs import LOG_FORMATS, configure_logging
 from octoqueue.queue import Queue
-from octoqueue.retry import RetryPolicy
+from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from octoqueue.states import JobState, LabelScheme, Priority
 from octoqueue.stores import DEFAULT_STORE_URL, open_store
 
@@ -73,7 +73,13 @@ def _dump(job: Job) -> dict[str, Any]:
                    "queue:... in any letter case.")  # fmt: skip
 @click.option("--priority", default="normal", show_default=True, help="0-4 or critical/high/normal/low/bulk.")
 @click.option("--delay", type=float, help="Seconds before the job may run.")
-@click.option("--max-attempts", type=click.IntRange(min=1), help="Tries before the job is dead.")
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_ATTEMPTS,
+    show_default=True,
+    help="Tries before the job is dead (failed and closed).",
+)
 @click.option("--type", "job_type", help="Job type, which picks the handler.")
 @click.option("--idempotency-key", help="A second enqueue with this key returns the first job.")
 @click.option("--timeout", type=float, help="Seconds a handler may run.")
@@ -82,13 +88,22 @@ def _dump(job: Job) -> dict[str, Any]:
 def enqueue(data: str, title: str | None, labels: tuple[str, ...], priority: str, delay: float | None,
             max_attempts: int | None, job_type: str | None, idempotency_key: str | None, timeout: float | None,
             store_url: str, label_prefix: str) -> None:  # fmt: skip
-    """Add a job. DATA is JSON ('-' reads it from stdin). Prints the job id."""
-    with open_queue(store_url, label_prefix) as queue:
-        job = queue.enqueue_job(
-            _json_arg(data, "DATA"), title, labels, priority=Priority.parse(priority), delay=delay,
-            max_attempts=max_attempts, type=job_type, idempotency_key=idempotency_key, timeout=timeout,
-        )  # fmt: skip
-        click.echo(job.id)
+    """Add a job. DATA is JSON; '-' reads JSON lines from stdin, a job a line, each checked before the first is
+    made (a progress bar shows on a terminal for large inputs). Prints the job ids, one a line."""
+    from octoqueue.cli.bulk import progress, read_json_lines
+
+    values = read_json_lines(sys.stdin) if data == "-" else [_json_arg(data, "DATA")]
+    if idempotency_key is not None and len(values) > 1:
+        raise click.UsageError(f"--idempotency-key names one job, but stdin holds {len(values)}")
+    level = Priority.parse(priority)
+    with open_queue(store_url, label_prefix) as queue, progress(len(values)) as step:
+        for value in values:
+            job = queue.enqueue_job(
+                value, title, labels, priority=level, delay=delay, max_attempts=max_attempts,
+                type=job_type, idempotency_key=idempotency_key, timeout=timeout,
+            )  # fmt: skip
+            click.echo(job.id)
+            step()
 
 
 @click.command(name="list")
@@ -279,9 +294,4 @@ def _write_summary(path: Path | None, summary: dict[str, Any]) -> None:
 COMMANDS = [enqueue, list_jobs, status, show, complete, fail, requeue, cancel, clear, work]
 
 
-def register(group: click.Group) -> None:
-    for command in COMMANDS:
-        group.add_command(command)
-
-
-__all__ = ["COMMANDS", "open_queue", "register"]
+__all__ = ["COMMANDS", "open_queue"]

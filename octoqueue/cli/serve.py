@@ -19,6 +19,7 @@ import click
 from octoqueue import __version__
 from octoqueue.errors import ConfigurationError, StoreUnavailable
 from octoqueue.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
+from octoqueue.retry import DEFAULT_MAX_ATTEMPTS
 
 if TYPE_CHECKING:
     from octoqueue.api.settings import Settings
@@ -95,7 +96,7 @@ def _help(text: str, env: str, default: str | None = None) -> str:
 )
 @click.option(
     "--max-attempts", type=click.IntRange(1, 100),
-    help=_help("Default attempts of a /create-job job.", "OCTOQUEUE_MAX_ATTEMPTS", "1"),
+    help=_help("Default attempts of a /create-job job.", "OCTOQUEUE_MAX_ATTEMPTS", str(DEFAULT_MAX_ATTEMPTS)),
 )  # fmt: skip
 @click.option(
     "--max-block-ms", type=click.IntRange(0, 300_000),
@@ -229,8 +230,4 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def register(group: click.Group) -> None:
-    group.add_command(serve)
-
-
-__all__ = ["banner", "bind", "build_settings", "register", "run", "serve", "settings_environment"]
+__all__ = ["banner", "bind", "build_settings", "run", "serve", "settings_environment"]

@@ -7,17 +7,22 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 
+import octoqueue
 from octoqueue.errors import PermanentError
 from octoqueue.logs import configure_logging
 from octoqueue.queue import Queue
 from octoqueue.worker import Worker
 
-from .test_cli import oq
+from .test_cli import ROOT, oq
 
 
 @pytest.fixture
@@ -147,3 +152,49 @@ def test_work_log_format_json(tmp_path: Path) -> None:
     done = next(r for r in records if r.get("outcome") == "completed")
     assert done["job_id"] == 1 and done["attempt"] == 1 and done["seconds"] >= 0
     assert records[-1]["completed"] == 1 and records[-1]["jobs_per_second"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("work", "--once"), "Error: give exactly one of --handler"),
+        (("enqueue",), "Error: Missing argument 'DATA' (see 'octoqueue enqueue --help')"),
+        (("no-such-command",), "Error: No such command 'no-such-command' (see 'octoqueue --help')"),
+        (("list", "--limit", "0"), "Error: Invalid value for '--limit'"),
+        (("enqueue", "{broken"), "Error: Invalid value: DATA is not valid JSON"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_1_as_the_readme_says(
+    args: tuple[str, ...], message: str, tmp_path: Path
+) -> None:
+    result = oq(*args, store=tmp_path / "u.db")
+    assert result.returncode == 1
+    assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "errors exit 1 with one line" in readme
+
+
+def test_the_cli_imports_only_what_a_command_needs() -> None:
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['octoqueue', '--version']\n"
+        "try:\n"
+        "    runpy.run_module('octoqueue.cli', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(m for m in ('fastapi', 'uvicorn', 'pydantic', 'githubkit', 'httpx') if m in sys.modules)\n"
+        "print('loaded:', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=dict(
+        os.environ, PYTHONPATH=str(ROOT)), timeout=60)  # fmt: skip
+    assert result.stdout.splitlines() == ["octoqueue, version " + octoqueue.__version__, "loaded: []"], result
+
+
+def test_every_job_command_is_reachable_by_its_name() -> None:
+    from octoqueue.cli import COMMANDS, main
+    from octoqueue.cli.jobs import COMMANDS as JOB_COMMANDS
+
+    names = {name for name, target in COMMANDS.items() if target.startswith("octoqueue.cli.jobs:")}
+    assert {command.name for command in JOB_COMMANDS} == names
+    for name in COMMANDS:
+        assert main.get_command(click.Context(main), name) is not None, name
