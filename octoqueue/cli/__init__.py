@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "cancel": "octoqueue.cli.jobs:cancel",
     "clear": "octoqueue.cli.jobs:clear",
     "work": "octoqueue.cli.jobs:work",
+    "info": "octoqueue.cli.info:info",
     "serve": "octoqueue.cli.serve:serve",
     "fake-github": "octoqueue.cli.fake_github:fake_github",
 }
