@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from octoqueue.cli.jobs import open_queue, prefix_option, store_option
+from octoqueue.cli.jobs import open_existing_queue, prefix_option, store_option
 from octoqueue.overview import FAILURES_SHOWN, QUERIES_PER_SNAPSHOT, Rates, RateView, Snapshot
 from octoqueue.states import JobState
 
@@ -37,7 +37,7 @@ def info(watch: bool, interval: float, window: float, as_json: bool, store_url: 
     latest failures, and with --watch the throughput and failure rate. Each refresh costs the store
     4 calls (count, oldest pending, processing jobs, latest failures)."""
     rates = Rates(window=window)
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         if not watch:
             snapshot = Snapshot.take(queue.store)
             if as_json:

@@ -6,10 +6,11 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import click
 
-from octoqueue.errors import AccessDenied
+from octoqueue.errors import AccessDenied, ConfigurationError
 from octoqueue.handlers import CommandHandler, load_handler
 from octoqueue.job import Job
 from octoqueue.logs import LOG_FORMATS, configure_logging
@@ -44,6 +45,19 @@ def open_queue(store_url: str, label_prefix: str = "", **options: Any) -> Queue:
     return Queue(store, **options)
 
 
+def open_existing_queue(store_url: str, label_prefix: str = "") -> Queue:
+    """The queue for a command that works on jobs already there: a SQLite file that does not exist is an error
+    naming the file looked for (a relative path is relative to the working folder), not a new empty queue."""
+    parts = urlsplit(store_url)
+    if parts.scheme.lower() == "sqlite":
+        name = unquote(parts.netloc + parts.path).removeprefix("/")  # as SQLiteStore.from_url reads it
+        if name and name != ":memory:" and not Path(name).exists():
+            raise ConfigurationError(
+                f"no queue at {Path(name).resolve()} (store {store_url}): give --store or OCTOQUEUE_STORE"
+            )
+    return open_queue(store_url, label_prefix)
+
+
 def _json_arg(text: str, what: str) -> Any:
     if text == "-":
         text = sys.stdin.read()
@@ -51,6 +65,10 @@ def _json_arg(text: str, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"{what} is not valid JSON: {exc}") from None
+
+
+#: The header of ``list``'s lines, in their columns.
+LIST_HEADER = f"{'ID':>6}  {'STATUS':<10}  {'P':<2}  {'CREATED (UTC)':<19}  TITLE  [LABELS]"
 
 
 def _job_line(job: Job) -> str:
@@ -117,9 +135,13 @@ def enqueue(data: str, title: str | None, labels: tuple[str, ...], priority: str
 @prefix_option
 def list_jobs(statuses: tuple[str, ...], labels: tuple[str, ...], limit: int, cursor: str | None,
               as_json: bool, store_url: str, label_prefix: str) -> None:  # fmt: skip
-    """List jobs, oldest first."""
-    with open_queue(store_url, label_prefix) as queue:
+    """List jobs, oldest first, under a header line (none says so on stderr, naming the store)."""
+    with open_existing_queue(store_url, label_prefix) as queue:
         page = queue.list_jobs(states=statuses or None, labels=labels, cursor=cursor, limit=limit)
+        if not page.jobs and not as_json:
+            click.echo(f"no jobs{' match' if statuses or labels else ''} in {queue.store.url}", err=True)
+        elif not as_json:
+            click.echo(LIST_HEADER)
         for job in page.jobs:
             click.echo(json.dumps(_dump(job)) if as_json else _job_line(job))
         if page.cursor and not as_json:
@@ -128,16 +150,17 @@ def list_jobs(statuses: tuple[str, ...], labels: tuple[str, ...], limit: int, cu
 
 @click.command()
 @click.argument("job_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help='{"id": ..., "status": ...}.')
 @store_option
 @prefix_option
-def status(job_id: int, store_url: str, label_prefix: str) -> None:
+def status(job_id: int, as_json: bool, store_url: str, label_prefix: str) -> None:
     """Print a job's status label (exit 1 when there is no such job)."""
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         found = queue.get_job_status(job_id)
         if found is None:
             job = queue.get(job_id)  # raises JobNotFound for a missing job
             raise click.ClickException(f"job {job.id} has no status label")
-        click.echo(found)
+        click.echo(json.dumps({"id": job_id, "status": found}) if as_json else found)
 
 
 @click.command()
@@ -147,7 +170,7 @@ def status(job_id: int, store_url: str, label_prefix: str) -> None:
 @prefix_option
 def show(job_id: int, comments: bool, store_url: str, label_prefix: str) -> None:
     """Print a job as JSON, with its comments."""
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         out = _dump(queue.get(job_id))
         if comments:
             out["comment_list"] = [c.model_dump(mode="json") for c in queue.comments(job_id)]
@@ -162,7 +185,7 @@ def show(job_id: int, comments: bool, store_url: str, label_prefix: str) -> None
 @prefix_option
 def complete(job_id: int, comment: str | None, result: str | None, store_url: str, label_prefix: str) -> None:
     """Mark a job completed."""
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         value = _json_arg(result, "--result") if result is not None else None
         click.echo(queue.complete(job_id, comment, result=value).status)
 
@@ -174,7 +197,7 @@ def complete(job_id: int, comment: str | None, result: str | None, store_url: st
 @prefix_option
 def fail(job_id: int, comment: str | None, store_url: str, label_prefix: str) -> None:
     """Mark a job failed (closed)."""
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         click.echo(queue.fail(job_id, comment).status)
 
 
@@ -185,7 +208,7 @@ def fail(job_id: int, comment: str | None, store_url: str, label_prefix: str) ->
 @prefix_option
 def requeue(job_id: int, comment: str | None, store_url: str, label_prefix: str) -> None:
     """Put a job back to pending, with a fresh attempt budget."""
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         click.echo(queue.requeue(job_id, comment).status)
 
 
@@ -196,7 +219,7 @@ def requeue(job_id: int, comment: str | None, store_url: str, label_prefix: str)
 @prefix_option
 def cancel(job_id: int, comment: str | None, store_url: str, label_prefix: str) -> None:
     """Cancel a pending or processing job."""
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         click.echo(queue.cancel(job_id, comment).status)
 
 
@@ -205,13 +228,19 @@ def cancel(job_id: int, comment: str | None, store_url: str, label_prefix: str) 
               help="Seconds since the job last changed.")  # fmt: skip
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["completed", "failed", "cancelled"]),
               help="Which finished states (default: all three).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help='{"cleared": N, "states": [...], "older_than": seconds}.')
 @store_option
 @prefix_option
-def clear(older_than: float, statuses: tuple[str, ...], store_url: str, label_prefix: str) -> None:
-    """Delete old finished jobs. Prints how many."""
-    with open_queue(store_url, label_prefix) as queue:
+def clear(older_than: float, statuses: tuple[str, ...], as_json: bool, store_url: str, label_prefix: str) -> None:
+    """Delete old finished jobs (archive them, on GitHub). Says how many."""
+    with open_existing_queue(store_url, label_prefix) as queue:
         states = [JobState(s) for s in statuses] or [JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED]
-        click.echo(queue.clear(older_than, states))
+        cleared = queue.clear(older_than, states)
+    names = [s.value for s in states]
+    if as_json:
+        click.echo(json.dumps({"cleared": cleared, "states": names, "older_than": older_than}))
+    else:
+        click.echo(f"cleared {cleared} {'/'.join(names)} job(s) last changed over {older_than:g} s ago")
 
 
 @click.command()
@@ -294,4 +323,4 @@ def _write_summary(path: Path | None, summary: dict[str, Any]) -> None:
 COMMANDS = [enqueue, list_jobs, status, show, complete, fail, requeue, cancel, clear, work]
 
 
-__all__ = ["COMMANDS", "open_queue"]
+__all__ = ["COMMANDS", "open_existing_queue", "open_queue"]
