@@ -48,6 +48,8 @@ OnFailure = Literal["retry", "fail"]
 
 @dataclass
 class JobReport:
+    """What became of one job a worker took; ``seconds``: how long its handler ran."""
+
     id: int
     title: str
     status: str
@@ -174,6 +176,8 @@ class Worker:
     with a timeout, Python handlers run in a child process so they can really be stopped.
     ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
     :class:`RetryableError` still retries). ``labels``/``ids``: only jobs carrying these labels / with these ids.
+    ``on_report``: called with each job taken and its :class:`JobReport` once it is finished (e.g. to count it in
+    metrics); it must be quick and must not raise.
     """
 
     def __init__(
@@ -191,6 +195,7 @@ class Worker:
         on_failure: OnFailure = "retry",
         recover_interval: float = 5.0,
         shutdown_grace: float = 30.0,
+        on_report: Callable[[Job, JobReport], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
@@ -213,6 +218,7 @@ class Worker:
         self.on_failure: OnFailure = on_failure
         self.recover_interval = recover_interval
         self.shutdown_grace = shutdown_grace
+        self.on_report = on_report
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._abort = threading.Event()
@@ -493,15 +499,20 @@ class Worker:
             report.status = "unfinished"
             log.exception("job %d: unexpected error while recording its outcome", job.id)
         finally:
-            report.seconds = time.monotonic() - started
             with self._slots:
                 current = self._inflight.pop(job.id, None)
                 was_lost = job.id in self._lost
                 self._lost.discard(job.id)
-                if not was_lost or report.status != "lost":
+                counted = not was_lost or report.status != "lost"
+                if counted:
                     self._count(report)
                 self._slots.notify_all()
             del current
+            if counted and self.on_report is not None:
+                try:
+                    self.on_report(job, report)
+                except Exception:
+                    log.exception("job %d: on_report failed", job.id)
 
     def _count(self, report: JobReport) -> None:
         stats = self.stats

@@ -172,7 +172,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning("no API keys configured (API_KEY / API_KEYS): every endpoint is open")
     watcher = QueueWatcher(queue, runtime.arrivals, asyncio.get_running_loop())
     watcher.start()
-    worker = _start_worker(settings, queue)
+    worker = _start_worker(settings, queue, app.state.metrics)
     runtime.worker = worker
     recovery = asyncio.create_task(_recover_forever(runtime), name="octoqueue-recover")
     app.state.runtime = runtime
@@ -195,7 +195,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await run_in_threadpool(queue.close)
 
 
-def _start_worker(settings: Settings, queue: Queue) -> Worker | None:
+def _start_worker(settings: Settings, queue: Queue, metrics: Metrics) -> Worker | None:
     if not settings.worker:
         return None
     from octoqueue.handlers import CommandHandler, load_handler
@@ -203,7 +203,12 @@ def _start_worker(settings: Settings, queue: Queue) -> Worker | None:
 
     handler = CommandHandler(settings.command) if settings.command else load_handler(str(settings.handler))
     worker = Worker(
-        queue, handler, concurrency=settings.concurrency, lease=settings.lease, labels=settings.worker_label_list
+        queue,
+        handler,
+        concurrency=settings.concurrency,
+        lease=settings.lease,
+        labels=settings.worker_label_list,
+        on_report=metrics.jobs.observe,
     )
     worker.start()
     log.info("in-process worker started (%d at a time)", settings.concurrency)

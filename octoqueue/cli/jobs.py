@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import click
@@ -18,6 +20,9 @@ from octoqueue.queue import Queue
 from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from octoqueue.states import JobState, LabelScheme, Priority
 from octoqueue.stores import DEFAULT_STORE_URL, open_store
+
+if TYPE_CHECKING:
+    from octoqueue.worker import JobReport
 
 #: ``work --strict``'s exit status when a job did not complete (1 is for errors).
 FAILURES_EXIT_STATUS = 2
@@ -276,6 +281,12 @@ def clear(older_than: float, statuses: tuple[str, ...], as_json: bool, store_url
     help="Failures are warnings: --log-level warning shows them alone.",
 )
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics (jobs finished, handler durations, process) on this port (0: any free).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address of the metrics endpoint.")
+@click.option(
     "--log-format",
     default="text",
     show_default=True,
@@ -287,8 +298,8 @@ def clear(older_than: float, statuses: tuple[str, ...], as_json: bool, store_url
 def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: int | None, concurrency: int,
          lease: float, timeout: float | None, labels: tuple[str, ...], job_ids: tuple[int, ...], on_failure: str,
          poll_interval: float, retry_initial: float, retry_max: float, retry_strategy: str,
-         summary_json: Path | None, strict: bool, log_level: str, log_format: str, store_url: str,
-         label_prefix: str) -> None:  # fmt: skip
+         summary_json: Path | None, strict: bool, log_level: str, metrics_port: int | None, metrics_host: str,
+         log_format: str, store_url: str, label_prefix: str) -> None:  # fmt: skip
     """Run a worker until SIGTERM/SIGINT (or --once / --max-jobs). Ends with a summary line on stderr: jobs
     processed, elapsed time, jobs/s."""
     from octoqueue.worker import Worker
@@ -298,10 +309,12 @@ def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: in
         raise click.UsageError("give exactly one of --handler module:function or --command 'shell command'")
     handler = CommandHandler(command) if command else load_handler(str(handler_spec))
     policy = RetryPolicy(strategy=retry_strategy, initial=retry_initial, max_interval=retry_max)  # type: ignore[arg-type]
+    on_report = _serve_metrics(metrics_host, metrics_port) if metrics_port is not None else None
     with open_queue(store_url, label_prefix, retry=policy, lease=lease) as queue:
         worker = Worker(
             queue, handler, concurrency=concurrency, lease=lease, timeout=timeout, labels=labels,
             ids=job_ids or None, on_failure=on_failure, poll_interval=poll_interval,  # type: ignore[arg-type]
+            on_report=on_report,
         )  # fmt: skip
         try:
             stats = worker.run(once=once, max_jobs=max_jobs)
@@ -313,6 +326,23 @@ def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: in
         click.echo(stats.summary(), err=True)
     if strict and not stats.all_succeeded:
         sys.exit(FAILURES_EXIT_STATUS)
+
+
+def _serve_metrics(host: str, port: int) -> Callable[[Job, JobReport], None]:
+    """Serve this worker's metrics over HTTP in a background thread; return what counts a finished job."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from octoqueue.jobmetrics import JobMetrics
+
+    metrics = JobMetrics(CollectorRegistry())
+    try:
+        server, _ = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+    logging.getLogger("octoqueue.worker").info(
+        "metrics on http://%s:%d/metrics", host, server.server_port, extra={"metrics_port": server.server_port}
+    )
+    return metrics.observe
 
 
 def _write_summary(path: Path | None, summary: dict[str, Any]) -> None:
