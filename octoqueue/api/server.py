@@ -23,6 +23,7 @@ from octoqueue.api import admin, health, jobs, webhooks, workers
 from octoqueue.api.auth import API_KEY_HEADER, KeyRing, identify_caller, require_read
 from octoqueue.api.bodylimit import BodyLimitMiddleware
 from octoqueue.api.context import Runtime
+from octoqueue.api.docs import install_docs
 from octoqueue.api.duplicatekeys import DuplicateKeyMiddleware
 from octoqueue.api.health import store_problem
 from octoqueue.api.longpoll import QueueWatcher
@@ -115,6 +116,8 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
         version=__version__,
         description=DESCRIPTION,
         lifespan=_lifespan,
+        docs_url=None,  # served by install_docs, from local assets
+        redoc_url=None,
         dependencies=[Depends(reject_unknown_query)],
         openapi_tags=[
             {"name": "jobs", "description": "Create jobs (the original Octoqueue API)."},
@@ -136,6 +139,7 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
 
     for router in ROUTERS:
         app.include_router(router)
+    install_docs(app)
     _install_error_handlers(app)
     _document_optional_auth(app, settings, keys)
 
