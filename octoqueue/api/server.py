@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
 
     for router in ROUTERS:
         app.include_router(router)
+    _summaries_from_docstrings()
     install_docs(app)
     _install_error_handlers(app)
     _document_optional_auth(app, settings, keys)
@@ -262,6 +263,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     app.add_exception_handler(OctoqueueError, octoqueue_error)
+
+
+def _summaries_from_docstrings() -> None:
+    """An operation without its own summary gets its docstring's first sentence (FastAPI's default is the function
+    name in title case)."""
+    for route in (route for router in ROUTERS for route in router.routes):
+        if isinstance(route, APIRoute) and route.summary is None and route.description:
+            first = route.description.strip().split("\n\n", 1)[0].replace("\n", " ")
+            route.summary = first.split(". ", 1)[0].rstrip(".").replace("``", "`")
 
 
 def _document_optional_auth(app: FastAPI, settings: Settings, keys: KeyRing) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .conftest import LiveServer
+from .conftest import LiveServer, headers
 
 
 def test_docs_load_nothing_from_elsewhere(server: LiveServer) -> None:
@@ -26,3 +26,24 @@ def test_docs_load_nothing_from_elsewhere(server: LiveServer) -> None:
 
 def test_redoc_is_not_served_half_working(server: LiveServer) -> None:
     assert server.get("/redoc").status_code == 404
+
+
+def test_every_operation_has_a_written_summary(server: LiveServer) -> None:
+    document = server.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            summary = operation.get("summary", "")
+            generated = operation["operationId"].split("_")
+            assert summary and summary.split() != [word.title() for word in generated[: len(summary.split())]], (
+                method, path, summary,
+            )  # fmt: skip
+            assert "``" not in summary
+
+
+def test_the_documented_create_job_examples_are_accepted(server: LiveServer) -> None:
+    document = server.get("/openapi.json").json()
+    examples = document["components"]["schemas"]["CreateJobRequest"]["examples"]
+    assert examples
+    for example in examples:
+        response = server.post("/create-job", json=example, headers=headers("producer"))
+        assert response.status_code == 201, (example, response.text)
