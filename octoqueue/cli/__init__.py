@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "info": "octoqueue.cli.info:info",
     "serve": "octoqueue.cli.serve:serve",
     "fake-github": "octoqueue.cli.fake_github:fake_github",
+    "schedule": "octoqueue.cli.schedules:schedule",
+    "new-key": "octoqueue.cli.keys:new_key",
 }
 
 

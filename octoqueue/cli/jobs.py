@@ -293,13 +293,15 @@ def clear(older_than: float, statuses: tuple[str, ...], as_json: bool, store_url
     type=click.Choice(LOG_FORMATS),
     help="Log lines as text or as JSON objects (with job_id, attempt, seconds, outcome).",
 )
+@click.option("--scheduler", is_flag=True, envvar="OCTOQUEUE_SCHEDULER",
+              help="Also fire due cron schedules from this process (see `octoqueue schedule`).")  # fmt: skip
 @store_option
 @prefix_option
 def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: int | None, concurrency: int,
          lease: float, timeout: float | None, labels: tuple[str, ...], job_ids: tuple[int, ...], on_failure: str,
          poll_interval: float, retry_initial: float, retry_max: float, retry_strategy: str,
          summary_json: Path | None, strict: bool, log_level: str, metrics_port: int | None, metrics_host: str,
-         log_format: str, store_url: str, label_prefix: str) -> None:  # fmt: skip
+         log_format: str, scheduler: bool, store_url: str, label_prefix: str) -> None:  # fmt: skip
     """Run a worker until SIGTERM/SIGINT (or --once / --max-jobs). Ends with a summary line on stderr: jobs
     processed, elapsed time, jobs/s."""
     from octoqueue.worker import Worker
@@ -316,11 +318,22 @@ def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: in
             ids=job_ids or None, on_failure=on_failure, poll_interval=poll_interval,  # type: ignore[arg-type]
             on_report=on_report,
         )  # fmt: skip
+        if scheduler:  # before the worker runs, so that --once also takes the jobs due now
+            from octoqueue.schedules import Scheduler
+
+            fire = Scheduler(queue.schedules)
+            if once:
+                fire.run_once()
+            else:
+                fire.start()
         try:
             stats = worker.run(once=once, max_jobs=max_jobs)
         except AccessDenied as exc:
             _write_summary(summary_json, {**worker.stats.as_dict(), "error": str(exc), "error_status": exc.status})
             raise
+        finally:
+            if scheduler:
+                fire.stop()
     _write_summary(summary_json, stats.as_dict())
     if log_format == "text":  # in JSON, the worker's "stopped" record carries the summary
         click.echo(stats.summary(), err=True)

@@ -36,6 +36,8 @@ class Store(ABC):
 
     #: The URL the store was opened from (secrets removed).
     url: str = ""
+    #: How often a waiter (``Queue.wait``) re-reads a job changed by another process, in seconds.
+    wait_poll_interval: float = 0.02
 
     def __init__(self, labels: LabelScheme | None = None) -> None:
         self.labels = labels or LabelScheme()

@@ -102,6 +102,9 @@ class GitHubStore(Store):
     producers whose issues start no workflow run (those using a workflow's ``GITHUB_TOKEN``).
     """
 
+    #: A waiter re-reads the issue this often: a conditional GET that GitHub answers 304 costs no rate limit.
+    wait_poll_interval = 2.0
+
     def __init__(
         self,
         repo: str | None = None,
