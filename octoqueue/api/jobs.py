@@ -36,7 +36,9 @@ router = APIRouter(tags=["jobs"])
 class CreateJobRequest(RequestBody):
     model_config = ConfigDict(
         json_schema_extra={
-            "not": {"required": ["delay", "run_at"]},
+            # Not both delay and run_at, said as dependentSchemas: a top-level "not" makes Swagger UI show the
+            # whole request as type "never".
+            "dependentSchemas": {"delay": {"not": {"required": ["run_at"]}}},
             # What /docs offers to send: a request the server takes (its generated one had delay and run_at).
             "examples": [
                 {"data": {"text": "hello"}, "title": "greet", "additional_labels": ["demo"], "priority": "high",

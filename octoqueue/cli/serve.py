@@ -151,13 +151,13 @@ def build_settings(options: dict[str, Any]) -> Settings:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port`` (0: a free port); one clear error when the address is taken."""
+    """A socket bound to ``host:port`` (0: a free port); one clear error when the address is taken. uvicorn makes it
+    listen once the app has started, so that no connection waits on a server still starting."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-        sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -30,6 +30,7 @@ SAMPLES: dict[str, str] = {
     "port": "9123",
     "log_level": "debug",
     "log_format": "json",
+    "scheduler": "true",
     "reload": "true",
     "repo": "acme/jobs",
     "label_prefix": "oq-",

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from . import test_dashboard_browser
 from .conftest import LiveServer, headers
+
+browser = test_dashboard_browser.browser  # the fixture: Debian's chromium through Playwright
 
 
 def test_docs_load_nothing_from_elsewhere(server: LiveServer) -> None:
@@ -47,3 +51,17 @@ def test_the_documented_create_job_examples_are_accepted(server: LiveServer) -> 
     for example in examples:
         response = server.post("/create-job", json=example, headers=headers("producer"))
         assert response.status_code == 201, (example, response.text)
+
+
+def test_no_schema_shows_as_never_in_a_real_browser(server: LiveServer, browser: Any) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(server("/docs"))
+        page.wait_for_selector("section.models", timeout=30_000)
+        shown = page.inner_text("section.models")
+    finally:
+        page.close()
+    assert "CreateJobRequest" in shown and "JobSubmission" in shown
+    types = dict(re.findall(r"^(\w+)Expand all(\w+)$", shown, re.M))
+    assert types["CreateJobRequest"] == types["JobSubmission"] == "object", types
+    assert "never" not in types.values(), types
