@@ -43,6 +43,18 @@ class WorkerView:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """A GitHub store's rate limit as its latest response told it (no request is made to read it), and the HTTP
+    requests the snapshot cost (``not_modified``: answered 304 from the ETag cache, which GitHub does not count)."""
+
+    remaining: int | None
+    limit: int | None
+    reset: datetime | None
+    requests: int
+    not_modified: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
     taken_at: datetime
     store_url: str
@@ -50,9 +62,11 @@ class Snapshot:
     oldest_pending: Job | None
     processing: list[Job]
     recent_failures: list[Job]
+    budget: Budget | None = None
 
     @classmethod
     def take(cls, store: Store, clock: Clock = utcnow) -> Snapshot:
+        before = _request_stats(store)
         counts = store.count()
         pending = store.list(states=[JobState.PENDING], limit=1).jobs
         processing = store.list(states=[JobState.PROCESSING], limit=PROCESSING_SHOWN).jobs
@@ -64,6 +78,7 @@ class Snapshot:
             oldest_pending=pending[0] if pending else None,
             processing=processing,
             recent_failures=failures,
+            budget=_budget(store, before),
         )
 
     @property
@@ -104,7 +119,36 @@ class Snapshot:
                 for j in self.recent_failures
             ],
             "rates": None if rates is None else rates.as_dict(),
+            "github": None
+            if self.budget is None
+            else {
+                "rate_limit_remaining": self.budget.remaining,
+                "rate_limit": self.budget.limit,
+                "rate_limit_reset": None if self.budget.reset is None else self.budget.reset.isoformat(),
+                "requests": self.budget.requests,
+                "not_modified": self.budget.not_modified,
+            },
         }
+
+
+def _request_stats(store: Store) -> dict[str, int] | None:
+    # Optional store extras, not part of the Store contract: only a GitHub store has them.
+    stats = getattr(store, "request_stats", None)
+    return dict(stats) if isinstance(stats, dict) else None
+
+
+def _budget(store: Store, before: dict[str, int] | None) -> Budget | None:
+    after = _request_stats(store)
+    limit = getattr(store, "rate_limit", None)
+    if after is None or before is None or limit is None:
+        return None
+    return Budget(
+        remaining=getattr(limit, "remaining", None),
+        limit=getattr(limit, "limit", None),
+        reset=getattr(limit, "reset", None),
+        requests=after.get("requests", 0) - before.get("requests", 0),
+        not_modified=after.get("not_modified", 0) - before.get("not_modified", 0),
+    )
 
 
 @dataclass(frozen=True)
@@ -154,6 +198,7 @@ __all__ = [
     "FAILURES_SHOWN",
     "PROCESSING_SHOWN",
     "QUERIES_PER_SNAPSHOT",
+    "Budget",
     "RateView",
     "Rates",
     "Snapshot",

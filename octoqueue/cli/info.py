@@ -132,7 +132,10 @@ def render(snapshot: Snapshot, rates: RateView | None, *, watching: bool = False
             error = error[: ERROR_SHOWN - 1] + "…"
         failures.add_row(str(job.id), f"{duration(now - job.updated_at)} ago", job.title, error)
 
-    parts: list[RenderableType] = [header, Text(""), counts, Text(""), Text(pace), Text(""), held]
+    parts: list[RenderableType] = [header, Text(""), counts, Text(""), Text(pace)]
+    if snapshot.budget is not None:
+        parts.append(Text(github_line(snapshot)))
+    parts += [Text(""), held]
     if not workers:
         parts.append(Text("(none: idle workers hold no jobs and do not show)", style="dim"))
     parts += [Text(""), failures]
@@ -141,6 +144,19 @@ def render(snapshot: Snapshot, rates: RateView | None, *, watching: bool = False
     if watching:
         parts += [Text(""), Text(f"{QUERIES_PER_SNAPSHOT} store calls a refresh · Ctrl-C to stop", style="dim")]
     return Group(*parts)
+
+
+def github_line(snapshot: Snapshot) -> str:
+    """The GitHub store's budget: requests left in the window, and what this look cost."""
+    budget = snapshot.budget
+    assert budget is not None
+    left = "unknown" if budget.remaining is None else f"{budget.remaining:,}"
+    of = "" if budget.limit is None else f" of {budget.limit:,}"
+    reset = "" if budget.reset is None else f", resets in {duration(budget.reset - snapshot.taken_at)}"
+    return (
+        f"GitHub: {left}{of} requests left{reset}; this look cost {budget.requests} request(s), "
+        f"{budget.not_modified} of them 304 (free)"
+    )
 
 
 def duration(span: timedelta) -> str:
@@ -158,4 +174,4 @@ def duration(span: timedelta) -> str:
     return f"{days}d {hours:02d}h"
 
 
-__all__ = ["duration", "frame_text", "info", "render"]
+__all__ = ["duration", "frame_text", "github_line", "info", "render"]

@@ -206,3 +206,22 @@ def test_snapshot_on_a_store_with_no_jobs() -> None:
     snapshot = Snapshot.take(store)
     assert snapshot.oldest_pending is None and snapshot.oldest_pending_age is None and snapshot.workers() == []
     assert "oldest waits" not in frame_text(snapshot, None)
+
+
+def test_a_github_snapshot_shows_the_rate_limit_and_what_it_cost() -> None:
+    from octoqueue.stores.github import GitHubStore
+    from octoqueue.testing.fake_github import IN_PROCESS_URL, FakeGitHub
+
+    with FakeGitHub(repo="octo/watch", token="t") as gh:
+        store = GitHubStore("octo/watch", token="t", base_url=IN_PROCESS_URL, transport=gh.transport())
+        with Queue(store, max_attempts=1) as queue:
+            queue.enqueue({"n": 1})
+            first = Snapshot.take(store)
+            again = Snapshot.take(store)
+    assert first.budget is not None and again.budget is not None
+    assert first.budget.limit == 5000 and first.budget.remaining is not None and first.budget.requests >= 4
+    assert again.budget.not_modified > 0  # nothing changed: the ETag cache answers most of it
+    line = frame_text(again, None, width=160)
+    assert f"GitHub: {again.budget.remaining:,} of 5,000 requests left" in line
+    assert f"this look cost {again.budget.requests} request(s), {again.budget.not_modified} of them 304" in line
+    assert Snapshot.take(MemoryStore()).budget is None
