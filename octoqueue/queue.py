@@ -20,6 +20,7 @@ from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.commands import defuse
 from octoqueue.errors import (
     InvalidJobData,
+    InvalidTransition,
     JobNotFound,
     JobTooLarge,
     StateConflict,
@@ -29,6 +30,7 @@ from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from octoqueue.sealing import seal_store, unreadable
 from octoqueue.states import FINISHED, JobState, Priority, label_key, queue_label
 from octoqueue.stores import Store, open_store
+from octoqueue.stores.base import Arrival
 
 if TYPE_CHECKING:
     from octoqueue.schedules import Schedule, Schedules
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
 RESULT_META_LIMIT = 8_192
 
 JobRef = int | Job
+
+#: At most this many waiters are woken for one announcement of several jobs from another process.
+MAX_WAKES_PER_ARRIVAL = 64
 
 
 def default_worker_name() -> str:
@@ -77,8 +82,12 @@ class Queue:
         self.lease = float(lease)
         self.worker_name = worker_name or default_worker_name()
         self._arrivals = threading.Condition()
+        self._arrived = 0  # arrivals so far: a waiter sleeps only if none came since its claim began
         self._finished = threading.Condition()  # notified when this object finishes a job (see wait())
         self._listeners: list[tuple[Callable[..., None], bool]] = []
+        self._watch_lock = threading.Lock()
+        self._watching = False
+        self._unwatch: Callable[[], None] | None = None
 
     def __enter__(self) -> Queue:
         return self
@@ -87,6 +96,10 @@ class Queue:
         self.close()
 
     def close(self) -> None:
+        with self._watch_lock:
+            if self._unwatch is not None:
+                self._unwatch()
+                self._unwatch = None
         self.store.close()
 
     def __repr__(self) -> str:
@@ -199,11 +212,15 @@ class Queue:
 
         Each job comes back processing, with ``attempt`` as its fencing token and ``lease_expires_at``. Jobs whose
         body is not valid JSON are failed on the spot with an explanatory comment and not returned. Waits up to
-        ``wait`` seconds for jobs; a job enqueued through this Queue object wakes the waiter at once.
+        ``wait`` seconds for jobs; a job enqueued through this Queue object wakes the waiter at once, and so does one
+        enqueued elsewhere when the store reports other processes' arrivals (:meth:`Store.watch_arrivals`).
         ``labels``, ``types`` and ``ids`` narrow which jobs may be claimed (see :meth:`Store.claim`).
         """
         deadline = time.monotonic() + max(0.0, wait)
+        if wait > 0:
+            self._watch_store()
         while True:
+            seen = self._arrived
             jobs = self.store.claim(
                 worker=worker or self.worker_name,
                 lease=self.lease if lease is None else lease,
@@ -221,7 +238,8 @@ class Queue:
             if remaining <= 0:
                 return []
             with self._arrivals:
-                self._arrivals.wait(min(remaining, poll_interval))
+                if self._arrived == seen:
+                    self._arrivals.wait(min(remaining, poll_interval))
 
     def _reject_broken(self, job: Job) -> bool:
         sealed = unreadable(job)
@@ -338,6 +356,53 @@ class Queue:
         self._notify_finished()
         return new
 
+    def requeue_where(
+        self,
+        *,
+        states: Collection[JobState | str] = (JobState.FAILED,),
+        labels: Collection[str] = (),
+        comment: str | None = None,
+        dry_run: bool = False,
+    ) -> list[Job]:
+        """Requeue every job in one of ``states`` carrying all ``labels`` (as :meth:`requeue`); return them. A job
+        that changed meanwhile is left as it is. ``dry_run``: return the jobs that would be requeued."""
+        return self._each_where(states, labels, dry_run, lambda job_id: self.requeue(job_id, comment))
+
+    def cancel_where(
+        self,
+        *,
+        states: Collection[JobState | str] = (JobState.PENDING,),
+        labels: Collection[str] = (),
+        comment: str | None = None,
+        dry_run: bool = False,
+    ) -> list[Job]:
+        """Cancel every pending or processing job in ``states`` carrying all ``labels``; return them."""
+        wanted = [JobState(s) for s in states]
+        if not set(wanted) <= {JobState.PENDING, JobState.PROCESSING}:
+            raise ValueError("only pending or processing jobs can be cancelled")
+        return self._each_where(wanted, labels, dry_run, lambda job_id: self.cancel(job_id, comment))
+
+    def _each_where(
+        self,
+        states: Collection[JobState | str],
+        labels: Collection[str],
+        dry_run: bool,
+        act: Callable[[int], Job],
+    ) -> list[Job]:
+        wanted = [JobState(s) for s in states]
+        if not wanted:
+            raise ValueError("name at least one state")
+        found = list(self.store.iter_jobs(states=wanted, labels=tuple(labels)))  # first list, then act: no cursor
+        if dry_run:  # shifts under our own changes
+            return found
+        done: list[Job] = []
+        for job in found:
+            try:
+                done.append(act(job.id))
+            except (StateConflict, InvalidTransition, JobNotFound):
+                continue  # moved on, or gone, since it was listed
+        return done
+
     # -- reading -----------------------------------------------------------------------------------------------
     def get(self, job_id: int) -> Job:
         """The job's record; raises JobNotFound."""
@@ -441,12 +506,15 @@ class Queue:
 
     def add_arrival_listener(self, callback: Callable[..., None], *, with_job: bool = False) -> None:
         """Call ``callback()`` (from whichever thread) whenever a job may have become runnable through this
-        Queue object: an enqueue, a retry, a requeue, a lease recovery. It must be quick and must not raise.
+        Queue object (an enqueue, a retry, a requeue, a lease recovery) or, where the store reports them
+        (:meth:`Store.watch_arrivals`), through another process. It must be quick and must not raise.
 
         With ``with_job=True`` it is called as ``callback(job)`` instead, once per job, with the job's record as
         the change left it (its state, its labels, its ``run_at`` when it may run only later; None when not
-        known), so that a listener can wake only the claimers the job is for."""
+        known), so that a listener can wake only the claimers the job is for. A job from another process comes
+        as an :class:`~octoqueue.stores.base.Arrival`, which has those three fields too."""
         self._listeners.append((callback, with_job))
+        self._watch_store()
 
     def remove_arrival_listener(self, callback: Callable[..., None]) -> None:
         entry = next((entry for entry in self._listeners if entry[0] == callback), None)
@@ -496,12 +564,26 @@ class Queue:
             return job.id, job.attempt
         return int(job), None
 
+    def _watch_store(self) -> None:
+        """Have the store report jobs made runnable by other processes, from the first time anyone waits."""
+        if self._watching:
+            return
+        with self._watch_lock:
+            if not self._watching:
+                self._unwatch = self.store.watch_arrivals(self._arrived_elsewhere)
+                self._watching = True
+
+    def _arrived_elsewhere(self, arrival: Arrival) -> None:
+        wakes = 1 if arrival.labels is None else min(arrival.count, MAX_WAKES_PER_ARRIVAL)
+        self._notify(*[arrival] * wakes)
+
     def _notify_finished(self) -> None:
         with self._finished:
             self._finished.notify_all()
 
-    def _notify(self, *jobs: Job) -> None:
+    def _notify(self, *jobs: Job | Arrival) -> None:
         with self._arrivals:
+            self._arrived += 1
             self._arrivals.notify_all()
         for callback, with_job in list(self._listeners):
             if with_job:

@@ -162,11 +162,7 @@ class Schedules:
             raw = dict(current) if isinstance(current, dict) else {}
             return change(raw) or None
 
-        update = getattr(self.store, "update_setting", None)
-        if update is not None:
-            update(SETTING_KEY, apply)
-        else:
-            self.store.set_setting(SETTING_KEY, apply(self.store.get_setting(SETTING_KEY)))
+        self.store.update_setting(SETTING_KEY, apply)
 
     def create(
         self,

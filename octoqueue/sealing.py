@@ -20,14 +20,14 @@ import builtins
 import json
 import os
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from octoqueue.errors import ConfigurationError
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState
-from octoqueue.stores.base import Move, Store
+from octoqueue.stores.base import Arrival, Move, Store
 
 #: The environment variable holding the keys (comma-separated, newest first).
 KEY_ENV = "OCTOQUEUE_ENCRYPTION_KEY"
@@ -224,8 +224,14 @@ class SealedStore(Store):
     def get_setting(self, key: str) -> Any:
         return self.inner.get_setting(key)
 
+    def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
+        return self.inner.update_setting(key, update)
+
     def set_setting(self, key: str, value: Any) -> None:
         self.inner.set_setting(key, value)
+
+    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
+        return self.inner.watch_arrivals(callback)  # an arrival carries no data: nothing to open
 
     def close(self) -> None:
         self.inner.close()

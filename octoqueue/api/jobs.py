@@ -29,6 +29,7 @@ from octoqueue.api.models import (
 from octoqueue.api.ratelimit import rate_limit
 from octoqueue.job import Job
 from octoqueue.states import FINISHED, JobState
+from octoqueue.stores.base import WakesWorkflows
 
 router = APIRouter(tags=["jobs"])
 
@@ -120,8 +121,8 @@ def _scheduling(runtime: Runtime, job: Job) -> ProcessingStatus:
     woken = runtime.arrivals.waiting_for(job.labels) or (runtime.worker is not None and runtime.worker.accepts(job))
     if woken:
         return "scheduled"
-    dispatched = getattr(runtime.queue.store, "workflow_woken", None)
-    sent = dispatched(job.id) if dispatched is not None else None
+    store = runtime.queue.store
+    sent = store.workflow_woken(job.id) if isinstance(store, WakesWorkflows) else None
     if sent is not None:
         return "scheduled" if sent else "unscheduled"
     # Jobs in an in-memory store are seen by this process only: nobody else can take them.

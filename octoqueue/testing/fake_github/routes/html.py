@@ -1,7 +1,7 @@
-"""A read-only HTML view of the emulated repository's issues, where the API's ``html_url`` links point
-(``/{owner}/{repo}/issues`` and ``/{owner}/{repo}/issues/{number}``), so that offline demos can be looked at in a
-browser. Not GitHub's pages: a plain list and a plain issue with its labels and comments. It bypasses the pipeline
-(no token, no rate limit, no fault), like the control API."""
+"""A read-only HTML view of the emulated repository at the ``html_url`` links its API answers carry
+(``{base}/{owner}/{repo}``, ``.../issues``, ``.../issues/{number}``), so that offline demos can be looked at in a
+browser. Not GitHub's pages: a plain listing and each issue with its labels, body and comments, all escaped. It
+bypasses the pipeline (no token, no rate limit, no fault), as a browser on github.com would."""
 
 from __future__ import annotations
 
@@ -9,96 +9,99 @@ from datetime import UTC, datetime
 from html import escape
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from octoqueue.testing.fake_github.pipeline import Backend
-from octoqueue.testing.fake_github.state import Issue
+from octoqueue.testing.fake_github.routes.meta import unknown_endpoint
+from octoqueue.testing.fake_github.state import Issue, RepoState
 
 _STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
-    ".label{border-radius:1em;padding:0 .5em;margin-right:.3em;font-size:.85em;border:1px solid #8884}"
-    "pre{background:#f6f8fa;padding:.8em;overflow:auto;white-space:pre-wrap}.meta{color:#57606a}"
-    "li{margin:.3em 0}"
+    "body{font:14px/1.5 system-ui,sans-serif;max-width:960px;margin:1rem auto;padding:0 1rem;color:#1f2328}"
+    "pre{white-space:pre-wrap;background:#f6f8fa;border:1px solid #d1d9e0;border-radius:6px;padding:.6rem}"
+    ".label{display:inline-block;border-radius:1em;padding:0 .6em;margin-right:.3em;font-size:12px;"
+    "border:1px solid #d1d9e0}.muted{color:#59636e}td,th{padding:.2rem .6rem;text-align:left}"
 )
 
 
-def _page(title: str, body: str) -> HTMLResponse:
-    return HTMLResponse(
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-        f"<style>{_STYLE}</style></head><body>{body}</body></html>"
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    html = (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body>"
+        f"<p class=muted>octoqueue fake-github: a read-only view, not GitHub</p>{body}</body></html>"
     )
-
-
-def _not_found(detail: str = "") -> HTMLResponse:
-    response = _page("Not Found", f"<h1>Not Found</h1>{detail}")
-    response.status_code = 404
+    response = HTMLResponse(html, status_code=status)
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
     return response
 
 
-def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _when(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _repo(request: Request) -> tuple[Backend, str] | None:
+def _repo(request: Request) -> tuple[Backend, RepoState] | None:
     backend: Backend = request.app.state.backend
-    state = backend.tracker.state
-    asked = f"{request.path_params['owner']}/{request.path_params['repo']}"
-    return (backend, state.full_name) if asked.lower() == state.full_name.lower() else None
+    state = backend.state
+    owner, name = request.path_params["owner"], request.path_params["repo"]
+    if (owner.lower(), name.lower()) != (state.owner.lower(), state.name.lower()):
+        return None
+    return backend, state
 
 
-def _labels(backend: Backend, issue: Issue) -> str:
-    with backend.tracker.state.lock:
-        labels = list(backend.tracker.state.issue_labels(issue))
-    return "".join(
-        f'<span class="label" style="background:#{escape(label.color)}33">{escape(label.name)}</span>'
-        for label in labels
-    )
+def _labels(state: RepoState, issue: Issue) -> str:
+    names = [state.labels[i].name for i in issue.label_ids if i in state.labels]
+    return "".join(f"<span class=label>{escape(name)}</span>" for name in names)
 
 
-async def issue_list(request: Request) -> HTMLResponse:
+async def repository(request: Request) -> Response:
+    found = _repo(request)
+    if found is None:  # not the emulated repository: the API's own 404, in GitHub's JSON
+        return await unknown_endpoint(request)  # type: ignore[no-any-return]
+    _, state = found
+    with state.lock:
+        issues = sorted(state.issues.values(), key=lambda issue: -issue.number)
+        rows = "".join(
+            f"<tr><td><a href='{escape(request.url.path.rstrip('/').removesuffix('/issues'))}/issues/{i.number}'>"
+            f"#{i.number}</a></td><td>{escape(i.title)}</td><td>{escape(i.state)}</td><td>{_labels(state, i)}</td>"
+            f"<td class=muted>{_when(i.updated_at)}</td></tr>"
+            for i in issues
+        )
+    title = escape(state.full_name)
+    table = f"<table><tr><th>#</th><th>title</th><th>state</th><th>labels</th><th>updated</th></tr>{rows}</table>"
+    return _page(state.full_name, f"<h1>{title}</h1><p>{len(issues)} issue(s)</p>{table}")
+
+
+async def issue(request: Request) -> Response:
     found = _repo(request)
     if found is None:
-        return _not_found()
-    backend, name = found
-    state = request.query_params.get("state", "all")
-    issues = backend.tracker.list_issues(state=state if state in ("open", "closed", "all") else "all")
-    rows = "".join(
-        f'<li><a href="/{escape(name)}/issues/{issue.number}">#{issue.number} {escape(issue.title)}</a> '
-        f'{_labels(backend, issue)}<span class="meta">{issue.state}, updated {_when(issue.updated_at)}</span></li>'
-        for issue in issues
-        if not issue.is_pull_request
-    )
-    body = f"<h1>{escape(name)}: issues</h1><p class=meta>{len(issues)} shown (state={escape(state)})</p>"
-    return _page(f"Issues · {name}", body + (f"<ul>{rows}</ul>" if rows else "<p>No issues.</p>"))
-
-
-async def issue_page(request: Request) -> HTMLResponse:
-    found = _repo(request)
-    number = request.path_params["number"]
-    if found is None:
-        return _not_found()
-    backend, name = found
-    with backend.tracker.state.lock:
-        issue = backend.tracker.state.issues.get(number)
-    if issue is None:
-        return _not_found(f"<p>{escape(name)} has no issue #{number}.</p>")
-    comments = "".join(
-        f'<h3 id="issuecomment-{c.id}" class="meta">{escape(c.author)} commented {_when(c.created_at)}</h3>'
-        f"<pre>{escape(c.body)}</pre>"
-        for c in backend.tracker.list_comments(number)
-    )
-    body = (
-        f'<p><a href="/{escape(name)}/issues">{escape(name)}</a></p>'
-        f"<h1>{escape(issue.title)} #{issue.number}</h1>"
-        f'<p>{_labels(backend, issue)}<span class="meta">{issue.state} · opened by {escape(issue.author)} '
-        f"{_when(issue.created_at)} · updated {_when(issue.updated_at)}</span></p>"
-        f"<pre>{escape(issue.body or '')}</pre><h2>Comments ({issue.comments})</h2>{comments or '<p>None.</p>'}"
-    )
-    return _page(f"{issue.title} · {name}#{issue.number}", body)
+        return await unknown_endpoint(request)  # type: ignore[no-any-return]
+    _, state = found
+    try:
+        number = int(request.path_params["number"])
+    except ValueError:
+        number = 0
+    with state.lock:
+        shown = state.issues.get(number)
+        if shown is None:
+            return _page("Not found", f"<h1>Issue {number} not found</h1>", 404)
+        comments = sorted((c for c in state.comments.values() if c.issue_number == number), key=lambda c: c.id)
+        parts = [
+            f"<h1>{escape(shown.title)} <span class=muted>#{shown.number}</span></h1>",
+            f"<p>{escape(shown.state)} · opened by {escape(shown.author)} {_when(shown.created_at)} · "
+            f"{_labels(state, shown)}</p>",
+            f"<pre>{escape(shown.body or '')}</pre>",
+        ]
+        for comment in comments:
+            parts.append(
+                f"<h3 id='issuecomment-{comment.id}'>{escape(comment.author)} "
+                f"<span class=muted>{_when(comment.created_at)}</span></h3><pre>{escape(comment.body)}</pre>"
+            )
+    return _page(f"{shown.title} #{shown.number}", "".join(parts))
 
 
 routes = [
-    Route("/{owner}/{repo}/issues", issue_list, methods=["GET"]),
-    Route("/{owner}/{repo}/issues/{number:int}", issue_page, methods=["GET"]),
+    Route("/{owner}/{repo}", repository, methods=["GET"]),
+    Route("/{owner}/{repo}/issues", repository, methods=["GET"]),
+    Route("/{owner}/{repo}/issues/{number}", issue, methods=["GET"]),
+    Route("/{owner}/{repo}/pull/{number}", issue, methods=["GET"]),
 ]
