@@ -16,6 +16,7 @@ SCHEMES: dict[str, str] = {
     "memory": "octoqueue.stores.memory:MemoryStore.from_url",
     "sqlite": "octoqueue.stores.sqlite:SQLiteStore.from_url",
     "github": "octoqueue.stores.github:GitHubStore.from_url",
+    "s3": "octoqueue.stores.s3:S3Store.from_url",
 }
 
 

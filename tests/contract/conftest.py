@@ -40,10 +40,18 @@ def _github(tmp_path: Path, request: pytest.FixtureRequest) -> Store:
     )
 
 
+def _s3(tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    from octoqueue.stores.s3 import S3Store
+
+    server = request.getfixturevalue("loopback_s3")  # moto's S3 server on loopback (tests/conftest.py)
+    return S3Store(server.new_bucket(), "queue", endpoint_url=server.endpoint_url, session=server.session())
+
+
 STORE_FACTORIES: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "github": _github,
+    "s3": _s3,
 }
 
 
