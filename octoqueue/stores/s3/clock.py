@@ -4,8 +4,10 @@ Leases and delays are measured on the server's clock, not on a worker's (as oq d
 one second, so one response only bounds the offset between the server's clock and this host's monotonic clock:
 the server stamped the response at some instant between sending the request and receiving the answer, and its
 clock then read between ``Date`` and ``Date + 1 s``. Each response narrows the bounds; after a few seconds of
-traffic (responses straddling a second boundary) the estimate is as good as the round trip. Every process sharing
-a bucket converges on the same clock, whatever its own wall clock says.
+traffic (responses straddling a second boundary) they are as narrow as the round trip. Within the bounds the
+estimate is the point nearest this host's wall clock: a host in step with the server (NTP) reads exactly its own
+clock, which never jumps as the bounds narrow; a host whose clock is off reads the server's time to within the
+bounds, whatever its own wall clock says.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from email.utils import parsedate_to_datetime
 class ServerClock:
     """Server time = this host's monotonic clock + an offset bounded by the ``Date`` headers observed."""
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self._monotonic = monotonic
+        self._wall = wall
         self._lock = threading.Lock()
         self._low: float | None = None  # the offset is at least this ...
         self._high: float | None = None  # ... and less than this
@@ -52,10 +55,9 @@ class ServerClock:
     def now(self) -> datetime:
         """The server's time now (never earlier than a previous reading of this clock)."""
         with self._lock:
-            if self._low is None or self._high is None:
-                offset = time.time() - self._monotonic()
-            else:
-                offset = (self._low + self._high) / 2
+            offset = self._wall() - self._monotonic()
+            if self._low is not None and self._high is not None:
+                offset = min(max(offset, self._low), self._high)
             reading = max(self._last, self._monotonic() + offset)
             self._last = reading
         return datetime.fromtimestamp(reading, UTC)

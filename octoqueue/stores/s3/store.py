@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import heapq
+import itertools
 import json
 import random
 import threading
@@ -41,6 +42,8 @@ from octoqueue.stores.s3.clock import ServerClock
 GRACE = timedelta(seconds=60)
 #: How many job records (with their ETags) a process keeps, so that finishing a job it claimed costs one PUT.
 KNOWN_JOBS = 4096
+#: How many runnable pending markers a process keeps from its last LIST for the claims that follow.
+LISTING_SIZE = 1000
 #: How often (seconds, per process) recover_expired looks at ``index/built.json``.
 INDEX_CHECK_INTERVAL = 30.0
 
@@ -332,17 +335,14 @@ class S3Store(Store):
             cached = builtins.list(self._listing) if time.monotonic() - self._listed_at < self._list_ttl else []
         yield from cached
         now_ms = now.timestamp() * 1000
-        fresh: builtins.list[layout.Marker] = []
         listed_at = time.monotonic()
-        for marker in self._markers(JobState.PENDING):
-            if marker.run_at_ms > now_ms:
-                continue
-            if len(fresh) < 1000:
-                fresh.append(marker)
-            with self._lock:
-                self._listing = fresh
-                self._listed_at = listed_at
-            yield marker
+        listing = (m for m in self._markers(JobState.PENDING) if m.run_at_ms <= now_ms)
+        fresh = builtins.list(itertools.islice(listing, LISTING_SIZE))
+        with self._lock:
+            self._listing = fresh
+            self._listed_at = listed_at
+        yield from fresh
+        yield from listing
 
     def _consumed(self, marker: layout.Marker) -> None:
         with self._lock:
