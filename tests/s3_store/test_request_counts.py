@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from octoqueue.job import NewJob
@@ -45,3 +47,19 @@ def test_requests_per_enqueue_claim_complete(s3store: S3Store, loopback_s3: Any,
     before = Counter(worker.s3.requests)
     worker.transition(second.id, expected=JobState.PROCESSING, target=JobState.PROCESSING, attempt=second.attempt)
     assert _delta(worker, before) == {"PUT": 1}  # a heartbeat: one swap
+
+
+def test_an_idle_process_lists_the_pending_index_once_per_list_ttl(s3store: S3Store) -> None:
+    before = Counter(s3store.s3.requests)
+    for _ in range(5):
+        assert s3store.claim(worker="w", lease=60) == []
+    assert _delta(s3store, before) == {"LIST": 1}
+
+
+def test_a_delayed_job_is_claimed_when_due_without_a_new_list(s3store: S3Store) -> None:
+    job = s3store.create(NewJob(data={}, title="later", run_at=s3store.now() + timedelta(seconds=0.3)))
+    assert s3store.claim(worker="w", lease=60) == []
+    before = Counter(s3store.s3.requests)
+    time.sleep(0.4)
+    assert [j.id for j in s3store.claim(worker="w", lease=60)] == [job.id]
+    assert "LIST" not in _delta(s3store, before)  # the listing holds delayed markers too

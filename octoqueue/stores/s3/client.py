@@ -109,6 +109,10 @@ class S3Client:
         if found is None:
             raise ConfigurationError(f"S3 bucket {self.bucket!r} does not exist (create it first)")
 
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._client.close()
+
     # -- plumbing ---------------------------------------------------------------------------------------------
     def _put(self, key: str, body: bytes, **conditions: str) -> str:
         response = self._call(

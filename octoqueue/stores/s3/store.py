@@ -42,7 +42,7 @@ from octoqueue.stores.s3.clock import ServerClock
 GRACE = timedelta(seconds=60)
 #: How many job records (with their ETags) a process keeps, so that finishing a job it claimed costs one PUT.
 KNOWN_JOBS = 4096
-#: How many runnable pending markers a process keeps from its last LIST for the claims that follow.
+#: How many pending markers a process keeps from its last LIST for the claims that follow.
 LISTING_SIZE = 1000
 #: How often (seconds, per process) recover_expired looks at ``index/built.json``.
 INDEX_CHECK_INTERVAL = 30.0
@@ -106,9 +106,13 @@ class S3Store(Store):
         self._static: dict[int, tuple[frozenset[str], str | None]] = {}
         self._listing: builtins.list[layout.Marker] = []
         self._listed_at = -1e9
+        self._listing_whole = False
         self._leases: dict[tuple[int, str], datetime] = {}
         self._index_checked_at = -1e9
         self.s3.check_bucket()
+
+    def close(self) -> None:
+        self.s3.close()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> S3Store:
@@ -330,19 +334,26 @@ class S3Store(Store):
             self._listed_at = -1e9
 
     def _pending_candidates(self, now: datetime) -> Iterator[layout.Marker]:
-        """Runnable pending markers in claim order: the process's recent listing first, then a fresh LIST."""
-        with self._lock:
-            cached = builtins.list(self._listing) if time.monotonic() - self._listed_at < self._list_ttl else []
-        yield from cached
+        """Runnable pending markers in claim order. Within ``list_ttl`` of its last LIST a process claims from
+        that listing (delayed markers included, judged against ``now``), and lists again only when the listing
+        did not hold the whole index; so an idle or busy process makes at most one LIST per ``list_ttl``."""
         now_ms = now.timestamp() * 1000
-        listed_at = time.monotonic()
-        listing = (m for m in self._markers(JobState.PENDING) if m.run_at_ms <= now_ms)
-        fresh = builtins.list(itertools.islice(listing, LISTING_SIZE))
         with self._lock:
-            self._listing = fresh
+            cached = builtins.list(self._listing) if time.monotonic() - self._listed_at < self._list_ttl else None
+            whole = self._listing_whole
+        if cached is not None:
+            yield from (m for m in cached if m.run_at_ms <= now_ms)
+            if whole:
+                return
+        listed_at = time.monotonic()
+        listing = self._markers(JobState.PENDING)
+        head = builtins.list(itertools.islice(listing, LISTING_SIZE))
+        with self._lock:
+            self._listing = head
             self._listed_at = listed_at
-        yield from fresh
-        yield from listing
+            self._listing_whole = len(head) < LISTING_SIZE
+        yield from (m for m in head if m.run_at_ms <= now_ms)
+        yield from (m for m in listing if m.run_at_ms <= now_ms)
 
     def _consumed(self, marker: layout.Marker) -> None:
         with self._lock:
@@ -462,6 +473,8 @@ class S3Store(Store):
             job, etag, marker_etag = found
             if not job.lease_expired(now):
                 if job.lease_expires_at is not None:
+                    if len(self._leases) > KNOWN_JOBS:
+                        self._leases.clear()
                     self._leases[(marker.job_id, marker.etag)] = job.lease_expires_at
                 continue
             back = expire(job, now)
