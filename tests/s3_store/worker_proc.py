@@ -44,6 +44,8 @@ def main(url: str, name: str, ledger: str, hang: bool) -> None:
         if not any(counts.values()):
             idle += 1
             if idle >= 3:
+                requests = getattr(getattr(store, "s3", None), "requests", {})
+                print(f"{name}: requests {dict(sorted(requests.items()))}", flush=True)
                 return
         time.sleep(0.2)
 

@@ -50,6 +50,12 @@ INDEX_CHECK_INTERVAL = 30.0
 _OPTIONS = {"endpoint_url", "region", "profile", "id_block", "list_ttl", "reindex_interval"}
 
 
+def _spread() -> int:
+    """How many candidates a claimer steps past after finding one taken by another claimer, so that claimers
+    walking down the same listing spread out instead of colliding on every job (each collision costs requests)."""
+    return random.randint(0, 3)
+
+
 class S3Store(Store):
     """``s3://bucket/prefix?endpoint_url=…&region=…&profile=…`` on any S3 with conditional writes.
 
@@ -390,6 +396,7 @@ class S3Store(Store):
             if found is None or found[0].state is not JobState.PENDING or layout.marker_key(found[0]) != marker.key:
                 self._consumed(marker)
                 self._drop_if_stale(marker, now)
+                skip = _spread()  # most likely another claimer's: it is probably taking the next ones too
                 continue
             job, etag, marker_etag = found
             if not (
@@ -411,9 +418,7 @@ class S3Store(Store):
             try:
                 self._move(job, etag, marker_etag, taken)
             except Precondition:
-                # Another claimer took it: step past a few candidates, so that claimers racing down one
-                # listing spread out instead of colliding on every job.
-                skip = random.randint(0, 3)
+                skip = _spread()
                 continue
             finally:
                 self._consumed(marker)
