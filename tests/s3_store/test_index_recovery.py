@@ -70,7 +70,12 @@ def test_a_lost_marker_is_restored_and_stale_ones_are_dropped(loopback_s3: Any, 
     assert worker.rebuild_index() == 0  # agreed now
 
 
-def test_claimers_skip_and_drop_a_stale_marker(loopback_s3: Any, bucket: str, no_grace: None) -> None:
+@pytest.mark.parametrize("step", [0, 3])
+def test_claimers_skip_and_drop_a_stale_marker(
+    loopback_s3: Any, bucket: str, no_grace: None, monkeypatch: pytest.MonkeyPatch, step: int
+) -> None:
+    # After a marker whose job is elsewhere a claimer steps past `step` candidates; it still tries them last.
+    monkeypatch.setattr(s3_store_module, "_spread", lambda: step)
     store = open_s3(loopback_s3, bucket)
     gone = store.create(NewJob(data={}, title="completed elsewhere"))
     live = store.create(NewJob(data={}, title="claimable"))

@@ -382,11 +382,15 @@ class S3Store(Store):
         claimed: builtins.list[Job] = []
         tried: set[int] = set()
         skip = 0
-        for marker in self._pending_candidates(now):
+        deferred: builtins.list[layout.Marker] = []  # stepped past after a collision: tried last, not dropped
+        deferred_keys: set[str] = set()
+        for marker in itertools.chain(self._pending_candidates(now), deferred):
             if marker.job_id in tried or (ids is not None and marker.job_id not in ids):
                 continue
-            if skip:
+            if skip and marker.key not in deferred_keys:
                 skip -= 1
+                deferred.append(marker)
+                deferred_keys.add(marker.key)
                 continue
             static = self._static.get(marker.job_id)
             if static is not None and not (wanted_labels <= static[0] and (types is None or static[1] in types)):
