@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -95,3 +96,9 @@ def test_url_errors_are_clear(loopback_s3: Any) -> None:
         open_store("s3:///p")
     with pytest.raises(ConfigurationError, match="does not exist"):
         S3Store("no-such-bucket-here", endpoint_url=loopback_s3.endpoint_url, session=loopback_s3.session())
+
+
+def test_without_boto3_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if octoqueue[s3] was not installed
+    with pytest.raises(ConfigurationError, match=r"pip install 'octoqueue\[s3\]'"):
+        open_store("s3://bucket/prefix")
