@@ -35,7 +35,7 @@ store_option = click.option(
     default=DEFAULT_STORE_URL,
     show_default=True,
     show_envvar=True,
-    help="Where jobs live: sqlite:///file.db, memory://, github://owner/repo.",
+    help="Where jobs live: sqlite:///file.db, memory://, github://owner/repo, s3://bucket/prefix.",
 )
 prefix_option = click.option(
     "--label-prefix",

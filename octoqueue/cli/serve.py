@@ -41,7 +41,9 @@ def _help(text: str, env: str, default: str | None = None) -> str:
 @click.option(
     "--store",
     help=_help(
-        "Store URL: sqlite:///file.db, memory://, github://owner/repo.", "OCTOQUEUE_STORE", "sqlite:///octoqueue.db"
+        "Store URL: sqlite:///file.db, memory://, github://owner/repo, s3://bucket/prefix.",
+        "OCTOQUEUE_STORE",
+        "sqlite:///octoqueue.db",
     ),
 )
 @click.option("--label-prefix", help=_help("Prefix of the status labels.", "OCTOQUEUE_LABEL_PREFIX", "''"))
