@@ -26,7 +26,7 @@ from octoqueue.errors import (
     StateConflict,
 )
 from octoqueue.job import Comment, Job, NewJob, Page, utcnow
-from octoqueue.retry import RetryPolicy
+from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from octoqueue.sealing import seal_store, unreadable
 from octoqueue.states import FINISHED, JobState, Priority, label_key, queue_label
 from octoqueue.stores import Store, open_store
@@ -68,7 +68,7 @@ class Queue:
         store: Store | str | None = None,
         *,
         retry: RetryPolicy | None = None,
-        max_attempts: int = 1,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         lease: float = 300.0,
         worker_name: str | None = None,
         encryption_keys: str | Sequence[str] | None = None,

@@ -33,6 +33,7 @@ SCHEMES: dict[str, str] = {
     "rediss": "octoqueue.stores.redis:RedisStore.from_url",
     "redis+cluster": "octoqueue.stores.redis:RedisStore.from_url",
     "rediss+cluster": "octoqueue.stores.redis:RedisStore.from_url",
+    "s3": "octoqueue.stores.s3:S3Store.from_url",
 }
 
 #: The entry-point group through which installed packages add store schemes.

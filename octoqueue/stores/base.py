@@ -154,6 +154,13 @@ class Store(ABC):
         Exactly one caller recovers a given expired attempt. Returns the jobs as they are afterwards.
         """
 
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+        """Up to ``limit`` jobs in ``states``, the last changed first (``updated_at``, then the higher id).
+
+        This default reads every job in ``states``; stores that can read them latest first override it."""
+        jobs = sorted(self.iter_jobs(states=states), key=lambda job: (job.updated_at, job.id), reverse=True)
+        return jobs[:limit]
+
     @abstractmethod
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
         """How many jobs are in each of ``states`` (all states when None)."""

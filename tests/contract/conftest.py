@@ -62,6 +62,15 @@ def _redis(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) -
     return fresh_store(request, clock=clock)
 
 
+def _s3(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    from octoqueue.stores.s3 import S3Store
+
+    server = request.getfixturevalue("loopback_s3")  # moto's S3 server on loopback (tests/conftest.py)
+    return S3Store(
+        server.new_bucket(), "queue", endpoint_url=server.endpoint_url, session=server.session(), clock=clock
+    )
+
+
 def _postgres(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
     from tests.postgres.server import fresh_schema
 
@@ -74,6 +83,7 @@ STORE_FACTORIES: dict[str, StoreFactory] = {
     "github": _github,
     "sealed": _sealed,
     "redis": _redis,
+    "s3": _s3,
     "postgres": _postgres,
 }
 
