@@ -3,8 +3,9 @@
 A caller that finds nobody sending leads: it sends what is queued (its own call and any queued meanwhile) in one
 batch, then hands the lead to the first call queued while it was sending. A lone call is sent at once; calls that
 pile up behind a write share the next one (one transaction, one WAL flush) instead of each waiting for its own.
-Each call gets its own result back; when the whole batch fails, each of its calls raises that error. The SQLite
-store groups its write statements this way, the PostgreSQL store its transitions.
+Each call gets its own result back; when the whole batch fails, each of its calls raises that error. The PostgreSQL
+store groups its transitions this way (the SQLite store has its own, statement-level group commit in
+``_sqlite_group_commit.py``).
 """
 
 from __future__ import annotations
