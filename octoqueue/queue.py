@@ -30,6 +30,10 @@ from octoqueue.stores import Store, open_store
 
 #: Results up to this size (serialised) are kept in the job's metadata too; larger ones only in the comment.
 RESULT_META_LIMIT = 8_192
+#: A failure's error is kept up to this many characters (in the job's metadata and its failure comment).
+ERROR_LIMIT = 8_192
+#: The attempt a result comment is sized with before the job's real attempt is known (the most digits).
+_WIDEST_ATTEMPT = 10**9
 
 JobRef = int | Job
 
@@ -249,8 +253,13 @@ class Queue:
 
         Given a :class:`Job` from :meth:`claim`, the completion is fenced: it raises LeaseLost if the lease
         expired and the job was taken back. Given a bare id, it completes a pending or processing job.
+        The comment and result are checked first: when they would not fit a comment on the store,
+        :class:`~octoqueue.errors.JobTooLarge` is raised and the job is left as it was (fail it instead).
         """
         job_id, attempt = self._ref(job)
+        self._check_comment(
+            _result_comment(comment, result, _WIDEST_ATTEMPT if attempt is None else attempt), "the result comment"
+        )
         changes: dict[str, Any] = {}
         if result is not None:
             changes["result"] = _result_for_meta(result)
@@ -274,7 +283,9 @@ class Queue:
         (``delay`` overrides the policy); otherwise it is failed for good and closed. Returns the new record."""
         job_id, attempt = self._ref(job)
         current = job if isinstance(job, Job) else self.store.get(job_id)
-        error = error or comment or "This job has failed"
+        # A failure must always be recordable: text too long for the store is cut (saying so), never refused.
+        error = self._fit(error or comment or "This job has failed", ERROR_LIMIT)
+        comment = self._fit(comment, self.store.max_comment_chars) if comment else None
         if retry and current.attempts_left > 0:
             wait = self.retry_policy.delay(current.attempts_used) if delay is None else delay
             run_at = self.store.now() + timedelta(seconds=wait)
@@ -286,7 +297,7 @@ class Queue:
                 job_id,
                 f"Attempt {current.attempt} failed: {error}\n\nRetrying in {wait:.1f} s "
                 f"({new.attempts_left} attempt(s) left).",
-            )
+            )  # ERROR_LIMIT leaves room for the words around the error
             self._notify(new)
             return new
         expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
@@ -375,13 +386,30 @@ class Queue:
         return self.store.list(states=wanted, labels=labels, cursor=cursor, limit=limit)
 
     def create_comment(self, job_id: int, comment: str) -> Comment:
-        if len(defuse(comment)) > MAX_BODY_CHARS:
-            raise JobTooLarge(f"a comment holds at most {MAX_BODY_CHARS:,} characters")
+        self._check_comment(comment, "the comment")
         return self._say(int(job_id), comment)
 
     def _say(self, job_id: int, text: str) -> Comment:
         """Post ``text`` on the job, defused: no line of a comment octoqueue writes is ever a ChatOps command."""
         return self.store.comment(job_id, defuse(text))
+
+    def _check_comment(self, text: str | None, what: str) -> None:
+        """Raise :class:`JobTooLarge` when ``text``, as :meth:`_say` would post it, does not fit a comment."""
+        size = len(defuse(text)) if text else 0
+        if size > self.store.max_comment_chars:
+            raise JobTooLarge(
+                f"{what} is {size:,} characters; a comment holds at most {self.store.max_comment_chars:,} "
+                "(GitHub's limit, kept on every store); the job was not changed"
+            )
+
+    @staticmethod
+    def _fit(text: str, limit: int) -> str:
+        """``text``, cut (with a note saying how much) so that :meth:`_say` posts at most ``limit`` characters."""
+        defused = defuse(text)
+        if len(defused) <= limit:
+            return text
+        note = f"\n\n[… {len(text):,} characters in all; cut to fit]"
+        return text[: max(0, limit - len(note) - (len(defused) - len(text)))] + note
 
     def comments(self, job_id: int) -> list[Comment]:
         return self.store.comments(int(job_id))
@@ -459,8 +487,4 @@ def _result_comment(comment: str | None, result: Any, attempt: int) -> str | Non
             fence += "`"
         parts.append(f"**Result** (attempt {attempt}):\n\n{fence}json\n{text}\n{fence}")
     note = "\n\n".join(parts)
-    if len(note) > MAX_BODY_CHARS:
-        raise JobTooLarge(
-            f"the result is {len(note):,} characters as a comment; GitHub comments hold at most {MAX_BODY_CHARS:,}"
-        )
     return note or None
