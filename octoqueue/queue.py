@@ -248,15 +248,15 @@ class Queue:
         return jobs
 
     # -- finishing ---------------------------------------------------------------------------------------------
-    def complete(self, job: JobRef, comment: str | None = None, result: Any = None) -> Job:
+    def complete(self, job_id: JobRef, comment: str | None = None, result: Any = None) -> Job:
         """Mark a job completed, with an optional comment and result (posted as a comment).
 
-        Given a :class:`Job` from :meth:`claim`, the completion is fenced: it raises LeaseLost if the lease
-        expired and the job was taken back. Given a bare id, it completes a pending or processing job.
+        Given the :class:`Job` from :meth:`claim` as ``job_id``, the completion is fenced: it raises LeaseLost if
+        the lease expired and the job was taken back. Given a bare id, it completes a pending or processing job.
         The comment and result are checked first: when they would not fit a comment on the store,
         :class:`~octoqueue.errors.JobTooLarge` is raised and the job is left as it was (fail it instead).
         """
-        job_id, attempt = self._ref(job)
+        number, attempt = self._ref(job_id)
         self._check_comment(
             _result_comment(comment, result, _WIDEST_ATTEMPT if attempt is None else attempt), "the result comment"
         )
@@ -264,15 +264,15 @@ class Queue:
         if result is not None:
             changes["result"] = _result_for_meta(result)
         expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
-        done = self.store.transition(job_id, expected=expected, target=JobState.COMPLETED, attempt=attempt, **changes)
+        done = self.store.transition(number, expected=expected, target=JobState.COMPLETED, attempt=attempt, **changes)
         note = _result_comment(comment, result, done.attempt)
         if note:
-            self._say(job_id, note)
+            self._say(number, note)
         return done
 
     def fail(
         self,
-        job: JobRef,
+        job_id: JobRef,
         comment: str | None = None,
         *,
         error: str | None = None,
@@ -280,9 +280,10 @@ class Queue:
         delay: float | None = None,
     ) -> Job:
         """Fail a job. With ``retry=True`` and attempts left it goes back to pending after a backoff delay
-        (``delay`` overrides the policy); otherwise it is failed for good and closed. Returns the new record."""
-        job_id, attempt = self._ref(job)
-        current = job if isinstance(job, Job) else self.store.get(job_id)
+        (``delay`` overrides the policy); otherwise it is failed for good and closed. Returns the new record.
+        ``job_id`` is the job's id, or its :class:`Job` from :meth:`claim` (then fenced, as :meth:`complete`)."""
+        number, attempt = self._ref(job_id)
+        current = job_id if isinstance(job_id, Job) else self.store.get(number)
         # A failure must always be recordable: text too long for the store is cut (saying so), never refused.
         error = self._fit(error or comment or "This job has failed", ERROR_LIMIT)
         comment = self._fit(comment, self.store.max_comment_chars) if comment else None
@@ -290,11 +291,11 @@ class Queue:
             wait = self.retry_policy.delay(current.attempts_used) if delay is None else delay
             run_at = self.store.now() + timedelta(seconds=wait)
             new = self.store.transition(
-                job_id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=attempt,
+                number, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=attempt,
                 run_at=run_at, last_error=error,
             )  # fmt: skip
             self._say(
-                job_id,
+                number,
                 f"Attempt {current.attempt} failed: {error}\n\nRetrying in {wait:.1f} s "
                 f"({new.attempts_left} attempt(s) left).",
             )  # ERROR_LIMIT leaves room for the words around the error
@@ -302,20 +303,20 @@ class Queue:
             return new
         expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
         new = self.store.transition(
-            job_id, expected=expected, target=JobState.FAILED, attempt=attempt, last_error=error
+            number, expected=expected, target=JobState.FAILED, attempt=attempt, last_error=error
         )
-        self._say(job_id, comment or f"This job has failed: {error}")
+        self._say(number, comment or f"This job has failed: {error}")
         return new
 
-    def requeue(self, job: JobRef, comment: str | None = None) -> Job:
+    def requeue(self, job_id: JobRef, comment: str | None = None) -> Job:
         """Put any job back to pending with a fresh attempt budget (its failed/completed label goes)."""
-        job_id = _job_id(job)
-        current = self.store.get(job_id)
+        number = _job_id(job_id)
+        current = self.store.get(number)
         new = self.store.transition(
-            job_id, expected=current.state, target=JobState.PENDING, attempt=current.attempt,
+            number, expected=current.state, target=JobState.PENDING, attempt=current.attempt,
             attempt_base=current.attempt, run_at=None,
         )  # fmt: skip
-        self._say(job_id, comment or "Job has been requeued for processing")
+        self._say(number, comment or "Job has been requeued for processing")
         self._notify(new)
         return new
 
@@ -346,8 +347,10 @@ class Queue:
         except JobNotFound:
             return None
 
-    def count_open(self) -> int:
-        """Jobs pending or processing."""
+    def count_open(self, wait_sec: float = 0) -> int:
+        """Jobs pending or processing, counted after waiting ``wait_sec`` seconds (as the original Octoqueue)."""
+        if wait_sec > 0:
+            time.sleep(wait_sec)
         counts = self.store.count([JobState.PENDING, JobState.PROCESSING])
         return sum(counts.values())
 
@@ -385,7 +388,10 @@ class Queue:
         wanted = [JobState(s) for s in states] if states is not None else None
         return self.store.list(states=wanted, labels=labels, cursor=cursor, limit=limit)
 
-    def create_comment(self, job_id: int, comment: str) -> Comment:
+    def create_comment(self, job_id: int, comment: str | None = None) -> Comment | None:
+        """Post ``comment`` on the job (defused: never a ChatOps command); None posts nothing and returns None."""
+        if comment is None:
+            return None
         self._check_comment(comment, "the comment")
         return self._say(int(job_id), comment)
 
