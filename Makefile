@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8080
 
-.PHONY: install run test lint format typecheck bench chaos clean
+.PHONY: install run test lint format typecheck bench chaos screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: $(STAMP)
 # Real server and worker processes, SIGKILLs, restarts and emulator faults: 0 lost, 0 completed twice (docs/reliability.md).
 chaos: $(STAMP)
 	$(BIN)/python -m octoqueue.testing.chaos
+
+# The dashboard screenshots in docs/img (README, docs/dashboard.md), taken by Debian's chromium through Playwright.
+screenshots: $(STAMP)
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache octoqueue.db octoqueue.db-wal octoqueue.db-shm

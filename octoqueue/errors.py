@@ -39,6 +39,14 @@ class JobNotFound(OctoqueueError):
         super().__init__(f"job {job_id} does not exist")
 
 
+class ScheduleNotFound(OctoqueueError):
+    """No schedule has this id."""
+
+    def __init__(self, schedule_id: str) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(f"schedule {schedule_id!r} does not exist")
+
+
 class InvalidTransition(OctoqueueError):
     """The job is not in a state that allows this change."""
 

@@ -8,19 +8,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.commands import defuse
 from octoqueue.errors import (
     InvalidJobData,
+    InvalidTransition,
     JobNotFound,
     JobTooLarge,
     RateLimited,
@@ -28,8 +30,12 @@ from octoqueue.errors import (
 )
 from octoqueue.job import Comment, Job, NewJob, Page, utcnow
 from octoqueue.retry import RetryPolicy
+from octoqueue.sealing import seal_store, unreadable
 from octoqueue.states import FINISHED, JobState, Priority, label_key, queue_label
 from octoqueue.stores import Store, open_store
+
+if TYPE_CHECKING:
+    from octoqueue.schedules import Schedule, Schedules
 
 #: Results up to this size (serialised) are kept in the job's metadata too; larger ones only in the comment.
 RESULT_META_LIMIT = 8_192
@@ -64,6 +70,8 @@ class Queue:
     ``github://owner/repo``, ...); None opens env ``OCTOQUEUE_STORE`` or the embedded SQLite default.
     ``max_attempts`` and ``retry`` are the defaults for new jobs; ``lease`` is how long a claim holds a job
     (seconds) before another worker may take it back, unless renewed by :meth:`heartbeat`.
+    ``encryption_keys`` (else env ``OCTOQUEUE_ENCRYPTION_KEY``; comma-separated, newest first) seals job data,
+    results, errors and comments before they reach the store (see :mod:`octoqueue.sealing`).
     """
 
     def __init__(
@@ -74,8 +82,10 @@ class Queue:
         max_attempts: int = 1,
         lease: float = 300.0,
         worker_name: str | None = None,
+        encryption_keys: str | Sequence[str] | None = None,
     ) -> None:
-        self.store: Store = store if isinstance(store, Store) else open_store(store)
+        opened = store if isinstance(store, Store) else open_store(store)
+        self.store: Store = seal_store(opened, encryption_keys)
         self.retry_policy = retry or RetryPolicy()
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -83,6 +93,7 @@ class Queue:
         self.lease = float(lease)
         self.worker_name = worker_name or default_worker_name()
         self._arrivals = threading.Condition()
+        self._finished = threading.Condition()  # notified when this object finishes a job (see wait())
         self._listeners: list[tuple[Callable[..., None], bool]] = []
         self._claims: OrderedDict[int, Job] = OrderedDict()  # claimed here, not finished yet: their leases
         self._claims_lock = threading.Lock()
@@ -241,14 +252,16 @@ class Queue:
                 self._arrivals.wait(min(remaining, pause))
 
     def _reject_broken(self, job: Job) -> bool:
-        if job.body_error is None:
+        sealed = unreadable(job)
+        error = sealed or job.body_error
+        if error is None:
             return False
-        message = f"This job cannot run: {job.body_error}. Fix the issue body and requeue the job."
+        fix = "Give this worker the queue's key" if sealed else "Fix the issue body"
+        message = f"This job cannot run: {error}. {fix} and requeue the job."
         try:
             self.store.transition(
-                job.id, expected=JobState.PROCESSING, target=JobState.FAILED, attempt=job.attempt,
-                last_error=job.body_error,
-            )  # fmt: skip
+                job.id, expected=JobState.PROCESSING, target=JobState.FAILED, attempt=job.attempt, last_error=error
+            )
             self._say(job.id, message)
         except StateConflict:
             pass
@@ -299,6 +312,7 @@ class Queue:
         note = _result_comment(comment, result, done.attempt)
         if note:
             self._say_patiently(number, note)
+        self._notify_finished()
         return done
 
     def fail(
@@ -346,6 +360,7 @@ class Queue:
         )
         self._forget(number)
         self._say_patiently(number, comment or f"This job has failed: {error}")
+        self._notify_finished()
         return new
 
     def requeue(self, job_id: JobRef, comment: str | None = None) -> Job:
@@ -375,12 +390,90 @@ class Queue:
         job_id = _job_id(job)
         new = self.store.transition(job_id, expected=(JobState.PENDING, JobState.PROCESSING), target=JobState.CANCELLED)
         self._say(job_id, comment or "This job has been cancelled")
+        self._notify_finished()
         return new
+
+    def requeue_where(
+        self,
+        *,
+        states: Collection[JobState | str] = (JobState.FAILED,),
+        labels: Collection[str] = (),
+        comment: str | None = None,
+        dry_run: bool = False,
+    ) -> list[Job]:
+        """Requeue every job in one of ``states`` carrying all ``labels`` (as :meth:`requeue`); return them. A job
+        that changed meanwhile is left as it is. ``dry_run``: return the jobs that would be requeued."""
+        return self._each_where(states, labels, dry_run, lambda job_id: self.requeue(job_id, comment))
+
+    def cancel_where(
+        self,
+        *,
+        states: Collection[JobState | str] = (JobState.PENDING,),
+        labels: Collection[str] = (),
+        comment: str | None = None,
+        dry_run: bool = False,
+    ) -> list[Job]:
+        """Cancel every pending or processing job in ``states`` carrying all ``labels``; return them."""
+        wanted = [JobState(s) for s in states]
+        if not set(wanted) <= {JobState.PENDING, JobState.PROCESSING}:
+            raise ValueError("only pending or processing jobs can be cancelled")
+        return self._each_where(wanted, labels, dry_run, lambda job_id: self.cancel(job_id, comment))
+
+    def _each_where(
+        self,
+        states: Collection[JobState | str],
+        labels: Collection[str],
+        dry_run: bool,
+        act: Callable[[int], Job],
+    ) -> list[Job]:
+        wanted = [JobState(s) for s in states]
+        if not wanted:
+            raise ValueError("name at least one state")
+        found = list(self.store.iter_jobs(states=wanted, labels=tuple(labels)))  # first list, then act: no cursor
+        if dry_run:  # shifts under our own changes
+            return found
+        done: list[Job] = []
+        for job in found:
+            try:
+                done.append(act(job.id))
+            except (StateConflict, InvalidTransition, JobNotFound):
+                continue  # moved on, or gone, since it was listed
+        return done
 
     # -- reading -----------------------------------------------------------------------------------------------
     def get(self, job_id: int) -> Job:
         """The job's record; raises JobNotFound."""
         return self.store.get(int(job_id))
+
+    def wait(self, job_id: int, timeout: float | None = None) -> Job:
+        """Block until the job is finished (completed, failed or cancelled) and return it; raise
+        :class:`TimeoutError` when ``timeout`` seconds pass first. A job this Queue object finishes wakes the waiter
+        at once; one finished by another process is seen within the store's ``wait_poll_interval`` (20 ms on the
+        local stores, 2 s of conditional GETs on GitHub)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.store.get(int(job_id))
+            if job.state in FINISHED:
+                return job
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"job {job.id} is still {job.status or 'unlabelled'} after {timeout} s")
+            pause = (
+                self.store.wait_poll_interval if remaining is None else min(remaining, self.store.wait_poll_interval)
+            )
+            with self._finished:
+                self._finished.wait(pause)
+
+    def result(self, job_id: int, timeout: float | None = 0) -> Any:
+        """The result of a completed job (None when it returned none). With ``timeout`` (None: no limit) wait for
+        it to finish first. Raise :class:`StateConflict` when it failed or was cancelled, or is not finished."""
+        job = self.wait(job_id, timeout) if timeout != 0 else self.store.get(int(job_id))
+        if job.state is not JobState.COMPLETED:
+            why = f": {job.last_error}" if job.last_error and job.state is JobState.FAILED else ""
+            raise StateConflict(job.id, f"it has no result, it is {job.status or 'unlabelled'}{why}")
+        if isinstance(job.result, dict) and job.result.get("truncated") is True:
+            return _result_from_comments(job.id, self.store.comments(job.id))
+        return job.result
 
     def get_job_status(self, job_id: int) -> str | None:
         """The job's status label text, or None when there is no such job (or it has no status label)."""
@@ -485,6 +578,42 @@ class Queue:
             raise ValueError(f"{callback!r} is not an arrival listener")
         self._listeners.remove(entry)
 
+    # -- schedules (see octoqueue.schedules; oq's method names) -----------------------------------------------
+    @property
+    def schedules(self) -> Schedules:
+        """This queue's cron schedules."""
+        from octoqueue.schedules import Schedules
+
+        return Schedules(self)
+
+    def create_schedule(self, schedule_id: str, data: Any, cron: str, **options: Any) -> Schedule:
+        """Enqueue ``data`` on the cron timetable ``cron``; options as :meth:`Schedules.create` (``title``,
+        ``type``, ``labels``, ``priority``, ``max_attempts``, ``timeout``, ``timezone``, ``catchup``)."""
+        return self.schedules.create(schedule_id, data, cron, **options)
+
+    def get_schedule(self, schedule_id: str) -> Schedule:
+        return self.schedules.get(schedule_id)
+
+    def list_schedules(self) -> list[Schedule]:
+        return self.schedules.all()
+
+    def enable_schedule(self, schedule_id: str) -> Schedule:
+        return self.schedules.enable(schedule_id)
+
+    def disable_schedule(self, schedule_id: str) -> Schedule:
+        return self.schedules.disable(schedule_id)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self.schedules.delete(schedule_id)
+
+    def trigger_schedule(self, schedule_id: str) -> Job:
+        """Enqueue the schedule's job now, outside its timetable."""
+        return self.schedules.trigger(schedule_id)
+
+    def run_schedules(self) -> list[Job]:
+        """Fire every due tick of every enabled schedule (each tick once, however many processes call this)."""
+        return self.schedules.run_due()
+
     # -- internals ---------------------------------------------------------------------------------------------
     def _remember(self, *jobs: Job) -> None:
         with self._claims_lock:
@@ -535,6 +664,10 @@ class Queue:
             return job.id, job.attempt
         return int(job), None
 
+    def _notify_finished(self) -> None:
+        with self._finished:
+            self._finished.notify_all()
+
     def _notify(self, *jobs: Job) -> None:
         with self._arrivals:
             self._arrivals.notify_all()
@@ -566,6 +699,18 @@ def _result_for_meta(result: Any) -> Any:
     if len(text) <= RESULT_META_LIMIT:
         return json.loads(text)
     return {"truncated": True, "size": len(text), "see": "the result comment"}
+
+
+_RESULT_BLOCK = re.compile(r"\*\*Result\*\* \(attempt \d+\):\n\n(`{3,})json\n(.*)\n\1", re.S)
+
+
+def _result_from_comments(job_id: int, comments: list[Comment]) -> Any:
+    """The full result of a job whose metadata holds only its size: the newest result comment's JSON."""
+    for comment in reversed(comments):
+        match = _RESULT_BLOCK.search(comment.body)
+        if match is not None:
+            return json.loads(match.group(2))
+    raise StateConflict(job_id, "its result was too large for its record and no result comment holds it")
 
 
 def _result_comment(comment: str | None, result: Any, attempt: int) -> str | None:

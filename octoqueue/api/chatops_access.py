@@ -58,6 +58,7 @@ class ChatOpsAccess:
         ttl: float = PERMISSION_TTL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        store = getattr(store, "inner", store)  # a SealedStore (octoqueue.sealing) wraps the GitHub store
         self.people = store if isinstance(store, KnowsPeople) else None
         #: The repository whose deliveries may act, or None: ChatOps is off.
         self.repository = self.people.full_name if self.people is not None else repository

@@ -19,6 +19,7 @@ from octoqueue.api.settings import Settings
 from octoqueue.queue import Queue
 
 if TYPE_CHECKING:
+    from octoqueue.schedules import Scheduler
     from octoqueue.worker import Worker
 
 
@@ -34,6 +35,7 @@ class Runtime:
     access: ChatOpsAccess
     arrivals: ArrivalSignal = field(default_factory=ArrivalSignal)
     worker: Worker | None = None  # the in-process worker (--worker), once started
+    scheduler: Scheduler | None = None  # the in-process scheduler (--scheduler), once started
 
     @classmethod
     def build(cls, settings: Settings, queue: Queue, metrics: Metrics) -> Runtime:

@@ -24,6 +24,7 @@ from octoqueue.commands import defuse, parse_command
 from octoqueue.errors import InvalidTransition, JobNotFound, OctoqueueError, StateConflict
 from octoqueue.queue import Queue
 from octoqueue.states import JobState, LabelScheme
+from octoqueue.stores.base import RemovesLabels
 
 log = logging.getLogger("octoqueue.api.webhooks")
 
@@ -174,12 +175,11 @@ def explanation(error: str) -> str:
 
 
 def _remove_label(queue: Queue, job_id: int, name: str) -> None:
-    # Only stores whose labels people edit by hand (GitHub) have a label to remove; the others have no such method.
-    remove = getattr(queue.store, "remove_label", None)
-    if remove is None:
+    # Only stores whose labels people edit by hand (GitHub) have a label to remove.
+    if not isinstance(queue.store, RemovesLabels):
         return
     try:
-        remove(job_id, name)
+        queue.store.remove_label(job_id, name)
     except OctoqueueError as exc:
         log.info("job %d: could not remove the %r label: %s", job_id, name, exc)
 

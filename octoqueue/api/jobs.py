@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from octoqueue.api.auth import ProducerKey, ReaderKey
 from octoqueue.api.context import Runtime, RuntimeDep
@@ -15,26 +17,21 @@ from octoqueue.api.jobschema import SchemaMismatch
 from octoqueue.api.models import (
     Attempts,
     IdempotencyKey,
+    JobType,
     JsonObject,
     Label,
     PriorityLevel,
+    PriorityName,
     RequestBody,
-    check_text,
+    Title,
     errors,
 )
 from octoqueue.api.ratelimit import rate_limit
 from octoqueue.job import Job
-from octoqueue.states import JobState
+from octoqueue.states import FINISHED, JobState
+from octoqueue.stores.base import WakesWorkflows
 
 router = APIRouter(tags=["jobs"])
-
-PriorityName = Literal["critical", "high", "normal", "low", "bulk"]
-Title = Annotated[
-    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00]+$"), AfterValidator(check_text)
-]
-JobType = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00]+$"), AfterValidator(check_text)
-]
 
 
 class CreateJobRequest(RequestBody):
@@ -112,8 +109,8 @@ def _scheduling(runtime: Runtime, job: Job) -> ProcessingStatus:
     woken = runtime.arrivals.waiting_for(job.labels) or (runtime.worker is not None and runtime.worker.accepts(job))
     if woken:
         return "scheduled"
-    dispatched = getattr(runtime.queue.store, "workflow_woken", None)
-    sent = dispatched(job.id) if dispatched is not None else None
+    store = runtime.queue.store
+    sent = store.workflow_woken(job.id) if isinstance(store, WakesWorkflows) else None
     if sent is not None:
         return "scheduled" if sent else "unscheduled"
     # Jobs in an in-memory store are seen by this process only: nobody else can take them.
@@ -163,12 +160,25 @@ class JobStatusResponse(BaseModel):
     responses=errors(401, 403, 404, 503),
     summary="A job's status and result",
 )
-def job_status(
-    runtime: RuntimeDep, principal: ReaderKey, job_id: Annotated[int, Path(ge=1, le=2**53)]
+async def job_status(
+    runtime: RuntimeDep,
+    principal: ReaderKey,
+    job_id: Annotated[int, Path(ge=1, le=2**53)],
+    wait: Annotated[
+        float, Query(ge=0, le=60, description="Seconds to wait for the job to finish before answering.")
+    ] = 0,
 ) -> JobStatusResponse:
-    """Poll a job created with ``/create-job``: its state, attempts, result or last error. Open to everyone
-    unless reads are keyed (``--keyed-reads``)."""
-    job = runtime.queue.get(job_id)
+    """A job created with ``/create-job``: its state, attempts, result or last error. Open to everyone unless
+    reads are keyed (``--keyed-reads``). With ``?wait=30`` the answer comes when the job is finished (completed,
+    failed or cancelled), or after 30 s with its state then."""
+    job = await run_in_threadpool(runtime.queue.get, job_id)
+    deadline = time.monotonic() + wait
+    pause = 0.01
+    while job.state not in FINISHED and time.monotonic() < deadline:
+        # Sleep on the event loop (no thread held per waiter), re-reading ever less often up to the store's pace.
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, max(0.25, runtime.queue.store.wait_poll_interval))
+        job = await run_in_threadpool(runtime.queue.get, job_id)
     return JobStatusResponse(
         job_id=job.id,
         status=job.status,

@@ -59,6 +59,13 @@ class CachedSetting:
         with self._lock:
             self._value, self._fetched = value, self._clock()
 
+    def update(self, update: Callable[[Any], Any]) -> Any:
+        """The store's atomic :meth:`~octoqueue.stores.base.Store.update_setting` of this setting; caches the result."""
+        value = self.store.update_setting(self.key, update)
+        with self._lock:
+            self._value, self._fetched = value, self._clock()
+        return value
+
 
 class JobSchema:
     """Get, set and apply the job-data schema."""

@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -20,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from octoqueue.queue import Queue
 from octoqueue.states import JobState
+from octoqueue.stores.base import ReportsRateLimit
 
 log = logging.getLogger("octoqueue.api")
 
@@ -112,10 +112,10 @@ class _StoreCollector(Collector):
             up.add_metric([], 1)
             yield jobs
         yield up
-        budget = getattr(queue.store, "rate_limit", None)
-        if budget is not None:
+        if isinstance(queue.store, ReportsRateLimit):
+            budget = queue.store.rate_limit
             remaining, limit, reset = _rate_limit_families()
-            values = [_field(budget, "remaining"), _field(budget, "limit"), _field(budget, "reset")]
+            values = [budget.remaining, budget.limit, budget.reset.timestamp() if budget.reset is not None else None]
             for family, value in zip((remaining, limit, reset), values, strict=True):
                 if value is not None:
                     family.add_metric([], value)
@@ -130,18 +130,6 @@ def _rate_limit_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeM
             "octoqueue_github_rate_limit_reset_timestamp_seconds", "When GitHub's rate-limit window resets."
         ),
     )
-
-
-def _field(budget: Any, name: str) -> float | None:
-    value = budget.get(name) if isinstance(budget, dict) else getattr(budget, name, None)
-    if value is None:
-        return None
-    if hasattr(value, "timestamp"):
-        return float(value.timestamp())
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class RequestMetricsMiddleware:

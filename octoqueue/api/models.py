@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Header
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints
@@ -56,6 +56,14 @@ Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$"), AfterValidator(c
 #: A label GitHub accepts: 1-50 characters, no comma (commas separate labels in GitHub's filters).
 Label = Annotated[
     str, StringConstraints(min_length=1, max_length=50, pattern=r"^[^,\x00]+$"), AfterValidator(check_text)
+]
+PriorityName = Literal["critical", "high", "normal", "low", "bulk"]
+#: A job's title (GitHub's issue titles are at most 256 characters).
+Title = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00]+$"), AfterValidator(check_text)
+]
+JobType = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00]+$"), AfterValidator(check_text)
 ]
 #: The ``Idempotency-Key`` header: a retry with the same key creates nothing and returns what the first request made.
 IdempotencyKey = Annotated[

@@ -2,13 +2,12 @@
 
 A queue ``q`` is the set of jobs carrying the extra label ``queue:q``; its definition (retries, claim timeout,
 de-duplication) is one entry of the ``queues`` setting, so every server process on the store shares it.
-Creating and deleting queues is a read-modify-write of that setting, serialised within a process; two processes
-defining queues in the same instant may lose one definition (queues are defined rarely, by an admin).
+Creating and deleting queues is one :meth:`~octoqueue.stores.base.Store.update_setting` of that setting, atomic on
+every store: two processes defining queues at once both keep their definitions.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Annotated, Any
 
@@ -40,15 +39,18 @@ class QueueExists(ValueError):
     pass
 
 
+class _NoSuchQueue(LookupError):
+    """Raised inside a setting update to leave the setting as it is (nothing to delete)."""
+
+
 class QueueRegistry:
     """The queue definitions, read through a short cache."""
 
     def __init__(self, store: Store, ttl: float = 1.0) -> None:
         self._setting = CachedSetting(store, SETTING, ttl)
-        self._lock = threading.Lock()
 
-    def _all(self, fresh: bool = False) -> dict[str, Any]:
-        value = self._setting.store.get_setting(SETTING) if fresh else self._setting.get()
+    def _all(self) -> dict[str, Any]:
+        value = self._setting.get()
         return value if isinstance(value, dict) else {}
 
     def list(self) -> list[QueueConfig]:
@@ -59,20 +61,32 @@ class QueueRegistry:
         return QueueConfig.model_validate(raw) if raw is not None else None
 
     def create(self, config: QueueConfig) -> QueueConfig:
-        with self._lock:
-            queues = self._all(fresh=True)
+        """Define ``config``'s queue; :class:`QueueExists` (and nothing stored) when the name is taken."""
+        entry = config.model_dump(mode="json")
+
+        def add(current: Any) -> dict[str, Any]:
+            queues = dict(current) if isinstance(current, dict) else {}
             if config.name in queues:
                 raise QueueExists(config.name)
-            queues[config.name] = config.model_dump(mode="json")
-            self._setting.set(queues)
+            queues[config.name] = entry
+            return queues
+
+        self._setting.update(add)
         return config
 
     def delete(self, name: str) -> bool:
-        with self._lock:
-            queues = self._all(fresh=True)
+        """Remove the queue's definition; False when there was none."""
+
+        def drop(current: Any) -> dict[str, Any]:
+            queues = dict(current) if isinstance(current, dict) else {}
             if queues.pop(name, None) is None:
-                return False
-            self._setting.set(queues)
+                raise _NoSuchQueue(name)
+            return queues
+
+        try:
+            self._setting.update(drop)
+        except _NoSuchQueue:
+            return False
         return True
 
 

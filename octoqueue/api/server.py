@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from octoqueue import __version__
-from octoqueue.api import admin, health, jobs, webhooks, workers
+from octoqueue.api import admin, health, jobs, schedules, ui, webhooks, workers
 from octoqueue.api.auth import API_KEY_HEADER, KeyRing, identify_caller, require_read
 from octoqueue.api.bodylimit import BodyLimitMiddleware
 from octoqueue.api.context import Runtime
@@ -37,11 +37,13 @@ from octoqueue.errors import (
     JobTooLarge,
     OctoqueueError,
     RateLimited,
+    ScheduleNotFound,
     StateConflict,
     StoreUnavailable,
 )
 from octoqueue.queue import Queue
 from octoqueue.retry import RetryPolicy
+from octoqueue.schedules import Scheduler
 from octoqueue.states import LabelScheme
 from octoqueue.stores import open_store
 
@@ -60,6 +62,7 @@ Authentication: the `X-API-Key` header; what a key may do depends on its roles (
 #: Library errors -> HTTP status. The most specific class listed first wins.
 _STATUS: list[tuple[type[OctoqueueError], int]] = [
     (JobNotFound, 404),
+    (ScheduleNotFound, 404),
     (StateConflict, 409),  # LeaseLost included: a stale claim
     (InvalidTransition, 409),
     (JobTooLarge, 413),
@@ -71,7 +74,7 @@ _STATUS: list[tuple[type[OctoqueueError], int]] = [
 ]
 
 
-ROUTERS = (jobs.router, admin.router, workers.router, webhooks.router, health.router)
+ROUTERS = (jobs.router, admin.router, schedules.router, workers.router, webhooks.router, health.router, ui.router)
 
 
 _QUERY_NAMES: dict[int, frozenset[str]] = {}
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
         openapi_tags=[
             {"name": "jobs", "description": "Create jobs (the original Octoqueue API)."},
             {"name": "admin", "description": "The job-data schema."},
+            {"name": "schedules", "description": "Cron schedules: jobs enqueued on a timetable."},
             {"name": "workers", "description": "Starq-compatible queues and the worker loop."},
             {"name": "webhooks", "description": "GitHub webhook receiver."},
             {"name": "health", "description": "Probes and Prometheus metrics."},
@@ -173,6 +177,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     watcher.start()
     worker = _start_worker(settings, queue)
     runtime.worker = worker
+    scheduler = Scheduler(queue.schedules).start() if settings.scheduler else None
+    runtime.scheduler = scheduler
     recovery = asyncio.create_task(_recover_forever(runtime), name="octoqueue-recover")
     app.state.runtime = runtime
     log.info("octoqueue server ready on %s", queue.store.url)
@@ -183,6 +189,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         recovery.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await recovery
+        if scheduler is not None:
+            await run_in_threadpool(scheduler.stop)
         if worker is not None:
             await run_in_threadpool(worker.stop, timeout=60)
         watcher.stop()

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     command: str | None = Field(None, validation_alias=_env("OCTOQUEUE_COMMAND"))
     concurrency: int = Field(1, ge=1, le=256, validation_alias=_env("OCTOQUEUE_CONCURRENCY"))
     worker_labels: str = Field("", validation_alias=_env("OCTOQUEUE_WORKER_LABELS"))
+    #: Fire due cron schedules from this process (any number of processes may: each tick fires once).
+    scheduler: bool = Field(False, validation_alias=_env("OCTOQUEUE_SCHEDULER"))
 
     @field_validator("log_level")
     @classmethod

@@ -49,6 +49,12 @@ def _register() -> None:
     from octoqueue.cli.serve import serve
 
     main.add_command(serve)
+    from octoqueue.cli import schedules
+
+    schedules.register(main)
+    from octoqueue.cli import keys
+
+    keys.register(main)
 
 
 _register()

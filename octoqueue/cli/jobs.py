@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -160,26 +162,69 @@ def fail(job_id: int, comment: str | None, store_url: str, label_prefix: str) ->
         click.echo(queue.fail(job_id, comment).status)
 
 
-@click.command()
-@click.argument("job_id", type=int)
-@click.option("--comment", help="Comment to add.")
-@store_option
-@prefix_option
-def requeue(job_id: int, comment: str | None, store_url: str, label_prefix: str) -> None:
-    """Put a job back to pending, with a fresh attempt budget."""
-    with open_queue(store_url, label_prefix) as queue:
-        click.echo(queue.requeue(job_id, comment).status)
+def _bulk(
+    job_ids: tuple[int, ...],
+    statuses: tuple[str, ...],
+    labels: tuple[str, ...],
+    dry_run: bool,
+    one: Callable[[int], Job],
+    many: Callable[..., list[Job]],
+    verb: str,
+) -> None:
+    """Act on the given jobs, or on every job matching ``--status``/``--label``; one line per job."""
+    if job_ids and (statuses or labels):
+        raise click.UsageError("give job ids or --status/--label filters, not both")
+    if not job_ids and not (statuses or labels):
+        raise click.UsageError(f"give the job ids to {verb}, or --status/--label to {verb} every job matching")
+    if len(job_ids) == 1:  # as before bulk existed: just the new status
+        click.echo(one(job_ids[0]).status)
+        return
+    if job_ids:
+        for job_id in job_ids:
+            click.echo(f"{job_id}  {one(job_id).status}")
+        return
+    filters: dict[str, Any] = {"labels": labels, "dry_run": dry_run}
+    if statuses:
+        filters["states"] = statuses
+    jobs = many(**filters)
+    for job in jobs:
+        click.echo(f"{job.id}  {'would be ' + verb + 'd' if dry_run else job.status}")
+    click.echo(f"{'would ' + verb if dry_run else verb.capitalize() + 'd'} {len(jobs)} job(s)", err=True)
 
 
 @click.command()
-@click.argument("job_id", type=int)
+@click.argument("job_ids", nargs=-1, type=int)
+@click.option("--status", "statuses", multiple=True, type=click.Choice(["completed", "failed", "cancelled"]),
+              help="Requeue every job in this state (repeatable; with only --label: failed) ...")  # fmt: skip
+@click.option("--label", "labels", multiple=True, help="... carrying this label (repeatable; all must match).")
+@click.option("--dry-run", is_flag=True, help="List the jobs a filter matches; change nothing.")
 @click.option("--comment", help="Comment to add.")
 @store_option
 @prefix_option
-def cancel(job_id: int, comment: str | None, store_url: str, label_prefix: str) -> None:
-    """Cancel a pending or processing job."""
+def requeue(job_ids: tuple[int, ...], statuses: tuple[str, ...], labels: tuple[str, ...], dry_run: bool,
+            comment: str | None, store_url: str, label_prefix: str) -> None:  # fmt: skip
+    """Put jobs back to pending, with a fresh attempt budget: JOB_IDS, or every job matching --status/--label
+    (e.g. `octoqueue requeue --status failed --label images`)."""
     with open_queue(store_url, label_prefix) as queue:
-        click.echo(queue.cancel(job_id, comment).status)
+        one = partial(queue.requeue, comment=comment)
+        _bulk(job_ids, statuses, labels, dry_run, one, partial(queue.requeue_where, comment=comment), "requeue")
+
+
+@click.command()
+@click.argument("job_ids", nargs=-1, type=int)
+@click.option("--status", "statuses", multiple=True, type=click.Choice(["pending", "processing"]),
+              help="Cancel every job in this state (repeatable; with only --label: pending) ...")  # fmt: skip
+@click.option("--label", "labels", multiple=True, help="... carrying this label (repeatable; all must match).")
+@click.option("--dry-run", is_flag=True, help="List the jobs a filter matches; change nothing.")
+@click.option("--comment", help="Comment to add.")
+@store_option
+@prefix_option
+def cancel(job_ids: tuple[int, ...], statuses: tuple[str, ...], labels: tuple[str, ...], dry_run: bool,
+           comment: str | None, store_url: str, label_prefix: str) -> None:  # fmt: skip
+    """Cancel pending or processing jobs: JOB_IDS, or every job matching --status/--label."""
+    with open_queue(store_url, label_prefix) as queue:
+        one = partial(queue.cancel, comment=comment)
+        _bulk(job_ids, statuses, labels, dry_run, one, partial(queue.cancel_where, comment=comment), "cancel")
 
 
 @click.command()
@@ -218,12 +263,15 @@ def clear(older_than: float, statuses: tuple[str, ...], store_url: str, label_pr
               help="Write what was processed to this file as JSON.")  # fmt: skip
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip
+@click.option("--scheduler", is_flag=True, envvar="OCTOQUEUE_SCHEDULER",
+              help="Also fire due cron schedules from this process (see `octoqueue schedule`).")  # fmt: skip
 @store_option
 @prefix_option
 def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: int | None, concurrency: int,
          lease: float, timeout: float | None, labels: tuple[str, ...], job_ids: tuple[int, ...], on_failure: str,
          poll_interval: float, retry_initial: float, retry_max: float, retry_strategy: str,
-         summary_json: Path | None, log_level: str, store_url: str, label_prefix: str) -> None:  # fmt: skip
+         summary_json: Path | None, log_level: str, scheduler: bool, store_url: str,
+         label_prefix: str) -> None:  # fmt: skip
     """Run a worker until SIGTERM/SIGINT (or --once / --max-jobs)."""
     from octoqueue.worker import Worker
 
@@ -237,11 +285,22 @@ def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: in
             queue, handler, concurrency=concurrency, lease=lease, timeout=timeout, labels=labels,
             ids=job_ids or None, on_failure=on_failure, poll_interval=poll_interval,  # type: ignore[arg-type]
         )  # fmt: skip
+        if scheduler:  # before the worker runs, so that --once also takes the jobs due now
+            from octoqueue.schedules import Scheduler
+
+            fire = Scheduler(queue.schedules)
+            if once:
+                fire.run_once()
+            else:
+                fire.start()
         try:
             stats = worker.run(once=once, max_jobs=max_jobs)
         except AccessDenied as exc:
             _write_summary(summary_json, {**worker.stats.as_dict(), "error": str(exc), "error_status": exc.status})
             raise
+        finally:
+            if scheduler:
+                fire.stop()
     _write_summary(summary_json, stats.as_dict())
     click.echo(
         f"processed {stats.processed}: {stats.completed} completed, {stats.failed} failed, "

@@ -105,6 +105,11 @@ def _help(text: str, env: str, default: str | None = None) -> str:
     "--worker-label", "worker_labels", multiple=True,
     help=_help("The worker takes only jobs with this label (repeatable).", "OCTOQUEUE_WORKER_LABELS"),
 )  # fmt: skip
+@click.option(
+    "--scheduler/--no-scheduler",
+    default=None,
+    help=_help("Fire due cron schedules from this process (see `octoqueue schedule`).", "OCTOQUEUE_SCHEDULER", "no"),
+)
 def serve(**options: Any) -> None:
     """Run the HTTP API: /create-job, /admin/schema, the Starq-compatible /api/v1 worker API, GitHub webhooks,
     /health, /ready and /metrics."""

@@ -1,9 +1,20 @@
-"""Stores, chosen by URL. Concrete modules are imported only when their scheme is asked for."""
+"""Stores, chosen by URL. Concrete modules are imported only when their scheme is asked for.
+
+The built-in schemes are in :data:`SCHEMES`. A store from another package adds its scheme with an entry point in
+the group :data:`ENTRY_POINT_GROUP`, named by the scheme, naming its factory (see docs/design.md, "Writing a store")::
+
+    [project.entry-points."octoqueue.stores"]
+    foo = "octoqueue_foo:FooStore.from_url"
+
+A built-in scheme cannot be replaced that way: its entry point is ignored.
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
 from urllib.parse import urlsplit
 
 from octoqueue.errors import ConfigurationError
@@ -18,26 +29,58 @@ SCHEMES: dict[str, str] = {
     "github": "octoqueue.stores.github:GitHubStore.from_url",
 }
 
+#: The entry-point group through which installed packages add store schemes.
+ENTRY_POINT_GROUP = "octoqueue.stores"
+
+
+def installed_stores() -> dict[str, EntryPoint]:
+    """The schemes installed packages add (scheme -> entry point), built-in schemes left out."""
+    found: dict[str, EntryPoint] = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        scheme = point.name.lower()
+        if scheme not in SCHEMES:
+            found.setdefault(scheme, point)
+    return found
+
+
+def _factory(scheme: str, url: str) -> Callable[..., object]:
+    target = SCHEMES.get(scheme)
+    if target is not None:
+        module_name, _, attr = target.partition(":")
+        factory: object = importlib.import_module(module_name)
+        for part in attr.split("."):
+            factory = getattr(factory, part)
+        assert callable(factory)
+        return factory
+    installed = installed_stores()
+    point = installed.get(scheme)
+    if point is None:
+        known = ", ".join(f"{s}://" for s in [*SCHEMES, *sorted(installed)])
+        raise ConfigurationError(f"unknown store URL {url!r}: use one of {known}")
+    package = point.dist.name if point.dist is not None else point.value
+    try:
+        loaded = point.load()
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"the {scheme}:// store of {package} cannot be loaded ({point.value}): {exc}") from exc
+    if not callable(loaded):
+        raise ConfigurationError(f"the {scheme}:// store of {package} names {point.value}, which is not callable")
+    return loaded
+
 
 def open_store(url: str | None = None, **options: object) -> Store:
-    """Open the store named by ``url`` (else env ``OCTOQUEUE_STORE``, else the embedded SQLite default)."""
+    """Open the store named by ``url`` (else env ``OCTOQUEUE_STORE``, else the embedded SQLite default).
+
+    ``options`` go to the store's factory (``clock=`` is one every store takes).
+    """
     url = url or os.environ.get("OCTOQUEUE_STORE") or DEFAULT_STORE_URL
     try:
         scheme = urlsplit(url).scheme.lower()
     except ValueError as exc:  # e.g. an unclosed "[" (urlsplit reads it as an IPv6 address)
         raise ConfigurationError(f"store URL {url!r} cannot be read: {exc}") from None
-    target = SCHEMES.get(scheme)
-    if target is None:
-        known = ", ".join(f"{s}://" for s in SCHEMES)
-        raise ConfigurationError(f"unknown store URL {url!r}: use one of {known}")
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    factory: object = module
-    for part in attr.split("."):
-        factory = getattr(factory, part)
-    store = factory(url, **options)  # type: ignore[operator]
-    assert isinstance(store, Store)
+    store = _factory(scheme, url)(url, **options)
+    if not isinstance(store, Store):
+        raise ConfigurationError(f"the {scheme}:// factory made a {type(store).__name__}, not an octoqueue Store")
     return store
 
 
-__all__ = ["DEFAULT_STORE_URL", "SCHEMES", "Store", "open_store"]
+__all__ = ["DEFAULT_STORE_URL", "ENTRY_POINT_GROUP", "SCHEMES", "Store", "installed_stores", "open_store"]

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 from octoqueue.errors import JobNotFound
 from octoqueue.job import Job
-from octoqueue.states import JobState, has_labels
+from octoqueue.states import JobState
 from octoqueue.stores._github_issues import Record, claim_ref
-from octoqueue.stores.base import lease_until
+from octoqueue.stores.base import claim_order, claimed, is_runnable
 
 if TYPE_CHECKING:
     from octoqueue.stores.github import GitHubStore
@@ -53,16 +53,8 @@ def claim_name(record: Record) -> str:
 
 
 def runnable(record: Record, now: datetime, labels: Collection[str], types: Collection[str] | None) -> bool:
-    """Pending, open, due, carrying ``labels`` and of one of ``types`` (when given)."""
-    job = record.job
-    return (
-        record.kind == "job"
-        and job.state is JobState.PENDING
-        and job.open
-        and (job.run_at is None or job.run_at <= now)
-        and has_labels(job.labels, labels)
-        and (types is None or job.type in types)
-    )
+    """A job's issue (not the settings') whose job a claim may take (:func:`~octoqueue.stores.base.is_runnable`)."""
+    return record.kind == "job" and is_runnable(record.job, now, labels=labels, types=types)
 
 
 def spread(candidates: list[Record], width: int) -> list[Record]:
@@ -153,7 +145,7 @@ class Claimer:
                 for r in listing.records
                 if runnable(r, now, labels, types) and moment - listing.tried.get(claim_name(r), -1e18) >= self.grace
             ]
-        return sorted(found, key=lambda r: (r.job.priority, r.job.id))
+        return sorted(found, key=lambda r: claim_order(r.job))
 
     def _claim_from(
         self,
@@ -198,17 +190,7 @@ class Claimer:
         if not store.refs.take(claim_name(record), still_current=lambda: store.unchanged(record)):
             return None
         started = store.client.last_sent()  # when the ref was sent: the wait for the pacer before it does not count
-        now = store.now()
-        job = record.job.model_copy(
-            update={
-                "state": JobState.PROCESSING,
-                "open": True,
-                "attempt": record.job.attempt + 1,
-                "worker": worker,
-                "lease_expires_at": lease_until(now, lease),
-                "updated_at": now,
-            }
-        )
+        job = claimed(record.job, worker=worker, lease=lease, now=store.now())
         return store.write(record, job, record.gen, deadline=store.refs.deadline(started))
 
     def _claim_ids(
@@ -228,9 +210,7 @@ class Claimer:
             except JobNotFound:
                 continue
         now = self._store.now()
-        ready = sorted(
-            (r for r in records if runnable(r, now, labels, types)), key=lambda r: (r.job.priority, r.job.id)
-        )
+        ready = sorted((r for r in records if runnable(r, now, labels, types)), key=lambda r: claim_order(r.job))
         claimed: list[Job] = []
         for record in ready:
             if len(claimed) >= limit:

@@ -153,11 +153,13 @@ def _archive(store: GitHubStore, record: Record) -> None:
     if job.state is not None and job.state.state_reason:
         data["state_reason"] = job.state.state_reason
     client = store.client
-    client.call(
+    response = client.call(
         lambda gh: gh.rest.issues.update(store.owner, store.repo, job.id, data=cast(Any, data)),
         expect=(404, 410),
         what=f"archive job {job.id}",
     )
+    if response.status_code == 200:
+        store.wrote(response.json())  # else a read of the job waits out read_lag for the completed write
     if store.lock_purged:
         client.call(
             lambda gh: gh.rest.issues.lock(store.owner, store.repo, job.id, data={"lock_reason": "resolved"}),

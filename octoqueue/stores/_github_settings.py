@@ -23,16 +23,16 @@ upgrade an operator who checked the old issue names it with :meth:`SettingsIssue
 from __future__ import annotations
 
 import copy
-import json
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from octoqueue import body as issue_body
-from octoqueue.errors import ConfigurationError, InvalidJobData, StoreUnavailable
+from octoqueue.errors import ConfigurationError, StoreUnavailable
 from octoqueue.stores._github_client import Ambiguous
 from octoqueue.stores._github_issues import settings_create_ref, settings_issue_ref, settings_ref
+from octoqueue.stores.base import checked_setting
 
 if TYPE_CHECKING:
     from octoqueue.stores.github import GitHubStore
@@ -100,10 +100,10 @@ class SettingsIssue:
         for _ in range(12):
             found = self._read()
             if found is None:
+                value = checked_setting(key, update(None))  # before the ref: an update that raises takes nothing
                 if store.refs.take(
                     settings_create_ref(store.labels.prefix), still_current=lambda: self._find() is None
                 ):
-                    value = _checked(key, update(None))
                     self._create({} if value is None else {key: value})
                     return value
             else:
@@ -115,7 +115,7 @@ class SettingsIssue:
                     now = self._read()
                     return now is not None and now[2] == revision
 
-                value = _checked(key, update(copy.deepcopy(values.get(key))))
+                value = checked_setting(key, update(copy.deepcopy(values.get(key))))
                 if store.refs.take(name, still_current=unchanged):
                     values = dict(values)
                     if value is None:
@@ -170,11 +170,3 @@ class SettingsIssue:
                 self._number = number
             return
         raise StoreUnavailable("could not create the settings issue")
-
-
-def _checked(key: str, value: Any) -> Any:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidJobData(f"setting {key!r} is not a JSON value: {exc}") from exc
-    return value

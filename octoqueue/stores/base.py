@@ -3,22 +3,33 @@
 A store keeps jobs as the label-state model describes them (an issue: number, title, body data, one status label
 plus extra labels, open/closed, comments). The queue core talks to stores only through :class:`Store`; each
 backend enforces every state change atomically in its own native way (a SQLite ``BEGIN IMMEDIATE``, a git ref
-created only if absent on GitHub, ...). The contract tests in ``tests/contract`` hold every store to it.
+created only if absent on GitHub, ...). The contract kit :mod:`octoqueue.testing.contract` holds every store to
+it; ``docs/design.md`` ("Writing a store") shows how to write one.
+
+The job rules every store applies are written here once: :func:`is_runnable` (which pending jobs a claim may take),
+:func:`claim_order`, :func:`claimed` (the record a claim makes), :func:`apply_transition` and :func:`expire`.
+Abilities only some stores have are declared as protocols (:class:`RemovesLabels`, :class:`ReportsRateLimit`,
+:class:`WakesWorkflows`), checked with ``isinstance``.
 """
 
 from __future__ import annotations
 
 import builtins
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from octoqueue.body import MAX_BODY_CHARS
-from octoqueue.errors import InvalidTransition, JobNotFound, StateConflict
+from octoqueue.errors import InvalidJobData, InvalidTransition, JobNotFound, StateConflict
 from octoqueue.job import MUTABLE_FIELDS, Comment, Job, NewJob, Page, utcnow
-from octoqueue.states import JobState, LabelScheme
+from octoqueue.states import JobState, LabelScheme, has_labels
+
+#: What a store reads the time from: a callable returning a timezone-aware UTC datetime (tests pass
+#: :class:`octoqueue.testing.clock.ManualClock`).
+Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -37,18 +48,25 @@ class Store(ABC):
 
     #: The URL the store was opened from (secrets removed).
     url: str = ""
+    #: How often a waiter (``Queue.wait``) re-reads a job changed by another process, in seconds.
+    wait_poll_interval: float = 0.02
 
     #: The longest comment :meth:`comment` accepts (characters). GitHub's limit on every store, so that a queue
     #: can move to GitHub; the queue checks a comment against it before it moves the job the comment is about.
     max_comment_chars: int = MAX_BODY_CHARS
 
-    def __init__(self, labels: LabelScheme | None = None) -> None:
+    def __init__(self, labels: LabelScheme | None = None, *, clock: Clock | None = None) -> None:
         self.labels = labels or LabelScheme()
+        self._clock: Clock = clock or utcnow
 
     # -- time -------------------------------------------------------------------------------------------------
     def now(self) -> datetime:
-        """The store's clock (UTC). Leases and delays are measured on it, not on a worker's clock."""
-        return utcnow()
+        """The store's clock (UTC). Leases and delays are measured on it, not on a worker's clock.
+
+        It is the ``clock`` the store was made with (the real time by default): every time a store compares or
+        stamps comes from here, so a test that moves a ManualClock moves the store's time.
+        """
+        return self._clock()
 
     # -- jobs -------------------------------------------------------------------------------------------------
     @abstractmethod
@@ -178,8 +196,19 @@ class Store(ABC):
         """A JSON value stored under ``key``, or None."""
 
     @abstractmethod
+    def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
+        """Replace the value under ``key`` by ``update(current)`` atomically and return the new value.
+
+        ``current`` is the stored value (None when there is none); ``update`` returning None deletes the key. No
+        update is lost when processes write one key at once: each ``update`` sees the value the previous one left
+        (a store that checks a revision rather than locking may call ``update`` again on the fresh value, so it
+        must have no side effects). A value that is not JSON raises :class:`~octoqueue.errors.InvalidJobData`
+        and stores nothing.
+        """
+
     def set_setting(self, key: str, value: Any) -> None:
         """Store a JSON value under ``key`` (None deletes it); visible to every process using the store."""
+        self.update_setting(key, lambda _current: value)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store is unusable afterwards."""
@@ -194,6 +223,71 @@ class Store(ABC):
             if page.cursor is None:
                 return
             cursor = page.cursor
+
+
+# -- the job rules, written once --------------------------------------------------------------------------------
+def is_runnable(
+    job: Job,
+    now: datetime,
+    *,
+    labels: Collection[str] = (),
+    types: Collection[str] | None = None,
+    ids: Collection[int] | None = None,
+) -> bool:
+    """Whether :meth:`Store.claim` may take ``job`` at ``now`` with these filters.
+
+    Pending and open, ``run_at`` absent or not after ``now``, carrying every one of ``labels`` (compared as GitHub
+    compares label names: ignoring case), of one of ``types`` when given, one of ``ids`` when given.
+    """
+    return (
+        job.state is JobState.PENDING
+        and job.open
+        and (job.run_at is None or job.run_at <= now)
+        and has_labels(job.labels, labels)
+        and (types is None or job.type in types)
+        and (ids is None or job.id in ids)
+    )
+
+
+def is_listed(
+    job: Job, *, states: Collection[JobState] | None = None, labels: Collection[str] = (), open: bool | None = None
+) -> bool:
+    """Whether :meth:`Store.list` with these filters lists ``job``: in one of ``states`` (any state, or none, when
+    None), carrying every one of ``labels`` (ignoring case), open or closed as ``open`` says (either when None)."""
+    return (
+        (states is None or job.state in states)
+        and (open is None or job.open == open)
+        and has_labels(job.labels, labels)
+    )
+
+
+def claim_order(job: Job) -> tuple[int, int]:
+    """The order claims take runnable jobs in: priority (0 first), then oldest (lowest id) first."""
+    return (job.priority, job.id)
+
+
+def claimed(job: Job, *, worker: str, lease: float, now: datetime) -> Job:
+    """The record a claim makes of a runnable ``job``: processing, ``attempt`` + 1 (the fencing token), ``worker``
+    set, the lease ending ``lease`` seconds after ``now``."""
+    return job.model_copy(
+        update={
+            "state": JobState.PROCESSING,
+            "open": True,
+            "attempt": job.attempt + 1,
+            "worker": worker,
+            "lease_expires_at": lease_until(now, lease),
+            "updated_at": now,
+        }
+    )
+
+
+def checked_setting(key: str, value: Any) -> Any:
+    """``value`` when it can be stored as a setting (JSON, no NaN); else :class:`~octoqueue.errors.InvalidJobData`."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJobData(f"setting {key!r} is not a JSON value: {exc}") from exc
+    return value
 
 
 def expected_set(expected: JobState | Collection[JobState] | None) -> frozenset[JobState] | None:
@@ -270,3 +364,43 @@ def expire(job: Job, now: datetime) -> Job:
         changes={"last_error": f"lease of attempt {job.attempt} expired{who}; no attempts left"},
         now=now,
     )
+
+
+# -- optional abilities (the server asks with isinstance) ---------------------------------------------------------
+@runtime_checkable
+class RemovesLabels(Protocol):
+    """A store whose jobs carry labels people add by hand (GitHub's ``requeue``), which the server takes off."""
+
+    def remove_label(self, job_id: int, name: str) -> None:
+        """Take the extra label ``name`` off job ``job_id``; a label already gone is fine. Status labels are refused
+        (ValueError): they move only through :meth:`Store.transition`."""
+
+
+class RateBudget(Protocol):
+    """An API budget's counters, each None until the backend reported it."""
+
+    @property
+    def limit(self) -> int | None: ...
+
+    @property
+    def remaining(self) -> int | None: ...
+
+    @property
+    def reset(self) -> datetime | None: ...
+
+
+@runtime_checkable
+class ReportsRateLimit(Protocol):
+    """A store behind a rate-limited API (GitHub); ``/metrics`` shows its budget."""
+
+    @property
+    def rate_limit(self) -> RateBudget:
+        """The budget as the latest response told it."""
+
+
+@runtime_checkable
+class WakesWorkflows(Protocol):
+    """A store that starts a worker workflow for each job it creates (GitHub's ``repository_dispatch``)."""
+
+    def workflow_woken(self, job_id: int) -> bool | None:
+        """Whether the wake-up for a job this store created recently went through; None when it sent none."""

@@ -64,7 +64,7 @@ from octoqueue.stores._github_issues import (
 )
 from octoqueue.stores._github_refs import RefLocks
 from octoqueue.stores._github_settings import SettingsIssue
-from octoqueue.stores.base import Store, apply_transition, check_changes, expire
+from octoqueue.stores.base import Clock, Store, apply_transition, check_changes, expire
 
 log = logging.getLogger("octoqueue.github")
 
@@ -101,8 +101,13 @@ class GitHubStore(Store):
     lost a claim race to another process (a single claimer always takes the oldest);
     ``lock_purged`` locks the issues of purged jobs. ``wake_workflow`` (default: env ``OCTOQUEUE_DISPATCH``) sends
     a ``repository_dispatch`` (``octoqueue-job``, ``client_payload.job_id``) after each job created runnable, for
-    producers whose issues start no workflow run (those using a workflow's ``GITHUB_TOKEN``).
+    producers whose issues start no workflow run (those using a workflow's ``GITHUB_TOKEN``). ``clock``: what
+    :meth:`now` reads, by default GitHub's clock as estimated from its ``Date`` headers (tests pass a
+    :class:`~octoqueue.testing.clock.ManualClock`; rate-limit waits stay on GitHub's clock).
     """
+
+    #: A waiter re-reads the issue this often: a conditional GET that GitHub answers 304 costs no rate limit.
+    wait_poll_interval = 2.0
 
     def __init__(
         self,
@@ -135,10 +140,11 @@ class GitHubStore(Store):
         lock_purged: bool = True,
         user_agent: str | None = None,
         wake_workflow: bool | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if labels is not None and prefix is not None and labels.prefix != prefix:
             raise ConfigurationError("give labels= or prefix=, not both")
-        super().__init__(labels or LabelScheme(prefix or ""))
+        super().__init__(labels or LabelScheme(prefix or ""), clock=clock)
         self.owner, self.repo = _repo_name(repo, owner)
         api = (base_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
         self.base_url = api
@@ -176,6 +182,8 @@ class GitHubStore(Store):
             max_rate_limit_wait=max_rate_limit_wait,
             user_agent=user_agent,
         )
+        if clock is None:
+            self._clock = self._client.clock.now  # GitHub's clock, as estimated from its ``Date`` headers
         self._path = f"/repos/{self.owner}/{self.repo}"
         self._lock = threading.RLock()
         self._setup_lock = threading.Lock()
@@ -222,10 +230,6 @@ class GitHubStore(Store):
     def request_stats(self) -> dict[str, int]:
         """Requests sent by this store: ``requests``, ``writes``, ``not_modified`` and one count per method."""
         return dict(self._client.stats)
-
-    def now(self) -> datetime:
-        """GitHub's clock, as estimated from its ``Date`` headers."""
-        return self._client.clock.now()
 
     def close(self) -> None:
         self._client.close()
@@ -456,9 +460,6 @@ class GitHubStore(Store):
 
     def get_setting(self, key: str) -> Any:
         return self._settings.get(key)
-
-    def set_setting(self, key: str, value: Any) -> None:
-        self.update_setting(key, lambda _current: value)
 
     def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
         """Replace the value under ``key`` by ``update(current)`` atomically (None deletes it); return the new

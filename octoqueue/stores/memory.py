@@ -6,21 +6,31 @@ import builtins
 import copy
 import itertools
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
 from octoqueue.errors import JobNotFound
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState, LabelScheme
-from octoqueue.stores.base import Store, apply_transition, expire, lease_until
+from octoqueue.stores.base import (
+    Clock,
+    Store,
+    apply_transition,
+    checked_setting,
+    claim_order,
+    claimed,
+    expire,
+    is_listed,
+    is_runnable,
+)
 
 
 class MemoryStore(Store):
     """Jobs in a dict behind one lock. ``memory://`` opens a fresh one each time."""
 
-    def __init__(self, labels: LabelScheme | None = None) -> None:
-        super().__init__(labels)
+    def __init__(self, labels: LabelScheme | None = None, *, clock: Clock | None = None) -> None:
+        super().__init__(labels, clock=clock)
         self.url = "memory://"
         self._lock = threading.RLock()
         self._jobs: dict[int, Job] = {}
@@ -68,11 +78,7 @@ class MemoryStore(Store):
             found: list[Job] = []
             for job_id in ids:
                 job = self._jobs[job_id]
-                if wanted is not None and job.state not in wanted:
-                    continue
-                if open is not None and job.open != open:
-                    continue
-                if not set(labels) <= set(job.labels):
+                if not is_listed(job, states=wanted, labels=labels, open=open):
                     continue
                 found.append(job)
                 if len(found) > limit:
@@ -94,30 +100,15 @@ class MemoryStore(Store):
         with self._lock:
             now = self.now()
             runnable = [
-                job
-                for job in self._jobs.values()
-                if job.state is JobState.PENDING
-                and (job.run_at is None or job.run_at <= now)
-                and set(labels) <= set(job.labels)
-                and (types is None or job.type in types)
-                and (ids is None or job.id in ids)
+                job for job in self._jobs.values() if is_runnable(job, now, labels=labels, types=types, ids=ids)
             ]
-            runnable.sort(key=lambda j: (j.priority, j.id))
-            claimed = []
+            runnable.sort(key=claim_order)
+            taken = []
             for job in runnable[:limit]:
-                new = job.model_copy(
-                    update={
-                        "state": JobState.PROCESSING,
-                        "open": True,
-                        "attempt": job.attempt + 1,
-                        "worker": worker,
-                        "lease_expires_at": lease_until(now, lease),
-                        "updated_at": now,
-                    }
-                )
+                new = claimed(job, worker=worker, lease=lease, now=now)
                 self._jobs[job.id] = new
-                claimed.append(new)
-            return claimed
+                taken.append(new)
+            return taken
 
     def transition(
         self,
@@ -183,12 +174,14 @@ class MemoryStore(Store):
         with self._lock:
             return copy.deepcopy(self._settings.get(key))
 
-    def set_setting(self, key: str, value: Any) -> None:
+    def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
         with self._lock:
+            value = checked_setting(key, update(copy.deepcopy(self._settings.get(key))))
             if value is None:
                 self._settings.pop(key, None)
             else:
                 self._settings[key] = copy.deepcopy(value)
+            return copy.deepcopy(value)
 
 
 __all__ = ["MemoryStore"]

@@ -137,11 +137,13 @@ def test_count_and_purge_use_the_partial_indexes(store: SQLiteStore) -> None:
 
 
 def test_an_old_database_loses_the_jobs_state_index(tmp_path: Path) -> None:
+    """Files with jobs_state were written before schema versions were counted: their user_version is 0."""
     path = tmp_path / "old.db"
     SQLiteStore(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute("DROP INDEX jobs_finished")
         conn.execute("CREATE INDEX jobs_state ON jobs (state, updated_at)")
+        conn.execute("PRAGMA user_version = 0")
     store = SQLiteStore(path)
     try:
         names = {row[0] for row in store._conn().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}

@@ -17,6 +17,7 @@ from octoqueue.errors import OctoqueueError
 from octoqueue.job import NewJob
 from octoqueue.queue import Queue
 from octoqueue.states import JobState
+from octoqueue.stores._sqlite_migrations import latest
 from octoqueue.stores.sqlite import SQLiteStore
 
 EXPECTED = (
@@ -236,7 +237,7 @@ def test_an_older_file_gets_the_table_filled_once(tmp_path: Path) -> None:
     assert len(want) > 30
     store = SQLiteStore(path)
     assert rows(store) == want
-    assert store._conn().execute("PRAGMA user_version").fetchone() == (1,)
+    assert store._conn().execute("PRAGMA user_version").fetchone() == (latest(),)
     first = store.claim(worker="w", lease=60, labels=["queue:a"], limit=2)
     assert [(j.priority, j.id) for j in first] == sorted((p, i) for label, p, i in want if label == "queue:a")[:2]
     assert consistent(store)

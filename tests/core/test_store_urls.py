@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from octoqueue.errors import OctoqueueError
+from octoqueue.errors import ConfigurationError, OctoqueueError
 from octoqueue.stores import Store, open_store
 
 
@@ -64,25 +64,39 @@ def test_hostile_urls_open_or_are_refused_clearly(url: str) -> None:
     opens_or_refuses(url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLiteStore.from_url lets int()'s ValueError and the NUL byte's ValueError through (for store-kit, "
-    "which owns octoqueue/stores/sqlite.py)",
+@pytest.mark.parametrize(
+    ("url", "names"),
+    [
+        ("sqlite:///x.db?busy_timeout=soon", "busy_timeout"),
+        ("sqlite:///x.db?busy_timeout=1.5", "busy_timeout"),
+        ("sqlite:///x.db?busy_timeout=-1", "busy_timeout"),
+        ("sqlite:///x%00.db", "NUL"),
+        ("sqlite:///x.db?synchronus=FULL", "synchronus"),
+        ("sqlite:///x.db?synchronous=sometimes", "synchronous"),
+    ],
 )
-@pytest.mark.parametrize("url", ["sqlite:///x.db?busy_timeout=soon", "sqlite:///x%00.db"])
-def test_sqlite_url_values_are_refused_clearly(url: str) -> None:
-    opens_or_refuses(url)
+def test_sqlite_url_values_are_refused_clearly(url: str, names: str) -> None:
+    with pytest.raises(ConfigurationError, match=names):
+        open_store(url)
+    assert os.listdir() == []  # refused before any file was made
+
+
+def test_sqlite_url_options_are_applied() -> None:
+    store = open_store("sqlite:///x.db?busy_timeout=1234&synchronous=full")
+    try:
+        conn = store._conn()  # type: ignore[attr-defined]
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (1234,)
+        assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    finally:
+        store.close()
 
 
 schemes = st.sampled_from(["memory", "github", "GitHub", "sqlite", "http", "", "s3", "memory:", "github:"])
-# sqlite paths without "/" (files stay in the test's folder) and without the two known sqlite failures above
+# sqlite paths without "/" (files stay in the test's folder)
 rest = st.text(alphabet="abcXYZ019._-~@:[]%?=&#!$ ", max_size=25)
 
 
 @given(scheme=schemes, netloc=rest, path=rest)
 @settings(max_examples=300, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_any_url_opens_or_is_refused_clearly(scheme: str, netloc: str, path: str) -> None:
-    url = f"{scheme}://{netloc}/{path}"
-    if scheme == "sqlite" and ("busy_timeout" in url or "%00" in url):
-        return  # the xfail above
-    opens_or_refuses(url)
+    opens_or_refuses(f"{scheme}://{netloc}/{path}")

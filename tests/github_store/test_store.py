@@ -340,6 +340,18 @@ def test_purge_archives_and_deletes_refs(fake: FakeGitHub, store: GitHubStore) -
     assert again.id != job.id
 
 
+def test_a_job_just_purged_reads_as_gone_at_once(make_store: MakeStore) -> None:
+    """The archive is a write of this store: a read right after it does not wait out read_lag for the replica."""
+    store = make_store(read_lag=30.0)
+    job = store.create(new())
+    store.transition(job.id, expected=JobState.PENDING, target=JobState.COMPLETED)
+    assert store.purge(states=[JobState.COMPLETED], older_than=store.now() + timedelta(seconds=5)) == 1
+    started = time.monotonic()
+    with pytest.raises(JobNotFound):
+        store.get(job.id)
+    assert time.monotonic() - started < 10
+
+
 def test_comments_roundtrip(fake: FakeGitHub, store: GitHubStore) -> None:
     job = store.create(new())
     note = store.comment(job.id, "hello **world**")

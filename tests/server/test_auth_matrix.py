@@ -19,6 +19,10 @@ from octoqueue.api import create_app
 from .conftest import KEYS, new_queue, serve, test_settings
 
 PUBLIC, READ, PRODUCER, WORKER, ADMIN, SIGNED = "public", "read", "producer", "worker", "admin", "signed"
+#: The dashboard authenticates with a session cookie, never the API key header: its pages answer (a page, or a
+#: redirect to its login), its forms refuse a request without the CSRF cookie and token (403), whatever the key.
+#: Its event stream is tested in test_dashboard.py (it never ends, so the matrix does not call it).
+UI_PAGE, UI_FORM, UI_STREAM = "ui-page", "ui-form", "ui-stream"
 
 #: (method, path) -> who may call it. SIGNED: a GitHub signature, which no API key replaces.
 ACCESS: dict[tuple[str, str], str] = {
@@ -47,6 +51,23 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/queues"): ADMIN,
     ("DELETE", "/api/v1/queues/{name}"): ADMIN,
     ("POST", "/webhooks/github"): SIGNED,
+    ("GET", "/schedules"): READ,
+    ("GET", "/schedules/{schedule_id}"): READ,
+    ("PUT", "/schedules/{schedule_id}"): ADMIN,
+    ("DELETE", "/schedules/{schedule_id}"): ADMIN,
+    ("POST", "/schedules/{schedule_id}/enable"): ADMIN,
+    ("POST", "/schedules/{schedule_id}/disable"): ADMIN,
+    ("POST", "/schedules/{schedule_id}/trigger"): PRODUCER,
+    ("GET", "/ui"): UI_PAGE,
+    ("GET", "/ui/jobs"): UI_PAGE,
+    ("GET", "/ui/jobs/{job_id}"): UI_PAGE,
+    ("GET", "/ui/login"): UI_PAGE,
+    ("GET", "/ui/static/{name}"): UI_PAGE,
+    ("GET", "/ui/events"): UI_STREAM,
+    ("POST", "/ui/jobs/{job_id}/{action}"): UI_FORM,
+    ("POST", "/ui/clear"): UI_FORM,
+    ("POST", "/ui/login"): UI_FORM,
+    ("POST", "/ui/logout"): UI_FORM,
 }
 
 CALLERS = ["none", "wrong", "producer", "worker", "reader", "admin"]
@@ -54,8 +75,10 @@ ALLOWED = "allowed"  # anything but 401/403 (and never 5xx): what the request it
 
 
 def expected(access: str, caller: str, open_reads: bool) -> int | str:
-    if access == PUBLIC:
+    if access in (PUBLIC, UI_PAGE):
         return ALLOWED
+    if access == UI_FORM:
+        return 403
     if access == SIGNED:
         return 401  # unsigned, whatever the key
     if caller == "wrong" or (caller == "none" and not (access == READ and open_reads)):
@@ -101,7 +124,9 @@ def test_each_cell_gets_its_status(live: tuple[str, bool], caller: str) -> None:
     headers = {} if caller == "none" else {"X-API-Key": "not-a-key" if caller == "wrong" else KEYS[caller]}
     wrong: list[str] = []
     for (method, path), access in sorted(ACCESS.items()):
-        url = base + path.replace("{job_id}", "1").replace("{name}", "matrix")
+        if access == UI_STREAM:
+            continue
+        url = base + path.replace("{job_id}", "1").replace("{name}", "matrix").replace("{action}", "cancel")
         response = requests.request(method, url, headers=headers, json={}, timeout=10)
         want = expected(access, caller, open_reads)
         got = response.status_code

@@ -50,6 +50,7 @@ SAMPLES: dict[str, str] = {
     "settings_cache_seconds": "0",
     "metrics_cache_seconds": "2.5",
     "worker": "false",
+    "scheduler": "true",
     "handler": "mod:fn",
     "concurrency": "4",
     "worker_labels": "a,b",

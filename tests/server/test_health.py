@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from octoqueue.errors import StoreUnavailable
 from octoqueue.queue import Queue
 from octoqueue.states import JobState
+from octoqueue.stores._github_client import RateLimit
 from octoqueue.stores.memory import MemoryStore
 
 from .conftest import LiveServer, headers
@@ -79,8 +81,8 @@ def test_metrics_report_jobs_and_requests(server: LiveServer) -> None:
 
 class BudgetedStore(MemoryStore):
     @property
-    def rate_limit(self) -> dict[str, Any]:
-        return {"remaining": 4321, "limit": 5000, "reset": 1_800_000_000}
+    def rate_limit(self) -> RateLimit:
+        return RateLimit(remaining=4321, limit=5000, reset=datetime.fromtimestamp(1_800_000_000, UTC))
 
 
 def test_metrics_show_the_github_budget_when_the_store_has_one(make_server: Any) -> None:

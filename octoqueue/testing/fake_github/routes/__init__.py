@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from octoqueue.testing.fake_github.routes import comments, control, git, issues, labels, meta
+from octoqueue.testing.fake_github.routes import comments, control, git, html, issues, labels, meta
 
 #: Order matters: literal segments (``issues/comments``) before parameters (``issues/{number}``), and the
 #: catch-all 404 last.
@@ -15,5 +15,6 @@ ROUTES: list[BaseRoute] = [
     *labels.routes,
     *issues.routes,
     *git.routes,
+    *html.routes,
     *meta.fallback,
 ]

@@ -1,0 +1,113 @@
+"""Who is looking at the dashboard: login sessions (an API key exchanged for a cookie) and CSRF tokens.
+
+A session lives in this server process's memory (a restart or another server behind a load balancer asks for the
+key again). Its cookie is ``HttpOnly``, ``SameSite=Strict`` and scoped to ``/ui``. Every form that changes
+something carries a CSRF token that must equal the ``oq_csrf`` cookie (a double-submit token): a page of another
+site can make a browser send the cookies, but cannot read them to fill in the form.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from octoqueue.api.auth import ANONYMOUS, OPEN, KeyRing, Principal, Role
+
+SESSION_COOKIE = "oq_session"
+CSRF_COOKIE = "oq_csrf"
+SESSION_SECONDS = 8 * 3600
+#: Most sessions kept at once; the oldest are forgotten first.
+MAX_SESSIONS = 10_000
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The person at the browser: what they may see and do."""
+
+    principal: Principal
+    logged_in: bool
+
+    @property
+    def can_read(self) -> bool:
+        return self.principal is OPEN or self.logged_in or self.principal is ANONYMOUS
+
+    @property
+    def can_act(self) -> bool:
+        return self.principal.can(Role.ADMIN)
+
+
+class Sessions:
+    def __init__(self) -> None:
+        self._sessions: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def open(self, principal: Principal) -> str:
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            if len(self._sessions) >= MAX_SESSIONS:
+                oldest = min(self._sessions, key=lambda t: self._sessions[t][1])
+                del self._sessions[oldest]
+            self._sessions[token] = (principal, time.monotonic() + SESSION_SECONDS)
+        return token
+
+    def find(self, token: str | None) -> Principal | None:
+        if not token:
+            return None
+        with self._lock:
+            found = self._sessions.get(token)
+            if found is None:
+                return None
+            if found[1] < time.monotonic():
+                del self._sessions[token]
+                return None
+            return found[0]
+
+    def close(self, token: str | None) -> None:
+        with self._lock:
+            self._sessions.pop(token or "", None)
+
+
+def viewer(request: Request, ring: KeyRing, sessions: Sessions, open_reads: bool) -> Viewer:
+    """Who is at the browser: everyone when no key is configured, a logged-in key's holder, else anonymous (who
+    may read only when reads are open)."""
+    if not ring.enabled:
+        return Viewer(OPEN, logged_in=False)
+    principal = sessions.find(request.cookies.get(SESSION_COOKIE))
+    if principal is not None:
+        return Viewer(principal, logged_in=True)
+    return Viewer(ANONYMOUS if open_reads else Principal("nobody", frozenset()), logged_in=False)
+
+
+def csrf_token(request: Request) -> str:
+    """The browser's CSRF token (a new one when it has none; :func:`set_csrf_cookie` sends it)."""
+    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+
+
+def csrf_ok(request: Request, submitted: str | None) -> bool:
+    cookie = request.cookies.get(CSRF_COOKIE)
+    return bool(cookie and submitted) and hmac.compare_digest(str(cookie), str(submitted))
+
+
+def set_csrf_cookie(request: Request, response: Response, token: str) -> None:
+    if request.cookies.get(CSRF_COOKIE) != token:
+        response.set_cookie(
+            CSRF_COOKIE, token, path="/ui", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+        )
+
+
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=SESSION_SECONDS,
+        path="/ui",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
