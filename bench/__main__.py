@@ -1,5 +1,6 @@
 """``python -m bench``: enqueue N no-op jobs and drain them with W workers on SQLite — octoqueue, GigQ and Huey
-side by side in the same run — and print jobs/s with octoqueue's ratio to the faster peer.
+side by side in the same run — and on Redis — octoqueue, RQ, Huey and Dramatiq — and print jobs/s with octoqueue's
+ratio to the faster peer.
 
     .venv/bin/python -m bench                        # 5000 jobs, 4 workers, 3 rounds
     .venv/bin/python -m bench --jobs 20000 --workers 8 --repeat 5 --json bench.json
@@ -18,6 +19,7 @@ import time
 from typing import Any
 
 from bench import github as github_suite
+from bench import redis_peers
 from bench import server as server_suite
 from bench.sqlite_peers import PEERS, SYSTEMS, RunResult, versions
 
@@ -29,41 +31,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", "-r", type=int, default=3, help="rounds per system; medians reported (default 3)")
     parser.add_argument(
         "--only",
-        default=",".join(SYSTEMS),
-        help=f"comma-separated systems to run (default all: {','.join(SYSTEMS)})",
+        default=",".join([*SYSTEMS, *redis_peers.SYSTEMS]),
+        help=f"comma-separated systems to run (default all: {','.join([*SYSTEMS, *redis_peers.SYSTEMS])})",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=redis_peers.DEFAULT_REDIS_URL,
+        help=f"the Redis of the Redis suite (default {redis_peers.DEFAULT_REDIS_URL}); each system uses keys of its "
+        "own and deletes them",
     )
     parser.add_argument("--json", metavar="PATH", help="also write every round and the medians as JSON here")
     parser.add_argument("--dir", metavar="PATH", help="folder for the temporary databases (default: system temp)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-round lines, only the table")
     parser.add_argument(
         "--suite",
-        choices=("all", "sqlite", "server", "github"),
+        choices=("all", "sqlite", "redis", "server", "github"),
         default="all",
-        help="all (default): the SQLite peers above, then the HTTP server against a no-op FastAPI ceiling "
+        help="all (default): the SQLite peers above, the Redis peers (bench/redis_peers.py), then the HTTP server "
+        "against a no-op FastAPI ceiling "
         "(bench/server.py), then the GitHub store's requests per job on the emulator (bench/github.py); or only "
         "one of them",
     )
     server_suite.add_arguments(parser)
     args = parser.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = [s for s in args.only if s not in SYSTEMS]
+    known = [*SYSTEMS, *redis_peers.SYSTEMS]
+    unknown = [s for s in args.only if s not in known]
     if unknown:
-        parser.error(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+        parser.error(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     if args.jobs < 1 or args.workers < 1 or args.repeat < 1:
         parser.error("--jobs, --workers and --repeat must be at least 1")
     return args
 
 
 def run(
-    systems: list[str], jobs: int, workers: int, repeat: int, base_dir: str | None = None, log: Any = None
-) -> dict[str, list[RunResult]]:
+    systems: list[str], jobs: int, workers: int, repeat: int, base_dir: str | None = None, log: Any = None,
+    registry: dict[str, Any] | None = None, **options: Any,
+) -> dict[str, list[RunResult]]:  # fmt: skip
     """``repeat`` rounds; each round runs every system once, the order rotated between rounds so no system is
-    always first (or last) on a warming, or tiring, machine."""
+    always first (or last) on a warming, or tiring, machine. ``registry``: the runners (default the SQLite ones);
+    ``options`` go to each runner."""
+    runners = SYSTEMS if registry is None else registry
     results: dict[str, list[RunResult]] = {name: [] for name in systems}
     for round_no in range(repeat):
         shift = round_no % len(systems)
         for name in systems[shift:] + systems[:shift]:
-            result = SYSTEMS[name](jobs, workers, base_dir=base_dir)
+            result = runners[name](jobs, workers, base_dir=base_dir, **options)
             results[name].append(result)
             if log is not None:
                 flag = "ok" if result.exactly_once else f"NOT EXACTLY ONCE ({result.store_detail})"
@@ -76,7 +89,7 @@ def run(
     return results
 
 
-def summarize(results: dict[str, list[RunResult]]) -> dict[str, dict[str, Any]]:
+def summarize(results: dict[str, list[RunResult]], peer_names: tuple[str, ...] = PEERS) -> dict[str, dict[str, Any]]:
     """Medians per system, and each system's ratio to the faster peer (by median) on each phase."""
     summary: dict[str, dict[str, Any]] = {}
     for name, rounds in results.items():
@@ -88,7 +101,7 @@ def summarize(results: dict[str, list[RunResult]]) -> dict[str, dict[str, Any]]:
             "exactly_once": all(r.exactly_once for r in rounds),
             "settings": rounds[0].settings,
         }
-    peers = [p for p in PEERS if p in summary]
+    peers = [p for p in peer_names if p in summary]
     for phase in ("enqueue", "drain"):
         best = max((summary[p][f"{phase}_rate"] for p in peers), default=None)
         best_name = max(peers, key=lambda p: summary[p][f"{phase}_rate"]) if peers else None
@@ -136,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     server_options = server_suite.options_from(args) if args.suite in ("all", "server") else None
     if server_options is not None and args.suite == "server":
         return server_suite.run_only(server_options, args.json, args.quiet)
+    if args.suite == "redis":
+        payload, ok = redis_report(args)
+        _write_json(args.json, {"redis": payload})
+        return 0 if ok else 1
     env = environment()
     ver = env["versions"]
     print(
@@ -144,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         f"huey {ver['huey']}",
         flush=True,
     )
-    results = run(args.only, args.jobs, args.workers, args.repeat, args.dir, log=None if args.quiet else sys.stdout)
+    sqlite_systems = [name for name in args.only if name in SYSTEMS]
+    results = run(
+        sqlite_systems, args.jobs, args.workers, args.repeat, args.dir, log=None if args.quiet else sys.stdout
+    )
     summary = summarize(results)
     print()
     print(table(summary))
@@ -155,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             f"\noctoqueue vs the faster peer (medians): enqueue {s['enqueue_vs_peer']:.2f}x ({s['enqueue_peer']}), "
             f"drain {s['drain_vs_peer']:.2f}x ({s['drain_peer']})"
         )
+    redis_payload, redis_ok = None, True
+    if args.suite == "all" and any(name in redis_peers.SYSTEMS for name in args.only):
+        print()
+        redis_payload, redis_ok = redis_report(args)
     server_payload, server_ok = None, True
     if server_options is not None:
         print()
@@ -171,13 +195,64 @@ def main(argv: list[str] | None = None) -> int:
             "environment": env,
             "summary": summary,
             "rounds": {name: [r.as_dict() for r in rounds] for name, rounds in results.items()},
+            "redis": redis_payload,
             "server": server_payload,
             "github": github_payload,
         }
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2)
         print(f"wrote {args.json}")
-    return 0 if all(s["exactly_once"] for s in summary.values()) and server_ok and github_ok else 1
+    return 0 if all(s["exactly_once"] for s in summary.values()) and server_ok and github_ok and redis_ok else 1
+
+
+def redis_report(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    """The Redis suite: octoqueue's Redis store against RQ, Huey and Dramatiq on one Redis; the table, the payload
+    for ``--json`` and whether every system ran every job exactly once."""
+    systems = [name for name in args.only if name in redis_peers.SYSTEMS]
+    try:
+        durability = redis_peers.durability(args.redis_url)
+    except Exception as exc:  # redis-py's ConnectionError, a refused AUTH, ...: one line, not a traceback
+        print(f"Redis suite: cannot reach {args.redis_url} ({exc}); start Redis or pass --redis-url", flush=True)
+        return {"error": str(exc)}, False
+    ver = redis_peers.versions()
+    print(
+        f"Redis suite: {args.jobs} no-op jobs, {args.workers} workers, {args.repeat} round(s) on {args.redis_url} "
+        f"(appendonly {durability['journal_mode'].split('=')[1]}, appendfsync {durability['synchronous']}, save "
+        f"{durability['save']!r}); redis-py {ver['redis']}, rq {ver['rq']}, huey {ver['huey']}, dramatiq "
+        f"{ver['dramatiq']}",
+        flush=True,
+    )
+    results = run(
+        systems, args.jobs, args.workers, args.repeat, log=None if args.quiet else sys.stdout,
+        registry=redis_peers.SYSTEMS, url=args.redis_url,
+    )  # fmt: skip
+    summary = summarize(results, redis_peers.PEERS)
+    print()
+    print(table(summary))
+    peers = [p for p in redis_peers.PEERS if p in summary]
+    for name in ("octoqueue-redis", "octoqueue-redis-batch"):
+        if name in summary and peers:
+            s = summary[name]
+            print(
+                f"{name} vs the faster peer (medians): enqueue {s['enqueue_vs_peer']:.2f}x ({s['enqueue_peer']}), "
+                f"drain {s['drain_vs_peer']:.2f}x ({s['drain_peer']})"
+            )
+    payload = {
+        "jobs": args.jobs,
+        "workers": args.workers,
+        "durability": durability,
+        "versions": ver,
+        "summary": summary,
+        "rounds": {name: [r.as_dict() for r in rounds] for name, rounds in results.items()},
+    }
+    return payload, all(s["exactly_once"] for s in summary.values())
+
+
+def _write_json(path: str | None, payload: dict[str, Any]) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

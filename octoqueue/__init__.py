@@ -9,6 +9,7 @@ True
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from octoqueue.errors import (
@@ -27,34 +28,47 @@ from octoqueue.errors import (
     StateConflict,
     StoreUnavailable,
 )
-from octoqueue.job import Comment, Job, Page
-from octoqueue.queue import Queue
-from octoqueue.retry import RetryPolicy
-from octoqueue.states import JobState, LabelScheme, Priority
 
 if TYPE_CHECKING:
     from octoqueue.github import GithubQueue
+    from octoqueue.job import Comment, Job, Page
+    from octoqueue.queue import Queue
+    from octoqueue.retry import RetryPolicy
+    from octoqueue.states import JobState, LabelScheme, Priority
     from octoqueue.worker import Worker
 
 __version__ = "0.2.0"
 
+#: Names imported on first use, so that ``import octoqueue`` (and ``octoqueue --version``) stays quick: the models
+#: pull in pydantic, GithubQueue githubkit, Worker multiprocessing.
+_LAZY = {
+    "Comment": "octoqueue.job",
+    "Job": "octoqueue.job",
+    "Page": "octoqueue.job",
+    "Queue": "octoqueue.queue",
+    "RetryPolicy": "octoqueue.retry",
+    "JobState": "octoqueue.states",
+    "LabelScheme": "octoqueue.states",
+    "Priority": "octoqueue.states",
+    "GithubQueue": "octoqueue.github",
+    "Worker": "octoqueue.worker",
+}
+
 
 def connect(url: str | None = None, **options: Any) -> Queue:
     """A :class:`Queue` on the store at ``url`` (default: env ``OCTOQUEUE_STORE``, else ``sqlite:///octoqueue.db``)."""
+    from octoqueue.queue import Queue
+
     return Queue(url, **options)
 
 
 def __getattr__(name: str) -> Any:
-    # GithubQueue pulls in githubkit and Worker pulls in multiprocessing: load them only when asked for.
-    if name == "GithubQueue":
-        from octoqueue.github import GithubQueue
-
-        return GithubQueue
-    if name == "Worker":
-        from octoqueue.worker import Worker
-
-        return Worker
-    raise AttributeError(f"module 'octoqueue' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'octoqueue' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [

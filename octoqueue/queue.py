@@ -29,10 +29,11 @@ from octoqueue.errors import (
     StateConflict,
 )
 from octoqueue.job import Comment, Job, NewJob, Page, utcnow
-from octoqueue.retry import RetryPolicy
+from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from octoqueue.sealing import seal_store, unreadable
 from octoqueue.states import FINISHED, JobState, Priority, label_key, queue_label
 from octoqueue.stores import Store, open_store
+from octoqueue.stores.base import Arrival
 
 if TYPE_CHECKING:
     from octoqueue.schedules import Schedule, Schedules
@@ -53,6 +54,9 @@ log = logging.getLogger("octoqueue.queue")
 CLAIMS_REMEMBERED = 10_000
 #: The shortest pause before a move refused by a rate limit is tried again (seconds).
 MIN_PAUSE = 0.05
+
+#: At most this many waiters are woken for one announcement of several jobs from another process.
+MAX_WAKES_PER_ARRIVAL = 64
 
 
 def default_worker_name() -> str:
@@ -79,7 +83,7 @@ class Queue:
         store: Store | str | None = None,
         *,
         retry: RetryPolicy | None = None,
-        max_attempts: int = 1,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         lease: float = 300.0,
         worker_name: str | None = None,
         encryption_keys: str | Sequence[str] | None = None,
@@ -93,10 +97,14 @@ class Queue:
         self.lease = float(lease)
         self.worker_name = worker_name or default_worker_name()
         self._arrivals = threading.Condition()
+        self._arrived = 0  # arrivals so far: a waiter sleeps only if none came since its claim began
         self._finished = threading.Condition()  # notified when this object finishes a job (see wait())
         self._listeners: list[tuple[Callable[..., None], bool]] = []
         self._claims: OrderedDict[int, Job] = OrderedDict()  # claimed here, not finished yet: their leases
         self._claims_lock = threading.Lock()
+        self._watch_lock = threading.Lock()
+        self._watching = False
+        self._unwatch: Callable[[], None] | None = None
 
     def __enter__(self) -> Queue:
         return self
@@ -105,6 +113,10 @@ class Queue:
         self.close()
 
     def close(self) -> None:
+        with self._watch_lock:
+            if self._unwatch is not None:
+                self._unwatch()
+                self._unwatch = None
         self.store.close()
 
     def __repr__(self) -> str:
@@ -218,13 +230,17 @@ class Queue:
 
         Each job comes back processing, with ``attempt`` as its fencing token and ``lease_expires_at``. Jobs whose
         body is not valid JSON are failed on the spot with an explanatory comment and not returned. Waits up to
-        ``wait`` seconds for jobs; a job enqueued through this Queue object wakes the waiter at once.
+        ``wait`` seconds for jobs; a job enqueued through this Queue object wakes the waiter at once, and so does one
+        enqueued elsewhere when the store reports other processes' arrivals (:meth:`Store.watch_arrivals`).
         ``labels``, ``types`` and ``ids`` narrow which jobs may be claimed (see :meth:`Store.claim`).
         A store that cannot claim for now (GitHub's rate limit, :class:`~octoqueue.errors.RateLimited`) means no
         job yet, not an error: the claim waits it out within ``wait``, then returns [].
         """
         deadline = time.monotonic() + max(0.0, wait)
+        if wait > 0:
+            self._watch_store()
         while True:
+            seen = self._arrived
             pause = poll_interval
             try:
                 jobs = self.store.claim(
@@ -249,7 +265,8 @@ class Queue:
             if remaining <= 0:
                 return []
             with self._arrivals:
-                self._arrivals.wait(min(remaining, pause))
+                if self._arrived == seen:
+                    self._arrivals.wait(min(remaining, pause))
 
     def _reject_broken(self, job: Job) -> bool:
         sealed = unreadable(job)
@@ -565,12 +582,15 @@ class Queue:
 
     def add_arrival_listener(self, callback: Callable[..., None], *, with_job: bool = False) -> None:
         """Call ``callback()`` (from whichever thread) whenever a job may have become runnable through this
-        Queue object: an enqueue, a retry, a requeue, a lease recovery. It must be quick and must not raise.
+        Queue object (an enqueue, a retry, a requeue, a lease recovery) or, where the store reports them
+        (:meth:`Store.watch_arrivals`), through another process. It must be quick and must not raise.
 
         With ``with_job=True`` it is called as ``callback(job)`` instead, once per job, with the job's record as
         the change left it (its state, its labels, its ``run_at`` when it may run only later; None when not
-        known), so that a listener can wake only the claimers the job is for."""
+        known), so that a listener can wake only the claimers the job is for. A job from another process comes
+        as an :class:`~octoqueue.stores.base.Arrival`, which has those three fields too."""
         self._listeners.append((callback, with_job))
+        self._watch_store()
 
     def remove_arrival_listener(self, callback: Callable[..., None]) -> None:
         entry = next((entry for entry in self._listeners if entry[0] == callback), None)
@@ -664,12 +684,26 @@ class Queue:
             return job.id, job.attempt
         return int(job), None
 
+    def _watch_store(self) -> None:
+        """Have the store report jobs made runnable by other processes, from the first time anyone waits."""
+        if self._watching:
+            return
+        with self._watch_lock:
+            if not self._watching:
+                self._unwatch = self.store.watch_arrivals(self._arrived_elsewhere)
+                self._watching = True
+
+    def _arrived_elsewhere(self, arrival: Arrival) -> None:
+        wakes = 1 if arrival.labels is None else min(arrival.count, MAX_WAKES_PER_ARRIVAL)
+        self._notify(*[arrival] * wakes)
+
     def _notify_finished(self) -> None:
         with self._finished:
             self._finished.notify_all()
 
-    def _notify(self, *jobs: Job) -> None:
+    def _notify(self, *jobs: Job | Arrival) -> None:
         with self._arrivals:
+            self._arrived += 1
             self._arrivals.notify_all()
         for callback, with_job in list(self._listeners):
             if with_job:

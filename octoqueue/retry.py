@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Strategy = Literal["exponential", "linear", "constant"]
 
+#: Tries a job gets when neither its enqueue nor its Queue says otherwise: a RetryableError (or, with the worker's
+#: default ``on_failure="retry"``, any error) is retried twice with backoff, as GigQ, Starq and Celery's autoretry do.
+DEFAULT_MAX_ATTEMPTS = 3
+
 
 class RetryPolicy(BaseModel):
     """How long a failed job waits before its next attempt.

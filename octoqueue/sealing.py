@@ -27,7 +27,7 @@ from typing import Any
 from octoqueue.errors import ConfigurationError
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState
-from octoqueue.stores.base import Move, Store
+from octoqueue.stores.base import Arrival, Move, Store
 
 #: The environment variable holding the keys (comma-separated, newest first).
 KEY_ENV = "OCTOQUEUE_ENCRYPTION_KEY"
@@ -229,6 +229,9 @@ class SealedStore(Store):
 
     def set_setting(self, key: str, value: Any) -> None:
         self.inner.set_setting(key, value)
+
+    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
+        return self.inner.watch_arrivals(callback)  # an arrival carries no data: nothing to open
 
     def close(self) -> None:
         self.inner.close()

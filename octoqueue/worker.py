@@ -36,14 +36,20 @@ from octoqueue.errors import (
 from octoqueue.handlers import ChildRunner, CommandHandler, Handler, describe, wants_job
 from octoqueue.job import Job
 from octoqueue.queue import Queue
+from octoqueue.states import JobState
 
 log = logging.getLogger("octoqueue.worker")
+
+#: How many of the oldest pending jobs a worker without a catch-all handler looks at for types it cannot run.
+UNHANDLED_SAMPLE = 100
 
 OnFailure = Literal["retry", "fail"]
 
 
 @dataclass
 class JobReport:
+    """What became of one job a worker took; ``seconds``: how long its handler ran."""
+
     id: int
     title: str
     status: str
@@ -70,7 +76,7 @@ class JobReport:
 @dataclass
 class WorkerStats:
     """What a worker did. ``lost``: jobs whose lease was taken back before they finished (their result was
-    refused); ``released``: jobs given back unrun at shutdown."""
+    refused); ``released``: jobs given back unrun at shutdown; ``seconds``: how long :meth:`Worker.run` ran."""
 
     processed: int = 0
     completed: int = 0
@@ -78,11 +84,29 @@ class WorkerStats:
     retried: int = 0
     lost: int = 0
     released: int = 0
+    seconds: float = 0.0
     reports: list[JobReport] = field(default_factory=list)
 
     @property
     def job_ids(self) -> list[int]:
         return [r.id for r in self.reports]
+
+    @property
+    def jobs_per_second(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def all_succeeded(self) -> bool:
+        """No job failed, was left to retry, was lost or could not be recorded."""
+        return self.completed == self.processed
+
+    def summary(self) -> str:
+        """One line: what was done, in how long, how fast."""
+        return (
+            f"processed {self.processed} in {self.seconds:.1f} s ({self.jobs_per_second:.1f} jobs/s): "
+            f"{self.completed} completed, {self.failed} failed, {self.retried} to retry, {self.lost} lost, "
+            f"{self.released} released"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +116,8 @@ class WorkerStats:
             "retried": self.retried,
             "lost": self.lost,
             "released": self.released,
+            "seconds": round(self.seconds, 3),
+            "jobs_per_second": round(self.jobs_per_second, 3),
             "job_ids": self.job_ids,
             "jobs": [r.as_dict() for r in self.reports],
         }
@@ -150,6 +176,8 @@ class Worker:
     with a timeout, Python handlers run in a child process so they can really be stopped.
     ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
     :class:`RetryableError` still retries). ``labels``/``ids``: only jobs carrying these labels / with these ids.
+    ``on_report``: called with each job taken and its :class:`JobReport` once it is finished (e.g. to count it in
+    metrics); it must be quick and must not raise.
     """
 
     def __init__(
@@ -167,6 +195,7 @@ class Worker:
         on_failure: OnFailure = "retry",
         recover_interval: float = 5.0,
         shutdown_grace: float = 30.0,
+        on_report: Callable[[Job, JobReport], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
@@ -189,6 +218,7 @@ class Worker:
         self.on_failure: OnFailure = on_failure
         self.recover_interval = recover_interval
         self.shutdown_grace = shutdown_grace
+        self.on_report = on_report
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._abort = threading.Event()
@@ -200,6 +230,7 @@ class Worker:
         self._children = ChildRunner()
         self._signatures: dict[int, tuple[Handler, bool]] = {}
         self._thread: threading.Thread | None = None
+        self._warned_types: set[str | None] = set()
 
     # -- registration ------------------------------------------------------------------------------------------
     def handler(self, job_type: str | None = None) -> Callable[[Handler], Handler]:
@@ -252,6 +283,8 @@ class Worker:
         self._finished.clear()
         taken = 0
         next_recover = 0.0
+        began = time.monotonic()
+        self._warn_unhandled()
         pool = _JobThreads(self.concurrency, "octoqueue-job")
         beat = threading.Thread(target=self._heartbeat_loop, name="octoqueue-heartbeat", daemon=True)
         beat.start()
@@ -274,6 +307,7 @@ class Worker:
                 jobs = self._claim(want, wait=0 if once else self.poll_interval)
                 if not jobs:
                     if once and not busy:
+                        self._warn_unhandled()
                         break
                     if once:
                         with self._slots:
@@ -291,10 +325,9 @@ class Worker:
             beat.join(timeout=1)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            log.info(
-                "worker %s stopped: %d processed, %d completed, %d failed, %d retried",
-                self.name, self.stats.processed, self.stats.completed, self.stats.failed, self.stats.retried,
-            )  # fmt: skip
+            self.stats.seconds = time.monotonic() - began
+            counts = {k: v for k, v in self.stats.as_dict().items() if k not in ("job_ids", "jobs")}
+            log.info("worker %s stopped: %s", self.name, self.stats.summary(), extra=counts)
         return self.stats
 
     def start(self, **run_options: Any) -> threading.Thread:
@@ -328,6 +361,32 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
         return previous
+
+    def _warn_unhandled(self) -> None:
+        """Warn about pending jobs this worker will never take because no handler fits their type (once a type).
+
+        Looks at the oldest :data:`UNHANDLED_SAMPLE` pending jobs; only a worker without a catch-all handler
+        can leave jobs behind."""
+        types = self._types()
+        if types is None:
+            return
+        try:
+            page = self.queue.list_jobs(states=[JobState.PENDING], labels=self.labels, limit=UNHANDLED_SAMPLE)
+        except OctoqueueError as exc:
+            log.warning("could not look for jobs without a handler: %s", exc)
+            return
+        left: dict[str | None, list[int]] = {}
+        for job in page.jobs:
+            if job.type not in types and job.type not in self._warned_types:
+                left.setdefault(job.type, []).append(job.id)
+        for job_type, ids in left.items():
+            self._warned_types.add(job_type)
+            shown = ", ".join(str(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+            log.warning(
+                "pending job(s) %s of type %r have no handler in this worker (it handles %s): it leaves them pending",
+                shown, job_type, ", ".join(repr(t) for t in types) or "no type",
+                extra={"job_type": job_type, "job_ids": ids},
+            )  # fmt: skip
 
     def _claim(self, count: int, wait: float) -> list[Job]:
         try:
@@ -416,7 +475,10 @@ class Worker:
         report = JobReport(id=job.id, title=job.title, status="processing", attempt=job.attempt, seconds=0.0)
         try:
             try:
-                result = self._execute(job)
+                try:
+                    result = self._execute(job)
+                finally:
+                    report.seconds = time.monotonic() - started
             except PermanentError as exc:
                 self._finish_failed(job, report, describe(exc), retry=False)
             except RetryableError as exc:
@@ -437,15 +499,20 @@ class Worker:
             report.status = "unfinished"
             log.exception("job %d: unexpected error while recording its outcome", job.id)
         finally:
-            report.seconds = time.monotonic() - started
             with self._slots:
                 current = self._inflight.pop(job.id, None)
                 was_lost = job.id in self._lost
                 self._lost.discard(job.id)
-                if not was_lost or report.status != "lost":
+                counted = not was_lost or report.status != "lost"
+                if counted:
                     self._count(report)
                 self._slots.notify_all()
             del current
+            if counted and self.on_report is not None:
+                try:
+                    self.on_report(job, report)
+                except Exception:
+                    log.exception("job %d: on_report failed", job.id)
 
     def _count(self, report: JobReport) -> None:
         stats = self.stats
@@ -488,7 +555,10 @@ class Worker:
             return
         report.status = done.status or "completed"
         report.result = result
-        log.info("job %d completed (attempt %d): %s", job.id, job.attempt, _preview(result))
+        log.info(
+            "job %d completed in %.3f s (attempt %d): %s", job.id, report.seconds, job.attempt, _preview(result),
+            extra=_fields(job, report, "completed"),
+        )  # fmt: skip
 
     def _finish_failed(
         self, job: Job, report: JobReport, error: str, *, retry: bool, delay: float | None = None
@@ -497,7 +567,17 @@ class Worker:
         new = self.queue.fail(held, error=error, retry=retry, delay=delay)
         report.status = new.status or "failed"
         report.error = error
-        log.info("job %d attempt %d failed (%s): %s", job.id, job.attempt, report.status, error.splitlines()[0])
+        outcome = "failed" if report.status == "failed" else "to retry"
+        log.warning(
+            "job %d attempt %d failed after %.3f s (%s): %s", job.id, job.attempt, report.seconds, outcome,
+            error.splitlines()[0] if error else "",
+            extra=_fields(job, report, outcome),
+        )  # fmt: skip
+
+
+def _fields(job: Job, report: JobReport, outcome: str) -> dict[str, Any]:
+    """A job line's fields, for structured (JSON) logs."""
+    return {"job_id": job.id, "attempt": job.attempt, "seconds": round(report.seconds, 6), "outcome": outcome}
 
 
 def _preview(value: Any, limit: int = 200) -> str:

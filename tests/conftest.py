@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -16,3 +18,15 @@ def require(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required in CI but is not available")
     pytest.skip(f"{what} is not available")
+
+
+@pytest.fixture(scope="session")
+def loopback_s3() -> Iterator[Any]:
+    """moto's S3 server on a free loopback port, one per test session (tests use their own bucket or prefix)."""
+    from octoqueue.testing.s3_server import LoopbackS3
+
+    server = LoopbackS3()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -1,7 +1,7 @@
 """octoqueue's HTTP server (FastAPI).
 
-``uvicorn octoqueue.api:app`` serves the application configured by the environment and ``.env``;
-:func:`create_app` builds one from explicit :class:`Settings` (and, for tests, an existing Queue).
+``uvicorn octoqueue.api:app`` serves the application configured by the environment and the working folder's
+``.env``; :func:`create_app` builds one from explicit :class:`Settings` (and, for tests, an existing Queue).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     # Built on first use, so importing the package (or create_app) does not read the environment.
     if name == "app":
-        from dotenv import load_dotenv
+        from octoqueue.api.settings import load_env_file
 
-        load_dotenv()  # GH_TOKEN and friends, for the store; Settings reads .env itself
+        load_env_file()  # GH_TOKEN and GITHUB_API_URL, for the store; Settings reads .env itself
         application = create_app()
         globals()["app"] = application
         return application

@@ -16,6 +16,7 @@ from octoqueue.api.context import RuntimeDep
 from octoqueue.api.metrics import Metrics
 from octoqueue.api.models import errors
 from octoqueue.states import JobState
+from octoqueue.stores.base import Store
 
 router = APIRouter(tags=["health"])
 
@@ -65,6 +66,16 @@ async def starq_health() -> StarqHealth:
 _ready_lock = threading.Lock()
 
 
+def store_problem(store: Store) -> str | None:
+    """Why ``store`` cannot serve (one line), or None when it answers a cheap read."""
+    try:
+        store.count([JobState.PENDING])
+    except Exception as exc:
+        text = (str(exc) or repr(exc)).splitlines()
+        return text[0] if text else type(exc).__name__
+    return None
+
+
 @router.get("/ready", response_model=Readiness, response_model_exclude_none=True, responses={503: {"model": Readiness}})
 def ready(request: Request, runtime: RuntimeDep, caller: Caller) -> Response | Readiness:
     """Readiness probe: 200 when the store answers, 503 when it does not. The store's URL and the failure's
@@ -75,11 +86,11 @@ def ready(request: Request, runtime: RuntimeDep, caller: Caller) -> Response | R
     if cached is not None and now - cached[0] < READY_CACHE_SECONDS:
         result = cached[1]
     else:
-        try:
-            runtime.queue.store.count([JobState.PENDING])
+        problem = store_problem(runtime.queue.store)
+        if problem is None:
             result = Readiness(status="ready", store=runtime.queue.store.url)
-        except Exception as exc:
-            result = Readiness(status="unavailable", store=runtime.queue.store.url, detail=str(exc) or repr(exc))
+        else:
+            result = Readiness(status="unavailable", store=runtime.queue.store.url, detail=problem)
         with _ready_lock:
             request.app.state.ready_cache = (now, result)
     if not caller.can(Role.ADMIN):
@@ -104,4 +115,4 @@ def metrics(request: Request, principal: ReaderKey) -> Response:
     return Response(generate_latest(registry.registry), media_type=METRICS_CONTENT_TYPE)
 
 
-__all__ = ["router"]
+__all__ = ["router", "store_problem"]

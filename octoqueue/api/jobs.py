@@ -35,7 +35,19 @@ router = APIRouter(tags=["jobs"])
 
 
 class CreateJobRequest(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"not": {"required": ["delay", "run_at"]}})
+    model_config = ConfigDict(
+        json_schema_extra={
+            # Not both delay and run_at, said as dependentSchemas: a top-level "not" makes Swagger UI show the
+            # whole request as type "never".
+            "dependentSchemas": {"delay": {"not": {"required": ["run_at"]}}},
+            # What /docs offers to send: a request the server takes (its generated one had delay and run_at).
+            "examples": [
+                {"data": {"text": "hello"}, "title": "greet", "additional_labels": ["demo"], "priority": "high",
+                 "delay": 10, "max_attempts": 3, "type": "greet", "timeout": 60},
+                {"data": {"report": 7}, "run_at": "2030-01-01T09:00:00Z"},
+            ],
+        }
+    )  # fmt: skip
 
     data: JsonObject = Field(description="The job's data: any JSON object (validated against the admin schema).")
     title: Title | None = Field(None, description="Issue title; default 'Job <ISO time>'.")

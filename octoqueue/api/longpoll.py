@@ -2,8 +2,9 @@
 
 A waiting claim is a coroutine holding a :class:`Waiter`: it makes a short, non-blocking claim in the threadpool,
 and when nothing is runnable it parks until :class:`ArrivalSignal` hands it an arrival (or its poll interval
-passes, for jobs another process enqueued). The server's :class:`~octoqueue.queue.Queue` announces every job that
-may have become runnable through it — enqueue, retry, requeue, lease recovery — with the job's record;
+passes, for jobs another process enqueued into a store that cannot report them). The server's
+:class:`~octoqueue.queue.Queue` announces every job that may have become runnable through it — enqueue, retry,
+requeue, lease recovery — with the job's record, and those the store reports from other processes;
 :class:`QueueWatcher` relays each onto the event loop with ``call_soon_threadsafe`` (a job that may run only later
 at its ``run_at``). A thousand waiting workers cost a thousand small coroutines, not a thousand threads.
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from octoqueue.job import Job
 from octoqueue.queue import Queue
 from octoqueue.states import JobState, label_key
+from octoqueue.stores.base import Arrival
 
 _CLAIMING, _PARKED, _WOKEN = "claiming", "parked", "woken"
 
@@ -261,7 +263,7 @@ class QueueWatcher:
             self._queue.remove_arrival_listener(self._relay)
             self._listening = False
 
-    def _relay(self, job: Job | None = None) -> None:
+    def _relay(self, job: Job | Arrival | None = None) -> None:
         labels: tuple[str, ...] | None = None
         delay = 0.0
         if job is not None:

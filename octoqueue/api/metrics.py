@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from octoqueue.jobmetrics import JobMetrics
 from octoqueue.queue import Queue
 from octoqueue.states import JobState
 from octoqueue.stores.base import ReportsRateLimit
@@ -48,11 +49,9 @@ class Metrics:
         )  # fmt: skip
         self.created = Counter("octoqueue_jobs_created", "Jobs created through the API.", ["source"], registry=r)
         self.claims = Counter("octoqueue_jobs_claimed", "Jobs handed to workers by the API.", ["queue"], registry=r)
-        self.completions = Counter("octoqueue_jobs_completed", "Jobs completed through the API.", ["queue"], registry=r)
-        self.failures = Counter(
-            "octoqueue_jobs_failed", "Job failures reported through the API, by what happened next.",
-            ["queue", "outcome"], registry=r,
-        )  # fmt: skip
+        self.jobs = JobMetrics(r)  # completions, failures, handler durations, process_* gauges
+        self.completions = self.jobs.completions
+        self.failures = self.jobs.failures
         self.stale = Counter(
             "octoqueue_stale_results", "Completions or failures refused by fencing (409).", ["queue"], registry=r
         )

@@ -87,6 +87,7 @@ def list_schedules(runtime: RuntimeDep, principal: ReaderKey) -> list[ScheduleVi
 
 @router.get("/{schedule_id}", response_model=ScheduleView, responses=errors(401, 403, 404, 503))
 def get_schedule(schedule_id: ScheduleId, runtime: RuntimeDep, principal: ReaderKey) -> ScheduleView:
+    """One schedule, with its last and next run."""
     return _view(runtime.queue.get_schedule(schedule_id), runtime.queue.store.now())
 
 
@@ -128,11 +129,13 @@ def enable_schedule(schedule_id: ScheduleId, runtime: RuntimeDep, principal: Adm
 
 @router.post("/{schedule_id}/disable", response_model=ScheduleView, responses=errors(401, 403, 404, 503))
 def disable_schedule(schedule_id: ScheduleId, runtime: RuntimeDep, principal: AdminKey) -> ScheduleView:
+    """Stop firing the schedule (it is kept, and can be enabled again)."""
     return _view(runtime.queue.disable_schedule(schedule_id), runtime.queue.store.now())
 
 
 @router.delete("/{schedule_id}", status_code=204, responses=errors(401, 403, 404, 503))
 def delete_schedule(schedule_id: ScheduleId, runtime: RuntimeDep, principal: AdminKey) -> None:
+    """Remove the schedule (jobs it already made stay)."""
     runtime.queue.delete_schedule(schedule_id)
 
 

@@ -23,7 +23,9 @@ from octoqueue.api import admin, health, jobs, schedules, ui, webhooks, workers
 from octoqueue.api.auth import API_KEY_HEADER, KeyRing, identify_caller, require_read
 from octoqueue.api.bodylimit import BodyLimitMiddleware
 from octoqueue.api.context import Runtime
+from octoqueue.api.docs import install_docs
 from octoqueue.api.duplicatekeys import DuplicateKeyMiddleware
+from octoqueue.api.health import store_problem
 from octoqueue.api.longpoll import QueueWatcher
 from octoqueue.api.metrics import Metrics, RequestMetricsMiddleware
 from octoqueue.api.ratelimit import RateLimiter
@@ -117,6 +119,8 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
         version=__version__,
         description=DESCRIPTION,
         lifespan=_lifespan,
+        docs_url=None,  # served by install_docs, from local assets
+        redoc_url=None,
         dependencies=[Depends(reject_unknown_query)],
         openapi_tags=[
             {"name": "jobs", "description": "Create jobs (the original Octoqueue API)."},
@@ -139,6 +143,8 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
 
     for router in ROUTERS:
         app.include_router(router)
+    _summaries_from_docstrings()
+    install_docs(app)
     _install_error_handlers(app)
     _document_optional_auth(app, settings, keys)
 
@@ -175,13 +181,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning("no API keys configured (API_KEY / API_KEYS): every endpoint is open")
     watcher = QueueWatcher(queue, runtime.arrivals, asyncio.get_running_loop())
     watcher.start()
-    worker = _start_worker(settings, queue)
+    worker = _start_worker(settings, queue, app.state.metrics)
     runtime.worker = worker
     scheduler = Scheduler(queue.schedules).start() if settings.scheduler else None
     runtime.scheduler = scheduler
     recovery = asyncio.create_task(_recover_forever(runtime), name="octoqueue-recover")
     app.state.runtime = runtime
-    log.info("octoqueue server ready on %s", queue.store.url)
+    problem = await run_in_threadpool(store_problem, queue.store)
+    if problem is None:
+        log.info("octoqueue server ready on %s", queue.store.url)
+    else:
+        log.error("the store %s cannot be reached: %s (/ready answers 503 until it can)", queue.store.url, problem)
     try:
         yield
     finally:
@@ -198,7 +208,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await run_in_threadpool(queue.close)
 
 
-def _start_worker(settings: Settings, queue: Queue) -> Worker | None:
+def _start_worker(settings: Settings, queue: Queue, metrics: Metrics) -> Worker | None:
     if not settings.worker:
         return None
     from octoqueue.handlers import CommandHandler, load_handler
@@ -206,7 +216,12 @@ def _start_worker(settings: Settings, queue: Queue) -> Worker | None:
 
     handler = CommandHandler(settings.command) if settings.command else load_handler(str(settings.handler))
     worker = Worker(
-        queue, handler, concurrency=settings.concurrency, lease=settings.lease, labels=settings.worker_label_list
+        queue,
+        handler,
+        concurrency=settings.concurrency,
+        lease=settings.lease,
+        labels=settings.worker_label_list,
+        on_report=metrics.jobs.observe,
     )
     worker.start()
     log.info("in-process worker started (%d at a time)", settings.concurrency)
@@ -214,14 +229,21 @@ def _start_worker(settings: Settings, queue: Queue) -> Worker | None:
 
 
 async def _recover_forever(runtime: Runtime) -> None:
-    """Take back jobs whose lease expired, every ``recover_interval`` seconds."""
+    """Take back jobs whose lease expired, every ``recover_interval`` seconds. A failure is logged when it starts
+    or changes, not at every round; its end is logged too."""
+    failing: str | None = None
     while True:
         await asyncio.sleep(runtime.settings.recover_interval)
         try:
             recovered = await run_in_threadpool(runtime.queue.recover_expired)
         except Exception as exc:
-            log.warning("could not recover expired leases: %s", exc)
+            if str(exc) != failing:
+                log.warning("could not recover expired leases (retrying quietly): %s", exc)
+            failing = str(exc)
             continue
+        if failing is not None:
+            log.warning("expired leases are recovered again")
+            failing = None
         if recovered:
             runtime.metrics.recovered.inc(len(recovered))
             for job in recovered:
@@ -249,6 +271,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     app.add_exception_handler(OctoqueueError, octoqueue_error)
+
+
+def _summaries_from_docstrings() -> None:
+    """An operation without its own summary gets its docstring's first sentence (FastAPI's default is the function
+    name in title case)."""
+    for route in (route for router in ROUTERS for route in router.routes):
+        if isinstance(route, APIRoute) and route.summary is None and route.description:
+            first = route.description.strip().split("\n\n", 1)[0].replace("\n", " ")
+            route.summary = first.split(". ", 1)[0].rstrip(".").replace("``", "`")
 
 
 def _document_optional_auth(app: FastAPI, settings: Settings, keys: KeyRing) -> None:

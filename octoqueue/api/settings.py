@@ -6,16 +6,19 @@ in the working directory, the defaults below. Each field lists the environment v
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from octoqueue.logs import LOG_FORMATS, LOG_LEVELS
+from octoqueue.retry import DEFAULT_MAX_ATTEMPTS
 from octoqueue.stores import DEFAULT_STORE_URL
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def _env(*names: str) -> Any:
@@ -37,6 +40,7 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", validation_alias=_env("OCTOQUEUE_HOST"))
     port: int = Field(8080, ge=0, le=65535, validation_alias=_env("PORT", "OCTOQUEUE_PORT"))
     log_level: str = Field("info", validation_alias=_env("OCTOQUEUE_LOG_LEVEL"))
+    log_format: str = Field("text", validation_alias=_env("OCTOQUEUE_LOG_FORMAT"))
     reload: bool = Field(False, validation_alias=_env("OCTOQUEUE_RELOAD"))
 
     # -- where jobs live ----------------------------------------------------------------------------------
@@ -44,7 +48,7 @@ class Settings(BaseSettings):
     store: str | None = Field(None, validation_alias=_env("OCTOQUEUE_STORE"))
     label_prefix: str = Field("", validation_alias=_env("OCTOQUEUE_LABEL_PREFIX"))
     lease: float = Field(300.0, gt=0, validation_alias=_env("OCTOQUEUE_LEASE"))
-    max_attempts: int = Field(1, ge=1, le=100, validation_alias=_env("OCTOQUEUE_MAX_ATTEMPTS"))
+    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=100, validation_alias=_env("OCTOQUEUE_MAX_ATTEMPTS"))
 
     # -- security -----------------------------------------------------------------------------------------
     allowed_origins: str = Field("", validation_alias=_env("ALLOWED_ORIGINS", "ALLOWED_ORIGIN"))
@@ -76,13 +80,14 @@ class Settings(BaseSettings):
     #: Fire due cron schedules from this process (any number of processes may: each tick fires once).
     scheduler: bool = Field(False, validation_alias=_env("OCTOQUEUE_SCHEDULER"))
 
-    @field_validator("log_level")
+    @field_validator("log_level", "log_format")
     @classmethod
-    def _known_level(cls, value: str) -> str:
-        level = value.strip().lower()
-        if level not in LOG_LEVELS:
-            raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}")
-        return level
+    def _known_choice(cls, value: str, info: ValidationInfo) -> str:
+        choices = LOG_LEVELS if info.field_name == "log_level" else LOG_FORMATS
+        chosen = value.strip().lower()
+        if chosen not in choices:
+            raise ValueError(f"{str(info.field_name).replace('_', ' ')} must be one of {', '.join(choices)}")
+        return chosen
 
     @field_validator("repo", "webhook_repo")
     @classmethod
@@ -135,6 +140,21 @@ class Settings(BaseSettings):
         return frozenset(name.lstrip("@").lower() for name in _split(self.webhook_trusted_users))
 
 
+def load_env_file(path: Path | None = None) -> bool:
+    """Copy the working folder's ``.env`` (or ``path``) into ``os.environ``, the environment winning, for what
+    reads the environment itself rather than :class:`Settings`: the GitHub store's ``GH_TOKEN``/``GITHUB_TOKEN``
+    and ``GITHUB_API_URL``. Returns whether a file was read."""
+    from dotenv import dotenv_values
+
+    env_file = path or Path.cwd() / ".env"
+    if not env_file.is_file():
+        return False
+    for name, value in dotenv_values(env_file).items():
+        if value is not None:
+            os.environ.setdefault(name, value)
+    return True
+
+
 def _github_repo(store_url: str) -> str | None:
     """``owner/repo`` of a ``github://`` store URL; None for other stores."""
     if not store_url.startswith("github://"):
@@ -146,4 +166,4 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-__all__ = ["LOG_LEVELS", "Settings"]
+__all__ = ["LOG_LEVELS", "Settings", "load_env_file"]

@@ -105,7 +105,8 @@ class JobSubmit(RequestBody):
 class JobSubmission(RequestBody):
     """One job (``payload``, ``priority``) or many (``jobs``)."""
 
-    model_config = ConfigDict(json_schema_extra={"not": {"required": ["payload", "jobs"]}})
+    # Not both payload and jobs (as dependentSchemas: a top-level "not" shows in Swagger UI as type "never").
+    model_config = ConfigDict(json_schema_extra={"dependentSchemas": {"payload": {"not": {"required": ["jobs"]}}}})
 
     payload: JsonObject | None = None
     priority: PriorityLevel = 2

@@ -1,3 +1,3 @@
 from octoqueue.cli import main
 
-main()
+main(prog_name="octoqueue")

@@ -8,17 +8,25 @@ import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import click
 
-from octoqueue.errors import AccessDenied
+from octoqueue.errors import AccessDenied, ConfigurationError
 from octoqueue.handlers import CommandHandler, load_handler
 from octoqueue.job import Job
+from octoqueue.logs import LOG_FORMATS, configure_logging
 from octoqueue.queue import Queue
-from octoqueue.retry import RetryPolicy
+from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from octoqueue.states import JobState, LabelScheme, Priority
 from octoqueue.stores import DEFAULT_STORE_URL, open_store
+
+if TYPE_CHECKING:
+    from octoqueue.worker import JobReport
+
+#: ``work --strict``'s exit status when a job did not complete (1 is for errors).
+FAILURES_EXIT_STATUS = 2
 
 store_option = click.option(
     "--store",
@@ -27,7 +35,7 @@ store_option = click.option(
     default=DEFAULT_STORE_URL,
     show_default=True,
     show_envvar=True,
-    help="Where jobs live: sqlite:///file.db, memory://, github://owner/repo.",
+    help="Where jobs live: sqlite:///file.db, memory://, github://owner/repo, s3://bucket/prefix.",
 )
 prefix_option = click.option(
     "--label-prefix",
@@ -43,6 +51,19 @@ def open_queue(store_url: str, label_prefix: str = "", **options: Any) -> Queue:
     return Queue(store, **options)
 
 
+def open_existing_queue(store_url: str, label_prefix: str = "") -> Queue:
+    """The queue for a command that works on jobs already there: a SQLite file that does not exist is an error
+    naming the file looked for (a relative path is relative to the working folder), not a new empty queue."""
+    parts = urlsplit(store_url)
+    if parts.scheme.lower() == "sqlite":
+        name = unquote(parts.netloc + parts.path).removeprefix("/")  # as SQLiteStore.from_url reads it
+        if name and name != ":memory:" and not Path(name).exists():
+            raise ConfigurationError(
+                f"no queue at {Path(name).resolve()} (store {store_url}): give --store or OCTOQUEUE_STORE"
+            )
+    return open_queue(store_url, label_prefix)
+
+
 def _json_arg(text: str, what: str) -> Any:
     if text == "-":
         text = sys.stdin.read()
@@ -50,6 +71,10 @@ def _json_arg(text: str, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"{what} is not valid JSON: {exc}") from None
+
+
+#: The header of ``list``'s lines, in their columns.
+LIST_HEADER = f"{'ID':>6}  {'STATUS':<10}  {'P':<2}  {'CREATED (UTC)':<19}  TITLE  [LABELS]"
 
 
 def _job_line(job: Job) -> str:
@@ -72,7 +97,13 @@ def _dump(job: Job) -> dict[str, Any]:
                    "queue:... in any letter case.")  # fmt: skip
 @click.option("--priority", default="normal", show_default=True, help="0-4 or critical/high/normal/low/bulk.")
 @click.option("--delay", type=float, help="Seconds before the job may run.")
-@click.option("--max-attempts", type=click.IntRange(min=1), help="Tries before the job is dead.")
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_ATTEMPTS,
+    show_default=True,
+    help="Tries before the job is dead (failed and closed).",
+)
 @click.option("--type", "job_type", help="Job type, which picks the handler.")
 @click.option("--idempotency-key", help="A second enqueue with this key returns the first job.")
 @click.option("--timeout", type=float, help="Seconds a handler may run.")
@@ -81,13 +112,22 @@ def _dump(job: Job) -> dict[str, Any]:
 def enqueue(data: str, title: str | None, labels: tuple[str, ...], priority: str, delay: float | None,
             max_attempts: int | None, job_type: str | None, idempotency_key: str | None, timeout: float | None,
             store_url: str, label_prefix: str) -> None:  # fmt: skip
-    """Add a job. DATA is JSON ('-' reads it from stdin). Prints the job id."""
-    with open_queue(store_url, label_prefix) as queue:
-        job = queue.enqueue_job(
-            _json_arg(data, "DATA"), title, labels, priority=Priority.parse(priority), delay=delay,
-            max_attempts=max_attempts, type=job_type, idempotency_key=idempotency_key, timeout=timeout,
-        )  # fmt: skip
-        click.echo(job.id)
+    """Add a job. DATA is JSON; '-' reads JSON lines from stdin, a job a line, each checked before the first is
+    made (a progress bar shows on a terminal for large inputs). Prints the job ids, one a line."""
+    from octoqueue.cli.bulk import progress, read_json_lines
+
+    values = read_json_lines(sys.stdin) if data == "-" else [_json_arg(data, "DATA")]
+    if idempotency_key is not None and len(values) > 1:
+        raise click.UsageError(f"--idempotency-key names one job, but stdin holds {len(values)}")
+    level = Priority.parse(priority)
+    with open_queue(store_url, label_prefix) as queue, progress(len(values)) as step:
+        for value in values:
+            job = queue.enqueue_job(
+                value, title, labels, priority=level, delay=delay, max_attempts=max_attempts,
+                type=job_type, idempotency_key=idempotency_key, timeout=timeout,
+            )  # fmt: skip
+            click.echo(job.id)
+            step()
 
 
 @click.command(name="list")
@@ -101,9 +141,13 @@ def enqueue(data: str, title: str | None, labels: tuple[str, ...], priority: str
 @prefix_option
 def list_jobs(statuses: tuple[str, ...], labels: tuple[str, ...], limit: int, cursor: str | None,
               as_json: bool, store_url: str, label_prefix: str) -> None:  # fmt: skip
-    """List jobs, oldest first."""
-    with open_queue(store_url, label_prefix) as queue:
+    """List jobs, oldest first, under a header line (none says so on stderr, naming the store)."""
+    with open_existing_queue(store_url, label_prefix) as queue:
         page = queue.list_jobs(states=statuses or None, labels=labels, cursor=cursor, limit=limit)
+        if not page.jobs and not as_json:
+            click.echo(f"no jobs{' match' if statuses or labels else ''} in {queue.store.url}", err=True)
+        elif not as_json:
+            click.echo(LIST_HEADER)
         for job in page.jobs:
             click.echo(json.dumps(_dump(job)) if as_json else _job_line(job))
         if page.cursor and not as_json:
@@ -112,16 +156,17 @@ def list_jobs(statuses: tuple[str, ...], labels: tuple[str, ...], limit: int, cu
 
 @click.command()
 @click.argument("job_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help='{"id": ..., "status": ...}.')
 @store_option
 @prefix_option
-def status(job_id: int, store_url: str, label_prefix: str) -> None:
+def status(job_id: int, as_json: bool, store_url: str, label_prefix: str) -> None:
     """Print a job's status label (exit 1 when there is no such job)."""
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         found = queue.get_job_status(job_id)
         if found is None:
             job = queue.get(job_id)  # raises JobNotFound for a missing job
             raise click.ClickException(f"job {job.id} has no status label")
-        click.echo(found)
+        click.echo(json.dumps({"id": job_id, "status": found}) if as_json else found)
 
 
 @click.command()
@@ -131,7 +176,7 @@ def status(job_id: int, store_url: str, label_prefix: str) -> None:
 @prefix_option
 def show(job_id: int, comments: bool, store_url: str, label_prefix: str) -> None:
     """Print a job as JSON, with its comments."""
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         out = _dump(queue.get(job_id))
         if comments:
             out["comment_list"] = [c.model_dump(mode="json") for c in queue.comments(job_id)]
@@ -146,7 +191,7 @@ def show(job_id: int, comments: bool, store_url: str, label_prefix: str) -> None
 @prefix_option
 def complete(job_id: int, comment: str | None, result: str | None, store_url: str, label_prefix: str) -> None:
     """Mark a job completed."""
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         value = _json_arg(result, "--result") if result is not None else None
         click.echo(queue.complete(job_id, comment, result=value).status)
 
@@ -158,7 +203,7 @@ def complete(job_id: int, comment: str | None, result: str | None, store_url: st
 @prefix_option
 def fail(job_id: int, comment: str | None, store_url: str, label_prefix: str) -> None:
     """Mark a job failed (closed)."""
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         click.echo(queue.fail(job_id, comment).status)
 
 
@@ -205,7 +250,7 @@ def requeue(job_ids: tuple[int, ...], statuses: tuple[str, ...], labels: tuple[s
             comment: str | None, store_url: str, label_prefix: str) -> None:  # fmt: skip
     """Put jobs back to pending, with a fresh attempt budget: JOB_IDS, or every job matching --status/--label
     (e.g. `octoqueue requeue --status failed --label images`)."""
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         one = partial(queue.requeue, comment=comment)
         _bulk(job_ids, statuses, labels, dry_run, one, partial(queue.requeue_where, comment=comment), "requeue")
 
@@ -222,7 +267,7 @@ def requeue(job_ids: tuple[int, ...], statuses: tuple[str, ...], labels: tuple[s
 def cancel(job_ids: tuple[int, ...], statuses: tuple[str, ...], labels: tuple[str, ...], dry_run: bool,
            comment: str | None, store_url: str, label_prefix: str) -> None:  # fmt: skip
     """Cancel pending or processing jobs: JOB_IDS, or every job matching --status/--label."""
-    with open_queue(store_url, label_prefix) as queue:
+    with open_existing_queue(store_url, label_prefix) as queue:
         one = partial(queue.cancel, comment=comment)
         _bulk(job_ids, statuses, labels, dry_run, one, partial(queue.cancel_where, comment=comment), "cancel")
 
@@ -232,13 +277,19 @@ def cancel(job_ids: tuple[int, ...], statuses: tuple[str, ...], labels: tuple[st
               help="Seconds since the job last changed.")  # fmt: skip
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["completed", "failed", "cancelled"]),
               help="Which finished states (default: all three).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help='{"cleared": N, "states": [...], "older_than": seconds}.')
 @store_option
 @prefix_option
-def clear(older_than: float, statuses: tuple[str, ...], store_url: str, label_prefix: str) -> None:
-    """Delete old finished jobs. Prints how many."""
-    with open_queue(store_url, label_prefix) as queue:
+def clear(older_than: float, statuses: tuple[str, ...], as_json: bool, store_url: str, label_prefix: str) -> None:
+    """Delete old finished jobs (archive them, on GitHub). Says how many."""
+    with open_existing_queue(store_url, label_prefix) as queue:
         states = [JobState(s) for s in statuses] or [JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED]
-        click.echo(queue.clear(older_than, states))
+        cleared = queue.clear(older_than, states)
+    names = [s.value for s in states]
+    if as_json:
+        click.echo(json.dumps({"cleared": cleared, "states": names, "older_than": older_than}))
+    else:
+        click.echo(f"cleared {cleared} {'/'.join(names)} job(s) last changed over {older_than:g} s ago")
 
 
 @click.command()
@@ -261,8 +312,31 @@ def clear(older_than: float, statuses: tuple[str, ...], store_url: str, label_pr
               default="exponential", show_default=True)  # fmt: skip
 @click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
               help="Write what was processed to this file as JSON.")  # fmt: skip
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip
+@click.option(
+    "--strict",
+    is_flag=True,
+    help=f"Exit with status {FAILURES_EXIT_STATUS} when a job did not complete (failed, left to retry, lost).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Failures are warnings: --log-level warning shows them alone.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics (jobs finished, handler durations, process) on this port (0: any free).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address of the metrics endpoint.")
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(LOG_FORMATS),
+    help="Log lines as text or as JSON objects (with job_id, attempt, seconds, outcome).",
+)
 @click.option("--scheduler", is_flag=True, envvar="OCTOQUEUE_SCHEDULER",
               help="Also fire due cron schedules from this process (see `octoqueue schedule`).")  # fmt: skip
 @store_option
@@ -270,20 +344,23 @@ def clear(older_than: float, statuses: tuple[str, ...], store_url: str, label_pr
 def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: int | None, concurrency: int,
          lease: float, timeout: float | None, labels: tuple[str, ...], job_ids: tuple[int, ...], on_failure: str,
          poll_interval: float, retry_initial: float, retry_max: float, retry_strategy: str,
-         summary_json: Path | None, log_level: str, scheduler: bool, store_url: str,
-         label_prefix: str) -> None:  # fmt: skip
-    """Run a worker until SIGTERM/SIGINT (or --once / --max-jobs)."""
+         summary_json: Path | None, strict: bool, log_level: str, metrics_port: int | None, metrics_host: str,
+         log_format: str, scheduler: bool, store_url: str, label_prefix: str) -> None:  # fmt: skip
+    """Run a worker until SIGTERM/SIGINT (or --once / --max-jobs). Ends with a summary line on stderr: jobs
+    processed, elapsed time, jobs/s."""
     from octoqueue.worker import Worker
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, log_format)
     if bool(handler_spec) == bool(command):
         raise click.UsageError("give exactly one of --handler module:function or --command 'shell command'")
     handler = CommandHandler(command) if command else load_handler(str(handler_spec))
     policy = RetryPolicy(strategy=retry_strategy, initial=retry_initial, max_interval=retry_max)  # type: ignore[arg-type]
+    on_report = _serve_metrics(metrics_host, metrics_port) if metrics_port is not None else None
     with open_queue(store_url, label_prefix, retry=policy, lease=lease) as queue:
         worker = Worker(
             queue, handler, concurrency=concurrency, lease=lease, timeout=timeout, labels=labels,
             ids=job_ids or None, on_failure=on_failure, poll_interval=poll_interval,  # type: ignore[arg-type]
+            on_report=on_report,
         )  # fmt: skip
         if scheduler:  # before the worker runs, so that --once also takes the jobs due now
             from octoqueue.schedules import Scheduler
@@ -302,11 +379,27 @@ def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: in
             if scheduler:
                 fire.stop()
     _write_summary(summary_json, stats.as_dict())
-    click.echo(
-        f"processed {stats.processed}: {stats.completed} completed, {stats.failed} failed, "
-        f"{stats.retried} to retry, {stats.lost} lost, {stats.released} released",
-        err=True,
+    if log_format == "text":  # in JSON, the worker's "stopped" record carries the summary
+        click.echo(stats.summary(), err=True)
+    if strict and not stats.all_succeeded:
+        sys.exit(FAILURES_EXIT_STATUS)
+
+
+def _serve_metrics(host: str, port: int) -> Callable[[Job, JobReport], None]:
+    """Serve this worker's metrics over HTTP in a background thread; return what counts a finished job."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from octoqueue.jobmetrics import JobMetrics
+
+    metrics = JobMetrics(CollectorRegistry())
+    try:
+        server, _ = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+    logging.getLogger("octoqueue.worker").info(
+        "metrics on http://%s:%d/metrics", host, server.server_port, extra={"metrics_port": server.server_port}
     )
+    return metrics.observe
 
 
 def _write_summary(path: Path | None, summary: dict[str, Any]) -> None:
@@ -317,9 +410,4 @@ def _write_summary(path: Path | None, summary: dict[str, Any]) -> None:
 COMMANDS = [enqueue, list_jobs, status, show, complete, fail, requeue, cancel, clear, work]
 
 
-def register(group: click.Group) -> None:
-    for command in COMMANDS:
-        group.add_command(command)
-
-
-__all__ = ["COMMANDS", "open_queue", "register"]
+__all__ = ["COMMANDS", "open_existing_queue", "open_queue"]

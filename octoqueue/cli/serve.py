@@ -1,21 +1,28 @@
 """``octoqueue serve``: the HTTP server (FastAPI on uvicorn), optionally with a worker in the same process.
 
-Options left out fall back to the environment (the variable named in each option's help), then ``.env``, then
-the defaults; the values are validated once, by :class:`octoqueue.api.Settings`.
+Options left out fall back to the environment (the variable named in each option's help), then the working
+folder's ``.env``, then the defaults; the values are validated once, by :class:`octoqueue.api.Settings`. The
+server binds its address and checks its store before anything starts: a port in use or a store that cannot be
+reached is one line and exit status 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from typing import Any
+import socket
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import SecretStr, ValidationError
 
 from octoqueue import __version__
-from octoqueue.api.settings import LOG_LEVELS, Settings
-from octoqueue.errors import ConfigurationError
+from octoqueue.errors import ConfigurationError, StoreUnavailable
+from octoqueue.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
+from octoqueue.retry import DEFAULT_MAX_ATTEMPTS
+
+if TYPE_CHECKING:
+    from octoqueue.api.settings import Settings
 
 #: Options that may be given several times; Settings holds them comma-separated.
 _LISTS = ("allowed_origins", "webhook_trusted_users", "worker_labels")
@@ -34,7 +41,9 @@ def _help(text: str, env: str, default: str | None = None) -> str:
 @click.option(
     "--store",
     help=_help(
-        "Store URL: sqlite:///file.db, memory://, github://owner/repo.", "OCTOQUEUE_STORE", "sqlite:///octoqueue.db"
+        "Store URL: sqlite:///file.db, memory://, github://owner/repo, s3://bucket/prefix.",
+        "OCTOQUEUE_STORE",
+        "sqlite:///octoqueue.db",
     ),
 )
 @click.option("--label-prefix", help=_help("Prefix of the status labels.", "OCTOQUEUE_LABEL_PREFIX", "''"))
@@ -64,6 +73,10 @@ def _help(text: str, env: str, default: str | None = None) -> str:
 )
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), help=_help("Log level.", "OCTOQUEUE_LOG_LEVEL", "info"))
 @click.option(
+    "--log-format", type=click.Choice(LOG_FORMATS),
+    help=_help("Log lines as text or as JSON objects (uvicorn's too).", "OCTOQUEUE_LOG_FORMAT", "text"),
+)  # fmt: skip
+@click.option(
     "--reload/--no-reload",
     default=None,
     help=_help("Restart on code changes (development).", "OCTOQUEUE_RELOAD", "off"),
@@ -85,7 +98,7 @@ def _help(text: str, env: str, default: str | None = None) -> str:
 )
 @click.option(
     "--max-attempts", type=click.IntRange(1, 100),
-    help=_help("Default attempts of a /create-job job.", "OCTOQUEUE_MAX_ATTEMPTS", "1"),
+    help=_help("Default attempts of a /create-job job.", "OCTOQUEUE_MAX_ATTEMPTS", str(DEFAULT_MAX_ATTEMPTS)),
 )  # fmt: skip
 @click.option(
     "--max-block-ms", type=click.IntRange(0, 300_000),
@@ -113,12 +126,19 @@ def _help(text: str, env: str, default: str | None = None) -> str:
 def serve(**options: Any) -> None:
     """Run the HTTP API: /create-job, /admin/schema, the Starq-compatible /api/v1 worker API, GitHub webhooks,
     /health, /ready and /metrics."""
+    from octoqueue.api.settings import load_env_file
+
+    load_env_file()  # GH_TOKEN and GITHUB_API_URL, which the GitHub store reads from the environment
     settings = build_settings(options)
     run(settings)
 
 
 def build_settings(options: dict[str, Any]) -> Settings:
     """Settings from the given options (None and empty ones left to the environment)."""
+    from pydantic import ValidationError
+
+    from octoqueue.api.settings import Settings
+
     given: dict[str, Any] = {}
     for name, value in options.items():
         if value is None or value == ():
@@ -132,37 +152,64 @@ def build_settings(options: dict[str, Any]) -> Settings:
         raise ConfigurationError(f"{where}: {first.get('msg', exc)}") from None
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (0: a free port); one clear error when the address is taken. uvicorn makes it
+    listen once the app has started, so that no connection waits on a server still starting."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def run(settings: Settings) -> None:
+    """Bind, check the store, then serve until SIGTERM/SIGINT."""
     import uvicorn
 
-    logging.basicConfig(
-        level=settings.log_level.upper() if settings.log_level != "trace" else "DEBUG",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    common: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_level": settings.log_level}
-    click.echo(banner(settings), err=True)
-    if settings.reload:
-        # The reloader imports the app in a fresh process: hand it the settings through the environment.
-        os.environ.update(settings_environment(settings))
-        uvicorn.run("octoqueue.api:app", reload=True, **common)
-        return
     from octoqueue.api import create_app
+    from octoqueue.api.health import store_problem
+    from octoqueue.api.server import open_queue
 
-    uvicorn.run(create_app(settings), **common)
+    configure_logging(settings.log_level, settings.log_format)
+    with contextlib.closing(bind(settings.host, settings.port)) as sock:
+        host, port = sock.getsockname()[:2]
+        common: dict[str, Any] = {"host": host, "port": port, "log_level": settings.log_level, "log_config": None}
+        with open_queue(settings) as queue:
+            problem = store_problem(queue.store)
+            if problem is not None:
+                raise StoreUnavailable(f"the store {queue.store.url} cannot be reached: {problem}")
+            text = banner(settings, host, port)
+            if settings.log_format == "json":  # stderr stays one JSON object a line
+                logging.getLogger("octoqueue.api").info(text.splitlines()[0], extra={"host": host, "port": port})
+            else:
+                click.echo(text, err=True)
+            if not settings.reload:
+                uvicorn.Server(uvicorn.Config(create_app(settings, queue), **common)).run(sockets=[sock])
+                return
+    # The reloader binds the address itself and imports the app in a fresh process: hand it the settings
+    # through the environment.
+    os.environ.update(settings_environment(settings))
+    uvicorn.run("octoqueue.api:app", reload=True, **common)
 
 
-def banner(settings: Settings) -> str:
-    """What a person starting the server needs to know: where it is and how to send it a job."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    base = f"http://{host}:{settings.port}"
+def banner(settings: Settings, host: str, port: int) -> str:
+    """What a person starting the server needs to know: the address it listens on and how to send it a job."""
+    every = host in ("0.0.0.0", "::", "")
+    listening = f"{'[' + host + ']' if ':' in host else host}:{port}" + (" (every interface)" if every else "")
+    local = "127.0.0.1" if every else (f"[{host}]" if ":" in host else host)
+    base = f"http://{local}:{port}"
     keyed = settings.api_key is not None or bool(settings.api_keys)
     key = ' -H "X-API-Key: $API_KEY"' if keyed else ""
-    store = settings.store or (f"github://{settings.repo}" if settings.repo else "sqlite:///octoqueue.db")
     worker = "no worker in this process (run `octoqueue work`)"
     if settings.worker:
         worker = f"a worker runs {settings.handler or settings.command!r} in this process"
     return (
-        f"octoqueue {__version__} on {base} — store {store}; {worker}\n"
+        f"octoqueue {__version__} listening on {listening} — store {settings.store_url}; {worker}\n"
         f"Send it a job:\n"
         f"  curl -s -X POST {base}/create-job -H 'Content-Type: application/json'{key} \\\n"
         f'       -d \'{{"data": {{"text": "hello from curl"}}}}\'\n'
@@ -172,6 +219,10 @@ def banner(settings: Settings) -> str:
 
 def settings_environment(settings: Settings) -> dict[str, str]:
     """The environment variables that reproduce ``settings`` (the first variable name of each field)."""
+    from pydantic import SecretStr
+
+    from octoqueue.api.settings import Settings
+
     env: dict[str, str] = {}
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
@@ -186,8 +237,4 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def register(group: click.Group) -> None:
-    group.add_command(serve)
-
-
-__all__ = ["build_settings", "register", "run", "serve", "settings_environment"]
+__all__ = ["banner", "bind", "build_settings", "run", "serve", "settings_environment"]

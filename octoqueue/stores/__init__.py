@@ -27,6 +27,11 @@ SCHEMES: dict[str, str] = {
     "memory": "octoqueue.stores.memory:MemoryStore.from_url",
     "sqlite": "octoqueue.stores.sqlite:SQLiteStore.from_url",
     "github": "octoqueue.stores.github:GitHubStore.from_url",
+    "redis": "octoqueue.stores.redis:RedisStore.from_url",
+    "rediss": "octoqueue.stores.redis:RedisStore.from_url",
+    "redis+cluster": "octoqueue.stores.redis:RedisStore.from_url",
+    "rediss+cluster": "octoqueue.stores.redis:RedisStore.from_url",
+    "s3": "octoqueue.stores.s3:S3Store.from_url",
 }
 
 #: The entry-point group through which installed packages add store schemes.

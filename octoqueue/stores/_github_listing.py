@@ -86,6 +86,22 @@ def list_jobs(
     return Page(jobs=found, cursor=None)
 
 
+def recently_changed(store: GitHubStore, states: Collection[JobState], limit: int) -> list[Job]:
+    """:meth:`Store.recently_changed`: the issues GitHub lists last updated first, narrowed as :func:`list_query`
+    narrows a listing: one request when ``limit`` jobs are on its first page. The page is sorted again by the jobs'
+    own ``updated_at`` (GitHub's moves with any edit of the issue)."""
+    wanted = set(states)
+    if not wanted:
+        return []
+    url = store.issues_url(**list_query(store.labels, wanted, (), None), sort="updated", direction="desc")
+    found: list[Job] = []
+    for _, records in store.pages(url):
+        found.extend(r.job for r in records if r.kind == "job" and r.job.state in wanted)
+        if len(found) >= limit:
+            break
+    return sorted(found, key=lambda job: (job.updated_at, job.id), reverse=True)[:limit]
+
+
 def count_jobs(store: GitHubStore, states: Collection[JobState] | None) -> dict[JobState, int]:
     """:meth:`Store.count` from label-filtered listings, one per state (three for cancelled: the label, and closed
     issues still labelled pending or processing).

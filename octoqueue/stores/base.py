@@ -43,6 +43,20 @@ class Move:
     changes: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """Jobs that may have become runnable through another process (see :meth:`Store.watch_arrivals`).
+
+    Read like the :class:`~octoqueue.job.Job` an arrival listener gets: ``state`` (always pending), ``labels`` (None:
+    not known, any claimer may want them) and ``run_at`` (the earliest they may run; None: now). ``count`` jobs came.
+    """
+
+    labels: tuple[str, ...] | None
+    count: int = 1
+    run_at: datetime | None = None
+    state: JobState = JobState.PENDING
+
+
 class Store(ABC):
     """Where jobs live. Implementations must be safe to call from several threads."""
 
@@ -145,6 +159,13 @@ class Store(ABC):
         Exactly one caller recovers a given expired attempt. Returns the jobs as they are afterwards.
         """
 
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+        """Up to ``limit`` jobs in ``states``, the last changed first (``updated_at``, then the higher id).
+
+        This default reads every job in ``states``; stores that can read them latest first override it."""
+        jobs = sorted(self.iter_jobs(states=states), key=lambda job: (job.updated_at, job.id), reverse=True)
+        return jobs[:limit]
+
     @abstractmethod
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
         """How many jobs are in each of ``states`` (all states when None)."""
@@ -209,6 +230,16 @@ class Store(ABC):
     def set_setting(self, key: str, value: Any) -> None:
         """Store a JSON value under ``key`` (None deletes it); visible to every process using the store."""
         self.update_setting(key, lambda _current: value)
+
+    # -- arrivals from other processes -------------------------------------------------------------------------
+    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
+        """Call ``callback`` (from a background thread) when jobs may have become runnable through another store
+        object, another process or another host (not through this object: its Queue reports those itself).
+
+        Returns a function that stops the calls, or None when the store cannot watch (callers then poll). Once it
+        returns, every job committed afterwards is reported.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store is unusable afterwards."""

@@ -362,6 +362,9 @@ class GitHubStore(Store):
     ) -> Page:
         return _github_listing.list_jobs(self, states=states, labels=labels, open=open, cursor=cursor, limit=limit)
 
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+        return _github_listing.recently_changed(self, states, limit)
+
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
         return _github_listing.count_jobs(self, states)
 

@@ -87,6 +87,12 @@ class MemoryStore(Store):
         found = found[:limit]
         return Page(jobs=found, cursor=str(found[-1].id) if more and found else None)
 
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+        wanted = set(states)
+        with self._lock:
+            found = [job for job in self._jobs.values() if job.state in wanted]
+        return sorted(found, key=lambda job: (job.updated_at, job.id), reverse=True)[:limit]
+
     def claim(
         self,
         *,

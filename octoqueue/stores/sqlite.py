@@ -245,6 +245,21 @@ class SQLiteStore(Store):
         jobs = [row_to_job(r) for r in rows[:limit]]
         return Page(jobs=jobs, cursor=str(jobs[-1].id) if len(rows) > limit else None)
 
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+        wanted = [s.value for s in states]
+        if not wanted:
+            return []
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT {SELECT_LIST} FROM jobs WHERE state IN ({','.join('?' * len(wanted))}) "
+                "ORDER BY updated_at DESC, id DESC LIMIT ?",
+                [*wanted, limit],
+            )
+            .fetchall()
+        )
+        return [row_to_job(r) for r in rows]
+
     def claim(
         self,
         *,

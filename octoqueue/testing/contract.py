@@ -158,6 +158,24 @@ class StoreContract(_KitBase):
         assert set(got.labels) == {"a", "b"}
         assert (got.priority, got.max_attempts, got.type, got.attempt) == (1, 3, "t", 0)
 
+    def test_recently_changed_lists_the_last_changed_first(self, store: Store, clock: ManualClock) -> None:
+        ids = [store.create(new({"n": n}, title=f"job {n}")).id for n in range(5)]
+        for job_id in (ids[3], ids[0], ids[1]):
+            clock.advance(2)
+            store.transition(job_id, expected=JobState.PENDING, target=JobState.FAILED, last_error=f"boom {job_id}")
+        clock.advance(2)
+        store.transition(ids[2], expected=JobState.PENDING, target=JobState.COMPLETED)
+        failed = store.recently_changed([JobState.FAILED])
+        records = [store.get(i) for i in (ids[0], ids[1], ids[3])]
+        expected = sorted(records, key=lambda j: (j.updated_at, j.id), reverse=True)
+        assert [job.id for job in failed] == [job.id for job in expected]
+        assert all(job.last_error == f"boom {job.id}" for job in failed)
+        assert [job.id for job in store.recently_changed([JobState.FAILED], limit=1)] == [expected[0].id]
+        finished = store.recently_changed([JobState.FAILED, JobState.COMPLETED], limit=10)
+        assert {job.id for job in finished} == {ids[0], ids[1], ids[2], ids[3]}
+        assert store.recently_changed([]) == []
+        assert [job.id for job in store.recently_changed([JobState.PENDING])] == [ids[4]]
+
     def test_get_missing_raises(self, store: Store) -> None:
         with pytest.raises(JobNotFound):
             store.get(987654)

@@ -56,11 +56,28 @@ def _sealed(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) 
     return seal_store(MemoryStore(clock=clock), [new_key()])
 
 
+def _redis(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    from tests.redis_store.server import fresh_store
+
+    return fresh_store(request, clock=clock)
+
+
+def _s3(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    from octoqueue.stores.s3 import S3Store
+
+    server = request.getfixturevalue("loopback_s3")  # moto's S3 server on loopback (tests/conftest.py)
+    return S3Store(
+        server.new_bucket(), "queue", endpoint_url=server.endpoint_url, session=server.session(), clock=clock
+    )
+
+
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "github": _github,
     "sealed": _sealed,
+    "redis": _redis,
+    "s3": _s3,
 }
 
 #: (store name, kit test name) -> why that store fails the test today.

@@ -33,7 +33,8 @@ def test_full_lifecycle(db: Path, tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     job_id = int(first.stdout)
     second = int(oq("enqueue", "-", "--priority", "critical", store=db, input='{"n": 1}').stdout)
-    listing = oq("list", store=db).stdout.splitlines()
+    header, *listing = oq("list", store=db).stdout.splitlines()
+    assert header.split()[:3] == ["ID", "STATUS", "P"]
     assert len(listing) == 2 and "double it" in listing[0] and "[math]" in listing[0]
     assert oq("status", str(job_id), store=db).stdout.strip() == "pending"
     summary = tmp_path / "summary.json"
@@ -49,7 +50,7 @@ def test_full_lifecycle(db: Path, tmp_path: Path) -> None:
     assert oq("requeue", str(job_id), store=db).stdout.strip() == "pending"
     assert oq("cancel", str(job_id), store=db).stdout.strip() == "cancelled"
     assert oq("list", "--status", "cancelled", "--json", store=db).stdout.count("\n") == 1
-    assert oq("clear", "--older-than", "-1", store=db).stdout.strip() == "2"
+    assert oq("clear", "--older-than", "-1", "--json", store=db).stdout.strip().startswith('{"cleared": 2,')
 
 
 def test_manual_complete_and_fail(db: Path) -> None:
@@ -87,6 +88,7 @@ def test_command_handler_via_cli(db: Path) -> None:
     ],
 )
 def test_errors_are_one_clear_line(db: Path, args: tuple[str, ...], message: str) -> None:
+    oq("enqueue", "{}", store=db)  # the store exists: reading commands refuse a missing one
     result = oq(*args, store=db)
     assert result.returncode != 0
     assert message in result.stderr
@@ -106,7 +108,7 @@ def test_env_twins(db: Path) -> None:
     result = oq("work", "--handler", "tests.core.handlers_for_tests:double", store=db,
                 env={"OCTOQUEUE_WORK_MAX_JOBS": "2"})  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert len(oq("list", "--status", "pending", store=db).stdout.splitlines()) == 1
+    assert len(oq("list", "--status", "pending", "--json", store=db).stdout.splitlines()) == 1
     assert "OCTOQUEUE_STORE" in oq("work", "--help").stdout
 
 

@@ -63,7 +63,7 @@ def test_fast_transition_falls_back_to_the_exact_exception(store: SQLiteStore) -
 
 
 def test_leaving_processing_clears_the_holder_unless_set(store: SQLiteStore) -> None:
-    queue = Queue(store)
+    queue = Queue(store, max_attempts=1)
     queue.enqueue({"n": 1})
     job = queue.claim()
     assert job is not None and job.worker is not None

@@ -29,7 +29,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/docs/assets/{name}"): PUBLIC,
     ("GET", "/health"): PUBLIC,
     ("GET", "/live"): PUBLIC,
     ("GET", "/api/health"): PUBLIC,

@@ -29,6 +29,7 @@ SAMPLES: dict[str, str] = {
     "host": "127.0.0.2",
     "port": "9123",
     "log_level": "debug",
+    "log_format": "json",
     "reload": "true",
     "repo": "acme/jobs",
     "label_prefix": "oq-",

@@ -1,0 +1,582 @@
+"""The Redis store: jobs as hashes, the claim order and leases as sorted sets, every change one Lua script.
+
+Redis runs a script whole and alone, so each transition — a claim, a completion, a recovery — reads and writes the
+job and its indexes in one step that nothing can interleave or half-apply (see ``scripts.py`` for the key layout).
+The clock of leases and delays is Redis's own ``TIME``, not a worker's. Jobs that become pending are announced on
+a pub/sub channel, so waiting claims in other processes wake at once (:meth:`RedisStore.watch_arrivals`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.cluster
+import redis.exceptions
+
+from octoqueue.errors import ConfigurationError, JobNotFound, StateConflict, StoreUnavailable
+from octoqueue.job import Comment, Job, NewJob, Page
+from octoqueue.states import JobState, LabelScheme
+from octoqueue.stores.base import (
+    Arrival,
+    Clock,
+    Move,
+    Store,
+    apply_transition,
+    check_changes,
+    checked_setting,
+    expected_set,
+    expire,
+)
+from octoqueue.stores.redis import scripts
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+#: Jobs deleted per script call by :meth:`RedisStore.purge` (one call blocks Redis only that long).
+PURGE_BATCH = 500
+#: Socket timeouts (seconds) unless the URL sets ``socket_timeout`` / ``socket_connect_timeout``.
+SOCKET_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
+
+_STATES = {state.value: state for state in JobState}
+_TEMPLATE = Job.model_construct(id=0, title="", state=None, created_at=_EPOCH, updated_at=_EPOCH)
+_CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def _us(value: datetime) -> int:
+    return (value - _EPOCH) // _ONE_US
+
+
+def _dt(value: str) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+def _job(flat: Sequence[str]) -> Job:
+    h = dict(zip(flat[::2], flat[1::2], strict=True))
+    state = h.get("state")
+    run_at, lease, timeout, result = h.get("run_at"), h.get("lease_expires_at"), h.get("timeout"), h.get("result")
+    # No validation: the fields were validated when the job was made; this is the claim and completion hot path.
+    return _TEMPLATE.model_copy(
+        update={
+            "id": int(h["id"]) if "id" in h else 0,
+            "title": h["title"],
+            "data": json.loads(h["data"]),
+            "state": _STATES[state] if state is not None else None,
+            "labels": tuple(json.loads(h["labels"])) if h.get("labels", "[]") != "[]" else (),
+            "open": h["open"] == "1",
+            "type": h.get("type"),
+            "priority": int(h["priority"]),
+            "run_at": _dt(run_at) if run_at is not None else None,
+            "attempt": int(h["attempt"]),
+            "attempt_base": int(h["attempt_base"]),
+            "max_attempts": int(h["max_attempts"]),
+            "lease_expires_at": _dt(lease) if lease is not None else None,
+            "worker": h.get("worker"),
+            "result": json.loads(result) if result is not None else None,
+            "last_error": h.get("last_error"),
+            "idempotency_key": h.get("idempotency_key"),
+            "timeout": float(timeout) if timeout is not None else None,
+            "created_at": _dt(h["created_at"]),
+            "updated_at": _dt(h["updated_at"]),
+            "comments": int(h["comments"]),
+            "body_error": None,
+            "url": None,
+        }
+    )
+
+
+def _field(name: str, value: Any) -> str | None:
+    """A :data:`~octoqueue.job.MUTABLE_FIELDS` value as the job's hash keeps it (None: the field is removed)."""
+    if value is None:
+        return None
+    if name in ("run_at", "lease_expires_at"):
+        return str(_us(value))
+    if name == "result":
+        return json.dumps(value, ensure_ascii=False)
+    if name in ("attempt_base", "max_attempts", "priority"):
+        return str(int(value))
+    return str(value)
+
+
+class RedisStore(Store):
+    """``redis://[:password@]host:port/db?prefix=oq`` (``rediss://`` for TLS, ``redis+cluster://`` for a Redis
+    Cluster). Every key of the queue starts with ``{prefix}``; other query options go to redis-py."""
+
+    def __init__(
+        self,
+        client: redis.Redis | redis.cluster.RedisCluster,
+        *,
+        prefix: str = "oq",
+        labels: LabelScheme | None = None,
+        url: str = "",
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(labels, clock=clock)
+        self._own_clock = clock is not None  # else Redis's TIME, in every script and in now()
+        if not prefix or any(c in prefix for c in "{}:") or prefix != prefix.strip():
+            raise ConfigurationError(f"Redis prefix {prefix!r} must be non-empty, without braces, colons or spaces")
+        self.prefix = prefix
+        self.url = url or f"redis://?prefix={prefix}"
+        self._client = client
+        self._tag = "{" + prefix + "}"
+        self._route = f"{self._tag}:seq"
+        self._origin = uuid.uuid4().hex  # this Store object's arrivals, which its own watch skips
+        self._scripts = {
+            name: client.register_script(source)
+            for name, source in (
+                ("create", scripts.CREATE),
+                ("claim", scripts.CLAIM),
+                ("transition", scripts.TRANSITION),
+                ("expired", scripts.EXPIRED),
+                ("comment", scripts.COMMENT),
+                ("list", scripts.LIST),
+                ("purge", scripts.PURGE),
+            )
+        }
+        self._settings_cas = client.register_script(scripts.SETTINGS_CAS)
+        self._local = threading.local()
+        self._watch_lock = threading.Lock()
+        self._watchers: list[Callable[[Arrival], None]] = []
+        self._watch_thread: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisStore:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        prefix = "oq"
+        rest = []
+        for key, value in query:
+            if key == "prefix":
+                prefix = value
+            else:
+                rest.append((key, value))
+        if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise ConfigurationError(f"Redis store URL {_redacted(url)!r}: the path is the database number, like /0")
+        names = {key for key, _ in rest}
+        if "socket_timeout" not in names:
+            rest.append(("socket_timeout", str(SOCKET_TIMEOUT)))
+        if "socket_connect_timeout" not in names:
+            rest.append(("socket_connect_timeout", str(CONNECT_TIMEOUT)))
+        target = urlunsplit((_CLUSTER_SCHEMES.get(scheme, scheme), parts.netloc, parts.path, urlencode(rest), ""))
+        try:
+            if scheme in _CLUSTER_SCHEMES:
+                client: redis.Redis | redis.cluster.RedisCluster = redis.cluster.RedisCluster.from_url(
+                    target, decode_responses=True
+                )
+            else:
+                client = redis.Redis.from_url(target, decode_responses=True)
+                client.connection_pool.make_connection()  # an unknown option fails here, not on first use
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(f"Redis store URL {_redacted(url)!r} cannot be used: {exc}") from None
+        except redis.exceptions.RedisError as exc:
+            raise StoreUnavailable(f"cannot reach Redis at {_redacted(url)}: {exc}") from exc
+        return cls(client, prefix=prefix, url=_redacted(url), **options)
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.exceptions.RedisError as exc:
+            raise StoreUnavailable(f"Redis store {self.url}: {exc}") from exc
+
+    def _command(self, *args: Any) -> Any:
+        """Send one command and read its reply. On a plain Redis each thread keeps one connection of the pool and
+        talks on it directly: redis-py's ``execute_command`` (its retry wrapper, pool checkout, metrics) costs
+        more client CPU than the round trip of a short script. A connection that failed mid-command is dropped, so
+        the next command starts on a fresh one; a Redis Cluster goes through redis-py's routing."""
+        if not isinstance(self._client, redis.Redis):
+            return self._client.execute_command(*args)
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None or held.pid != os.getpid():
+            held = self._local.held = _Held(self._client.connection_pool)
+        conn = held.conn
+        try:
+            conn.send_command(*args)
+            return conn.read_response()
+        except redis.exceptions.ResponseError:
+            raise  # Redis answered: the connection is in step
+        except BaseException:
+            conn.disconnect()
+            raise
+
+    def _run(self, name: str, *args: Any) -> Any:
+        """Run one of the scripts: EVALSHA straight away (the common case, one round trip), loading the script only
+        when Redis does not know it (first use, or after a restart without persistence of scripts)."""
+        script = self._scripts[name]
+        with self._errors():
+            tag = self._tag
+            if self._own_clock:
+                tag += "@" + str(int(self._clock().timestamp() * 1_000_000))
+            try:
+                return self._command("EVALSHA", script.sha, 1, self._route, tag, *args)
+            except redis.exceptions.NoScriptError:
+                return script(keys=[self._route], args=[tag, *args])
+
+    def now(self) -> datetime:
+        if self._own_clock:
+            return self._clock()
+        with self._errors():
+            seconds, micros = self._client.time()
+        return _EPOCH + timedelta(seconds=int(seconds), microseconds=int(micros))
+
+    # -- jobs -------------------------------------------------------------------------------------------------
+    def create(self, new: NewJob) -> Job:
+        return self.create_many([new])[0]
+
+    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+        if not items:
+            return []
+        rows = []
+        for new in items:
+            if new.type == "":
+                raise ValueError("a job's type must not be empty (None for no type)")
+            if new.idempotency_key == "":
+                raise ValueError("an idempotency key must not be empty (None for no key)")
+            rows.append(
+                [
+                    new.title,
+                    json.dumps(new.data, ensure_ascii=False),
+                    json.dumps(new.labels, ensure_ascii=False) if new.labels else "[]",
+                    new.type or "",
+                    str(int(new.priority)),
+                    str(_us(new.run_at)) if new.run_at is not None else "",
+                    str(int(new.max_attempts)),
+                    new.idempotency_key or "",
+                    repr(float(new.timeout)) if new.timeout is not None else "",
+                ]
+            )
+        results = self._run("create", self._origin, json.dumps(rows, ensure_ascii=False))
+        jobs = []
+        for new, (kind, *rest) in zip(items, results, strict=True):
+            if kind == "old":
+                jobs.append(_job(rest[0]))
+                continue
+            job_id, now = int(rest[0]), _dt(rest[1])
+            jobs.append(
+                _TEMPLATE.model_copy(
+                    update={
+                        "id": job_id, "title": new.title, "data": new.data, "state": JobState.PENDING,
+                        "labels": tuple(new.labels), "open": True, "type": new.type, "priority": int(new.priority),
+                        "run_at": new.run_at, "max_attempts": new.max_attempts,
+                        "idempotency_key": new.idempotency_key, "timeout": new.timeout, "created_at": now,
+                        "updated_at": now, "body_error": None, "url": None,
+                    }
+                )
+            )  # fmt: skip
+        return jobs
+
+    def get(self, job_id: int) -> Job:
+        with self._errors():
+            flat = self._command("HGETALL", f"{self._tag}:job:{int(job_id)}")
+        if not flat:
+            raise JobNotFound(job_id)
+        if isinstance(flat, dict):  # a client that maps replies
+            flat = [x for pair in flat.items() for x in pair]
+        return _job(flat)
+
+    def list(
+        self,
+        *,
+        states: Collection[JobState] | None = None,
+        labels: Collection[str] = (),
+        open: bool | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page:
+        if states is not None:
+            states = builtins.list(states)
+            if not states:
+                return Page(jobs=[])
+        try:
+            after = int(cursor) if cursor else 0
+        except ValueError:
+            raise ValueError(f"cursor {cursor!r} is not one this store gave") from None
+        found = self._run(
+            "list",
+            json.dumps([s.value for s in states]) if states is not None else "",
+            json.dumps(builtins.list(dict.fromkeys(labels)), ensure_ascii=False),
+            "" if open is None else str(int(open)),
+            after,
+            max(1, int(limit)),
+        )
+        jobs = [_job(flat) for flat in found[:limit]]
+        return Page(jobs=jobs, cursor=str(jobs[-1].id) if len(found) > limit and jobs else None)
+
+    def claim(
+        self,
+        *,
+        worker: str,
+        lease: float,
+        limit: int = 1,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+    ) -> builtins.list[Job]:
+        if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
+            return []
+        found = self._run(
+            "claim",
+            worker,
+            max(0, int(lease * 1_000_000)),
+            int(limit),
+            json.dumps(builtins.list(dict.fromkeys(labels)), ensure_ascii=False),
+            json.dumps(sorted(types), ensure_ascii=False) if types is not None else "",
+            json.dumps([int(i) for i in ids]) if ids is not None else "",
+        )
+        return [_job(flat) for flat in found]
+
+    def transition(
+        self,
+        job_id: int,
+        *,
+        expected: JobState | Collection[JobState] | None,
+        target: JobState,
+        attempt: int | None = None,
+        **changes: Any,
+    ) -> Job:
+        check_changes(changes)
+        (result,) = self._transitions([Move(job_id, expected, target, attempt, changes)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+        for move in moves:
+            check_changes(move.changes)
+        return self._transitions(moves) if moves else []
+
+    def _transitions(self, moves: Sequence[Move], *, lease_due: bool = False) -> builtins.list[Job | Exception]:
+        payload = []
+        for move in moves:
+            wanted = expected_set(move.expected)
+            set_, clear = {}, []
+            for name, value in move.changes.items():
+                text = _field(name, value)
+                if text is None:
+                    clear.append(name)
+                else:
+                    set_[name] = text
+            payload.append(
+                [
+                    int(move.job_id),
+                    sorted(s.value for s in wanted) if wanted is not None else "",
+                    move.target.value,
+                    int(move.attempt) if move.attempt is not None else -1,
+                    set_,
+                    clear,
+                    lease_due,
+                ]
+            )
+        replies = self._run("transition", self._origin, json.dumps(payload, ensure_ascii=False))
+        results: builtins.list[Job | Exception] = []
+        for move, (kind, *rest) in zip(moves, replies, strict=True):
+            if kind == "ok":
+                results.append(_job(rest[0]))
+            elif kind == "missing":
+                results.append(JobNotFound(move.job_id))
+            else:
+                results.append(self._refusal(move, _job(rest[0])))
+        return results
+
+    def _refusal(self, move: Move, job: Job) -> Exception:
+        """The contract's exception for a move the script refused, found by the rules in one place
+        (:func:`~octoqueue.stores.base.apply_transition`) on the record as the script saw it."""
+        try:
+            apply_transition(
+                job, expected=move.expected, target=move.target, attempt=move.attempt, changes=dict(move.changes),
+                now=job.updated_at,
+            )  # fmt: skip
+        except Exception as exc:
+            return exc
+        return StateConflict(job.id, f"its lease was renewed (it is {job.status}, attempt {job.attempt})")
+
+    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+        now_us, found = self._run("expired", max(1, int(limit)))
+        now = _dt(now_us)
+        moves = []
+        for flat in found:
+            job = _job(flat)
+            new = expire(job, now)
+            changes = {"last_error": new.last_error, "run_at": new.run_at}
+            moves.append(Move(job.id, JobState.PROCESSING, new.state or JobState.FAILED, job.attempt, changes))
+        if not moves:
+            return []
+        # Fenced by attempt and by the lease still being expired (a heartbeat may have renewed it meanwhile): one
+        # caller recovers a given expired attempt.
+        return [r for r in self._transitions(moves, lease_due=True) if isinstance(r, Job)]
+
+    def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
+        wanted = builtins.list(states) if states is not None else builtins.list(JobState)
+        with self._errors():
+            pipe = self._client.pipeline(transaction=False)
+            for state in wanted:
+                pipe.zcard(f"{self._tag}:state:{state.value}")
+            sizes = pipe.execute()
+        return {state: int(n) for state, n in zip(wanted, sizes, strict=True)}
+
+    def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
+        names = json.dumps([s.value for s in states])
+        if names == "[]":
+            return 0
+        total = 0
+        while True:
+            removed = int(self._run("purge", names, _us(older_than), PURGE_BATCH))
+            total += removed
+            if removed == 0:
+                return total
+
+    # -- comments ---------------------------------------------------------------------------------------------
+    def comment(self, job_id: int, body: str) -> Comment:
+        made = self._run("comment", int(job_id), body)
+        if not made:
+            raise JobNotFound(job_id)
+        return Comment(id=int(made[0]), job_id=int(job_id), body=body, created_at=_dt(made[1]))
+
+    def comments(self, job_id: int) -> builtins.list[Comment]:
+        with self._errors():
+            pipe = self._client.pipeline(transaction=False)
+            pipe.exists(f"{self._tag}:job:{int(job_id)}")
+            pipe.lrange(f"{self._tag}:comments:{int(job_id)}", 0, -1)
+            exists, entries = pipe.execute()
+        if not exists:
+            raise JobNotFound(job_id)
+        out = []
+        for entry in entries:
+            comment_id, created, body = entry.split(":", 2)
+            out.append(Comment(id=int(comment_id), job_id=int(job_id), body=body, created_at=_dt(created)))
+        return out
+
+    # -- settings ---------------------------------------------------------------------------------------------
+    def get_setting(self, key: str) -> Any:
+        with self._errors():
+            value = self._client.hget(f"{self._tag}:settings", key)
+        return json.loads(value) if value is not None else None
+
+    def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
+        """Read, ``update``, then write only if nobody wrote in between (a compare-and-set script on the settings
+        hash); on a race, read again and call ``update`` on the fresh value."""
+        name = f"{self._tag}:settings"
+        while True:
+            with self._errors():
+                raw = self._client.hget(name, key)
+            value = checked_setting(key, update(json.loads(raw) if raw is not None else None))
+            old = "" if raw is None else (raw.decode() if isinstance(raw, bytes) else str(raw))
+            with self._errors():
+                done = self._settings_cas(
+                    keys=[name], args=[key, int(raw is not None), old, "" if value is None else json.dumps(value)]
+                )
+            if done:
+                return value
+
+    # -- arrivals ---------------------------------------------------------------------------------------------
+    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
+        with self._watch_lock:
+            self._watchers.append(callback)
+            if self._watch_thread is None:
+                ready = threading.Event()
+                self._watch_thread = threading.Thread(
+                    target=self._listen, args=(ready,), name="octoqueue-redis-arrivals", daemon=True
+                )
+                self._watch_thread.start()
+                ready.wait(CONNECT_TIMEOUT)
+
+        def stop() -> None:
+            with self._watch_lock, contextlib.suppress(ValueError):
+                self._watchers.remove(callback)
+
+        return stop
+
+    def _listen(self, ready: threading.Event) -> None:
+        """The watch thread: one pub/sub connection, blocked reading the arrivals channel (it wakes once a second
+        to see whether the store closed; no command is sent meanwhile)."""
+        channel = f"{self._tag}:arrivals"
+        pubsub = None
+        missed = False
+        while not self._closed.is_set():
+            try:
+                if pubsub is None:
+                    pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(channel)
+                    pubsub.get_message(timeout=0)  # the subscription's confirmation
+                    ready.set()
+                    if missed:
+                        self._tell(Arrival(None))  # jobs may have arrived while the connection was down: any
+                        missed = False
+                message = pubsub.get_message(timeout=1.0)
+            except (redis.exceptions.RedisError, OSError) as exc:
+                log.warning("arrivals watch on %s lost its connection (%s); reconnecting", self.url, exc)
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        pubsub.close()
+                pubsub, missed = None, True
+                self._closed.wait(0.2)
+                continue
+            if message is None or message.get("type") != "message":
+                continue
+            try:
+                news = json.loads(message["data"])
+            except (TypeError, ValueError):
+                continue
+            if news.get("o") == self._origin:
+                continue
+            for _job_id, run_at, labels in news.get("j", []):
+                self._tell(Arrival(tuple(json.loads(labels)), 1, _dt(run_at) if run_at else None))
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+
+    def _tell(self, arrival: Arrival) -> None:
+        with self._watch_lock:
+            callbacks = builtins.list(self._watchers)
+        for callback in callbacks:
+            try:
+                callback(arrival)
+            except Exception:  # a listener must not raise; one that does must not stop the watch
+                log.exception("arrival listener %r raised", callback)
+
+    def close(self) -> None:
+        self._closed.set()
+        thread = self._watch_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2)
+        with contextlib.suppress(Exception):
+            self._client.close()
+
+
+class _Held:
+    """A thread's own connection, taken from the pool, given back when the thread ends (its thread-local dies)."""
+
+    __slots__ = ("conn", "pid", "pool")
+
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self.pool = pool
+        self.pid = os.getpid()
+        self.conn = pool.get_connection()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.pool.release(self.conn)
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))

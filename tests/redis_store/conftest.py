@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+import pytest
+
+from octoqueue.stores.redis import RedisStore
+from tests.redis_store.server import fresh_store
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest) -> RedisStore:
+    made = fresh_store(request)
+    request.addfinalizer(made.close)
+    return made

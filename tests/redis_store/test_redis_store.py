@@ -1,0 +1,240 @@
+"""What the Redis store adds to the contract: URLs, one hash tag, Redis's clock, one round trip per batch, arrivals
+pushed to other processes' stores."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+
+from octoqueue.errors import ConfigurationError, JobNotFound, LeaseLost, StoreUnavailable
+from octoqueue.job import NewJob
+from octoqueue.states import JobState
+from octoqueue.stores import open_store
+from octoqueue.stores.base import Arrival, Move
+from octoqueue.stores.redis import RedisStore
+from tests.redis_store.server import REDIS_URL
+
+
+def new(i: int = 0, **kw: Any) -> NewJob:
+    return NewJob(data={"i": i}, title=f"job {i}", **kw)
+
+
+def test_url_options_and_redaction() -> None:
+    store = open_store("redis://:s3cret@127.0.0.1:6379/0?prefix=myq&socket_timeout=3")
+    try:
+        assert isinstance(store, RedisStore)
+        assert store.prefix == "myq"
+        assert "s3cret" not in store.url and "***" in store.url
+        assert store._client.connection_pool.connection_kwargs["socket_timeout"] == 3.0
+    finally:
+        store.close()
+    default = open_store("redis://127.0.0.1:6379")
+    try:
+        assert isinstance(default, RedisStore) and default.prefix == "oq"
+    finally:
+        default.close()
+
+
+@pytest.mark.parametrize("prefix", ["a{b", "a:b", " a", "x}"])
+def test_bad_prefix_is_refused(prefix: str) -> None:
+    with pytest.raises(ConfigurationError, match="prefix"):
+        RedisStore.from_url(f"{REDIS_URL}?prefix={prefix}")
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [("prefix=x&bogus=1", "bogus"), ("socket_timeout=soon", "socket_timeout"), ("", "database number")],
+)
+def test_bad_url_options_are_refused_when_opening(query: str, says: str) -> None:
+    url = f"redis://127.0.0.1:6379/{'abc' if not query else '0'}?{query}"
+    with pytest.raises(ConfigurationError, match=says):
+        RedisStore.from_url(url)
+
+
+def test_empty_prefix_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="prefix"):
+        RedisStore.from_url(f"{REDIS_URL}?prefix=")
+
+
+def test_unreachable_redis_is_store_unavailable() -> None:
+    store = RedisStore.from_url("redis://127.0.0.1:1/0?prefix=nowhere&socket_connect_timeout=1")
+    try:
+        with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:1"):
+            store.create(new())
+    finally:
+        store.close()
+
+
+def test_every_key_shares_the_queue_hash_tag(store: RedisStore) -> None:
+    job = store.create(new(labels=("gpu",), type="t", idempotency_key="k"))
+    store.create(new(1, run_at=store.now() + timedelta(hours=1)))
+    (claimed,) = store.claim(worker="w", lease=60)
+    store.comment(job.id, "hello")
+    store.transition(claimed.id, expected=JobState.PROCESSING, target=JobState.COMPLETED)
+    store.set_setting("s", {"x": 1})
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    keys = list(client.scan_iter(match=f"*{store.prefix}*", count=1000))
+    client.close()
+    assert keys and all(key.startswith("{" + store.prefix + "}:") for key in keys)
+    slots = {redis.cluster.key_slot(key.encode()) for key in keys}
+    assert len(slots) == 1
+
+
+def test_clock_is_redis_time(store: RedisStore) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    seconds, micros = client.time()
+    client.close()
+    mine = store.now()
+    assert abs(mine.timestamp() - (seconds + micros / 1e6)) < 0.5
+    before = store.now()
+    store.create(new())
+    (job,) = store.claim(worker="w", lease=10)
+    assert job.lease_expires_at is not None
+    assert timedelta(seconds=10) <= job.lease_expires_at - before <= timedelta(seconds=11)
+
+
+class _Counter:
+    """Counts the commands this process sends to Redis (each one round trip)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[str] = []
+        original = redis.connection.AbstractConnection.send_command
+
+        def counted(conn: Any, *args: Any, **kw: Any) -> Any:
+            self.calls.append(str(args[0]))
+            return original(conn, *args, **kw)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_command", counted)
+
+
+def test_create_many_is_one_round_trip_and_keeps_idempotency(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = store.create(new(0, idempotency_key="once"))
+    counter = _Counter(monkeypatch)
+    jobs = store.create_many(
+        [new(1), new(2, idempotency_key="once"), new(3, idempotency_key="twice"), new(4, idempotency_key="twice")]
+    )
+    assert counter.calls == ["EVALSHA"]
+    assert jobs[1].id == first.id and jobs[1].data == {"i": 0}
+    assert jobs[2].id == jobs[3].id and jobs[3].data == {"i": 3}
+    assert len({jobs[0].id, jobs[1].id, jobs[2].id}) == 3
+    assert [j.data for j in store.iter_jobs()] == [{"i": 0}, {"i": 1}, {"i": 3}]
+
+
+def test_transition_many_is_one_round_trip_each_move_on_its_own(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create_many([new(i) for i in range(3)])
+    a, b, c = store.claim(worker="w", lease=60, limit=3)
+    counter = _Counter(monkeypatch)
+    results = store.transition_many(
+        [
+            Move(a.id, JobState.PROCESSING, JobState.COMPLETED, a.attempt, {"result": {"ok": 1}}),
+            Move(b.id, JobState.PROCESSING, JobState.COMPLETED, b.attempt + 1),
+            Move(999_999, None, JobState.CANCELLED),
+            Move(c.id, JobState.PROCESSING, JobState.PENDING, c.attempt, {"run_at": None, "last_error": "again"}),
+        ]
+    )
+    assert counter.calls == ["EVALSHA"]
+    done, lost, missing, back = results
+    assert not isinstance(done, Exception) and done.state is JobState.COMPLETED and done.result == {"ok": 1}
+    assert isinstance(lost, LeaseLost) and isinstance(missing, JobNotFound)
+    assert not isinstance(back, Exception) and back.state is JobState.PENDING and back.worker is None
+    assert store.get(b.id).state is JobState.PROCESSING
+    assert store.count() == {JobState.PENDING: 1, JobState.PROCESSING: 1, JobState.COMPLETED: 1,
+                             JobState.FAILED: 0, JobState.CANCELLED: 0}  # fmt: skip
+
+
+def test_claim_by_type_and_labels_keeps_priority_order(store: RedisStore) -> None:
+    store.create_many([
+        new(0, type="a", labels=("x",)), new(1, type="b", priority=1), new(2, type="a", priority=0),
+        new(3, type="c"), new(4, type="b", labels=("x", "y")),
+    ])  # fmt: skip
+    got = store.claim(worker="w", lease=60, limit=10, types=["a", "b"])
+    assert [j.data["i"] for j in got] == [2, 1, 0, 4]
+    store.create_many([new(5, labels=("x", "y")), new(6, labels=("y",)), new(7, labels=("x", "y"), type="z")])
+    assert [j.data["i"] for j in store.claim(worker="w", lease=60, limit=10, labels=["y", "x"], types=["z"])] == [7]
+    assert [j.data["i"] for j in store.claim(worker="w", lease=60, limit=10, labels=["x", "y"])] == [5]
+
+
+def test_a_priority_change_moves_the_job_in_the_claim_order(store: RedisStore) -> None:
+    a, b = store.create_many([new(0), new(1)])
+    (first,) = store.claim(worker="w", lease=60)
+    assert first.id == a.id
+    store.transition(first.id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=first.attempt, priority=4)
+    (second,) = store.claim(worker="w", lease=60)
+    assert second.id == b.id
+
+
+def test_purge_removes_keys_and_frees_idempotency_key(store: RedisStore) -> None:
+    job = store.create(new(idempotency_key="k"))
+    store.comment(job.id, "note")
+    store.transition(job.id, expected=JobState.PENDING, target=JobState.CANCELLED)
+    assert store.purge(states=[JobState.CANCELLED], older_than=store.now() + timedelta(seconds=1)) == 1
+    with pytest.raises(JobNotFound):
+        store.comments(job.id)
+    again = store.create(new(1, idempotency_key="k"))
+    assert again.id != job.id and again.data == {"i": 1}
+
+
+def test_arrivals_reach_other_store_objects_only(store: RedisStore) -> None:
+    other = RedisStore.from_url(f"{REDIS_URL}?prefix={store.prefix}")
+    seen: list[Arrival] = []
+    mine: list[Arrival] = []
+    got = threading.Event()
+
+    def heard(arrival: Arrival) -> None:
+        seen.append(arrival)
+        got.set()
+
+    try:
+        stop = other.watch_arrivals(heard)
+        own = store.watch_arrivals(mine.append)
+        assert stop is not None and own is not None
+        store.create(new(labels=("gpu",)))
+        assert got.wait(5)
+        assert seen == [Arrival(("gpu",), 1, None)]
+        later = store.now() + timedelta(seconds=30)
+        got.clear()
+        (claimed,) = store.claim(worker="w", lease=60)
+        store.transition(claimed.id, expected=JobState.PROCESSING, target=JobState.PENDING, run_at=later)
+        assert got.wait(5)
+        assert seen[-1].run_at is not None
+        assert abs((seen[-1].run_at - later).total_seconds()) < 0.001
+        stop()
+        store.create(new(2))
+        other.create(new(3))  # heard by `store`'s watch
+        for _ in range(50):
+            if mine:
+                break
+            threading.Event().wait(0.05)
+        assert len(mine) == 1 and len(seen) == 2
+    finally:
+        other.close()
+
+
+def test_scripts_are_loaded_again_when_redis_forgot_them(store: RedisStore) -> None:
+    store.create(new(0))
+    store._client.script_flush()  # as after a restart: Redis knows no script
+    job = store.create(new(1))
+    assert store.get(job.id).data == {"i": 1}
+
+
+def test_a_thread_gives_its_connection_back_when_it_ends(store: RedisStore) -> None:
+    store.create(new(0))
+    pool = store._client.connection_pool
+    before = len(pool._in_use_connections)
+
+    def use() -> None:
+        store.get(1)
+
+    for _ in range(20):
+        thread = threading.Thread(target=use)
+        thread.start()
+        thread.join()
+    assert len(pool._in_use_connections) <= before + 1

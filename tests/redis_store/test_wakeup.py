@@ -1,0 +1,135 @@
+"""Waiting claims wake when a job arrives through another process, without polling: the in-process Queue's claim,
+and the server's long-poll claim across two ``octoqueue serve`` processes on one Redis."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+import requests
+
+from octoqueue.job import Job
+from octoqueue.queue import Queue
+from octoqueue.stores.base import Arrival
+from octoqueue.stores.redis import RedisStore
+from tests.server.conftest import free_port
+from tests.server.test_cli_serve import OCTOQUEUE, _env, _wait_up
+
+from .server import REDIS_URL, stop_processes
+
+#: Wake-ups measured across the two servers, and the figure issue 11 asks for (reported, see docs/redis.md).
+ROUNDS = 100
+TARGET_P99_MS = 10.0
+#: What the test fails on: far below the 30 s poll interval the servers run with, so only a pushed wake-up passes,
+#: with room for a loaded shared machine.
+LIMIT_P99_MS = 250.0
+
+
+def test_a_queue_claim_waiting_wakes_on_a_job_from_another_store(store: RedisStore) -> None:
+    producer = Queue(RedisStore.from_url(f"{REDIS_URL}?prefix={store.prefix}"))
+    consumer = Queue(store)
+    heard: list[Job | Arrival | None] = []
+    consumer.add_arrival_listener(heard.append, with_job=True)
+    got: list[Job] = []
+    took: list[float] = []
+
+    def wait_for_one() -> None:
+        started = time.monotonic()
+        got.extend(consumer.claim_batch(1, wait=20, poll_interval=30))
+        took.append(time.monotonic() - started)
+
+    try:
+        waiting = threading.Thread(target=wait_for_one)
+        waiting.start()
+        time.sleep(0.2)  # the claim found nothing and is parked on the condition (a 30 s poll interval)
+        job = producer.enqueue_job({"hello": 1}, additional_labels=["gpu"])
+        waiting.join(10)
+        assert [j.id for j in got] == [job.id]
+        assert took[0] < 5
+        assert Arrival(("gpu",), 1, None) in heard
+    finally:
+        producer.close()
+
+
+@pytest.fixture
+def servers(store: RedisStore) -> Iterator[tuple[str, str]]:
+    url = f"{REDIS_URL}?prefix={store.prefix}"
+    procs: list[subprocess.Popen[bytes]] = []
+    bases = []
+    try:
+        for _ in range(2):
+            port = free_port()
+            proc = subprocess.Popen(
+                [OCTOQUEUE, "serve", "--host", "127.0.0.1", "--store", url, "--log-level", "warning"],
+                env=_env(PORT=str(port), OCTOQUEUE_CLAIM_POLL_INTERVAL="30", OCTOQUEUE_SETTINGS_CACHE_SECONDS="0",
+                         RATE_LIMIT_REQUESTS="0"),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            procs.append(proc)
+            bases.append(f"http://127.0.0.1:{port}")
+            _wait_up(bases[-1], proc)
+        yield bases[0], bases[1]
+    finally:
+        stop_processes(procs)
+
+
+def test_a_job_submitted_to_one_server_wakes_a_long_poll_claim_on_the_other(servers: tuple[str, str]) -> None:
+    submit_to, claim_on = servers
+    http = requests.Session()
+    assert http.post(f"{submit_to}/api/v1/queues", json={"name": "wake"}, timeout=5).status_code == 201
+    latencies: list[float] = []
+    wakes: list[float] = []
+    for i in range(ROUNDS):
+        answer: dict[str, Any] = {}
+
+        def claim(answer: dict[str, Any] = answer) -> None:
+            with requests.Session() as mine:
+                reply = mine.post(f"{claim_on}/api/v1/queues/wake/jobs/claim", json={"block_ms": 20_000}, timeout=30)
+                answer["at"], answer["wall"] = time.perf_counter(), time.time()
+                answer["reply"] = reply
+
+        waiting = threading.Thread(target=claim)
+        waiting.start()
+        time.sleep(0.05)  # the claim found the queue empty and parked (the next poll would be 30 s away)
+        sent = time.perf_counter()
+        submitted = http.post(f"{submit_to}/api/v1/queues/wake/jobs", json={"payload": {"i": i}}, timeout=5)
+        assert submitted.status_code in (200, 201), submitted.text
+        waiting.join(30)
+        jobs = answer["reply"].json()["jobs"]
+        assert [job["payload"] for job in jobs] == [{"i": i}]
+        latencies.append((answer["at"] - sent) * 1000)
+        # The job's created_at is Redis's clock, the same host's wall clock as time.time() here.
+        wakes.append((answer["wall"] - datetime.fromisoformat(jobs[0]["created_at"]).timestamp()) * 1000)
+    p50, p99 = _percentiles(wakes)
+    e50, e99 = _percentiles(latencies)
+    print(f"\ncross-server wake-up over {ROUNDS} rounds: job written by server A -> claim answered by server B "
+          f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < {TARGET_P99_MS:.0f} ms); submit sent to A -> claim "
+          f"answered by B p50 {e50:.1f} ms, p99 {e99:.1f} ms")  # fmt: skip
+    assert p99 < LIMIT_P99_MS
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def test_a_sealed_store_passes_the_arrivals_watch_through(store: RedisStore) -> None:
+    from cryptography.fernet import Fernet
+
+    from octoqueue.sealing import seal_store
+
+    sealed = seal_store(RedisStore.from_url(f"{REDIS_URL}?prefix={store.prefix}"), [Fernet.generate_key().decode()])
+    heard: list[Arrival] = []
+    got = threading.Event()
+    try:
+        assert sealed.watch_arrivals(lambda arrival: (heard.append(arrival), got.set())) is not None
+        Queue(store).enqueue_job({"secret": 1})
+        assert got.wait(5) and heard == [Arrival((), 1, None)]
+    finally:
+        sealed.close()
