@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from octoqueue.errors import (
     ConfigurationError,
+    DeadlinePassed,
     InvalidJobData,
     InvalidTransition,
     JobNotFound,
@@ -73,6 +74,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Comment",
     "ConfigurationError",
+    "DeadlinePassed",
     "GithubQueue",
     "InvalidJobData",
     "InvalidTransition",

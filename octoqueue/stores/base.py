@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.errors import InvalidJobData, InvalidTransition, JobNotFound, StateConflict
 from octoqueue.job import MUTABLE_FIELDS, Comment, Job, NewJob, Page, utcnow
 from octoqueue.states import JobState, LabelScheme, has_labels
@@ -63,6 +64,10 @@ class Store(ABC):
     url: str = ""
     #: How often a waiter (``Queue.wait``) re-reads a job changed by another process, in seconds.
     wait_poll_interval: float = 0.02
+
+    #: The longest comment :meth:`comment` accepts (characters). GitHub's limit on every store, so that a queue
+    #: can move to GitHub; the queue checks a comment against it before it moves the job the comment is about.
+    max_comment_chars: int = MAX_BODY_CHARS
 
     def __init__(self, labels: LabelScheme | None = None, *, clock: Clock | None = None) -> None:
         self.labels = labels or LabelScheme()

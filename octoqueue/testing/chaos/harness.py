@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from octoqueue.errors import OctoqueueError
 from octoqueue.job import Job
 from octoqueue.states import JobState
 from octoqueue.stores import open_store
@@ -162,6 +163,15 @@ def _produce(url: str, numbers: list[int], ids: dict[int, int], stop: threading.
                 raise RuntimeError(f"job {n}: the server refused it: {response.status_code} {response.text[:300]}")
 
 
+def _not_completed(store_url: str, options: dict[str, Any], ids: set[int]) -> set[int] | None:
+    """Which of ``ids`` the store does not show completed; None when the store could not be read just now."""
+    try:
+        final = _final_states(store_url, options)
+    except OctoqueueError:
+        return None
+    return {job_id for job_id in ids if final.get(job_id, (None, 0))[0] is not JobState.COMPLETED}
+
+
 def _final_states(store_url: str, options: dict[str, Any]) -> dict[int, tuple[JobState | None, int]]:
     store = open_store(store_url, **options)
     out: dict[int, tuple[JobState | None, int]] = {}
@@ -268,6 +278,7 @@ def _drive(
     finished = False
     progress = ledger.Tail(ledger_path)
     done: set[int] = set()
+    next_check = 0.0
     try:
         while time.monotonic() < deadline:
             now = time.monotonic()
@@ -295,9 +306,15 @@ def _drive(
                 config.log(f"  {now - started:6.0f} s: {len(ids)} created, {len(done)} completed, {kills} kills, "
                            f"{restarts} restarts")  # fmt: skip
                 next_report = now + 10
-            if len(ids) == config.jobs and set(ids.values()) <= done:
-                finished = True
-                break
+            if len(ids) == config.jobs and set(ids.values()) <= done and now >= next_check:
+                # A "completing" line counts as done, but a kill may have cut that completion before the store took
+                # it: the job then comes back after its lease and runs again. Finished only when the store agrees.
+                unfinished = _not_completed(store_url, options, set(ids.values()))
+                if unfinished is not None and not unfinished:
+                    finished = True
+                    break
+                done -= unfinished or set()
+                next_check = now + 2.0
             time.sleep(0.1)
     finally:
         stop.set()
