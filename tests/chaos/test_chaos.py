@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from octoqueue.job import NewJob
 from octoqueue.states import JobState
+from octoqueue.stores import open_store
 from octoqueue.testing.chaos import faults, harness, ledger
 
 
@@ -60,6 +62,28 @@ def test_the_verdict_catches_what_it_must() -> None:
     assert (verdict.lost, verdict.completed_twice, verdict.unaccounted, verdict.cut_by_kill) == ([5], [2], [4], [3])
     assert not verdict.ok
     assert ledger.judge([1], {1: done}, [_entry("completed", 1, 1)]).ok
+
+
+def test_a_completion_cut_by_a_kill_ends_the_run_only_once_the_store_has_it(tmp_path: Path) -> None:
+    # Found by chaos on GitHub: a worker killed while its completion was in flight left `completing` and a job still
+    # processing; the run ended on that line, before the lease expired and the job ran again: "1 lost of 300".
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    store = open_store(url)
+    job = store.create(NewJob(data={"n": 1}, title="cut"))
+    (held,) = store.claim(worker="killed", lease=60)
+    confirmed = harness.Confirmations(url, {}, look_every=0)
+    try:
+        confirmed.note([_entry("run", job.id, 1), _entry("completing", job.id, 1)])
+        assert not confirmed.all([job.id])  # the kill came before the store took it: the job is still processing
+        store.transition(held.id, expected=JobState.PROCESSING, target=JobState.COMPLETED, attempt=1)
+        assert confirmed.all([job.id])  # the store took it after all
+    finally:
+        confirmed.close()
+        store.close()
+    other = harness.Confirmations(url, {}, look_every=0)
+    other.note([_entry("completed", 7, 1)])
+    assert other.all([7])  # a `completed` line is enough: no store asked
+    assert other.store is None
 
 
 def test_ledger_skips_a_line_cut_short(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -19,16 +19,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from octoqueue.errors import OctoqueueError
 from octoqueue.job import Job
 from octoqueue.states import JobState
 from octoqueue.stores import open_store
+from octoqueue.stores.base import Store
 from octoqueue.testing.chaos import ledger
 from octoqueue.testing.chaos.faults import PRIMARY_PER_HOUR, SECONDARY_PER_HOUR, SECONDARY_PER_MINUTE, Fault
 from octoqueue.testing.chaos.processes import LEDGER_ENV, STORE_OPTIONS_ENV
@@ -162,6 +164,45 @@ def _produce(url: str, numbers: list[int], ids: dict[int, int], stop: threading.
                 raise RuntimeError(f"job {n}: the server refused it: {response.status_code} {response.text[:300]}")
 
 
+class Confirmations:
+    """The jobs whose completion the store accepted: a ``completed`` line, or — for a ``completing`` line whose
+    worker was killed before it could write ``completed`` (or before the store answered) — the store's own word.
+
+    A ``completing`` line alone is not enough to end the run: the kill may have come before the store took the
+    completion, and then the job runs again once its lease expires (ending the run there reported it lost)."""
+
+    def __init__(self, store_url: str, options: dict[str, Any], look_every: float = 1.0) -> None:
+        self.store_url, self.options = store_url, options
+        self.look_every = look_every
+        self.ids: set[int] = set()
+        self.store: Store | None = None  # opened for the first look
+        self._next_look = 0.0
+
+    def note(self, entries: list[ledger.Entry]) -> None:
+        self.ids.update(e.job_id for e in entries if e.kind == "completed")
+
+    def all(self, job_ids: Iterable[int]) -> bool:
+        """Whether every one of ``job_ids`` is confirmed; asks the store (at most every ``look_every`` seconds)
+        about the rest."""
+        unsure = set(job_ids) - self.ids
+        if unsure and time.monotonic() >= self._next_look:
+            self._next_look = time.monotonic() + self.look_every
+            if self.store is None:
+                self.store = open_store(self.store_url, **self.options)
+            for job_id in sorted(unsure):
+                try:
+                    if self.store.get(job_id).state is JobState.COMPLETED:
+                        self.ids.add(job_id)
+                except OctoqueueError:
+                    continue  # a fault of the emulator: asked again next time
+            unsure -= self.ids
+        return not unsure
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
 def _final_states(store_url: str, options: dict[str, Any]) -> dict[int, tuple[JobState | None, int]]:
     store = open_store(store_url, **options)
     out: dict[int, tuple[JobState | None, int]] = {}
@@ -267,11 +308,14 @@ def _drive(
     next_report = time.monotonic() + 10
     finished = False
     progress = ledger.Tail(ledger_path)
-    done: set[int] = set()
+    done: set[int] = set()  # a completion asked for (it paces the kills)
+    confirmed = Confirmations(store_url, options)  # a completion accepted: the run ends when every job has one
     try:
         while time.monotonic() < deadline:
             now = time.monotonic()
-            done.update(e.job_id for e in progress.read() if e.kind != "run")
+            entries = progress.read()
+            done.update(e.job_id for e in entries if e.kind != "run")
+            confirmed.note(entries)
             if kills < config.kills and len(done) >= (kills + 1) * kill_step:
                 processes.kill_worker(rng)
                 processes.start_worker()
@@ -295,11 +339,12 @@ def _drive(
                 config.log(f"  {now - started:6.0f} s: {len(ids)} created, {len(done)} completed, {kills} kills, "
                            f"{restarts} restarts")  # fmt: skip
                 next_report = now + 10
-            if len(ids) == config.jobs and set(ids.values()) <= done:
+            if len(ids) == config.jobs and set(ids.values()) <= done and confirmed.all(ids.values()):
                 finished = True
                 break
             time.sleep(0.1)
     finally:
+        confirmed.close()
         stop.set()
         for _, fault in episode_ends:
             assert fault.episode is not None
