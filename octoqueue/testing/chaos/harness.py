@@ -237,8 +237,10 @@ def _backend(config: Config, directory: Path) -> Iterator[tuple[str, dict[str, A
         "retries": 6,
         "retry_backoff": 0.2,
         "orphan_grace": 10.0,  # a key or claim ref left by a killed process is taken back after 10 s, not 60
-        "read_lag": 1.0,  # the emulator's reads do not lag here: re-check an ambiguous write for 1 s, not 5
+        "read_lag": 1.0,  # unless a fault makes the emulator's reads lag: re-check an ambiguous write for 1 s, not 5
     }
+    for fault in config.faults:
+        options.update(fault.store_options)
     gh = FakeGitHub(
         REPO, GITHUB_TOKEN, seed=config.seed, rate_limit=PRIMARY_PER_HOUR,
         secondary_writes_per_minute=SECONDARY_PER_MINUTE, secondary_writes_per_hour=SECONDARY_PER_HOUR,
@@ -353,8 +355,8 @@ def _drive(
         for thread in producers:
             thread.join(timeout=10)
     elapsed = time.monotonic() - started
-    if gh is not None:
-        gh.set_faults(error_rate=0.0, latency=0.0)
+    if gh is not None:  # the verdict reads the truth: GitHub's primary, answering every request
+        gh.set_faults(error_rate=0.0, latency=0.0, read_lag=0.0, ref_failure_rate=0.0)
     final = _final_states(store_url, options)
     verdict = ledger.judge(ids.values(), final, ledger.read(ledger_path))
     verdict.lost.extend(n for n in numbers if n not in ids)  # never created: lost too (by number, not id)
