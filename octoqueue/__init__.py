@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from octoqueue.errors import (
     ConfigurationError,
+    DeadlinePassed,
     InvalidJobData,
     InvalidTransition,
     JobNotFound,
@@ -59,6 +60,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Comment",
     "ConfigurationError",
+    "DeadlinePassed",
     "GithubQueue",
     "InvalidJobData",
     "InvalidTransition",

@@ -86,6 +86,11 @@ class RateLimited(StoreUnavailable):
         super().__init__(message)
 
 
+class DeadlinePassed(RateLimited):
+    """A request was not sent: waiting out the rate limit (``retry_after`` seconds) would have sent it after the
+    caller's deadline — a holder's lease, or the grace of a claim it just took. Nothing was written."""
+
+
 class HandlerError(Exception):
     """Base of the errors a handler raises to steer what happens to its job."""
 

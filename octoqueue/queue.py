@@ -6,14 +6,16 @@ The queue core never imports a concrete store; it is handed a :class:`~octoqueue
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.commands import defuse
@@ -21,6 +23,7 @@ from octoqueue.errors import (
     InvalidJobData,
     JobNotFound,
     JobTooLarge,
+    RateLimited,
     StateConflict,
 )
 from octoqueue.job import Comment, Job, NewJob, Page, utcnow
@@ -30,8 +33,20 @@ from octoqueue.stores import Store, open_store
 
 #: Results up to this size (serialised) are kept in the job's metadata too; larger ones only in the comment.
 RESULT_META_LIMIT = 8_192
+#: A failure's error is kept up to this many characters (in the job's metadata and its failure comment).
+ERROR_LIMIT = 8_192
+#: The attempt a result comment is sized with before the job's real attempt is known (the most digits).
+_WIDEST_ATTEMPT = 10**9
 
 JobRef = int | Job
+T = TypeVar("T")
+
+log = logging.getLogger("octoqueue.queue")
+
+#: Jobs a Queue remembers having claimed (and not finished), for the lease a bare-id finish may wait within.
+CLAIMS_REMEMBERED = 10_000
+#: The shortest pause before a move refused by a rate limit is tried again (seconds).
+MIN_PAUSE = 0.05
 
 
 def default_worker_name() -> str:
@@ -69,6 +84,8 @@ class Queue:
         self.worker_name = worker_name or default_worker_name()
         self._arrivals = threading.Condition()
         self._listeners: list[tuple[Callable[..., None], bool]] = []
+        self._claims: OrderedDict[int, Job] = OrderedDict()  # claimed here, not finished yet: their leases
+        self._claims_lock = threading.Lock()
 
     def __enter__(self) -> Queue:
         return self
@@ -155,7 +172,8 @@ class Queue:
 
     # -- consuming ---------------------------------------------------------------------------------------------
     def dequeue(self, wait_sec: float = 0) -> tuple[int, Any] | None:
-        """Claim the next job; return ``(job_id, data)``, or None when none arrives within ``wait_sec``."""
+        """Claim the next job; return ``(job_id, data)``, or None when none arrives within ``wait_sec`` (also while
+        the store is rate limited: the original's loops never see a RateLimited)."""
         job = self.claim(wait=wait_sec)
         return (job.id, job.data) if job is not None else None
 
@@ -191,27 +209,36 @@ class Queue:
         body is not valid JSON are failed on the spot with an explanatory comment and not returned. Waits up to
         ``wait`` seconds for jobs; a job enqueued through this Queue object wakes the waiter at once.
         ``labels``, ``types`` and ``ids`` narrow which jobs may be claimed (see :meth:`Store.claim`).
+        A store that cannot claim for now (GitHub's rate limit, :class:`~octoqueue.errors.RateLimited`) means no
+        job yet, not an error: the claim waits it out within ``wait``, then returns [].
         """
         deadline = time.monotonic() + max(0.0, wait)
         while True:
-            jobs = self.store.claim(
-                worker=worker or self.worker_name,
-                lease=self.lease if lease is None else lease,
-                limit=count,
-                labels=labels,
-                types=types,
-                ids=ids,
-            )
-            usable = [job for job in jobs if not self._reject_broken(job)]
-            if usable:
-                return usable
-            if jobs:
-                continue  # only broken bodies this round; there may be good jobs behind them
+            pause = poll_interval
+            try:
+                jobs = self.store.claim(
+                    worker=worker or self.worker_name,
+                    lease=self.lease if lease is None else lease,
+                    limit=count,
+                    labels=labels,
+                    types=types,
+                    ids=ids,
+                )
+            except RateLimited as exc:
+                log.info("no claim for now: %s", exc)
+                jobs, pause = [], max(exc.retry_after, MIN_PAUSE)
+            else:
+                usable = [job for job in jobs if not self._reject_broken(job)]
+                if usable:
+                    self._remember(*usable)
+                    return usable
+                if jobs:
+                    continue  # only broken bodies this round; there may be good jobs behind them
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
             with self._arrivals:
-                self._arrivals.wait(min(remaining, poll_interval))
+                self._arrivals.wait(min(remaining, pause))
 
     def _reject_broken(self, job: Job) -> bool:
         if job.body_error is None:
@@ -230,10 +257,12 @@ class Queue:
     def heartbeat(self, job: Job, lease: float | None = None) -> Job:
         """Extend the lease of a job this worker holds; raise LeaseLost when it no longer holds it."""
         until = self.store.now() + timedelta(seconds=self.lease if lease is None else lease)
-        return self.store.transition(
+        renewed = self.store.transition(
             job.id, expected=JobState.PROCESSING, target=JobState.PROCESSING, attempt=job.attempt,
             lease_expires_at=until, worker=job.worker,
         )  # fmt: skip
+        self._remember(renewed)
+        return renewed
 
     def recover_expired(self) -> list[Job]:
         """Put jobs whose lease expired back to pending (failed when out of attempts); return them."""
@@ -244,26 +273,37 @@ class Queue:
         return jobs
 
     # -- finishing ---------------------------------------------------------------------------------------------
-    def complete(self, job: JobRef, comment: str | None = None, result: Any = None) -> Job:
+    def complete(self, job_id: JobRef, comment: str | None = None, result: Any = None) -> Job:
         """Mark a job completed, with an optional comment and result (posted as a comment).
 
-        Given a :class:`Job` from :meth:`claim`, the completion is fenced: it raises LeaseLost if the lease
-        expired and the job was taken back. Given a bare id, it completes a pending or processing job.
+        Given the :class:`Job` from :meth:`claim` as ``job_id``, the completion is fenced: it raises LeaseLost if
+        the lease expired and the job was taken back. Given a bare id, it completes a pending or processing job.
+        The comment and result are checked first: when they would not fit a comment on the store,
+        :class:`~octoqueue.errors.JobTooLarge` is raised and the job is left as it was (fail it instead).
         """
-        job_id, attempt = self._ref(job)
+        number, attempt = self._ref(job_id)
+        self._check_comment(
+            _result_comment(comment, result, _WIDEST_ATTEMPT if attempt is None else attempt), "the result comment"
+        )
         changes: dict[str, Any] = {}
         if result is not None:
             changes["result"] = _result_for_meta(result)
         expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
-        done = self.store.transition(job_id, expected=expected, target=JobState.COMPLETED, attempt=attempt, **changes)
+        done = self._patiently(
+            lambda: self.store.transition(
+                number, expected=expected, target=JobState.COMPLETED, attempt=attempt, **changes
+            ),
+            self._lease_end(job_id),
+        )
+        self._forget(number)
         note = _result_comment(comment, result, done.attempt)
         if note:
-            self._say(job_id, note)
+            self._say_patiently(number, note)
         return done
 
     def fail(
         self,
-        job: JobRef,
+        job_id: JobRef,
         comment: str | None = None,
         *,
         error: str | None = None,
@@ -271,49 +311,63 @@ class Queue:
         delay: float | None = None,
     ) -> Job:
         """Fail a job. With ``retry=True`` and attempts left it goes back to pending after a backoff delay
-        (``delay`` overrides the policy); otherwise it is failed for good and closed. Returns the new record."""
-        job_id, attempt = self._ref(job)
-        current = job if isinstance(job, Job) else self.store.get(job_id)
-        error = error or comment or "This job has failed"
+        (``delay`` overrides the policy); otherwise it is failed for good and closed. Returns the new record.
+        ``job_id`` is the job's id, or its :class:`Job` from :meth:`claim` (then fenced, as :meth:`complete`)."""
+        number, attempt = self._ref(job_id)
+        until = self._lease_end(job_id)
+        current = job_id if isinstance(job_id, Job) else self._patiently(lambda: self.store.get(number), until)
+        # A failure must always be recordable: text too long for the store is cut (saying so), never refused.
+        error = self._fit(error or comment or "This job has failed", ERROR_LIMIT)
+        comment = self._fit(comment, self.store.max_comment_chars) if comment else None
         if retry and current.attempts_left > 0:
             wait = self.retry_policy.delay(current.attempts_used) if delay is None else delay
             run_at = self.store.now() + timedelta(seconds=wait)
-            new = self.store.transition(
-                job_id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=attempt,
-                run_at=run_at, last_error=error,
+            new = self._patiently(
+                lambda: self.store.transition(
+                    number, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=attempt,
+                    run_at=run_at, last_error=error,
+                ),
+                until,
             )  # fmt: skip
-            self._say(
-                job_id,
+            self._forget(number)
+            self._say_patiently(
+                number,
                 f"Attempt {current.attempt} failed: {error}\n\nRetrying in {wait:.1f} s "
                 f"({new.attempts_left} attempt(s) left).",
-            )
+            )  # ERROR_LIMIT leaves room for the words around the error
             self._notify(new)
             return new
         expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
-        new = self.store.transition(
-            job_id, expected=expected, target=JobState.FAILED, attempt=attempt, last_error=error
+        new = self._patiently(
+            lambda: self.store.transition(
+                number, expected=expected, target=JobState.FAILED, attempt=attempt, last_error=error
+            ),
+            until,
         )
-        self._say(job_id, comment or f"This job has failed: {error}")
+        self._forget(number)
+        self._say_patiently(number, comment or f"This job has failed: {error}")
         return new
 
-    def requeue(self, job: JobRef, comment: str | None = None) -> Job:
+    def requeue(self, job_id: JobRef, comment: str | None = None) -> Job:
         """Put any job back to pending with a fresh attempt budget (its failed/completed label goes)."""
-        job_id = _job_id(job)
-        current = self.store.get(job_id)
+        number = _job_id(job_id)
+        current = self.store.get(number)
         new = self.store.transition(
-            job_id, expected=current.state, target=JobState.PENDING, attempt=current.attempt,
+            number, expected=current.state, target=JobState.PENDING, attempt=current.attempt,
             attempt_base=current.attempt, run_at=None,
         )  # fmt: skip
-        self._say(job_id, comment or "Job has been requeued for processing")
+        self._say(number, comment or "Job has been requeued for processing")
         self._notify(new)
         return new
 
     def release(self, job: Job) -> Job:
         """Give a claimed job back unrun (e.g. on shutdown): pending again, the attempt not counted."""
-        return self.store.transition(
+        released = self.store.transition(
             job.id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=job.attempt,
             attempt_base=job.attempt_base + 1, run_at=None,
         )  # fmt: skip
+        self._forget(job.id)
+        return released
 
     def cancel(self, job: JobRef, comment: str | None = None) -> Job:
         """Cancel a pending or processing job (closed, label ``cancelled``). A running handler's later result
@@ -335,8 +389,10 @@ class Queue:
         except JobNotFound:
             return None
 
-    def count_open(self) -> int:
-        """Jobs pending or processing."""
+    def count_open(self, wait_sec: float = 0) -> int:
+        """Jobs pending or processing, counted after waiting ``wait_sec`` seconds (as the original Octoqueue)."""
+        if wait_sec > 0:
+            time.sleep(wait_sec)
         counts = self.store.count([JobState.PENDING, JobState.PROCESSING])
         return sum(counts.values())
 
@@ -374,14 +430,34 @@ class Queue:
         wanted = [JobState(s) for s in states] if states is not None else None
         return self.store.list(states=wanted, labels=labels, cursor=cursor, limit=limit)
 
-    def create_comment(self, job_id: int, comment: str) -> Comment:
-        if len(defuse(comment)) > MAX_BODY_CHARS:
-            raise JobTooLarge(f"a comment holds at most {MAX_BODY_CHARS:,} characters")
+    def create_comment(self, job_id: int, comment: str | None = None) -> Comment | None:
+        """Post ``comment`` on the job (defused: never a ChatOps command); None posts nothing and returns None."""
+        if comment is None:
+            return None
+        self._check_comment(comment, "the comment")
         return self._say(int(job_id), comment)
 
     def _say(self, job_id: int, text: str) -> Comment:
         """Post ``text`` on the job, defused: no line of a comment octoqueue writes is ever a ChatOps command."""
         return self.store.comment(job_id, defuse(text))
+
+    def _check_comment(self, text: str | None, what: str) -> None:
+        """Raise :class:`JobTooLarge` when ``text``, as :meth:`_say` would post it, does not fit a comment."""
+        size = len(defuse(text)) if text else 0
+        if size > self.store.max_comment_chars:
+            raise JobTooLarge(
+                f"{what} is {size:,} characters; a comment holds at most {self.store.max_comment_chars:,} "
+                "(GitHub's limit, kept on every store); the job was not changed"
+            )
+
+    @staticmethod
+    def _fit(text: str, limit: int) -> str:
+        """``text``, cut (with a note saying how much) so that :meth:`_say` posts at most ``limit`` characters."""
+        defused = defuse(text)
+        if len(defused) <= limit:
+            return text
+        note = f"\n\n[… {len(text):,} characters in all; cut to fit]"
+        return text[: max(0, limit - len(note) - (len(defused) - len(text)))] + note
 
     def comments(self, job_id: int) -> list[Comment]:
         return self.store.comments(int(job_id))
@@ -410,6 +486,50 @@ class Queue:
         self._listeners.remove(entry)
 
     # -- internals ---------------------------------------------------------------------------------------------
+    def _remember(self, *jobs: Job) -> None:
+        with self._claims_lock:
+            for job in jobs:
+                self._claims[job.id] = job
+                self._claims.move_to_end(job.id)
+            while len(self._claims) > CLAIMS_REMEMBERED:
+                self._claims.popitem(last=False)
+
+    def _forget(self, job_id: int) -> None:
+        with self._claims_lock:
+            self._claims.pop(job_id, None)
+
+    def _lease_end(self, job: JobRef) -> datetime | None:
+        """When the lease this queue holds on ``job`` ends (a Job from :meth:`claim`, or the id of one it claimed;
+        the latest renewal counts), else None."""
+        with self._claims_lock:
+            known = self._claims.get(_job_id(job))
+        ends = [
+            held.lease_expires_at
+            for held in (job, known)
+            if isinstance(held, Job) and held.lease_expires_at is not None
+            and (not isinstance(job, Job) or held.attempt == job.attempt)
+        ]  # fmt: skip
+        return max(ends, default=None)
+
+    def _patiently(self, move: Callable[[], T], until: datetime | None) -> T:
+        """``move()``, tried again while GitHub's rate limit refuses it and ``until`` (the end of the lease the
+        queue holds, on the store's clock) leaves time to wait the limit out: a holder's finish is not lost to a
+        rate limit. Otherwise the :class:`RateLimited` is raised (DeadlinePassed: the lease would be outrun)."""
+        while True:
+            try:
+                return move()
+            except RateLimited as exc:
+                pause = max(exc.retry_after, MIN_PAUSE)
+                if until is None or self.store.now() + timedelta(seconds=pause) >= until:
+                    raise
+                log.info("rate limited; trying again in %.1f s, within the lease: %s", pause, exc)
+                time.sleep(pause)
+
+    def _say_patiently(self, job_id: int, text: str) -> Comment:
+        """:meth:`_say` for the comment that follows a move: the move is done, so a rate limit is waited out for up
+        to one lease length rather than reported as if the move had failed."""
+        return self._patiently(lambda: self._say(job_id, text), self.store.now() + timedelta(seconds=self.lease))
+
     def _ref(self, job: JobRef) -> tuple[int, int | None]:
         if isinstance(job, Job):
             return job.id, job.attempt
@@ -459,8 +579,4 @@ def _result_comment(comment: str | None, result: Any, attempt: int) -> str | Non
             fence += "`"
         parts.append(f"**Result** (attempt {attempt}):\n\n{fence}json\n{text}\n{fence}")
     note = "\n\n".join(parts)
-    if len(note) > MAX_BODY_CHARS:
-        raise JobTooLarge(
-            f"the result is {len(note):,} characters as a comment; GitHub comments hold at most {MAX_BODY_CHARS:,}"
-        )
     return note or None

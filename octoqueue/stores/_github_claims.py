@@ -195,9 +195,9 @@ class Claimer:
     def claim_one(self, record: Record, worker: str, lease: float) -> Job | None:
         """Take the claim ref of ``record``'s pending spell and write the claim; None when another won it."""
         store = self._store
-        started = time.monotonic()
         if not store.refs.take(claim_name(record), still_current=lambda: store.unchanged(record)):
             return None
+        started = store.client.last_sent()  # when the ref was sent: the wait for the pacer before it does not count
         now = store.now()
         job = record.job.model_copy(
             update={

@@ -7,7 +7,10 @@ Everything here is about talking to GitHub well, nothing about jobs:
   Its :meth:`~GitHubClient.call` is the one place where GitHub's answers become octoqueue's errors.
 * :class:`Pacer` is githubkit's throttler hook: at most ``max_concurrency`` requests in flight, writes paced to
   80 per sliding minute and 500 per sliding hour by default (GitHub's secondary limits), and a global hold after
-  a rate-limit answer so that every thread waits, not only the one that was refused.
+  a rate-limit answer so that every thread waits, not only the one that was refused. GitHub counts those limits
+  per token, so every store of a process on one token and API root shares one pacer (:func:`shared_pacer`), and
+  a request with a deadline (a holder's finish, the write after a claim ref) is refused with
+  :class:`~octoqueue.errors.DeadlinePassed` rather than sent after it.
 * :class:`ServerClock` keeps the offset between this machine and GitHub from the ``Date`` headers, so leases are
   measured on GitHub's clock.
 * Conditional GETs: :meth:`GitHubClient.get` remembers ETags and answers from its cache on ``304 Not Modified``
@@ -16,12 +19,16 @@ Everything here is about talking to GitHub well, nothing about jobs:
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
 import logging
+import math
 import random
 import threading
 import time
+import weakref
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Collection, Generator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +43,7 @@ from githubkit.exception import RequestError, RequestFailed
 from githubkit.response import Response
 from githubkit.throttling import BaseThrottler
 
-from octoqueue.errors import AccessDenied, JobNotFound, RateLimited, StoreUnavailable
+from octoqueue.errors import AccessDenied, DeadlinePassed, JobNotFound, RateLimited, StoreUnavailable
 
 log = logging.getLogger("octoqueue.github")
 
@@ -53,10 +60,6 @@ class Ambiguous(Exception):
 
 class OffRoot(StoreUnavailable):
     """A request would have left the API root (e.g. a forged cursor or ``link`` URL): it is not sent."""
-
-
-class DeadlinePassed(StoreUnavailable):
-    """A write was not (re)sent because the caller's deadline had passed."""
 
 
 # -- rate-limit information ------------------------------------------------------------------------------------
@@ -141,12 +144,18 @@ class _Window:
         self.window = window
         self.sent: deque[float] = deque()
 
-    def wait_time(self, now: float) -> float:
+    def wait_time(self, now: float, need: int = 1) -> float:
+        """Seconds until one more event may happen while ``need - 1`` further places stay free for others."""
         while self.sent and self.sent[0] <= now - self.window:
             self.sent.popleft()
-        if len(self.sent) < self.limit:
+        need = max(1, min(need, self.limit))
+        if len(self.sent) + need <= self.limit:
             return 0.0
-        return self.sent[-self.limit] + self.window - now
+        return self.sent[-(self.limit - need + 1)] + self.window - now
+
+
+#: The deadline (``time.monotonic()``) of the request this thread is sending, for :meth:`Pacer.acquire`.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("octoqueue_deadline", default=None)
 
 
 class Pacer(BaseThrottler):
@@ -156,6 +165,11 @@ class Pacer(BaseThrottler):
     sliding minute/hour — GitHub's secondary limits are 80/min and 500/h for content-creating requests. A sliding
     log rather than a token bucket: a bucket of 80 refilling at 80/min lets up to 160 through in one minute.
     :meth:`hold` makes every request wait until a rate-limit window has passed.
+
+    A write with a deadline (sent by :meth:`GitHubClient.call` with ``deadline=``) goes first: a write without one
+    waits while fewer than two places are free in a window, so the write that must follow a claim ref, or a
+    holder's finish, finds its place. A write whose wait would end after its deadline is not sent:
+    :class:`~octoqueue.errors.DeadlinePassed` is raised instead.
     """
 
     def __init__(
@@ -192,8 +206,22 @@ class Pacer(BaseThrottler):
         with self._lock:
             self._hold_until = self._blocked_until = 0.0
 
-    def _delay(self, method: str) -> float:
-        """Seconds to wait before ``method`` may be sent; 0 when it may go now (its tokens are then taken)."""
+    def tighten(self, *, per_minute: float | None, per_hour: float | None, methods: Collection[str]) -> None:
+        """Pace at least as strictly as asked (another store sharing this pacer was configured more strictly)."""
+        with self._lock:
+            self.methods |= frozenset(m.upper() for m in methods)
+            for limit, span in ((per_minute, 60.0), (per_hour, 3600.0)):
+                if limit is None or limit <= 0:
+                    continue
+                found = next((w for w in self._windows if w.window == span), None)
+                if found is None:
+                    self._windows.append(_Window(limit, span))
+                else:
+                    found.limit = min(found.limit, max(1, int(limit)))
+
+    def _delay(self, method: str, urgent: bool = False) -> float:
+        """Seconds to wait before ``method`` may be sent; 0 when it may go now (its tokens are then taken).
+        ``urgent``: a write with a deadline, which may take the last free place of a window."""
         with self._lock:
             now = time.monotonic()
             wait = self._hold_until - now
@@ -201,25 +229,100 @@ class Pacer(BaseThrottler):
                 return wait
             if method.upper() not in self.methods:
                 return 0.0
-            wait = max((w.wait_time(now) for w in self._windows), default=0.0)
+            need = 1 if urgent else 2
+            wait = max((w.wait_time(now, need) for w in self._windows), default=0.0)
             if wait > 0:
                 return wait
             for window in self._windows:
                 window.sent.append(now)
             return 0.0
 
+    def _wait(self, method: str) -> float:
+        """The next sleep before ``method`` may go (0: it goes now); raises DeadlinePassed when the wait would
+        outlast the deadline of the request being sent."""
+        deadline = _DEADLINE.get()
+        wait = self._delay(method, urgent=deadline is not None)
+        if wait > 0 and deadline is not None and time.monotonic() + wait > deadline:
+            raise DeadlinePassed(
+                f"{method} not sent: GitHub's rate limit asks to wait {wait:.1f} s, past the request's deadline", wait
+            )
+        return min(wait, 1.0)
+
     @contextmanager
     def acquire(self, request: httpx.Request) -> Generator[None, Any, Any]:
-        while (wait := self._delay(request.method)) > 0:
-            time.sleep(min(wait, 1.0))
+        while (wait := self._wait(request.method)) > 0:
+            time.sleep(wait)
         with self._semaphore:
             yield
 
     @asynccontextmanager
     async def async_acquire(self, request: httpx.Request):  # type: ignore[no-untyped-def]
-        while (wait := self._delay(request.method)) > 0:
-            await anyio.sleep(min(wait, 1.0))
+        while (wait := self._wait(request.method)) > 0:
+            await anyio.sleep(wait)
         yield
+
+
+#: Pacing keeps this share of each GitHub limit unused: GitHub counts a write when it arrives, a little after this
+#: process counted it, and other processes on the token are not seen here.
+PACING_MARGIN = 0.05
+
+_shared_lock = threading.Lock()
+_shared: dict[tuple[str, str], Pacer] = {}
+_shared_by_transport: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Pacer]] = weakref.WeakKeyDictionary()
+
+
+def credential_key(auth: Any) -> str:
+    """Who GitHub counts a request against, without keeping the secret: a token's hash, an App installation."""
+    if auth is None:
+        return "anonymous"
+    if isinstance(auth, str):
+        return "token:" + hashlib.sha256(auth.encode()).hexdigest()
+    app_id, installation = getattr(auth, "app_id", None), getattr(auth, "installation_id", None)
+    if app_id is not None:
+        return f"app:{app_id}:{installation}"
+    return f"auth:{id(auth)}"
+
+
+def shared_pacer(
+    credential: str,
+    api_root: str,
+    *,
+    transport: Any = None,
+    per_minute: float | None = 80,
+    per_hour: float | None = 500,
+    methods: Collection[str] = WRITE_METHODS,
+    max_concurrency: int = 100,
+) -> Pacer:
+    """The one :class:`Pacer` of this process for ``credential`` (see :func:`credential_key`) on ``api_root``.
+
+    GitHub's secondary limits count per token, not per client object: six stores on one token each pacing to 80
+    writes a minute would send 480. Each limit is paced with :data:`PACING_MARGIN` to spare; when stores ask for
+    different limits the strictest holds. Stores given their own ``transport`` (the emulator's, in tests) share a
+    pacer only with stores on that same transport object, as it stands for a GitHub of its own.
+    """
+
+    def scaled(limit: float | None) -> float | None:
+        return None if limit is None or limit <= 0 else max(1, math.floor(limit * (1 - PACING_MARGIN)))
+
+    minute, hour = scaled(per_minute), scaled(per_hour)
+    key = (credential, api_root.rstrip("/"))
+    with _shared_lock:
+        registry: dict[tuple[str, str], Pacer]
+        if transport is None:
+            registry = _shared
+        else:
+            try:
+                registry = _shared_by_transport.setdefault(transport, {})
+            except TypeError:  # a transport that cannot be referenced weakly: it keeps a pacer of its own
+                registry = {}
+        pacer = registry.get(key)
+        if pacer is None:
+            pacer = registry[key] = Pacer(
+                per_minute=minute, per_hour=hour, methods=frozenset(methods), max_concurrency=max_concurrency
+            )
+        else:
+            pacer.tighten(per_minute=minute, per_hour=hour, methods=methods)
+        return pacer
 
 
 # -- the githubkit object with one shared httpx client ------------------------------------------------------------
@@ -316,6 +419,7 @@ class GitHubClient:
         self._lock = threading.Lock()
         self._etags: OrderedDict[str, Fetched] = OrderedDict()
         self._cache_size = cache_size
+        self._sent = threading.local()
         self.gh = _SharedClientGitHub(
             auth,
             base_url=base_url,
@@ -332,6 +436,11 @@ class GitHubClient:
     def _on_request(self, request: httpx.Request) -> None:
         self.check_on_root(str(request.url))  # the last line of defence: the token never leaves the API root
         request.extensions["octoqueue_sent"] = time.time()
+        self._sent.at = time.monotonic()  # past the pacer: the request leaves now
+
+    def last_sent(self) -> float:
+        """When (``time.monotonic()``) this thread's latest request left, after any wait in the pacer."""
+        return float(getattr(self._sent, "at", time.monotonic()))
 
     def check_on_root(self, url: str) -> None:
         """Raise :class:`OffRoot` unless ``url`` is a path or a URL under the API root (the token goes with it)."""
@@ -395,12 +504,15 @@ class GitHubClient:
         limited = 0
         while True:
             if deadline is not None and time.monotonic() > deadline:
-                raise DeadlinePassed(f"{what}: gave up, its deadline passed")
+                raise DeadlinePassed(f"{what}: gave up, its deadline passed", 0.0)
             blocked = self.pacer.blocked_for()
             if blocked > 0:
                 raise RateLimited(f"{what}: not sent, GitHub's rate limit resets in {blocked:.0f} s", blocked)
+            bound = _DEADLINE.set(deadline)  # the pacer refuses to wait past it (DeadlinePassed)
             try:
                 return fn(self.gh)
+            except DeadlinePassed as exc:
+                raise DeadlinePassed(f"{what}: {exc}", exc.retry_after) from None
             except RequestFailed as exc:
                 response = exc.response
                 status = response.status_code
@@ -414,11 +526,11 @@ class GitHubClient:
                         self.pacer.block(wait)  # later calls fail fast instead of knocking on a closed door
                     else:
                         self.pacer.hold(wait)
-                    if wait > self.max_rate_limit_wait or (deadline is not None and time.monotonic() + wait > deadline):
-                        raise RateLimited(
-                            f"{what}: GitHub's rate limit was hit ({_message(response)}); retry in {wait:.0f} s",
-                            wait,
-                        ) from exc
+                    message = f"{what}: GitHub's rate limit was hit ({_message(response)}); retry in {wait:.0f} s"
+                    if wait > self.max_rate_limit_wait:
+                        raise RateLimited(message, wait) from exc
+                    if deadline is not None and time.monotonic() + wait > deadline:
+                        raise DeadlinePassed(f"{message}, past the request's deadline", wait) from exc
                     continue  # the pacer's hold makes this thread (and every other) wait
                 if status >= 500:
                     if not idempotent:
@@ -443,6 +555,8 @@ class GitHubClient:
                     failures += 1
                     continue
                 raise StoreUnavailable(f"{what}: GitHub could not be reached: {exc.exc!r}") from exc
+            finally:
+                _DEADLINE.reset(bound)
 
     def _backoff(self, failures: int, what: str, why: str) -> None:
         wait = self.retry_backoff * (2**failures) * random.uniform(0.75, 1.25)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.errors import InvalidTransition, JobNotFound, StateConflict
 from octoqueue.job import MUTABLE_FIELDS, Comment, Job, NewJob, Page, utcnow
 from octoqueue.states import JobState, LabelScheme
@@ -36,6 +37,10 @@ class Store(ABC):
 
     #: The URL the store was opened from (secrets removed).
     url: str = ""
+
+    #: The longest comment :meth:`comment` accepts (characters). GitHub's limit on every store, so that a queue
+    #: can move to GitHub; the queue checks a comment against it before it moves the job the comment is about.
+    max_comment_chars: int = MAX_BODY_CHARS
 
     def __init__(self, labels: LabelScheme | None = None) -> None:
         self.labels = labels or LabelScheme()

@@ -50,7 +50,7 @@ from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState, LabelScheme, label_key
 from octoqueue.stores import _github_listing, _github_people, _github_posts
 from octoqueue.stores._github_claims import Claimer
-from octoqueue.stores._github_client import Fetched, GitHubClient, Pacer, RateLimit
+from octoqueue.stores._github_client import Fetched, GitHubClient, RateLimit, credential_key, shared_pacer
 from octoqueue.stores._github_dropped import check_label_kept
 from octoqueue.stores._github_issues import (
     ARCHIVED_COLOUR,
@@ -85,7 +85,9 @@ class GitHubStore(Store):
     labels.
 
     Tuning: ``writes_per_minute``/``writes_per_hour`` pace writes (``paced_methods``: every mutating method by
-    default, as GitHub may count any of them against its secondary limits; None = unpaced); ``retries`` and
+    default, as GitHub may count any of them against its secondary limits; None = unpaced) — per token, not per
+    store: every store of the process on one token and API root shares one pacer, with a margin to spare
+    (:func:`~octoqueue.stores._github_client.shared_pacer`); ``retries`` and
     ``retry_backoff`` for 5xx and network errors; ``rate_limit_backoff`` is the first wait after a rate-limit
     answer without ``retry-after`` (doubling), ``max_rate_limit_wait`` the longest wait slept before
     :class:`~octoqueue.errors.RateLimited` is raised; ``lease_margin`` the seconds of lease a holder must have
@@ -153,15 +155,19 @@ class GitHubStore(Store):
         self.wake_workflow = dispatch_enabled() if wake_workflow is None else wake_workflow
         self._wakes: OrderedDict[int, bool] = OrderedDict()  # job id -> whether its dispatch went through
         self._wakes_lock = threading.Lock()
+        auth = _auth(token, app_id, private_key, installation_id)
         self._client = GitHubClient(
-            auth=_auth(token, app_id, private_key, installation_id),
+            auth=auth,
             base_url=api,
             transport=transport,
             timeout=timeout,
-            pacer=Pacer(
+            pacer=shared_pacer(
+                credential_key(auth),
+                api,
+                transport=transport,
                 per_minute=writes_per_minute,
                 per_hour=writes_per_hour,
-                methods=frozenset(paced_methods),
+                methods=paced_methods,
                 max_concurrency=max_concurrency,
             ),
             retries=retries,
@@ -543,21 +549,26 @@ class GitHubStore(Store):
                 job = apply_transition(
                     current, expected=expected, target=target, attempt=attempt, changes=changes, now=self.now()
                 )
-                started = time.monotonic()
-                gen, won = record.gen, True
+                gen = record.gen
                 if current.state is JobState.PENDING and current.open:
                     won = self.refs.take(
                         claim_ref(job_id, current.attempt + 1, record.gen),
                         still_current=lambda record=record: self.unchanged(record),  # type: ignore[misc]
                     )
+                    deadline = self.refs.deadline(self._client.last_sent())  # from when the ref was sent
                     gen += 1  # this pending spell ended without a new attempt: the next one needs new names
                 elif current.state is JobState.PROCESSING and current.open and not self._lease_safe(current):
                     won = self.refs.take(
                         expired_ref(job_id, current.attempt, current.lease_expires_at or current.updated_at),
                         still_current=lambda record=record: self.unchanged(record),  # type: ignore[misc]
                     )
+                    deadline = self.refs.deadline(self._client.last_sent())
+                elif current.state is JobState.PROCESSING and current.open:
+                    won, deadline = True, self._holder_deadline(current, self.now())  # no ref: the lease guards it
+                else:
+                    won, deadline = True, self.refs.deadline(time.monotonic())
                 if won:
-                    return self.write(record, job, gen, deadline=self.refs.deadline(started))
+                    return self.write(record, job, gen, deadline=deadline)
                 if delay is None:
                     break
                 time.sleep(delay)  # someone else is moving the job right now: look again
@@ -579,10 +590,10 @@ class GitHubStore(Store):
                 break
             job = record.job
             assert job.lease_expires_at is not None
-            started = time.monotonic()
             name = expired_ref(job.id, job.attempt, job.lease_expires_at)
             if not self.refs.take(name, still_current=lambda record=record: self.unchanged(record)):  # type: ignore[misc]
                 continue
+            started = self._client.last_sent()  # when the ref was sent
             if not self.unchanged(record):
                 continue  # the listing was behind (a renewal or a finish landed): this lease is not ours to end
             recovered.append(

@@ -126,6 +126,34 @@ def test_complete_without_result_posts_nothing(queue: Queue) -> None:
     assert queue.comments(job.id) == []
 
 
+def test_a_result_too_large_for_a_comment_leaves_the_job_in_hand(queue: Queue) -> None:
+    # Issue 8, item 7: the job used to be completed first and the result refused after, so it was gone.
+    queue.enqueue({"a": 1})
+    job = queue.claim()
+    assert job is not None
+    with pytest.raises(JobTooLarge, match="the job was not changed"):
+        queue.complete(job, result={"blob": "x" * 70_000})
+    with pytest.raises(JobTooLarge):
+        queue.complete(job.id, comment="y" * 70_000)  # a bare id and a comment alike
+    with pytest.raises(JobTooLarge):  # defused, every line that starts with "/" grows by one character
+        queue.complete(job, comment="/x\n" * (queue.store.max_comment_chars // 3))
+    held = queue.get(job.id)
+    assert held.state is JobState.PROCESSING and held.attempt == job.attempt and held.result is None
+    assert queue.comments(job.id) == []
+    done = queue.complete(job, result={"small": 1})  # the holder can still finish it
+    assert done.state is JobState.COMPLETED and queue.get(job.id).result == {"small": 1}
+
+
+def test_a_failure_with_a_huge_error_is_recorded_cut(queue: Queue) -> None:
+    job_id = queue.enqueue({"a": 1})
+    queue.dequeue()
+    failed = queue.fail(job_id, error="e" * 100_000)
+    assert failed.state is JobState.FAILED
+    assert failed.last_error is not None and failed.last_error.endswith("100,000 characters in all; cut to fit]")
+    (note,) = queue.comments(job_id)
+    assert "cut to fit" in note.body and len(note.body) <= queue.store.max_comment_chars
+
+
 def test_fail_is_final_and_comments(queue: Queue) -> None:
     job_id = queue.enqueue({"a": 1})
     queue.dequeue()

@@ -59,6 +59,14 @@ def test_manual_complete_and_fail(db: Path) -> None:
     assert oq("fail", b, "--comment", "no thanks", store=db).stdout.strip() == "failed"
 
 
+def test_a_result_too_large_is_refused_and_the_job_left_as_it_was(db: Path) -> None:
+    job_id = oq("enqueue", "{}", store=db).stdout.strip()
+    refused = oq("complete", job_id, "--result", json.dumps({"blob": "x" * 70_000}), store=db)
+    assert refused.returncode != 0 and "the job was not changed" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert oq("status", job_id, store=db).stdout.strip() == "pending"
+
+
 def test_command_handler_via_cli(db: Path) -> None:
     job_id = oq("enqueue", '{"text": "a b c"}', store=db).stdout.strip()
     cmd = "python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"text\"].split()))'"

@@ -37,6 +37,17 @@ def test_default_handler_completes_jobs_with_results(queue: Queue) -> None:
     assert [queue.get(i).result for i in ids] == [0, 10, 20, 30, 40]
 
 
+def test_a_result_too_large_fails_the_job_with_the_reason(queue: Queue) -> None:
+    # Issue 8, item 7: the job used to be completed with its result lost, and the worker reported it "lost".
+    job_id = queue.enqueue({"n": 1})
+    worker = Worker(queue, lambda data: "x" * 70_000, poll_interval=0.05)
+    run_once(worker)
+    assert (worker.stats.completed, worker.stats.failed, worker.stats.lost) == (0, 1, 0)
+    job = queue.get(job_id)
+    assert job.state is JobState.FAILED
+    assert job.last_error is not None and job.last_error.startswith("the result could not be stored:")
+
+
 def test_handlers_by_type_and_job_argument(queue: Queue) -> None:
     seen: dict[str, Any] = {}
     worker = Worker(queue, poll_interval=0.05)

@@ -259,6 +259,21 @@ def test_complete_records_the_result(server: LiveServer) -> None:
     assert finish(server, job["id"], "complete", {"result": {}}).status_code == 409
 
 
+def test_a_result_too_large_is_413_and_the_job_stays_in_hand(server: LiveServer) -> None:
+    # Issue 8, item 7: the job used to read completed with its result gone.
+    make_queue(server)
+    submit(server, {"payload": {"n": 1}})
+    (job,) = claim(server)
+    response = finish(server, job["id"], "complete", {"result": {"blob": "x" * 70_000}})
+    assert response.status_code == 413
+    assert "the job was not changed" in response.json()["detail"]
+    stored = server.queue.get(job["job_id"])
+    assert stored.state is JobState.PROCESSING and stored.result is None
+    assert server.queue.comments(job["job_id"]) == []
+    failed = finish(server, job["id"], "fail", {"error": "result too large", "retry": False})
+    assert failed.status_code == 200 and failed.json()["status"] == "failed"
+
+
 def test_a_failed_job_comes_back_after_its_backoff_not_the_claim_timeout(server: LiveServer) -> None:
     make_queue(server, max_retries=1, claim_timeout=300)
     submit(server, {"payload": {"flaky": True}})
