@@ -31,7 +31,7 @@ def test_sqlite_survives_kills_and_restarts() -> None:
 
 def test_github_survives_kills_restarts_and_faults() -> None:
     # 5xx, latency spikes, reads lagging writes and transient 422s on ref creation (issue 9), with worker kills and
-    # server restarts; no storms here: a pacer hold can outlast a lease (docs/reliability.md), make chaos runs them.
+    # server restarts; no storms here (each stalls writes for up to a minute, too long for CI): make chaos runs them.
     # Fewer jobs than on SQLite, and more producers: each orphaned ref (a kill, a restart, a 422 after the ref was
     # made) waits out orphan_grace (10 s), a keyed create's ref its producer with it; a killed worker's jobs come
     # back after 15 s.
