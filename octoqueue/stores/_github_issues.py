@@ -222,6 +222,15 @@ def key_job_ref(prefix: str, key: str, number: int) -> str:
     return f"{REF_ROOT}/keyjobs/{digest}-{number}"
 
 
+def key_create_token(taken: str) -> str:
+    """The create-token of the issue made under key ref ``taken`` (``key_ref``'s name or a rescue name after it).
+
+    Derived from the name, not random, so whoever rescues the name after a creator died can look for the issue
+    that creator may have made before it could record it (``refs/…/keyjobs/``).
+    """
+    return hashlib.sha256(taken.encode()).hexdigest()[:16]
+
+
 def settings_ref(prefix: str, number: int, revision: int) -> str:
     """The ref whose creation wins the right to write revision ``revision + 1`` of settings issue ``number``."""
     return f"{REF_ROOT}/settings/{_slug(prefix)}-{number}-{revision}"

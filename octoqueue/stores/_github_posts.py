@@ -10,7 +10,10 @@ store has kept looking for ``read_lag`` seconds after the failed POST (:func:`lo
 
 Idempotency keys go further: ``refs/octoqueue/keys/{sha256}`` is taken before the issue is created (one creator
 per key, even across processes), and ``refs/octoqueue/keyjobs/{sha256}-{number}`` afterwards records which issue
-holds the key, so a second create finds it with one ``matching-refs`` request.
+holds the key, so a second create finds it with one ``matching-refs`` request. The issue's create-token is derived
+from the key ref's name (:func:`~octoqueue.stores._github_issues.key_create_token`): a creator that dies between
+its POST and the ``keyjobs`` ref leaves an issue that whoever rescues the key ref finds by that token (refs are
+read consistently, so the rescuer knows every name taken for the key) instead of posting the job again.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from octoqueue.job import Comment, Job, NewJob
 from octoqueue.states import JobState
 from octoqueue.stores._github_client import Ambiguous, error_message
 from octoqueue.stores._github_dropped import check_label_kept
-from octoqueue.stores._github_issues import job_meta, key_job_ref, key_ref, parse_time
+from octoqueue.stores._github_issues import job_meta, key_create_token, key_job_ref, key_ref, parse_time
 
 if TYPE_CHECKING:
     from octoqueue.stores.github import GitHubStore
@@ -56,16 +59,26 @@ def create_job(store: GitHubStore, new: NewJob) -> Job:
     give_up_waiting = time.monotonic() + store.refs.orphan_grace
     delay = 0.05
     first = True
+    made: list[Job] = []  # a job for the key, found by a rescue's look for a dead creator's issue
+
+    def nothing_made() -> bool:
+        job = key_holder(store, key)
+        if job is not None:
+            made.append(job)
+        return job is None
+
     while True:
-        if (first or time.monotonic() >= give_up_waiting) and store.refs.take(
-            name, still_current=lambda: keyed_job(store, key) is None
-        ):
-            job = post_issue(store, new)
-            try:
-                store.refs.create(key_job_ref(store.labels.prefix, key, job.id))
-            except StoreUnavailable:
-                log.warning("job %s: could not record idempotency key %r", job.id, key, exc_info=True)
-            return job
+        if first or time.monotonic() >= give_up_waiting:
+            taken = store.refs.take_name(name, still_current=nothing_made)
+            if taken is not None:
+                # The ref was made just now: post while a rescuer would still wait (RefLocks.deadline), or not at
+                # all, so a rescuer's look for this issue cannot come before the issue.
+                deadline = store.refs.deadline(time.monotonic())
+                job = post_issue(store, new, token=key_create_token(taken), deadline=deadline)
+                _record_key(store, key, job.id)
+                return job
+            if made:
+                return made[-1]
         first = False
         existing = keyed_job(store, key)
         if existing is not None:
@@ -74,8 +87,16 @@ def create_job(store: GitHubStore, new: NewJob) -> Job:
         delay = min(delay * 2, 2.0)
 
 
+def _record_key(store: GitHubStore, key: str, number: int) -> None:
+    """Write the ref that names issue ``number`` as the holder of idempotency key ``key``."""
+    try:
+        store.refs.create(key_job_ref(store.labels.prefix, key, number))
+    except StoreUnavailable:
+        log.warning("job %s: could not record idempotency key %r", number, key, exc_info=True)
+
+
 def keyed_job(store: GitHubStore, key: str) -> Job | None:
-    """The job that holds idempotency key ``key``, or None."""
+    """The job that holds idempotency key ``key`` by its ``keyjobs`` ref, or None."""
     prefix = key_job_ref(store.labels.prefix, key, 0)[len("refs/") : -1]
     for ref in store.refs.find(prefix):
         number = ref.rsplit("-", 1)[-1]
@@ -86,6 +107,27 @@ def keyed_job(store: GitHubStore, key: str) -> Job | None:
     return None
 
 
+def key_holder(store: GitHubStore, key: str) -> Job | None:
+    """The job that holds idempotency key ``key``, or None: by its ``keyjobs`` ref, or else — its creator died
+    between the POST and that ref — the issue carrying the create-token of one of the key's refs, every issue
+    looked through (then the ``keyjobs`` ref is written for it). Only a rescue of a key ref asks this."""
+    job = keyed_job(store, key)
+    if job is not None:
+        return job
+    taken = store.refs.find(key_ref(store.labels.prefix, key)[len("refs/") :])  # the name and its rescue names
+    tokens = {key_create_token(name) for name in taken}
+    if not tokens:
+        return None
+    doubt = f"a job with idempotency key {key!r} may exist"
+    found = _insist(lambda: _find_created(store, tokens, every_page=True), doubt)
+    if found is None:  # a replica may not list the newest issues yet: those are on the first page
+        found = look_through_lag(store, lambda: _insist(lambda: _find_created(store, tokens), doubt))
+    if found is not None:
+        log.warning("job %s holds idempotency key %r, but its creator died before recording it", found.id, key)
+        _record_key(store, key, found.id)
+    return found
+
+
 def _job_or_none(store: GitHubStore, number: int) -> Job | None:
     try:
         return store.get(number)
@@ -93,10 +135,11 @@ def _job_or_none(store: GitHubStore, number: int) -> Job | None:
         return None  # or a replica has not seen the issue yet
 
 
-def post_issue(store: GitHubStore, new: NewJob) -> Job:
-    """Create the issue of ``new``; after an ambiguous failure, look for it before posting again."""
+def post_issue(store: GitHubStore, new: NewJob, *, token: str | None = None, deadline: float | None = None) -> Job:
+    """Create the issue of ``new``, with ``token`` (random by default) as its create-token; after an ambiguous
+    failure, look for it before posting again. No POST is sent after ``deadline`` (``time.monotonic()``)."""
     client = store.client
-    token = secrets.token_hex(8)
+    token = token or secrets.token_hex(8)
     draft = new.to_job(0, store.now())
     body = issue_body.render(draft.data, job_meta(draft, 0, create_token=token))
     status = store.labels.label(JobState.PENDING)
@@ -109,12 +152,13 @@ def post_issue(store: GitHubStore, new: NewJob) -> Job:
                 lambda gh: gh.rest.issues.create(store.owner, store.repo, data=cast(Any, data)),
                 idempotent=False,
                 expect=(422,),
+                deadline=deadline,
                 what="create a job",
             )
         except Ambiguous as exc:
             failure = exc
             time.sleep(client.retry_backoff * (2**tries) * random.uniform(0.75, 1.25))
-            found = look_through_lag(store, lambda: _insist(lambda: _find_created(store, token), doubt))
+            found = look_through_lag(store, lambda: _insist(lambda: _find_created(store, {token}), doubt))
             log.warning("%s; the issue %s", exc, f"was made: #{found.id}" if found else "was not made: again")
             if found is not None:
                 return found
@@ -178,13 +222,20 @@ def _insist(check: Callable[[], T], doubt: str, tries: int = 8) -> T:
     raise AssertionError("unreachable")
 
 
-def _find_created(store: GitHubStore, token: str) -> Job | None:
-    url = store.issues_url(state="all", direction="desc")
-    fetched = store.client.get(url, what="look for a job that may have been created", use_cache=False)
-    marker = f'"create_token":"{token}"'
-    for item in fetched.data:
-        if marker in (item.get("body") or ""):
-            return store.record(item).job
+def _find_created(store: GitHubStore, tokens: set[str], *, every_page: bool = False) -> Job | None:
+    """The job whose issue carries one of ``tokens`` as its create-token, among the 100 newest issues (or all of
+    them, newest first: an issue made meanwhile moves the others down a page, so none is skipped)."""
+    url: str | None = store.issues_url(state="all", direction="desc")
+    markers = [f'"create_token":"{token}"' for token in tokens]
+    while url:
+        fetched = store.client.get(url, what="look for a job that may have been created", use_cache=False)
+        for item in fetched.data:
+            text = item.get("body") or ""
+            if any(marker in text for marker in markers):
+                record = store.record(item)
+                if record.kind == "job":  # an archived job's key was freed by the purge
+                    return record.job
+        url = fetched.links.get("next") if every_page else None
     return None
 
 

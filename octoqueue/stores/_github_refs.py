@@ -102,18 +102,22 @@ class RefLocks:
         ``still_current()`` confirms the move never happened, the winner is presumed dead and the next rescue
         name ``name-rN`` is tried. Without ``still_current`` there is no rescue.
         """
+        return self.take_name(name, still_current) is not None
+
+    def take_name(self, name: str, still_current: Callable[[], bool] | None = None) -> str | None:
+        """:meth:`take`, answering the name this process won (``name`` or a rescue name ``name-rN``) or None."""
         level = 0
         while True:
             current = name if level == 0 else f"{name}-r{level}"
             if self.create(current):
-                return True
+                return current
             now = time.monotonic()
             with self._lock:
                 seen = self._seen_taken.setdefault(current, now)
                 while len(self._seen_taken) > SEEN_LIMIT:
                     self._seen_taken.popitem(last=False)
             if now - seen < self.orphan_grace or still_current is None or not still_current():
-                return False
+                return None
             log.warning("%s was taken %.0f s ago and nothing happened: rescuing with the next name", current,
                         now - seen)  # fmt: skip
             level += 1

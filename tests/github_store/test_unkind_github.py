@@ -84,7 +84,7 @@ def test_a_dropped_status_label_on_a_transition_is_a_clear_error(fake: FakeGitHu
 
 def test_transient_ref_failures_do_not_fail_claims(fake: FakeGitHub, make_store: MakeStore) -> None:
     producer = make_store(**ALLOW)
-    worker = make_store(orphan_grace=0.2)  # a ref made by a failed-looking try is rescued soon
+    worker = make_store(orphan_grace=1.0)  # a ref made by a failed-looking try is rescued soon; its PATCH has 0.5 s
     ids = sorted(producer.create(NewJob(data={"n": n}, title=f"j{n}")).id for n in range(12))
     fake.set_faults(ref_failure_rate=0.5)  # seeded: the same draws every run
     done: list[int] = []

@@ -7,7 +7,8 @@ the run lasts. Kills and restarts are not faults here: they happen to every stor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from octoqueue.testing.fake_github import FakeGitHub
 
@@ -18,6 +19,13 @@ SECONDARY_PER_HOUR = 500 * LIMIT_SCALE
 PRIMARY_PER_HOUR = 5000 * LIMIT_SCALE
 #: During a secondary-limit storm the per-minute limit drops to this: most writes get 403 + retry-after.
 STORM_PER_MINUTE = 200
+#: Seconds the emulator's reads lag its writes with ``lag`` (GitHub's usual lag is under a second, octokit.js#900),
+#: and what the stores are told to allow for: twice that, and below half of ``orphan_grace`` and below
+#: ``lease_margin`` (10 s each in a run), as docs/github-store.md asks.
+READ_LAG = 1.0
+STORE_READ_LAG = 2.0
+#: The fraction of ref creations answered 422 "Reference update failed" with ``refs`` (half after making the ref).
+REF_FAILURE_RATE = 0.05
 
 
 def _nothing(gh: FakeGitHub) -> None:
@@ -31,6 +39,7 @@ class Fault:
     steady: Callable[[FakeGitHub], None] = _nothing
     episode: Callable[[FakeGitHub, bool], None] | None = None
     every: float = 10.0  # mean seconds between episodes (each lasts 1-3 s)
+    store_options: dict[str, Any] = field(default_factory=dict)  # what the store is told to expect
 
 
 def _errors(gh: FakeGitHub) -> None:
@@ -45,6 +54,14 @@ def _storm(gh: FakeGitHub, on: bool) -> None:
     gh.set_limits(secondary_writes_per_minute=STORM_PER_MINUTE if on else SECONDARY_PER_MINUTE)
 
 
+def _lag(gh: FakeGitHub) -> None:
+    gh.set_faults(read_lag=READ_LAG)
+
+
+def _ref_failures(gh: FakeGitHub) -> None:
+    gh.set_faults(ref_failure_rate=REF_FAILURE_RATE)
+
+
 FAULTS: dict[str, Fault] = {
     fault.name: fault
     for fault in (
@@ -53,6 +70,13 @@ FAULTS: dict[str, Fault] = {
         # GitHub's retry-after for a secondary limit is up to a minute, and the store honours it: a storm stalls
         # writes for about that long, whatever its own length. Hence one every 150 s on average.
         Fault("storms", f"secondary-limit storms: writes limited to {STORM_PER_MINUTE}/min", episode=_storm, every=150),
+        Fault(
+            "lag",
+            f"reads of issues and comments lag writes by {READ_LAG:g} s",
+            steady=_lag,
+            store_options={"read_lag": STORE_READ_LAG},
+        ),
+        Fault("refs", f"{REF_FAILURE_RATE:.0%} of ref creations answered 422 (transient)", steady=_ref_failures),
     )
 }
 

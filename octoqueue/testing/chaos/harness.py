@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from octoqueue.errors import OctoqueueError
 from octoqueue.job import Job
 from octoqueue.states import JobState
 from octoqueue.stores import open_store
+from octoqueue.stores.base import Store
 from octoqueue.testing.chaos import ledger
 from octoqueue.testing.chaos.faults import PRIMARY_PER_HOUR, SECONDARY_PER_HOUR, SECONDARY_PER_MINUTE, Fault
 from octoqueue.testing.chaos.processes import LEDGER_ENV, STORE_OPTIONS_ENV
@@ -163,13 +164,43 @@ def _produce(url: str, numbers: list[int], ids: dict[int, int], stop: threading.
                 raise RuntimeError(f"job {n}: the server refused it: {response.status_code} {response.text[:300]}")
 
 
-def _not_completed(store_url: str, options: dict[str, Any], ids: set[int]) -> set[int] | None:
-    """Which of ``ids`` the store does not show completed; None when the store could not be read just now."""
-    try:
-        final = _final_states(store_url, options)
-    except OctoqueueError:
-        return None
-    return {job_id for job_id in ids if final.get(job_id, (None, 0))[0] is not JobState.COMPLETED}
+class Confirmations:
+    """The jobs whose completion the store accepted: a ``completed`` line, or — for a ``completing`` line whose
+    worker was killed before it could write ``completed`` (or before the store answered) — the store's own word.
+
+    A ``completing`` line alone is not enough to end the run: the kill may have come before the store took the
+    completion, and then the job runs again once its lease expires (ending the run there reported it lost)."""
+
+    def __init__(self, store_url: str, options: dict[str, Any], look_every: float = 1.0) -> None:
+        self.store_url, self.options = store_url, options
+        self.look_every = look_every
+        self.ids: set[int] = set()
+        self.store: Store | None = None  # opened for the first look
+        self._next_look = 0.0
+
+    def note(self, entries: list[ledger.Entry]) -> None:
+        self.ids.update(e.job_id for e in entries if e.kind == "completed")
+
+    def all(self, job_ids: Iterable[int]) -> bool:
+        """Whether every one of ``job_ids`` is confirmed; asks the store (at most every ``look_every`` seconds)
+        about the rest."""
+        unsure = set(job_ids) - self.ids
+        if unsure and time.monotonic() >= self._next_look:
+            self._next_look = time.monotonic() + self.look_every
+            if self.store is None:
+                self.store = open_store(self.store_url, **self.options)
+            for job_id in sorted(unsure):
+                try:
+                    if self.store.get(job_id).state is JobState.COMPLETED:
+                        self.ids.add(job_id)
+                except OctoqueueError:
+                    continue  # a fault of the emulator: asked again next time
+            unsure -= self.ids
+        return not unsure
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
 
 def _final_states(store_url: str, options: dict[str, Any]) -> dict[int, tuple[JobState | None, int]]:
@@ -206,8 +237,10 @@ def _backend(config: Config, directory: Path) -> Iterator[tuple[str, dict[str, A
         "retries": 6,
         "retry_backoff": 0.2,
         "orphan_grace": 10.0,  # a key or claim ref left by a killed process is taken back after 10 s, not 60
-        "read_lag": 1.0,  # the emulator's reads do not lag here: re-check an ambiguous write for 1 s, not 5
+        "read_lag": 1.0,  # unless a fault makes the emulator's reads lag: re-check an ambiguous write for 1 s, not 5
     }
+    for fault in config.faults:
+        options.update(fault.store_options)
     gh = FakeGitHub(
         REPO, GITHUB_TOKEN, seed=config.seed, rate_limit=PRIMARY_PER_HOUR,
         secondary_writes_per_minute=SECONDARY_PER_MINUTE, secondary_writes_per_hour=SECONDARY_PER_HOUR,
@@ -277,12 +310,14 @@ def _drive(
     next_report = time.monotonic() + 10
     finished = False
     progress = ledger.Tail(ledger_path)
-    done: set[int] = set()
-    next_check = 0.0
+    done: set[int] = set()  # a completion asked for (it paces the kills)
+    confirmed = Confirmations(store_url, options)  # a completion accepted: the run ends when every job has one
     try:
         while time.monotonic() < deadline:
             now = time.monotonic()
-            done.update(e.job_id for e in progress.read() if e.kind != "run")
+            entries = progress.read()
+            done.update(e.job_id for e in entries if e.kind != "run")
+            confirmed.note(entries)
             if kills < config.kills and len(done) >= (kills + 1) * kill_step:
                 processes.kill_worker(rng)
                 processes.start_worker()
@@ -306,17 +341,12 @@ def _drive(
                 config.log(f"  {now - started:6.0f} s: {len(ids)} created, {len(done)} completed, {kills} kills, "
                            f"{restarts} restarts")  # fmt: skip
                 next_report = now + 10
-            if len(ids) == config.jobs and set(ids.values()) <= done and now >= next_check:
-                # A "completing" line counts as done, but a kill may have cut that completion before the store took
-                # it: the job then comes back after its lease and runs again. Finished only when the store agrees.
-                unfinished = _not_completed(store_url, options, set(ids.values()))
-                if unfinished is not None and not unfinished:
-                    finished = True
-                    break
-                done -= unfinished or set()
-                next_check = now + 2.0
+            if len(ids) == config.jobs and set(ids.values()) <= done and confirmed.all(ids.values()):
+                finished = True
+                break
             time.sleep(0.1)
     finally:
+        confirmed.close()
         stop.set()
         for _, fault in episode_ends:
             assert fault.episode is not None
@@ -325,8 +355,8 @@ def _drive(
         for thread in producers:
             thread.join(timeout=10)
     elapsed = time.monotonic() - started
-    if gh is not None:
-        gh.set_faults(error_rate=0.0, latency=0.0)
+    if gh is not None:  # the verdict reads the truth: GitHub's primary, answering every request
+        gh.set_faults(error_rate=0.0, latency=0.0, read_lag=0.0, ref_failure_rate=0.0)
     final = _final_states(store_url, options)
     verdict = ledger.judge(ids.values(), final, ledger.read(ledger_path))
     verdict.lost.extend(n for n in numbers if n not in ids)  # never created: lost too (by number, not id)
