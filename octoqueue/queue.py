@@ -76,6 +76,8 @@ class Queue:
     (seconds) before another worker may take it back, unless renewed by :meth:`heartbeat`.
     ``encryption_keys`` (else env ``OCTOQUEUE_ENCRYPTION_KEY``; comma-separated, newest first) seals job data,
     results, errors and comments before they reach the store (see :mod:`octoqueue.sealing`).
+    ``rate_limit_patience``: the longest a holder's ``complete``/``fail`` waits out a store's rate limit before
+    raising it (None: as long as the lease allows; the server gives its HTTP requests 10 s, then answers 503).
     """
 
     def __init__(
@@ -87,8 +89,10 @@ class Queue:
         lease: float = 300.0,
         worker_name: str | None = None,
         encryption_keys: str | Sequence[str] | None = None,
+        rate_limit_patience: float | None = None,
     ) -> None:
         opened = store if isinstance(store, Store) else open_store(store)
+        self.rate_limit_patience = rate_limit_patience
         self.store: Store = seal_store(opened, encryption_keys)
         self.retry_policy = retry or RetryPolicy()
         if max_attempts < 1:
@@ -742,6 +746,8 @@ class Queue:
         """``move()``, tried again while GitHub's rate limit refuses it and ``until`` (the end of the lease the
         queue holds, on the store's clock) leaves time to wait the limit out: a holder's finish is not lost to a
         rate limit. Otherwise the :class:`RateLimited` is raised (DeadlinePassed: the lease would be outrun)."""
+        if until is not None and self.rate_limit_patience is not None:
+            until = min(until, self.store.now() + timedelta(seconds=self.rate_limit_patience))
         while True:
             try:
                 return move()

@@ -165,10 +165,21 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
     return app
 
 
+#: The longest an HTTP complete or fail waits out the store's rate limit before answering 503 with Retry-After (a
+#: worker's HTTP client should not hang for a whole lease; it retries, fenced by its attempt).
+HTTP_RATE_LIMIT_PATIENCE = 10.0
+
+
 def open_queue(settings: Settings) -> Queue:
     """The Queue ``settings`` describe: its store, label prefix, lease and attempt defaults."""
     store = open_store(settings.store_url, labels=LabelScheme(settings.label_prefix))
-    return Queue(store, retry=RetryPolicy(), max_attempts=settings.max_attempts, lease=settings.lease)
+    return Queue(
+        store,
+        retry=RetryPolicy(),
+        max_attempts=settings.max_attempts,
+        lease=settings.lease,
+        rate_limit_patience=HTTP_RATE_LIMIT_PATIENCE,
+    )
 
 
 @contextlib.asynccontextmanager
