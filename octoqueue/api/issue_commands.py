@@ -23,12 +23,10 @@ from octoqueue.body import parse
 from octoqueue.commands import defuse, parse_command
 from octoqueue.errors import InvalidTransition, JobNotFound, OctoqueueError, StateConflict
 from octoqueue.queue import Queue
-from octoqueue.states import JobState, LabelScheme
+from octoqueue.states import REQUEUE_LABEL, JobState, LabelScheme, label_key
 from octoqueue.stores.base import RemovesLabels
 
 log = logging.getLogger("octoqueue.api.webhooks")
-
-REQUEUE_LABEL = "requeue"
 
 Kind = Literal["requeue", "cancel", "explain"]
 
@@ -94,7 +92,7 @@ def plan(event: str, payload: dict[str, Any], labels: LabelScheme) -> Command | 
         )  # fmt: skip
 
     name = (_user(payload.get("label"))).get("name")
-    if action == "labeled" and name == REQUEUE_LABEL:
+    if action == "labeled" and isinstance(name, str) and label_key(name) == REQUEUE_LABEL:
         if not is_job:
             return Ignored(f"issue {number} is not a job (no status label)")
         return Command(

@@ -139,6 +139,14 @@ def test_the_owner_adding_the_requeue_label_requeues_a_failed_job(server: LiveSe
     assert server.queue.get(job.id).attempts_left == 1
 
 
+def test_the_requeue_label_in_any_letter_case_requeues(server: LiveServer) -> None:
+    job = _job(server.queue, JobState.FAILED)
+    data = _pointed("issues.labeled", job)
+    data["label"]["name"] = "Requeue"  # GitHub label names ignore case: this is the requeue label
+    assert server.webhook("issues", data).status_code == 202
+    _wait_for(lambda: server.queue.get(job.id).state is JobState.PENDING)
+
+
 def test_a_label_added_by_someone_without_shown_write_access_is_ignored(server: LiveServer) -> None:
     job = _job(server.queue, JobState.FAILED)
     stranger = {"login": "drive-by", "id": 99, "type": "User"}
