@@ -52,7 +52,7 @@ ERROR_LIMIT = 2_000
 
 
 @dataclass(frozen=True)
-class Settings:
+class ActionInputs:
     """The action's inputs, read from ``OCTOQUEUE_ACTION_*``."""
 
     repository: str
@@ -67,7 +67,7 @@ class Settings:
     on_failure: str = "retry"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
+    def from_env(cls, env: Mapping[str, str]) -> ActionInputs:
         def value(name: str) -> str:
             return env.get(ENV_PREFIX + name, "").strip()
 
@@ -132,7 +132,7 @@ class Plan:
     reason: str = ""
 
 
-def plan(event_name: str, event: Mapping[str, Any], settings: Settings) -> Plan:
+def plan(event_name: str, event: Mapping[str, Any], settings: ActionInputs) -> Plan:
     """Decide from the triggering event (the parsed ``$GITHUB_EVENT_PATH``) what to work on."""
     scheme = LabelScheme(settings.label_prefix)
     if event_name in ("issues", "issue_comment"):
@@ -174,7 +174,7 @@ def _as_job_id(value: Any) -> int | None:
     return None
 
 
-def work_args(settings: Settings, plan: Plan, summary_path: str) -> list[str]:
+def work_args(settings: ActionInputs, plan: Plan, summary_path: str) -> list[str]:
     """The ``octoqueue work`` arguments for this run."""
     args = ["work", "--store", settings.store_url]
     if settings.handler:
@@ -286,7 +286,7 @@ def write_outputs(path: str | None, values: Mapping[str, str]) -> None:
 
 
 def summary_markdown(
-    report: Report, plan: Plan, settings: Settings, server_url: str = "https://github.com", exit_code: int = 0
+    report: Report, plan: Plan, settings: ActionInputs, server_url: str = "https://github.com", exit_code: int = 0
 ) -> str:
     """The job summary: a headline and a table of the jobs processed."""
     lines = [f"### octoqueue worker: {settings.repository}", ""]
@@ -350,7 +350,7 @@ def _code_cell(text: str) -> str:
     return f"`` {text} ``" if "`" in text else f"`{text}`"
 
 
-def access_advice(report: Report, settings: Settings) -> str:
+def access_advice(report: Report, settings: ActionInputs) -> str:
     """The worker's error, and what to change in the workflow to fix it."""
     if report.error_status == 401:
         fix = (
@@ -393,7 +393,7 @@ def read_event(env: Mapping[str, str]) -> dict[str, Any]:
 def main(env: Mapping[str, str] | None = None) -> int:
     env = dict(os.environ if env is None else env)
     try:
-        settings = Settings.from_env(env)
+        settings = ActionInputs.from_env(env)
     except ConfigurationError as exc:
         print(annotate("error", f"octoqueue: {exc}"))
         return 1

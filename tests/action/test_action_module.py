@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from octoqueue import action
-from octoqueue.action import Plan, Report, Settings
+from octoqueue.action import ActionInputs, Plan, Report
 from octoqueue.errors import ConfigurationError
 
 from .composite import parse_command_file
@@ -18,10 +18,10 @@ from .composite import parse_command_file
 EVENTS = Path(__file__).parent / "events"
 
 
-def settings(**env: str) -> Settings:
+def settings(**env: str) -> ActionInputs:
     base = {"OCTOQUEUE_ACTION_REPOSITORY": "octo-org/jobs", "OCTOQUEUE_ACTION_COMMAND": "cat"}
     base.update(env)
-    return Settings.from_env({k: v for k, v in base.items() if v is not None})
+    return ActionInputs.from_env({k: v for k, v in base.items() if v is not None})
 
 
 def labeled_event() -> dict[str, Any]:
@@ -46,7 +46,7 @@ def test_settings_from_env_reads_every_input() -> None:
 
 
 def test_settings_defaults_and_repository_fallback() -> None:
-    s = Settings.from_env({"GITHUB_REPOSITORY": "me/q", "OCTOQUEUE_ACTION_HANDLER": "mod:fn"})
+    s = ActionInputs.from_env({"GITHUB_REPOSITORY": "me/q", "OCTOQUEUE_ACTION_HANDLER": "mod:fn"})
     assert (s.repository, s.handler, s.command, s.max_jobs, s.on_failure) == ("me/q", "mod:fn", None, 10, "retry")
     assert s.labels == () and s.timeout is None and s.lease is None and s.concurrency is None
 
