@@ -4,8 +4,9 @@ A :class:`Snapshot` costs the store :data:`QUERIES_PER_SNAPSHOT` calls: ``count(
 :data:`PENDING_SAMPLED` pending jobs (the first is the oldest pending; their labels and types give the pending counts
 per label and type, exact when no more are pending), up to :data:`PROCESSING_SHOWN` processing jobs (their
 ``worker`` fields name the workers and the jobs they hold; with the pending ones, the per-label counts) and the latest
-failures (``recently_changed``). Throughput is not stored anywhere: :class:`Rates` derives it from the
-finished counts of successive snapshots, so it needs two of them (``octoqueue info --watch``).
+failures (``recently_changed``), and the ``workers`` setting where workers register themselves
+(:mod:`octoqueue.registry`: idle workers show too). Throughput is not stored anywhere: :class:`Rates` derives it from
+the finished counts of successive snapshots, so it needs two of them (``octoqueue info --watch``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from octoqueue.job import Job, utcnow
+from octoqueue.registry import WORKERS_SETTING, WorkerRecord, live_workers
 from octoqueue.states import JobState
 from octoqueue.stores.base import Store
 
 #: Store calls one snapshot makes.
-QUERIES_PER_SNAPSHOT = 4
+QUERIES_PER_SNAPSHOT = 5
 #: Processing jobs read per snapshot (their workers are the live workers shown).
 PROCESSING_SHOWN = 100
 #: Oldest pending jobs read per snapshot (one page of a GitHub listing): the per-label and per-type counts of
@@ -35,16 +37,18 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class WorkerView:
-    """A worker seen holding jobs: its name (``host:pid:tag`` for octoqueue's workers), the jobs it holds, and when
-    it last claimed or renewed one of them (its last sign of life)."""
+    """A live worker: its name (``host:pid:tag`` for octoqueue's workers), the jobs it holds, and its last sign of
+    life (its record in the ``workers`` setting, or claiming or renewing a job it holds)."""
 
     name: str
     job_ids: tuple[int, ...]
     last_seen: datetime
+    #: The host its record names; None for a worker seen only holding jobs (its name's first part is shown).
+    registered_host: str | None = None
 
     @property
     def host(self) -> str:
-        return self.name.split(":", 1)[0]
+        return self.registered_host or self.name.split(":", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class Snapshot:
     budget: Budget | None = None
     #: The oldest :data:`PENDING_SAMPLED` pending jobs (the per-label and per-type counts of pending jobs).
     pending: list[Job] = field(default_factory=list)
+    #: The live records of the ``workers`` setting.
+    registered: list[WorkerRecord] = field(default_factory=list)
 
     @classmethod
     def take(cls, store: Store, clock: Clock = utcnow) -> Snapshot:
@@ -88,6 +94,7 @@ class Snapshot:
         pending = store.list(states=[JobState.PENDING], limit=PENDING_SAMPLED).jobs
         processing = store.list(states=[JobState.PROCESSING], limit=PROCESSING_SHOWN).jobs
         failures = store.recently_changed([JobState.FAILED], limit=FAILURES_SHOWN)
+        registered = live_workers(store.get_setting(WORKERS_SETTING), store.now())
         return cls(
             taken_at=clock(),
             store_url=store.url,
@@ -97,6 +104,7 @@ class Snapshot:
             recent_failures=failures,
             budget=_budget(store, before),
             pending=pending,
+            registered=registered,
         )
 
     @property
@@ -109,16 +117,27 @@ class Snapshot:
         return self.counts[JobState.COMPLETED], self.counts[JobState.FAILED]
 
     def workers(self) -> list[WorkerView]:
+        """Registered workers (idle ones too) and workers seen holding jobs; for a worker both, the jobs listed
+        (fresher than its record) and the later sign of life."""
         held: dict[str, list[Job]] = {}
         for job in self.processing:
             held.setdefault(job.worker or "(unknown)", []).append(job)
-        return sorted(
-            (
-                WorkerView(name, tuple(sorted(j.id for j in jobs)), max(j.updated_at for j in jobs))
-                for name, jobs in held.items()
-            ),
-            key=lambda w: w.name,
-        )
+        views = {
+            name: WorkerView(name, tuple(sorted(j.id for j in jobs)), max(j.updated_at for j in jobs))
+            for name, jobs in held.items()
+        }
+        listed_all = self.counts[JobState.PROCESSING] <= len(self.processing)
+        for record in self.registered:
+            seen = views.get(record.name)
+            # A record is up to REGISTER_EVERY seconds old: the listing, when it holds every processing job, is newer.
+            jobs = seen.job_ids if seen is not None else () if listed_all else record.job_ids
+            views[record.name] = WorkerView(
+                record.name,
+                jobs,
+                record.seen if seen is None else max(record.seen, seen.last_seen),
+                record.host,
+            )
+        return sorted(views.values(), key=lambda w: w.name)
 
     def breakdown(self) -> list[Tally]:
         """Pending and processing jobs per label (``queue:<name>`` included) and per type, from the jobs read."""

@@ -12,6 +12,7 @@ import click
 
 from octoqueue.cli.jobs import open_existing_queue, prefix_option, store_option
 from octoqueue.overview import FAILURES_SHOWN, QUERIES_PER_SNAPSHOT, Rates, RateView, Snapshot
+from octoqueue.registry import LIVE_FOR
 from octoqueue.states import JobState
 
 if TYPE_CHECKING:
@@ -33,10 +34,11 @@ ERROR_SHOWN = 80
 @store_option
 @prefix_option
 def info(watch: bool, interval: float, window: float, as_json: bool, store_url: str, label_prefix: str) -> None:
-    """Show the queue: jobs per state, the oldest pending job's age, pending and processing jobs per label (queue:<name>
-    included) and per type, the workers holding jobs and what they hold, the latest failures, and with --watch the
-    throughput and failure rate. Each refresh costs the store 4 calls (count, the oldest 100 pending jobs, up to 100
-    processing jobs, latest failures); with more jobs than that the per-label counts cover the jobs read."""
+    """Show the queue: jobs per state, the oldest pending job's age, pending and processing jobs per label
+    (queue:<name> included) and per type, the live workers (registered in the last 2 minutes, idle ones too, or
+    holding jobs), the latest failures, and with --watch the throughput and failure rate. Each refresh costs the
+    store 5 calls (count, the oldest 100 pending jobs, up to 100 processing jobs, latest failures, the workers
+    setting); with more jobs than that the per-label counts cover the jobs read."""
     rates = Rates(window=window)
     with open_existing_queue(store_url, label_prefix) as queue:
         if not watch:
@@ -123,7 +125,7 @@ def render(snapshot: Snapshot, rates: RateView | None, *, watching: bool = False
         breakdown.add_row(tally.kind, tally.name, f"{tally.pending:,}", f"{tally.processing:,}")
 
     workers = snapshot.workers()
-    held = Table(title=f"Workers holding jobs: {len(workers)}", title_justify="left", box=None, pad_edge=False)
+    held = Table(title=f"Workers: {len(workers)}", title_justify="left", box=None, pad_edge=False)
     for column in ("worker", "host", "jobs in hand", "last seen"):
         held.add_column(column)
     for worker in workers:
@@ -149,7 +151,8 @@ def render(snapshot: Snapshot, rates: RateView | None, *, watching: bool = False
         parts.append(Text(caveat, style="dim"))
     parts += [Text(""), held]
     if not workers:
-        parts.append(Text("(none: idle workers hold no jobs and do not show)", style="dim"))
+        parts.append(Text(f"(none registered in the last {duration(timedelta(seconds=LIVE_FOR))} or holding jobs)",
+                          style="dim"))  # fmt: skip
     parts += [Text(""), failures]
     if not snapshot.recent_failures:
         parts.append(Text("(none)", style="dim"))

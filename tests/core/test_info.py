@@ -17,6 +17,7 @@ from octoqueue.cli.info import duration, frame_text
 from octoqueue.job import Job, NewJob, Page
 from octoqueue.overview import QUERIES_PER_SNAPSHOT, Rates, Snapshot
 from octoqueue.queue import Queue
+from octoqueue.registry import WorkerRecord
 from octoqueue.states import JobState
 from octoqueue.stores.memory import MemoryStore
 
@@ -59,6 +60,10 @@ def _snapshot(at: datetime, completed: int = 40, failed: int = 2) -> Snapshot:
             _job(5, JobState.FAILED, updated_at=T0 - timedelta(seconds=30), last_error="KeyError: 'n'\nTraceback …"),
             _job(2, JobState.FAILED, updated_at=T0 - timedelta(hours=2, minutes=3), last_error="x" * 200),
         ],
+        registered=[
+            WorkerRecord("idle-1", "box-c", (), T0 - timedelta(seconds=20)),
+            WorkerRecord("box-a:101:aa11bb", "box-a", (8,), T0 - timedelta(seconds=25)),
+        ],
         pending=[
             _job(7, JobState.PENDING, labels=("queue:images", "urgent"), type="resize"),
             _job(12, JobState.PENDING, labels=("queue:images",), type="thumb"),
@@ -93,10 +98,11 @@ type   resize              1           2
 type   thumb               1           0
 (counts the oldest 2 pending and 3 processing jobs)
 
-Workers holding jobs: 2
+Workers: 3
 worker            host   jobs in hand  last seen
 box-a:101:aa11bb  box-a  8, 9          1 s ago
 box-b:202:cc22dd  box-b  11            12 s ago
+idle-1            box-c                20 s ago
 
 Latest failures (up to 5)
 job  failed      title  error
@@ -152,8 +158,12 @@ class CountingStore(MemoryStore):
         self.calls.append("recently_changed")
         return super().recently_changed(states, limit=limit)
 
+    def get_setting(self, key: str) -> Any:
+        self.calls.append("get_setting")
+        return super().get_setting(key)
 
-def test_a_snapshot_reads_the_store_through_its_contract_in_four_calls() -> None:
+
+def test_a_snapshot_reads_the_store_through_its_contract_in_five_calls() -> None:
     store = CountingStore()
     queue = Queue(store, max_attempts=1)
     ids = [queue.enqueue({"n": n}) for n in range(6)]
@@ -164,7 +174,7 @@ def test_a_snapshot_reads_the_store_through_its_contract_in_four_calls() -> None
     queue.fail(failing, error="boom")
     store.calls.clear()
     snapshot = Snapshot.take(store, clock=lambda: T0 + timedelta(days=1))
-    assert len(store.calls) == QUERIES_PER_SNAPSHOT == 4
+    assert len(store.calls) == QUERIES_PER_SNAPSHOT == 5
     assert snapshot.taken_at == T0 + timedelta(days=1)
     assert snapshot.counts[JobState.PENDING] == 2 and snapshot.counts[JobState.PROCESSING] == 3
     assert snapshot.oldest_pending is not None and snapshot.oldest_pending.id == ids[4]
