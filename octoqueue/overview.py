@@ -1,9 +1,12 @@
 """What a queue looks like now, read through the Store contract only (so every store can be watched).
 
-A :class:`Snapshot` costs the store :data:`QUERIES_PER_SNAPSHOT` calls: ``count()``, the oldest pending job, up to
-:data:`PROCESSING_SHOWN` processing jobs (their ``worker`` fields name the workers and the jobs they hold) and the
-latest failures (``recently_changed``). Throughput is not stored anywhere: :class:`Rates` derives it from the
-finished counts of successive snapshots, so it needs two of them (``octoqueue info --watch``).
+A :class:`Snapshot` costs the store :data:`QUERIES_PER_SNAPSHOT` calls: ``count()``, the oldest
+:data:`PENDING_SAMPLED` pending jobs (the first is the oldest pending; their labels and types give the pending counts
+per label and type, exact when no more are pending), up to :data:`PROCESSING_SHOWN` processing jobs (their
+``worker`` fields name the workers and the jobs they hold; with the pending ones, the per-label counts) and the latest
+failures (``recently_changed``), and the ``workers`` setting where workers register themselves
+(:mod:`octoqueue.registry`: idle workers show too). Throughput is not stored anywhere: :class:`Rates` derives it from
+the finished counts of successive snapshots, so it needs two of them (``octoqueue info --watch``).
 """
 
 from __future__ import annotations
@@ -15,13 +18,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from octoqueue.job import Job, utcnow
+from octoqueue.registry import WORKERS_SETTING, WorkerRecord, live_workers
 from octoqueue.states import JobState
 from octoqueue.stores.base import Store
 
 #: Store calls one snapshot makes.
-QUERIES_PER_SNAPSHOT = 4
+QUERIES_PER_SNAPSHOT = 5
 #: Processing jobs read per snapshot (their workers are the live workers shown).
 PROCESSING_SHOWN = 100
+#: Oldest pending jobs read per snapshot (one page of a GitHub listing): the per-label and per-type counts of
+#: pending jobs are taken from them.
+PENDING_SAMPLED = 100
 #: Latest failures read per snapshot.
 FAILURES_SHOWN = 5
 
@@ -30,16 +37,18 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class WorkerView:
-    """A worker seen holding jobs: its name (``host:pid:tag`` for octoqueue's workers), the jobs it holds, and when
-    it last claimed or renewed one of them (its last sign of life)."""
+    """A live worker: its name (``host:pid:tag`` for octoqueue's workers), the jobs it holds, and its last sign of
+    life (its record in the ``workers`` setting, or claiming or renewing a job it holds)."""
 
     name: str
     job_ids: tuple[int, ...]
     last_seen: datetime
+    #: The host its record names; None for a worker seen only holding jobs (its name's first part is shown).
+    registered_host: str | None = None
 
     @property
     def host(self) -> str:
-        return self.name.split(":", 1)[0]
+        return self.registered_host or self.name.split(":", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,16 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Tally:
+    """Pending and processing jobs carrying one label (``kind`` "label") or of one type (``kind`` "type")."""
+
+    kind: str
+    name: str
+    pending: int
+    processing: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
     taken_at: datetime
     store_url: str
@@ -63,14 +82,19 @@ class Snapshot:
     processing: list[Job]
     recent_failures: list[Job]
     budget: Budget | None = None
+    #: The oldest :data:`PENDING_SAMPLED` pending jobs (the per-label and per-type counts of pending jobs).
+    pending: list[Job] = field(default_factory=list)
+    #: The live records of the ``workers`` setting.
+    registered: list[WorkerRecord] = field(default_factory=list)
 
     @classmethod
     def take(cls, store: Store, clock: Clock = utcnow) -> Snapshot:
         before = _request_stats(store)
         counts = store.count()
-        pending = store.list(states=[JobState.PENDING], limit=1).jobs
+        pending = store.list(states=[JobState.PENDING], limit=PENDING_SAMPLED).jobs
         processing = store.list(states=[JobState.PROCESSING], limit=PROCESSING_SHOWN).jobs
         failures = store.recently_changed([JobState.FAILED], limit=FAILURES_SHOWN)
+        registered = live_workers(store.get_setting(WORKERS_SETTING), store.now())
         return cls(
             taken_at=clock(),
             store_url=store.url,
@@ -79,6 +103,8 @@ class Snapshot:
             processing=processing,
             recent_failures=failures,
             budget=_budget(store, before),
+            pending=pending,
+            registered=registered,
         )
 
     @property
@@ -91,19 +117,52 @@ class Snapshot:
         return self.counts[JobState.COMPLETED], self.counts[JobState.FAILED]
 
     def workers(self) -> list[WorkerView]:
+        """Registered workers (idle ones too) and workers seen holding jobs; for a worker both, the jobs listed
+        (fresher than its record) and the later sign of life."""
         held: dict[str, list[Job]] = {}
         for job in self.processing:
             held.setdefault(job.worker or "(unknown)", []).append(job)
-        return sorted(
-            (
-                WorkerView(name, tuple(sorted(j.id for j in jobs)), max(j.updated_at for j in jobs))
-                for name, jobs in held.items()
-            ),
-            key=lambda w: w.name,
+        views = {
+            name: WorkerView(name, tuple(sorted(j.id for j in jobs)), max(j.updated_at for j in jobs))
+            for name, jobs in held.items()
+        }
+        listed_all = self.counts[JobState.PROCESSING] <= len(self.processing)
+        for record in self.registered:
+            seen = views.get(record.name)
+            # A record is up to REGISTER_EVERY seconds old: the listing, when it holds every processing job, is newer.
+            jobs = seen.job_ids if seen is not None else () if listed_all else record.job_ids
+            views[record.name] = WorkerView(
+                record.name,
+                jobs,
+                record.seen if seen is None else max(record.seen, seen.last_seen),
+                record.host,
+            )
+        return sorted(views.values(), key=lambda w: w.name)
+
+    def breakdown(self) -> list[Tally]:
+        """Pending and processing jobs per label (``queue:<name>`` included) and per type, from the jobs read."""
+        tallies: dict[tuple[str, str], dict[JobState, int]] = {}
+        for state, jobs in ((JobState.PENDING, self.pending), (JobState.PROCESSING, self.processing)):
+            for job in jobs:
+                keys = [("label", label) for label in job.labels] + [("type", job.type or "(none)")]
+                for key in keys:
+                    counted = tallies.setdefault(key, {})
+                    counted[state] = counted.get(state, 0) + 1
+        return [
+            Tally(kind, name, counted.get(JobState.PENDING, 0), counted.get(JobState.PROCESSING, 0))
+            for (kind, name), counted in sorted(tallies.items())
+        ]
+
+    @property
+    def breakdown_sampled(self) -> bool:
+        """True when more jobs are pending or processing than were read, so the breakdown counts only those read."""
+        return self.counts[JobState.PENDING] > len(self.pending) or self.counts[JobState.PROCESSING] > len(
+            self.processing
         )
 
     def as_dict(self, rates: RateView | None = None) -> dict[str, Any]:
         age = self.oldest_pending_age
+        tallies = self.breakdown()
         return {
             "taken_at": self.taken_at.isoformat(),
             "store": self.store_url,
@@ -114,6 +173,17 @@ class Snapshot:
                 {"name": w.name, "host": w.host, "jobs": list(w.job_ids), "last_seen": w.last_seen.isoformat()}
                 for w in self.workers()
             ],
+            "breakdown": {
+                "counts_only_jobs_read": self.breakdown_sampled,
+                "pending_read": len(self.pending),
+                "processing_read": len(self.processing),
+                **{
+                    f"by_{kind}": {
+                        t.name: {"pending": t.pending, "processing": t.processing} for t in tallies if t.kind == kind
+                    }
+                    for kind in ("label", "type")
+                },
+            },
             "recent_failures": [
                 {"id": j.id, "title": j.title, "failed_at": j.updated_at.isoformat(), "error": j.last_error}
                 for j in self.recent_failures
@@ -196,11 +266,13 @@ class Rates:
 
 __all__ = [
     "FAILURES_SHOWN",
+    "PENDING_SAMPLED",
     "PROCESSING_SHOWN",
     "QUERIES_PER_SNAPSHOT",
     "Budget",
     "RateView",
     "Rates",
     "Snapshot",
+    "Tally",
     "WorkerView",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -36,6 +37,7 @@ from octoqueue.errors import (
 from octoqueue.handlers import ChildRunner, CommandHandler, Handler, describe, wants_job
 from octoqueue.job import Job
 from octoqueue.queue import Queue
+from octoqueue.registry import REGISTER_EVERY, register, unregister
 from octoqueue.states import JobState
 
 log = logging.getLogger("octoqueue.worker")
@@ -177,7 +179,9 @@ class Worker:
     ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
     :class:`RetryableError` still retries). ``labels``/``ids``: only jobs carrying these labels / with these ids.
     ``on_report``: called with each job taken and its :class:`JobReport` once it is finished (e.g. to count it in
-    metrics); it must be quick and must not raise.
+    metrics); it must be quick and must not raise. ``register_every``: seconds between rewrites of the worker's record
+    in the store's ``workers`` setting (:mod:`octoqueue.registry`, what ``octoqueue info`` shows; one settings update
+    each, and one more to remove it at a clean stop); runs with ``once`` or ``ids`` do not register.
     """
 
     def __init__(
@@ -196,6 +200,7 @@ class Worker:
         recover_interval: float = 5.0,
         shutdown_grace: float = 30.0,
         on_report: Callable[[Job, JobReport], None] | None = None,
+        register_every: float = REGISTER_EVERY,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
@@ -219,6 +224,7 @@ class Worker:
         self.recover_interval = recover_interval
         self.shutdown_grace = shutdown_grace
         self.on_report = on_report
+        self.register_every = register_every
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._abort = threading.Event()
@@ -288,6 +294,10 @@ class Worker:
         pool = _JobThreads(self.concurrency, "octoqueue-job")
         beat = threading.Thread(target=self._heartbeat_loop, name="octoqueue-heartbeat", daemon=True)
         beat.start()
+        registrar = None
+        if not once and self.ids is None:  # a drain or a one-issue run is too short to be worth two settings writes
+            registrar = threading.Thread(target=self._register_loop, name="octoqueue-register", daemon=True)
+            registrar.start()
         log.info("worker %s started on %s", self.name, self.queue.store.url)
         try:
             while not self._stop.is_set():
@@ -323,6 +333,9 @@ class Worker:
         finally:
             self._shutdown(pool)
             beat.join(timeout=1)
+            if registrar is not None:
+                registrar.join(timeout=1)
+                self._unregister()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.stats.seconds = time.monotonic() - began
@@ -435,6 +448,25 @@ class Worker:
         for fn in [self.default_handler, *self.handlers.values()]:
             if isinstance(fn, CommandHandler):
                 fn.kill(job_id)
+
+    # -- the workers setting (octoqueue.registry) ---------------------------------------------------------------
+    def _register_loop(self) -> None:
+        # Rewrites this worker's record until _shutdown has no job left in hand; run() then removes it.
+        while True:
+            with self._lock:
+                held = [job_id for job_id in self._inflight if job_id not in self._lost]
+            try:
+                register(self.queue.store, self.name, socket.gethostname(), held)
+            except OctoqueueError as exc:
+                log.warning("worker %s: could not update its record in the workers setting: %s", self.name, exc)
+            if self._finished.wait(self.register_every):
+                return
+
+    def _unregister(self) -> None:
+        try:
+            unregister(self.queue.store, self.name)
+        except OctoqueueError as exc:
+            log.warning("worker %s: could not remove its record from the workers setting: %s", self.name, exc)
 
     # -- leases ------------------------------------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:

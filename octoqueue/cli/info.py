@@ -12,6 +12,7 @@ import click
 
 from octoqueue.cli.jobs import open_existing_queue, prefix_option, store_option
 from octoqueue.overview import FAILURES_SHOWN, QUERIES_PER_SNAPSHOT, Rates, RateView, Snapshot
+from octoqueue.registry import LIVE_FOR
 from octoqueue.states import JobState
 
 if TYPE_CHECKING:
@@ -33,9 +34,11 @@ ERROR_SHOWN = 80
 @store_option
 @prefix_option
 def info(watch: bool, interval: float, window: float, as_json: bool, store_url: str, label_prefix: str) -> None:
-    """Show the queue: jobs per state, the oldest pending job's age, the workers holding jobs and what they hold, the
-    latest failures, and with --watch the throughput and failure rate. Each refresh costs the store
-    4 calls (count, oldest pending, processing jobs, latest failures)."""
+    """Show the queue: jobs per state, the oldest pending job's age, pending and processing jobs per label
+    (queue:<name> included) and per type, the live workers (registered in the last 2 minutes, idle ones too, or
+    holding jobs), the latest failures, and with --watch the throughput and failure rate. Each refresh costs the
+    store 5 calls (count, the oldest 100 pending jobs, up to 100 processing jobs, latest failures, the workers
+    setting); with more jobs than that the per-label counts cover the jobs read."""
     rates = Rates(window=window)
     with open_existing_queue(store_url, label_prefix) as queue:
         if not watch:
@@ -115,8 +118,14 @@ def render(snapshot: Snapshot, rates: RateView | None, *, watching: bool = False
     else:
         pace = "Throughput: measuring…" if watching else "Throughput: needs two looks (octoqueue info --watch)"
 
+    breakdown = Table(title="By label and type", title_justify="left", box=None, pad_edge=False)
+    for column, justify in (("by", "left"), ("name", "left"), ("pending", "right"), ("processing", "right")):
+        breakdown.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for tally in snapshot.breakdown():
+        breakdown.add_row(tally.kind, tally.name, f"{tally.pending:,}", f"{tally.processing:,}")
+
     workers = snapshot.workers()
-    held = Table(title=f"Workers holding jobs: {len(workers)}", title_justify="left", box=None, pad_edge=False)
+    held = Table(title=f"Workers: {len(workers)}", title_justify="left", box=None, pad_edge=False)
     for column in ("worker", "host", "jobs in hand", "last seen"):
         held.add_column(column)
     for worker in workers:
@@ -135,15 +144,28 @@ def render(snapshot: Snapshot, rates: RateView | None, *, watching: bool = False
     parts: list[RenderableType] = [header, Text(""), counts, Text(""), Text(pace)]
     if snapshot.budget is not None:
         parts.append(Text(github_line(snapshot)))
+    parts += [Text(""), breakdown]
+    if not snapshot.pending and not snapshot.processing:
+        parts.append(Text("(none)", style="dim"))
+    elif caveat := breakdown_note(snapshot):
+        parts.append(Text(caveat, style="dim"))
     parts += [Text(""), held]
     if not workers:
-        parts.append(Text("(none: idle workers hold no jobs and do not show)", style="dim"))
+        parts.append(Text(f"(none registered in the last {duration(timedelta(seconds=LIVE_FOR))} or holding jobs)",
+                          style="dim"))  # fmt: skip
     parts += [Text(""), failures]
     if not snapshot.recent_failures:
         parts.append(Text("(none)", style="dim"))
     if watching:
         parts += [Text(""), Text(f"{QUERIES_PER_SNAPSHOT} store calls a refresh · Ctrl-C to stop", style="dim")]
     return Group(*parts)
+
+
+def breakdown_note(snapshot: Snapshot) -> str | None:
+    """Under the per-label and per-type table: what it counts when more jobs wait than a refresh reads."""
+    if not snapshot.breakdown_sampled:
+        return None
+    return f"(counts the oldest {len(snapshot.pending):,} pending and {len(snapshot.processing):,} processing jobs)"
 
 
 def github_line(snapshot: Snapshot) -> str:
@@ -174,4 +196,4 @@ def duration(span: timedelta) -> str:
     return f"{days}d {hours:02d}h"
 
 
-__all__ = ["duration", "frame_text", "github_line", "info", "render"]
+__all__ = ["breakdown_note", "duration", "frame_text", "github_line", "info", "render"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Collection
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ import click
 
 from octoqueue.errors import AccessDenied, ConfigurationError
 from octoqueue.handlers import CommandHandler, load_handler
-from octoqueue.job import Job
+from octoqueue.job import Job, Page
 from octoqueue.logs import LOG_FORMATS, configure_logging
 from octoqueue.queue import Queue
 from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
@@ -23,6 +24,7 @@ from octoqueue.states import JobState, LabelScheme, Priority
 from octoqueue.stores import DEFAULT_STORE_URL, open_store
 
 if TYPE_CHECKING:
+    from octoqueue.stores.base import Store
     from octoqueue.worker import JobReport
 
 #: ``work --strict``'s exit status when a job did not complete (1 is for errors).
@@ -90,6 +92,18 @@ def _dump(job: Job) -> dict[str, Any]:
     return job.model_dump(mode="json")
 
 
+#: Jobs a store call reads while ``list --newest-first`` pages to the end of a listing.
+NEWEST_FIRST_PAGE = 1000
+
+
+def newest_jobs(store: Store, *, states: Collection[str], labels: Collection[str], limit: int) -> list[Job]:
+    """The newest ``limit`` jobs matching the filters, newest first. The Store contract lists oldest first only, so
+    this follows the whole listing (a call per :data:`NEWEST_FIRST_PAGE` jobs) holding the last ``limit`` jobs."""
+    wanted = [JobState(s) for s in states] or None
+    last = deque(store.iter_jobs(states=wanted, labels=labels, limit=NEWEST_FIRST_PAGE), maxlen=limit)
+    return list(reversed(last))
+
+
 @click.command()
 @click.argument("data")
 @click.option("--title", help="Issue title (default: 'Job <time>').")
@@ -137,14 +151,23 @@ def enqueue(data: str, title: str | None, labels: tuple[str, ...], priority: str
 @click.option("--label", "labels", multiple=True, help="Only jobs with this label (repeatable).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--cursor", help="Continue a listing (printed at its end).")
+@click.option("--newest-first", is_flag=True,
+              help="The newest --limit jobs, newest first. Stores list oldest first, so this reads every matching "
+                   "job (a store call per 1,000; a GitHub request per 100) and keeps the last --limit.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @store_option
 @prefix_option
 def list_jobs(statuses: tuple[str, ...], labels: tuple[str, ...], limit: int, cursor: str | None,
-              as_json: bool, store_url: str, label_prefix: str) -> None:  # fmt: skip
-    """List jobs, oldest first, under a header line (none says so on stderr, naming the store)."""
+              newest_first: bool, as_json: bool, store_url: str, label_prefix: str) -> None:  # fmt: skip
+    """List jobs, oldest first (or --newest-first), under a header line (none says so on stderr, naming the
+    store)."""
+    if newest_first and cursor is not None:
+        raise click.UsageError("--cursor continues an oldest-first listing; --newest-first takes no cursor")
     with open_existing_queue(store_url, label_prefix) as queue:
-        page = queue.list_jobs(states=statuses or None, labels=labels, cursor=cursor, limit=limit)
+        if newest_first:
+            page = Page(jobs=newest_jobs(queue.store, states=statuses, labels=labels, limit=limit))
+        else:
+            page = queue.list_jobs(states=statuses or None, labels=labels, cursor=cursor, limit=limit)
         if not page.jobs and not as_json:
             click.echo(f"no jobs{' match' if statuses or labels else ''} in {queue.store.url}", err=True)
         elif not as_json:

@@ -36,6 +36,23 @@ def test_list_has_a_header_and_says_when_nothing_matches(tmp_path: Path) -> None
     assert nothing.stderr.strip() == f"no jobs match in sqlite:///{db}"
 
 
+def test_list_newest_first_shows_the_newest_jobs_first(tmp_path: Path) -> None:
+    db = tmp_path / "n.db"
+    oq("enqueue", "-", store=db, input="".join(json.dumps({"n": n}) + "\n" for n in range(5)))
+    oq("enqueue", "{}", "--label", "odd", store=db)
+    newest = oq("list", "--newest-first", "--limit", "3", store=db)
+    assert newest.returncode == 0, newest.stderr
+    assert [line.split()[0] for line in newest.stdout.splitlines()[1:]] == ["6", "5", "4"]
+    assert "(more" not in newest.stdout
+    as_json = oq("list", "--newest-first", "--json", "--label", "odd", store=db).stdout.splitlines()
+    assert [json.loads(line)["id"] for line in as_json] == [6]
+    assert [line.split()[0] for line in oq("list", "--limit", "2", store=db).stdout.splitlines()[1:3]] == ["1", "2"]
+    mixed = oq("list", "--newest-first", "--cursor", "x", store=db)
+    assert mixed.returncode == 1
+    assert mixed.stderr.strip().startswith("Error: --cursor continues an oldest-first listing; --newest-first takes")
+    assert "--newest-first" in oq("list", "--help", store=db).stdout
+
+
 def test_status_and_clear_speak_json_and_clear_says_what_it_did(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
     job_id = oq("enqueue", "{}", store=db).stdout.strip()

@@ -17,6 +17,7 @@ from octoqueue.cli.info import duration, frame_text
 from octoqueue.job import Job, NewJob, Page
 from octoqueue.overview import QUERIES_PER_SNAPSHOT, Rates, Snapshot
 from octoqueue.queue import Queue
+from octoqueue.registry import WorkerRecord
 from octoqueue.states import JobState
 from octoqueue.stores.memory import MemoryStore
 
@@ -42,13 +43,30 @@ def _snapshot(at: datetime, completed: int = 40, failed: int = 2) -> Snapshot:
         },
         oldest_pending=_job(7, JobState.PENDING, created_at=T0 - timedelta(minutes=4, seconds=5)),
         processing=[
-            _job(9, JobState.PROCESSING, worker="box-a:101:aa11bb", updated_at=T0 - timedelta(seconds=3)),
-            _job(8, JobState.PROCESSING, worker="box-a:101:aa11bb", updated_at=T0 - timedelta(seconds=1)),
+            _job(
+                9, JobState.PROCESSING, worker="box-a:101:aa11bb", updated_at=T0 - timedelta(seconds=3), type="resize"
+            ),
+            _job(
+                8,
+                JobState.PROCESSING,
+                worker="box-a:101:aa11bb",
+                updated_at=T0 - timedelta(seconds=1),
+                labels=("queue:images",),
+                type="resize",
+            ),
             _job(11, JobState.PROCESSING, worker="box-b:202:cc22dd", updated_at=T0 - timedelta(seconds=12)),
         ],
         recent_failures=[
             _job(5, JobState.FAILED, updated_at=T0 - timedelta(seconds=30), last_error="KeyError: 'n'\nTraceback …"),
             _job(2, JobState.FAILED, updated_at=T0 - timedelta(hours=2, minutes=3), last_error="x" * 200),
+        ],
+        registered=[
+            WorkerRecord("idle-1", "box-c", (), T0 - timedelta(seconds=20)),
+            WorkerRecord("box-a:101:aa11bb", "box-a", (8,), T0 - timedelta(seconds=25)),
+        ],
+        pending=[
+            _job(7, JobState.PENDING, labels=("queue:images", "urgent"), type="resize"),
+            _job(12, JobState.PENDING, labels=("queue:images",), type="thumb"),
         ],
     )
 
@@ -71,10 +89,20 @@ cancelled       0
 
 Throughput over the last 1m 00s: 0.5 completed/s, 0.0 failed/s (failure rate 3.2%)
 
-Workers holding jobs: 2
+By label and type
+by     name          pending  processing
+label  queue:images        2           1
+label  urgent              1           0
+type   (none)              0           1
+type   resize              1           2
+type   thumb               1           0
+(counts the oldest 2 pending and 3 processing jobs)
+
+Workers: 3
 worker            host   jobs in hand  last seen
 box-a:101:aa11bb  box-a  8, 9          1 s ago
 box-b:202:cc22dd  box-b  11            12 s ago
+idle-1            box-c                20 s ago
 
 Latest failures (up to 5)
 job  failed      title  error
@@ -130,8 +158,12 @@ class CountingStore(MemoryStore):
         self.calls.append("recently_changed")
         return super().recently_changed(states, limit=limit)
 
+    def get_setting(self, key: str) -> Any:
+        self.calls.append("get_setting")
+        return super().get_setting(key)
 
-def test_a_snapshot_reads_the_store_through_its_contract_in_four_calls() -> None:
+
+def test_a_snapshot_reads_the_store_through_its_contract_in_five_calls() -> None:
     store = CountingStore()
     queue = Queue(store, max_attempts=1)
     ids = [queue.enqueue({"n": n}) for n in range(6)]
@@ -142,7 +174,7 @@ def test_a_snapshot_reads_the_store_through_its_contract_in_four_calls() -> None
     queue.fail(failing, error="boom")
     store.calls.clear()
     snapshot = Snapshot.take(store, clock=lambda: T0 + timedelta(days=1))
-    assert len(store.calls) == QUERIES_PER_SNAPSHOT == 4
+    assert len(store.calls) == QUERIES_PER_SNAPSHOT == 5
     assert snapshot.taken_at == T0 + timedelta(days=1)
     assert snapshot.counts[JobState.PENDING] == 2 and snapshot.counts[JobState.PROCESSING] == 3
     assert snapshot.oldest_pending is not None and snapshot.oldest_pending.id == ids[4]
@@ -152,6 +184,33 @@ def test_a_snapshot_reads_the_store_through_its_contract_in_four_calls() -> None
     ]
     assert [j.id for j in snapshot.recent_failures] == [failing.id]
     assert json.loads(json.dumps(snapshot.as_dict()))["recent_failures"][0]["error"] == "boom"
+
+
+def test_counts_per_label_and_type_are_exact_when_every_waiting_job_was_read() -> None:
+    queue = Queue(MemoryStore(), max_attempts=1)
+    queue.enqueue({"n": 1}, None, ["urgent"], queue="images", type="resize")
+    queue.enqueue({"n": 2}, None, queue="images", type="thumb")
+    queue.enqueue({"n": 3})
+    assert queue.claim(worker="box-a:1:aa") is not None  # the first job: processing
+    snapshot = Snapshot.take(queue.store, clock=lambda: T0)
+    assert not snapshot.breakdown_sampled
+    text = frame_text(snapshot, None, width=120)
+    assert "By label and type" in text and "(counts the oldest" not in text
+    rows = [line.split() for line in text.splitlines() if line.startswith(("label ", "type "))]
+    assert rows == [
+        ["label", "queue:images", "1", "1"],
+        ["label", "urgent", "0", "1"],
+        ["type", "(none)", "1", "0"],
+        ["type", "resize", "0", "1"],
+        ["type", "thumb", "1", "0"],
+    ]
+    breakdown = json.loads(json.dumps(snapshot.as_dict()))["breakdown"]
+    assert breakdown["counts_only_jobs_read"] is False
+    assert breakdown["by_label"] == {
+        "queue:images": {"pending": 1, "processing": 1},
+        "urgent": {"pending": 0, "processing": 1},
+    }
+    assert breakdown["by_type"]["thumb"] == {"pending": 1, "processing": 0}
 
 
 def test_info_and_info_json_from_the_command_line(tmp_path: Path) -> None:
