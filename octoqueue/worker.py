@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from octoqueue.errors import (
     AccessDenied,
@@ -166,6 +166,60 @@ class _JobThreads:
                 thread.join()
 
 
+class _Completions:
+    """Completes the jobs the job threads hand it, several at once through :meth:`Queue.complete_many` when they
+    finish together. The first thread to finish completes its job at once (no waiting for company); jobs that
+    finish while that call runs are completed together by the same thread in its next call, and so on until
+    none is left. Each completion stays fenced by its job's attempt, and each thread gets its own outcome."""
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+        self._lock = threading.Lock()
+        self._waiting: list[_Completion] = []
+        self._draining = False
+
+    def complete(self, held: Job, result: Any) -> Job:
+        """Complete ``held`` with ``result``: the new record, or the exception :meth:`Queue.complete` raises."""
+        mine = _Completion(held, result)
+        with self._lock:
+            self._waiting.append(mine)
+            lead = not self._draining
+            self._draining = True
+        if lead:
+            self._drain()
+        mine.done.wait()
+        if isinstance(mine.outcome, Job):
+            return mine.outcome
+        raise cast(Exception, mine.outcome)  # set with ``done``, before the wait ends
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._waiting = self._waiting, []
+                if not batch:
+                    self._draining = False
+                    return
+            outcomes: list[Job | Exception]
+            try:
+                if len(batch) == 1:  # alone: as patient with a busy store as Queue.complete is
+                    outcomes = [self._queue.complete(batch[0].held, result=batch[0].result)]
+                else:
+                    outcomes = self._queue.complete_many([c.held for c in batch], [c.result for c in batch])
+            except Exception as exc:  # the whole call failed: every job in it gets the error
+                outcomes = [exc] * len(batch)
+            for completion, outcome in zip(batch, outcomes, strict=True):
+                completion.outcome = outcome
+                completion.done.set()
+
+
+@dataclass
+class _Completion:
+    held: Job
+    result: Any
+    outcome: Job | Exception | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 class Worker:
     """Runs jobs from ``queue``.
 
@@ -229,6 +283,7 @@ class Worker:
         self._slots = threading.Condition(self._lock)
         self._children = ChildRunner()
         self._signatures: dict[int, tuple[Handler, bool]] = {}
+        self._completions = _Completions(queue)
         self._thread: threading.Thread | None = None
         self._warned_types: set[str | None] = set()
 
@@ -549,7 +604,7 @@ class Worker:
     def _finish_completed(self, job: Job, report: JobReport, result: Any) -> None:
         held = self._current(job)
         try:
-            done = self.queue.complete(held, result=result)
+            done = self._completions.complete(held, result)
         except JobTooLarge as exc:
             self._finish_failed(job, report, f"the result could not be stored: {exc}", retry=False)
             return
