@@ -225,9 +225,10 @@ class Worker:
 
     ``handler``: one callable for every job (called as ``fn(data)`` or ``fn(data, job)``), a
     :class:`CommandHandler`, or None when handlers are registered per job type with :meth:`handler`.
-    ``concurrency``: jobs run at once (threads). ``lease``: seconds a claim holds a job; renewed every
-    ``lease / 3`` while the handler runs. ``timeout``: seconds a handler may run (a job's own ``timeout`` wins);
-    with a timeout, Python handlers run in a child process so they can really be stopped.
+    ``concurrency``: jobs run at once (threads); jobs that finish together are completed in one
+    :meth:`Queue.complete_many` call, each still fenced by its attempt. ``lease``: seconds a claim holds a job;
+    renewed every ``lease / 3`` while the handler runs. ``timeout``: seconds a handler may run (a job's own
+    ``timeout`` wins); with a timeout, Python handlers run in a child process so they can really be stopped.
     ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
     :class:`RetryableError` still retries). ``labels``/``ids``: only jobs carrying these labels / with these ids.
     ``on_report``: called with each job taken and its :class:`JobReport` once it is finished (e.g. to count it in
