@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from octoqueue.errors import (
     AccessDenied,
@@ -168,48 +168,48 @@ class _JobThreads:
 
 class _Completions:
     """Completes the jobs the job threads hand it, several at once through :meth:`Queue.complete_many` when they
-    finish together. The first thread to finish completes its job at once (no waiting for company); jobs that
-    finish while that call runs are completed together by the same thread in its next call, and so on until
-    none is left. Each completion stays fenced by its job's attempt, and each thread gets its own outcome."""
+    finish together. A thread that finishes while no completion call runs makes one at once (no waiting for
+    company) with every job then waiting, its own included; jobs that finish during that call wait for it to end,
+    and the first of them makes the next call for all of them. So each thread makes at most one call, each
+    completion stays fenced by its job's attempt, and each thread gets its own outcome."""
 
     def __init__(self, queue: Queue) -> None:
         self._queue = queue
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._waiting: list[_Completion] = []
-        self._draining = False
+        self._calling = False
 
     def complete(self, held: Job, result: Any) -> Job:
         """Complete ``held`` with ``result``: the new record, or the exception :meth:`Queue.complete` raises."""
         mine = _Completion(held, result)
-        with self._lock:
+        with self._changed:
             self._waiting.append(mine)
-            lead = not self._draining
-            self._draining = True
-        if lead:
-            self._drain()
-        mine.done.wait()
+            while mine.outcome is None:
+                if self._calling:
+                    self._changed.wait()
+                    continue
+                self._calling = True
+                batch, self._waiting = self._waiting, []
+                self._changed.release()
+                try:
+                    outcomes = self._complete(batch)
+                finally:
+                    self._changed.acquire()
+                    self._calling = False
+                    self._changed.notify_all()
+                for completion, outcome in zip(batch, outcomes, strict=True):
+                    completion.outcome = outcome
         if isinstance(mine.outcome, Job):
             return mine.outcome
-        raise cast(Exception, mine.outcome)  # set with ``done``, before the wait ends
+        raise mine.outcome
 
-    def _drain(self) -> None:
-        while True:
-            with self._lock:
-                batch, self._waiting = self._waiting, []
-                if not batch:
-                    self._draining = False
-                    return
-            outcomes: list[Job | Exception]
-            try:
-                if len(batch) == 1:  # alone: as patient with a busy store as Queue.complete is
-                    outcomes = [self._queue.complete(batch[0].held, result=batch[0].result)]
-                else:
-                    outcomes = self._queue.complete_many([c.held for c in batch], [c.result for c in batch])
-            except Exception as exc:  # the whole call failed: every job in it gets the error
-                outcomes = [exc] * len(batch)
-            for completion, outcome in zip(batch, outcomes, strict=True):
-                completion.outcome = outcome
-                completion.done.set()
+    def _complete(self, batch: list[_Completion]) -> list[Job | Exception]:
+        try:
+            if len(batch) == 1:  # alone: as patient with a busy store as Queue.complete is
+                return [self._queue.complete(batch[0].held, result=batch[0].result)]
+            return self._queue.complete_many([c.held for c in batch], [c.result for c in batch])
+        except Exception as exc:  # the whole call failed: every job in it gets the error
+            return [exc] * len(batch)
 
 
 @dataclass
@@ -217,7 +217,6 @@ class _Completion:
     held: Job
     result: Any
     outcome: Job | Exception | None = None
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 class Worker:
