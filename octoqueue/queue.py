@@ -395,23 +395,34 @@ class Queue:
     def complete_many(self, jobs: Sequence[JobRef], results: Sequence[Any] | None = None) -> list[Job | Exception]:
         """Complete several jobs as :meth:`complete` would, in one round trip where the store can batch (each
         fenced by its own attempt when given a :class:`Job`). One outcome per job, in order: the new record, or the
-        exception :meth:`complete` would have raised (LeaseLost, StateConflict, JobNotFound) — the others still
-        complete. A result (``results``, one per job, None for none) is kept as :meth:`complete` keeps it."""
+        exception :meth:`complete` would have raised (LeaseLost, StateConflict, JobNotFound, JobTooLarge for a
+        result too large for a comment, that job left as it was) — the others still complete. A result
+        (``results``, one per job, None for none) is kept as :meth:`complete` keeps it."""
         given = list(results) if results is not None else [None] * len(jobs)
         if len(given) != len(jobs):
             raise ValueError(f"{len(jobs)} jobs but {len(given)} results")
-        moves = []
-        for job, result in zip(jobs, given, strict=True):
+        refused: dict[int, Exception] = {}
+        moves: list[Move] = []
+        for i, (job, result) in enumerate(zip(jobs, given, strict=True)):
             job_id, attempt = self._ref(job)
+            try:
+                note = _result_comment(None, result, _WIDEST_ATTEMPT if attempt is None else attempt)
+                self._check_comment(note, "the result comment")
+            except JobTooLarge as exc:
+                refused[i] = exc
+                continue
             expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
             changes = {"result": _result_for_meta(result)} if result is not None else {}
             moves.append(Move(job_id, expected, JobState.COMPLETED, attempt, changes))
-        outcomes = self.store.transition_many(moves)
+        moved = iter(self.store.transition_many(moves) if moves else [])
+        outcomes = [refused[i] if i in refused else next(moved) for i in range(len(given))]
         for outcome, result in zip(outcomes, given, strict=True):
-            if isinstance(outcome, Job) and result is not None:
+            if isinstance(outcome, Job):
+                self._forget(outcome.id)
                 note = _result_comment(None, result, outcome.attempt)
                 if note:
                     self._say(outcome.id, note)
+        self._notify_finished()
         return outcomes
 
     def fail(

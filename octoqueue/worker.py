@@ -168,14 +168,68 @@ class _JobThreads:
                 thread.join()
 
 
+class _Completions:
+    """Completes the jobs the job threads hand it, several at once through :meth:`Queue.complete_many` when they
+    finish together. A thread that finishes while no completion call runs makes one at once (no waiting for
+    company) with every job then waiting, its own included; jobs that finish during that call wait for it to end,
+    and the first of them makes the next call for all of them. So each thread makes at most one call, each
+    completion stays fenced by its job's attempt, and each thread gets its own outcome."""
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+        self._changed = threading.Condition()
+        self._waiting: list[_Completion] = []
+        self._calling = False
+
+    def complete(self, held: Job, result: Any) -> Job:
+        """Complete ``held`` with ``result``: the new record, or the exception :meth:`Queue.complete` raises."""
+        mine = _Completion(held, result)
+        with self._changed:
+            self._waiting.append(mine)
+            while mine.outcome is None:
+                if self._calling:
+                    self._changed.wait()
+                    continue
+                self._calling = True
+                batch, self._waiting = self._waiting, []
+                self._changed.release()
+                try:
+                    outcomes = self._complete(batch)
+                finally:
+                    self._changed.acquire()
+                    self._calling = False
+                    self._changed.notify_all()
+                for completion, outcome in zip(batch, outcomes, strict=True):
+                    completion.outcome = outcome
+        if isinstance(mine.outcome, Job):
+            return mine.outcome
+        raise mine.outcome
+
+    def _complete(self, batch: list[_Completion]) -> list[Job | Exception]:
+        try:
+            if len(batch) == 1:  # alone: as patient with a busy store as Queue.complete is
+                return [self._queue.complete(batch[0].held, result=batch[0].result)]
+            return self._queue.complete_many([c.held for c in batch], [c.result for c in batch])
+        except Exception as exc:  # the whole call failed: every job in it gets the error
+            return [exc] * len(batch)
+
+
+@dataclass
+class _Completion:
+    held: Job
+    result: Any
+    outcome: Job | Exception | None = None
+
+
 class Worker:
     """Runs jobs from ``queue``.
 
     ``handler``: one callable for every job (called as ``fn(data)`` or ``fn(data, job)``), a
     :class:`CommandHandler`, or None when handlers are registered per job type with :meth:`handler`.
-    ``concurrency``: jobs run at once (threads). ``lease``: seconds a claim holds a job; renewed every
-    ``lease / 3`` while the handler runs. ``timeout``: seconds a handler may run (a job's own ``timeout`` wins);
-    with a timeout, Python handlers run in a child process so they can really be stopped.
+    ``concurrency``: jobs run at once (threads); jobs that finish together are completed in one
+    :meth:`Queue.complete_many` call, each still fenced by its attempt. ``lease``: seconds a claim holds a job;
+    renewed every ``lease / 3`` while the handler runs. ``timeout``: seconds a handler may run (a job's own
+    ``timeout`` wins); with a timeout, Python handlers run in a child process so they can really be stopped.
     ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
     :class:`RetryableError` still retries). ``labels``/``ids``: only jobs carrying these labels / with these ids.
     ``on_report``: called with each job taken and its :class:`JobReport` once it is finished (e.g. to count it in
@@ -235,6 +289,7 @@ class Worker:
         self._slots = threading.Condition(self._lock)
         self._children = ChildRunner()
         self._signatures: dict[int, tuple[Handler, bool]] = {}
+        self._completions = _Completions(queue)
         self._thread: threading.Thread | None = None
         self._warned_types: set[str | None] = set()
 
@@ -581,7 +636,7 @@ class Worker:
     def _finish_completed(self, job: Job, report: JobReport, result: Any) -> None:
         held = self._current(job)
         try:
-            done = self.queue.complete(held, result=result)
+            done = self._completions.complete(held, result)
         except JobTooLarge as exc:
             self._finish_failed(job, report, f"the result could not be stored: {exc}", retry=False)
             return

@@ -377,26 +377,39 @@ def _submit(runtime: Runtime, name: str, body: JobSubmission, idempotency_key: s
     items = body.items()
     _check_batch(config, items, body.jobs is not None)
     queue = runtime.queue
+    # A unique title tells a job this call created from an existing one returned for the key.
+    title = f"{name}: job {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} ({secrets.token_hex(3)})"
+    keys: list[str | None] = []
+    for i, item in enumerate(items):
+        if config.dedupe:
+            keys.append(_dedupe_key(name, item.payload))
+        else:
+            keys.append(None if idempotency_key is None else f"starq:{name}:batch:{idempotency_key}:{i}")
+    # One enqueue_many per (priority, delay): a batch whose jobs share them (the usual case) is one store call.
+    groups: dict[tuple[int, float | None], list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault((item.priority, item.delay), []).append(i)
+    made: dict[int, Job] = {}
+    for (priority, delay), indexes in groups.items():
+        jobs = queue.enqueue_many(
+            [items[i].payload for i in indexes],
+            title,
+            idempotency_keys=[keys[i] for i in indexes],
+            queue=name,
+            priority=priority,
+            delay=delay,
+            max_attempts=config.max_retries + 1,
+        )
+        made.update(zip(indexes, jobs, strict=True))
     out: list[StarqJob] = []
     skipped = 0
+    seen: set[int] = set()
     for i, item in enumerate(items):
-        # A unique title tells a job this call created from an existing one returned for the key.
-        title = f"{name}: job {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} ({secrets.token_hex(3)})"
-        if config.dedupe:
-            key: str | None = _dedupe_key(name, item.payload)
-        elif idempotency_key is not None:
-            key = f"starq:{name}:batch:{idempotency_key}:{i}"
-        else:
-            key = None
-        job = queue.enqueue_job(
-            item.payload,
-            title,
-            queue=name,
-            priority=item.priority,
-            delay=item.delay,
-            max_attempts=config.max_retries + 1,
-            idempotency_key=key,
-        )
+        job = made[i]
+        if job.id in seen:  # a payload given twice in this batch on a dedupe queue: the first made the job
+            skipped += 1
+            continue
+        seen.add(job.id)
         existing = job.title != title
         if existing and not config.dedupe:  # this batch's own retry
             if job.data != item.payload:

@@ -267,3 +267,82 @@ def test_broken_body_fails_with_a_comment(queue: Queue) -> None:
     assert stats.completed == 1 and q.get(good).state is JobState.COMPLETED
     assert q.get(job_id).state is JobState.FAILED
     assert "not valid JSON" in q.comments(job_id)[-1].body
+
+
+def _count_completions(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], dict[int, str]]:
+    """Count the store's transition_many calls (their sizes) and record each completion's outcome by job id.
+    The first completion made on its own waits until the worker's other jobs wait to be completed, so that
+    they finish together however the threads are scheduled."""
+    store = worker.queue.store
+    sizes: list[int] = []
+    outcomes: dict[int, str] = {}
+    transition, transition_many = store.transition, store.transition_many
+    first = threading.Event()
+
+    def one(job_id: int, **kw: Any) -> Job:
+        if kw.get("target") is not JobState.COMPLETED or first.is_set():  # a heartbeat, or within a batch
+            return transition(job_id, **kw)
+        first.set()
+        deadline = time.monotonic() + 10
+        while len(worker._completions._waiting) < worker.concurrency - 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        try:
+            job = transition(job_id, **kw)
+        except Exception as exc:
+            outcomes[job_id] = type(exc).__name__
+            raise
+        outcomes[job_id] = job.state.value
+        return job
+
+    def many(moves: Any) -> Any:
+        sizes.append(len(moves))
+        results = transition_many(moves)
+        for move, result in zip(moves, results, strict=True):
+            outcomes[move.job_id] = type(result).__name__ if isinstance(result, Exception) else result.state.value
+        return results
+
+    monkeypatch.setattr(store, "transition", one)
+    monkeypatch.setattr(store, "transition_many", many)
+    return sizes, outcomes
+
+
+def test_jobs_finishing_together_are_completed_in_one_store_call(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [queue.enqueue({"n": i}) for i in range(8)]
+    together = threading.Barrier(8)
+
+    def handler(data: Any) -> int:
+        together.wait(10)
+        return int(data["n"])
+
+    worker = Worker(queue, handler, concurrency=8, poll_interval=0.05)
+    sizes, outcomes = _count_completions(worker, monkeypatch)
+    run_once(worker)
+    assert sizes == [7]  # one job completed on its own, the seven that finished meanwhile in one call
+    assert (worker.stats.completed, worker.stats.lost) == (8, 0)
+    assert sorted(outcomes) == sorted(ids) and set(outcomes.values()) == {"completed"}
+    assert [queue.get(i).result for i in ids] == list(range(8))
+    assert all(len(queue.comments(i)) == 1 for i in ids)  # each result comment posted once
+
+
+def test_a_stale_lease_in_a_batch_loses_that_job_only(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [queue.enqueue({"n": i}) for i in range(8)]
+    stale = ids[3]
+    together = threading.Barrier(8)
+
+    def handler(data: Any, job: Job) -> int:
+        if job.id == stale:  # another worker takes the job over: this one's attempt no longer holds it
+            queue.release(job)
+            retaken = queue.claim()
+            assert retaken is not None and (retaken.id, retaken.attempt) == (stale, 2)
+        together.wait(10)
+        return int(data["n"])
+
+    worker = Worker(queue, handler, concurrency=8, poll_interval=0.05)
+    sizes, outcomes = _count_completions(worker, monkeypatch)
+    run_once(worker)
+    assert sum(sizes) == 7 and len(sizes) == 1
+    assert outcomes.pop(stale) == "LeaseLost"
+    assert set(outcomes.values()) == {"completed"} and len(outcomes) == 7
+    assert (worker.stats.completed, worker.stats.lost) == (7, 1)
+    taken_over = queue.get(stale)
+    assert (taken_over.state, taken_over.attempt, taken_over.result) == (JobState.PROCESSING, 2, None)

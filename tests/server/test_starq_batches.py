@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from .conftest import LiveServer, headers
 from .test_workers import Q, make_queue, submit
 
@@ -61,3 +63,26 @@ def test_a_batch_key_is_per_queue(server: LiveServer) -> None:
     in_a = _submit(server, batch, "k", "a").json()["jobs"][0]["job_id"]
     in_b = _submit(server, batch, "k", "b").json()["jobs"][0]["job_id"]
     assert in_a != in_b
+
+
+def test_a_batch_is_created_with_one_store_call_per_priority_and_delay(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_queue(server)
+    store = server.queue.store
+    calls: list[int] = []
+    create_many = store.create_many
+
+    def counted(items: Any) -> Any:
+        calls.append(len(items))
+        return create_many(items)
+
+    monkeypatch.setattr(store, "create_many", counted)
+    same = submit(server, {"jobs": [{"payload": {"i": i}, "priority": 1} for i in range(5)]}).json()
+    assert same["submitted"] == 5
+    assert calls == [5]
+    mixed = [{"payload": {"i": 0}}, {"payload": {"i": 1}, "delay": 60}, {"payload": {"i": 2}}]
+    ids = [job["job_id"] for job in submit(server, {"jobs": mixed}).json()["jobs"]]
+    assert calls == [5, 2, 1]
+    assert [server.queue.get(job_id).data for job_id in ids] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert server.queue.get(ids[1]).run_at is not None
