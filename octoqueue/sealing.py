@@ -130,6 +130,7 @@ class SealedStore(Store):
     def __init__(self, inner: Store, sealer: Sealer) -> None:
         self.inner = inner
         self.sealer = sealer
+        self.batches_transitions = inner.batches_transitions
         self.labels = inner.labels
         self.url = inner.url
 

@@ -207,11 +207,19 @@ class _Completions:
 
     def _complete(self, batch: list[_Completion]) -> list[Job | Exception]:
         try:
-            if len(batch) == 1:  # alone: as patient with a busy store as Queue.complete is
-                return [self._queue.complete(batch[0].held, result=batch[0].result)]
-            return self._queue.complete_many([c.held for c in batch], [c.result for c in batch])
+            if len(batch) > 1 and self._queue.store.batches_transitions:
+                return self._queue.complete_many([c.held for c in batch], [c.result for c in batch])
         except Exception as exc:  # the whole call failed: every job in it gets the error
             return [exc] * len(batch)
+        # Alone, or a store without a batch verb (GitHub: one request a job anyway): each as Queue.complete does it,
+        # patient with a busy store.
+        outcomes: list[Job | Exception] = []
+        for completion in batch:
+            try:
+                outcomes.append(self._queue.complete(completion.held, result=completion.result))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
 
 
 @dataclass

@@ -180,6 +180,10 @@ class Store(ABC):
         """Create several jobs, each as :meth:`create` would (idempotency keys included); return them in order."""
         return [self.create(item) for item in items]
 
+    #: Whether :meth:`transition_many` is one round trip or transaction (a store that overrides it says so): the
+    #: Worker batches completions only then, and completes one by one (each patient with a rate limit) otherwise.
+    batches_transitions: bool = False
+
     def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
         """Apply several transitions, each on its own terms: one result per move, in order.
 

@@ -303,6 +303,7 @@ def _count_completions(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> tuple
 
     monkeypatch.setattr(store, "transition", one)
     monkeypatch.setattr(store, "transition_many", many)
+    monkeypatch.setattr(store, "batches_transitions", True)  # as a store with a native batch verb says
     return sizes, outcomes
 
 
@@ -346,3 +347,14 @@ def test_a_stale_lease_in_a_batch_loses_that_job_only(queue: Queue, monkeypatch:
     assert (worker.stats.completed, worker.stats.lost) == (7, 1)
     taken_over = queue.get(stale)
     assert (taken_over.state, taken_over.attempt, taken_over.result) == (JobState.PROCESSING, 2, None)
+
+
+def test_a_store_without_a_batch_verb_completes_one_by_one(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GitHub's store has no batch verb: each completion stays a patient Queue.complete (rate limits waited out)."""
+    ids = [queue.enqueue({"n": i}) for i in range(4)]
+    worker = Worker(queue, lambda data: data["n"], concurrency=4)
+    calls: list[int] = []
+    monkeypatch.setattr(queue.store, "transition_many", lambda moves: calls.append(len(moves)) or [])
+    worker.run(once=True)
+    assert calls == []
+    assert all(queue.get(i).state is JobState.COMPLETED for i in ids)

@@ -487,6 +487,8 @@ class PostgresStore(Store):
             raise result
         return result
 
+    batches_transitions = True
+
     def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
         """All moves in one transaction: the moves of one shape (target, expected states, fenced or not, fields
         changed) as one ``UPDATE ... FROM unnest(...)``, every shape's statement sent in one pipeline; a move its

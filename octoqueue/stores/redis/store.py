@@ -355,6 +355,8 @@ class RedisStore(Store):
             raise result
         return result
 
+    batches_transitions = True
+
     def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
         for move in moves:
             check_changes(move.changes)
