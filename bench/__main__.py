@@ -69,9 +69,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(
-    systems: list[str], jobs: int, workers: int, repeat: int, base_dir: str | None = None, log: Any = None,
-    registry: dict[str, Any] | None = None, **options: Any,
-) -> dict[str, list[RunResult]]:  # fmt: skip
+    systems: list[str],
+    jobs: int,
+    workers: int,
+    repeat: int,
+    base_dir: str | None = None,
+    log: Any = None,
+    registry: dict[str, Any] | None = None,
+    **options: Any,
+) -> dict[str, list[RunResult]]:
     """``repeat`` rounds; each round runs every system once, the order rotated between rounds so no system is
     always first (or last) on a warming, or tiring, machine. ``registry``: the runners (default the SQLite ones);
     ``options`` go to each runner."""
@@ -237,9 +243,14 @@ def redis_report(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         flush=True,
     )
     results = run(
-        systems, args.jobs, args.workers, args.repeat, log=None if args.quiet else sys.stdout,
-        registry=redis_peers.SYSTEMS, url=args.redis_url,
-    )  # fmt: skip
+        systems,
+        args.jobs,
+        args.workers,
+        args.repeat,
+        log=None if args.quiet else sys.stdout,
+        registry=redis_peers.SYSTEMS,
+        url=args.redis_url,
+    )
     summary = summarize(results, redis_peers.PEERS)
     print()
     print(table(summary))

@@ -143,8 +143,19 @@ def run_octoqueue(jobs: int, workers: int, batch: int) -> PgResult:
             missing += sum(left.values())
         finally:
             queue.close()
-    return PgResult("octoqueue-pg", jobs, workers, batch, single, batched, drain, missing, duplicates,
-                    f"{workers} threads: claim_batch({batch}) + complete_many", worker_rate)  # fmt: skip
+    return PgResult(
+        "octoqueue-pg",
+        jobs,
+        workers,
+        batch,
+        single,
+        batched,
+        drain,
+        missing,
+        duplicates,
+        f"{workers} threads: claim_batch({batch}) + complete_many",
+        worker_rate,
+    )
 
 
 def _options(schema: str) -> str:
@@ -178,16 +189,27 @@ def run_procrastinate(jobs: int, workers: int, batch: int) -> PgResult:
                 await noop.batch_defer_async(*({"n": n} for n in range(start, min(jobs, start + batch))))
             batched = jobs / (time.perf_counter() - started)
             started = time.perf_counter()
-            await app.run_worker_async(concurrency=workers, wait=False, install_signal_handlers=False,
-                                       fetch_job_polling_interval=0.05)  # fmt: skip
+            await app.run_worker_async(
+                concurrency=workers, wait=False, install_signal_handlers=False, fetch_job_polling_interval=0.05
+            )
             drain = jobs / (time.perf_counter() - started)
             return single, batched, drain
 
     with _Schema("bench_proc") as schema:
         single, batched, drain = asyncio.run(main(schema))
     missing, duplicates = _check(seen, jobs)
-    return PgResult("procrastinate", jobs, workers, batch, single, batched, drain, missing, duplicates,
-                    f"worker concurrency={workers}")  # fmt: skip
+    return PgResult(
+        "procrastinate",
+        jobs,
+        workers,
+        batch,
+        single,
+        batched,
+        drain,
+        missing,
+        duplicates,
+        f"worker concurrency={workers}",
+    )
 
 
 def run_pgqueuer(jobs: int, workers: int, batch: int) -> PgResult:
@@ -242,8 +264,18 @@ def run_pgqueuer(jobs: int, workers: int, batch: int) -> PgResult:
     with _Schema("bench_pgq") as schema:
         single, batched, drain = asyncio.run(main(schema))
     missing, duplicates = _check(seen, jobs)
-    return PgResult("pgqueuer", jobs, workers, batch, single, batched, drain, missing, duplicates,
-                    f"{workers} queue managers, drain mode, batch_size={batch}")  # fmt: skip
+    return PgResult(
+        "pgqueuer",
+        jobs,
+        workers,
+        batch,
+        single,
+        batched,
+        drain,
+        missing,
+        duplicates,
+        f"{workers} queue managers, drain mode, batch_size={batch}",
+    )
 
 
 SYSTEMS: dict[str, Callable[[int, int, int], PgResult]] = {
@@ -262,11 +294,18 @@ def _median(results: list[PgResult]) -> PgResult:
 
     worker = [r.worker_class_drain for r in results if r.worker_class_drain is not None]
     return PgResult(
-        first.system, first.jobs, first.workers, first.batch,
-        mid([r.enqueue_single for r in results]), mid([r.enqueue_batch for r in results]),
-        mid([r.drain for r in results]), sum(r.missing for r in results), sum(r.duplicates for r in results),
-        first.drain_note, mid(worker) if worker else None,
-    )  # fmt: skip
+        first.system,
+        first.jobs,
+        first.workers,
+        first.batch,
+        mid([r.enqueue_single for r in results]),
+        mid([r.enqueue_batch for r in results]),
+        mid([r.drain for r in results]),
+        sum(r.missing for r in results),
+        sum(r.duplicates for r in results),
+        first.drain_note,
+        mid(worker) if worker else None,
+    )
 
 
 def report(

@@ -50,8 +50,11 @@ def durability(url: str) -> dict[str, Any]:
     finally:
         client.close()
     text = {k: v.decode() if isinstance(v, bytes) else v for k, v in config.items()}
-    return {"journal_mode": f"aof={text.get('appendonly')}", "synchronous": text.get("appendfsync"),
-            "save": text.get("save")}  # fmt: skip
+    return {
+        "journal_mode": f"aof={text.get('appendonly')}",
+        "synchronous": text.get("appendfsync"),
+        "save": text.get("save"),
+    }
 
 
 # -- octoqueue ----------------------------------------------------------------------------------------------------
@@ -180,8 +183,9 @@ def run_huey_redis(jobs: int, workers: int, *, url: str = DEFAULT_REDIS_URL, **_
         for i in range(jobs):
             noop(i)
         t1 = time.perf_counter()
-        consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=False,
-                                        check_worker_health=False)  # fmt: skip
+        consumer = huey.create_consumer(
+            workers=workers, worker_type="thread", periodic=False, check_worker_health=False
+        )
         t2 = time.perf_counter()
         consumer.scheduler.start()
         for _, thread in consumer.worker_threads:

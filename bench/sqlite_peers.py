@@ -143,15 +143,29 @@ def _query(path: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def _result(
-    system: str, model: str, jobs: int, workers: int, times: tuple[float, float, float, float], tally: Tally,
-    store_ok: bool, store_detail: str, settings: dict[str, Any],
-) -> RunResult:  # fmt: skip
+    system: str,
+    model: str,
+    jobs: int,
+    workers: int,
+    times: tuple[float, float, float, float],
+    tally: Tally,
+    store_ok: bool,
+    store_detail: str,
+    settings: dict[str, Any],
+) -> RunResult:
     t0, t1, t2, t3 = times
     return RunResult(
-        system=system, model=model, jobs=jobs, workers=workers, enqueue_seconds=t1 - t0,
-        drain_seconds=t3 - t2, store_ok=store_ok, store_detail=store_detail, settings=settings,
+        system=system,
+        model=model,
+        jobs=jobs,
+        workers=workers,
+        enqueue_seconds=t1 - t0,
+        drain_seconds=t3 - t2,
+        store_ok=store_ok,
+        store_detail=store_detail,
+        settings=settings,
         **tally.summary(),
-    )  # fmt: skip
+    )
 
 
 # -- octoqueue ----------------------------------------------------------------------------------------------------
@@ -329,9 +343,12 @@ def run_huey(
                 noop(i)
             t1 = time.perf_counter()
             consumer = huey.create_consumer(
-                workers=workers, worker_type="thread", periodic=False, initial_delay=initial_delay,
+                workers=workers,
+                worker_type="thread",
+                periodic=False,
+                initial_delay=initial_delay,
                 check_worker_health=False,
-            )  # fmt: skip
+            )
             # Consumer.start() without its signal handlers (they only work in the main thread, and a benchmark
             # has no business replacing the caller's SIGINT handler).
             t2 = time.perf_counter()

@@ -22,8 +22,9 @@ OUT = Path(__file__).parent / "img"
 def main() -> None:
     queue = Queue("memory://", max_attempts=3)
     for n in range(1, 41):
-        queue.enqueue({"url": f"https://example.com/page/{n}"}, title=f"fetch page {n}", type="fetch",
-                      additional_labels=["crawl"])  # fmt: skip
+        queue.enqueue(
+            {"url": f"https://example.com/page/{n}"}, title=f"fetch page {n}", type="fetch", additional_labels=["crawl"]
+        )
     queue.create_schedule("nightly-report", {"report": "daily"}, "0 3 * * *", timezone="Europe/Berlin")
     settings = Settings(api_keys="admin:demo-admin-key", webhook_secret=None, store="memory://")
     app = create_app(settings, queue)

@@ -97,9 +97,14 @@ class CommandHandler:
             OCTOQUEUE_JOB_TYPE=job.type or "",
         )
         proc = subprocess.Popen(
-            self.command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, start_new_session=True,
-        )  # fmt: skip
+            self.command,
+            shell=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
         with self._lock:
             self._running[job.id] = proc
         try:

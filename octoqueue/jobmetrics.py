@@ -34,17 +34,24 @@ class JobMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.completions = Counter(
-            "octoqueue_jobs_completed", "Jobs completed (through the worker API or by an in-process worker).",
-            ["queue"], registry=registry,
-        )  # fmt: skip
+            "octoqueue_jobs_completed",
+            "Jobs completed (through the worker API or by an in-process worker).",
+            ["queue"],
+            registry=registry,
+        )
         self.failures = Counter(
-            "octoqueue_jobs_failed", "Failed attempts, by what happened next (retry or failed).",
-            ["queue", "outcome"], registry=registry,
-        )  # fmt: skip
+            "octoqueue_jobs_failed",
+            "Failed attempts, by what happened next (retry or failed).",
+            ["queue", "outcome"],
+            registry=registry,
+        )
         self.durations = Histogram(
-            "octoqueue_job_duration_seconds", "Time a handler of an in-process worker ran, by outcome.",
-            ["queue", "outcome"], buckets=DURATION_BUCKETS, registry=registry,
-        )  # fmt: skip
+            "octoqueue_job_duration_seconds",
+            "Time a handler of an in-process worker ran, by outcome.",
+            ["queue", "outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
         ProcessCollector(registry=registry)
 
     def observe(self, job: Job, report: JobReport) -> None:

@@ -163,9 +163,18 @@ class Queue:
         handler may run before it is stopped.
         """
         new = self._new_job(
-            data, title, additional_labels, priority=priority, run_at=run_at, delay=delay,
-            max_attempts=max_attempts, type=type, idempotency_key=idempotency_key, timeout=timeout, queue=queue,
-        )  # fmt: skip
+            data,
+            title,
+            additional_labels,
+            priority=priority,
+            run_at=run_at,
+            delay=delay,
+            max_attempts=max_attempts,
+            type=type,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            queue=queue,
+        )
         job = self.store.create(new)
         self._notify(job)
         return job
@@ -348,9 +357,13 @@ class Queue:
         """Extend the lease of a job this worker holds; raise LeaseLost when it no longer holds it."""
         until = self.store.now() + timedelta(seconds=self.lease if lease is None else lease)
         renewed = self.store.transition(
-            job.id, expected=JobState.PROCESSING, target=JobState.PROCESSING, attempt=job.attempt,
-            lease_expires_at=until, worker=job.worker,
-        )  # fmt: skip
+            job.id,
+            expected=JobState.PROCESSING,
+            target=JobState.PROCESSING,
+            attempt=job.attempt,
+            lease_expires_at=until,
+            worker=job.worker,
+        )
         self._remember(renewed)
         return renewed
 
@@ -448,11 +461,15 @@ class Queue:
             run_at = self.store.now() + timedelta(seconds=wait)
             new = self._patiently(
                 lambda: self.store.transition(
-                    number, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=attempt,
-                    run_at=run_at, last_error=error,
+                    number,
+                    expected=JobState.PROCESSING,
+                    target=JobState.PENDING,
+                    attempt=attempt,
+                    run_at=run_at,
+                    last_error=error,
                 ),
                 until,
-            )  # fmt: skip
+            )
             self._forget(number)
             self._say_patiently(
                 number,
@@ -478,9 +495,13 @@ class Queue:
         number = _job_id(job_id)
         current = self.store.get(number)
         new = self.store.transition(
-            number, expected=current.state, target=JobState.PENDING, attempt=current.attempt,
-            attempt_base=current.attempt, run_at=None,
-        )  # fmt: skip
+            number,
+            expected=current.state,
+            target=JobState.PENDING,
+            attempt=current.attempt,
+            attempt_base=current.attempt,
+            run_at=None,
+        )
         self._say(number, comment or "Job has been requeued for processing")
         self._notify(new)
         return new
@@ -488,9 +509,13 @@ class Queue:
     def release(self, job: Job) -> Job:
         """Give a claimed job back unrun (e.g. on shutdown): pending again, the attempt not counted."""
         released = self.store.transition(
-            job.id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=job.attempt,
-            attempt_base=job.attempt_base + 1, run_at=None,
-        )  # fmt: skip
+            job.id,
+            expected=JobState.PROCESSING,
+            target=JobState.PENDING,
+            attempt=job.attempt,
+            attempt_base=job.attempt_base + 1,
+            run_at=None,
+        )
         self._forget(job.id)
         return released
 
@@ -748,9 +773,10 @@ class Queue:
         ends = [
             held.lease_expires_at
             for held in (job, known)
-            if isinstance(held, Job) and held.lease_expires_at is not None
+            if isinstance(held, Job)
+            and held.lease_expires_at is not None
             and (not isinstance(job, Job) or held.attempt == job.attempt)
-        ]  # fmt: skip
+        ]
         return max(ends, default=None)
 
     def _patiently(self, move: Callable[[], T], until: datetime | None) -> T:

@@ -409,9 +409,11 @@ class Worker:
     def start(self, **run_options: Any) -> threading.Thread:
         """Run in a background thread (no signal handlers); :meth:`stop` ends it."""
         self._thread = threading.Thread(
-            target=self.run, kwargs={**run_options, "install_signal_handlers": False}, name="octoqueue-worker",
+            target=self.run,
+            kwargs={**run_options, "install_signal_handlers": False},
+            name="octoqueue-worker",
             daemon=True,
-        )  # fmt: skip
+        )
         self._thread.start()
         return self._thread
 
@@ -460,16 +462,23 @@ class Worker:
             shown = ", ".join(str(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
             log.warning(
                 "pending job(s) %s of type %r have no handler in this worker (it handles %s): it leaves them pending",
-                shown, job_type, ", ".join(repr(t) for t in types) or "no type",
+                shown,
+                job_type,
+                ", ".join(repr(t) for t in types) or "no type",
                 extra={"job_type": job_type, "job_ids": ids},
-            )  # fmt: skip
+            )
 
     def _claim(self, count: int, wait: float) -> list[Job]:
         try:
             return self.queue.claim_batch(
-                count, worker=self.name, lease=self.lease, wait=wait, labels=self.labels, types=self._types(),
+                count,
+                worker=self.name,
+                lease=self.lease,
+                wait=wait,
+                labels=self.labels,
+                types=self._types(),
                 ids=self.ids,
-            )  # fmt: skip
+            )
         except AccessDenied:
             raise  # waiting cannot fix credentials: run() stops and raises it
         except OctoqueueError as exc:
@@ -651,9 +660,13 @@ class Worker:
         report.status = done.status or "completed"
         report.result = result
         log.info(
-            "job %d completed in %.3f s (attempt %d): %s", job.id, report.seconds, job.attempt, _preview(result),
+            "job %d completed in %.3f s (attempt %d): %s",
+            job.id,
+            report.seconds,
+            job.attempt,
+            _preview(result),
             extra=_fields(job, report, "completed"),
-        )  # fmt: skip
+        )
 
     def _finish_failed(
         self, job: Job, report: JobReport, error: str, *, retry: bool, delay: float | None = None
@@ -664,10 +677,14 @@ class Worker:
         report.error = error
         outcome = "failed" if report.status == "failed" else "to retry"
         log.warning(
-            "job %d attempt %d failed after %.3f s (%s): %s", job.id, job.attempt, report.seconds, outcome,
+            "job %d attempt %d failed after %.3f s (%s): %s",
+            job.id,
+            job.attempt,
+            report.seconds,
+            outcome,
             error.splitlines()[0] if error else "",
             extra=_fields(job, report, outcome),
-        )  # fmt: skip
+        )
 
 
 def _fields(job: Job, report: JobReport, outcome: str) -> dict[str, Any]:

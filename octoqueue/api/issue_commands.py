@@ -87,9 +87,13 @@ def plan(event: str, payload: dict[str, Any], labels: LabelScheme) -> Command | 
         association = comment.get("author_association")
         kind: Kind = "cancel" if command == "cancel" else "requeue"
         return Command(
-            kind, number, str(author.get("login") or sender_login), via=f"`/{command}`", user=author,
+            kind,
+            number,
+            str(author.get("login") or sender_login),
+            via=f"`/{command}`",
+            user=author,
             association=str(association) if association else "NONE",
-        )  # fmt: skip
+        )
 
     name = (_user(payload.get("label"))).get("name")
     if action == "labeled" and isinstance(name, str) and label_key(name) == REQUEUE_LABEL:

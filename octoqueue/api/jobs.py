@@ -42,12 +42,20 @@ class CreateJobRequest(RequestBody):
             "dependentSchemas": {"delay": {"not": {"required": ["run_at"]}}},
             # What /docs offers to send: a request the server takes (its generated one had delay and run_at).
             "examples": [
-                {"data": {"text": "hello"}, "title": "greet", "additional_labels": ["demo"], "priority": "high",
-                 "delay": 10, "max_attempts": 3, "type": "greet", "timeout": 60},
+                {
+                    "data": {"text": "hello"},
+                    "title": "greet",
+                    "additional_labels": ["demo"],
+                    "priority": "high",
+                    "delay": 10,
+                    "max_attempts": 3,
+                    "type": "greet",
+                    "timeout": 60,
+                },
                 {"data": {"report": 7}, "run_at": "2030-01-01T09:00:00Z"},
             ],
         }
-    )  # fmt: skip
+    )
 
     data: JsonObject = Field(description="The job's data: any JSON object (validated against the admin schema).")
     title: Title | None = Field(None, description="Issue title; default 'Job <ISO time>'.")

@@ -40,13 +40,19 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Histogram(
-            "octoqueue_http_request_duration_seconds", "Time to answer an HTTP request.",
-            ["method", "route", "status"], buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "octoqueue_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.claim_wait = Histogram(
-            "octoqueue_claim_duration_seconds", "Time a claim request took, long-poll wait included.",
-            ["queue", "outcome"], buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "octoqueue_claim_duration_seconds",
+            "Time a claim request took, long-poll wait included.",
+            ["queue", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.created = Counter("octoqueue_jobs_created", "Jobs created through the API.", ["source"], registry=r)
         self.claims = Counter("octoqueue_jobs_claimed", "Jobs handed to workers by the API.", ["queue"], registry=r)
         self.jobs = JobMetrics(r)  # completions, failures, handler durations, process_* gauges
@@ -59,9 +65,11 @@ class Metrics:
             "octoqueue_leases_recovered", "Jobs whose lease expired and were taken back.", registry=r
         )
         self.webhooks = Counter(
-            "octoqueue_webhook_deliveries", "GitHub webhook deliveries, by event and outcome.",
-            ["event", "outcome"], registry=r,
-        )  # fmt: skip
+            "octoqueue_webhook_deliveries",
+            "GitHub webhook deliveries, by event and outcome.",
+            ["event", "outcome"],
+            registry=r,
+        )
         r.register(_StoreCollector(queue_source, cache_seconds, clock))
 
 

@@ -102,10 +102,19 @@ def _define(runtime: Runtime, schedule_id: str, body: ScheduleDefinition) -> Sch
     except SchemaMismatch as exc:
         raise HTTPException(400, detail=str(exc)) from None
     return runtime.queue.create_schedule(
-        schedule_id, body.data, body.cron, title=body.title, type=body.type, labels=body.labels,
-        priority=body.priority, max_attempts=body.max_attempts, timeout=body.timeout, timezone=body.timezone,
-        catchup=body.catchup, enabled=body.enabled,
-    )  # fmt: skip
+        schedule_id,
+        body.data,
+        body.cron,
+        title=body.title,
+        type=body.type,
+        labels=body.labels,
+        priority=body.priority,
+        max_attempts=body.max_attempts,
+        timeout=body.timeout,
+        timezone=body.timezone,
+        catchup=body.catchup,
+        enabled=body.enabled,
+    )
 
 
 @router.put("/{schedule_id}", response_model=ScheduleView, responses=errors(400, 401, 403, 413, 503))

@@ -58,9 +58,14 @@ def progress(total: int, what: str = "enqueueing") -> Iterator[Callable[[], None
     console = Console(stderr=True)
     shown = console.is_terminal and total >= PROGRESS_FROM
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True, disable=not shown,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not shown,
+    )
     with bar:
         task = bar.add_task(what, total=total)
         yield lambda: bar.advance(task)

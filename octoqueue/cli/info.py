@@ -26,10 +26,20 @@ ERROR_SHOWN = 80
 
 @click.command()
 @click.option("--watch", is_flag=True, help="Refresh in place until Ctrl-C; throughput shows from the second frame.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
-              help="Seconds between refreshes with --watch.")  # fmt: skip
-@click.option("--window", type=click.FloatRange(min=1), default=300.0, show_default=True,
-              help="Seconds of history the throughput and failure rate are measured over.")  # fmt: skip
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
+)
+@click.option(
+    "--window",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Seconds of history the throughput and failure rate are measured over.",
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON object (with --watch, one a line each refresh).")
 @store_option
 @prefix_option
@@ -94,8 +104,10 @@ def render(snapshot: Snapshot, rates: RateView | None, *, watching: bool = False
     now = snapshot.taken_at
     header = Text(
         f"octoqueue · {snapshot.store_url} · {now.strftime('%Y-%m-%d %H:%M:%S')} UTC",
-        style="bold", no_wrap=True, overflow="ignore",
-    )  # fmt: skip
+        style="bold",
+        no_wrap=True,
+        overflow="ignore",
+    )
 
     counts = Table(title="Jobs", title_justify="left", box=None, pad_edge=False)
     counts.add_column("state")
@@ -151,8 +163,9 @@ def render(snapshot: Snapshot, rates: RateView | None, *, watching: bool = False
         parts.append(Text(caveat, style="dim"))
     parts += [Text(""), held]
     if not workers:
-        parts.append(Text(f"(none registered in the last {duration(timedelta(seconds=LIVE_FOR))} or holding jobs)",
-                          style="dim"))  # fmt: skip
+        parts.append(
+            Text(f"(none registered in the last {duration(timedelta(seconds=LIVE_FOR))} or holding jobs)", style="dim")
+        )
     parts += [Text(""), failures]
     if not snapshot.recent_failures:
         parts.append(Text("(none)", style="dim"))

@@ -107,9 +107,13 @@ def newest_jobs(store: Store, *, states: Collection[str], labels: Collection[str
 @click.command()
 @click.argument("data")
 @click.option("--title", help="Issue title (default: 'Job <time>').")
-@click.option("--label", "labels", multiple=True,
-              help="Additional label (repeatable); not a status label, octoqueue-settings, archived, requeue or "
-                   "queue:... in any letter case.")  # fmt: skip
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    help="Additional label (repeatable); not a status label, octoqueue-settings, archived, requeue or "
+    "queue:... in any letter case.",
+)
 @click.option("--priority", default="normal", show_default=True, help="0-4 or critical/high/normal/low/bulk.")
 @click.option("--delay", type=float, help="Seconds before the job may run.")
 @click.option(
@@ -124,9 +128,19 @@ def newest_jobs(store: Store, *, states: Collection[str], labels: Collection[str
 @click.option("--timeout", type=float, help="Seconds a handler may run.")
 @store_option
 @prefix_option
-def enqueue(data: str, title: str | None, labels: tuple[str, ...], priority: str, delay: float | None,
-            max_attempts: int | None, job_type: str | None, idempotency_key: str | None, timeout: float | None,
-            store_url: str, label_prefix: str) -> None:  # fmt: skip
+def enqueue(
+    data: str,
+    title: str | None,
+    labels: tuple[str, ...],
+    priority: str,
+    delay: float | None,
+    max_attempts: int | None,
+    job_type: str | None,
+    idempotency_key: str | None,
+    timeout: float | None,
+    store_url: str,
+    label_prefix: str,
+) -> None:
     """Add a job. DATA is JSON; '-' reads JSON lines from stdin, a job a line, each checked before the first is
     made (a progress bar shows on a terminal for large inputs). Prints the job ids, one a line."""
     from octoqueue.cli.bulk import progress, read_json_lines
@@ -138,27 +152,50 @@ def enqueue(data: str, title: str | None, labels: tuple[str, ...], priority: str
     with open_queue(store_url, label_prefix) as queue, progress(len(values)) as step:
         for value in values:
             job = queue.enqueue_job(
-                value, title, labels, priority=level, delay=delay, max_attempts=max_attempts,
-                type=job_type, idempotency_key=idempotency_key, timeout=timeout,
-            )  # fmt: skip
+                value,
+                title,
+                labels,
+                priority=level,
+                delay=delay,
+                max_attempts=max_attempts,
+                type=job_type,
+                idempotency_key=idempotency_key,
+                timeout=timeout,
+            )
             click.echo(job.id)
             step()
 
 
 @click.command(name="list")
-@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in JobState]),
-              help="Only jobs in this state (repeatable).")  # fmt: skip
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in JobState]),
+    help="Only jobs in this state (repeatable).",
+)
 @click.option("--label", "labels", multiple=True, help="Only jobs with this label (repeatable).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--cursor", help="Continue a listing (printed at its end).")
-@click.option("--newest-first", is_flag=True,
-              help="The newest --limit jobs, newest first. Stores list oldest first, so this reads every matching "
-                   "job (a store call per 1,000; a GitHub request per 100) and keeps the last --limit.")  # fmt: skip
+@click.option(
+    "--newest-first",
+    is_flag=True,
+    help="The newest --limit jobs, newest first. Stores list oldest first, so this reads every matching "
+    "job (a store call per 1,000; a GitHub request per 100) and keeps the last --limit.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @store_option
 @prefix_option
-def list_jobs(statuses: tuple[str, ...], labels: tuple[str, ...], limit: int, cursor: str | None,
-              newest_first: bool, as_json: bool, store_url: str, label_prefix: str) -> None:  # fmt: skip
+def list_jobs(
+    statuses: tuple[str, ...],
+    labels: tuple[str, ...],
+    limit: int,
+    cursor: str | None,
+    newest_first: bool,
+    as_json: bool,
+    store_url: str,
+    label_prefix: str,
+) -> None:
     """List jobs, oldest first (or --newest-first), under a header line (none says so on stderr, naming the
     store)."""
     if newest_first and cursor is not None:
@@ -263,15 +300,27 @@ def _bulk(
 
 @click.command()
 @click.argument("job_ids", nargs=-1, type=int)
-@click.option("--status", "statuses", multiple=True, type=click.Choice(["completed", "failed", "cancelled"]),
-              help="Requeue every job in this state (repeatable; with only --label: failed) ...")  # fmt: skip
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["completed", "failed", "cancelled"]),
+    help="Requeue every job in this state (repeatable; with only --label: failed) ...",
+)
 @click.option("--label", "labels", multiple=True, help="... carrying this label (repeatable; all must match).")
 @click.option("--dry-run", is_flag=True, help="List the jobs a filter matches; change nothing.")
 @click.option("--comment", help="Comment to add.")
 @store_option
 @prefix_option
-def requeue(job_ids: tuple[int, ...], statuses: tuple[str, ...], labels: tuple[str, ...], dry_run: bool,
-            comment: str | None, store_url: str, label_prefix: str) -> None:  # fmt: skip
+def requeue(
+    job_ids: tuple[int, ...],
+    statuses: tuple[str, ...],
+    labels: tuple[str, ...],
+    dry_run: bool,
+    comment: str | None,
+    store_url: str,
+    label_prefix: str,
+) -> None:
     """Put jobs back to pending, with a fresh attempt budget: JOB_IDS, or every job matching --status/--label
     (e.g. `octoqueue requeue --status failed --label images`)."""
     with open_existing_queue(store_url, label_prefix) as queue:
@@ -281,15 +330,27 @@ def requeue(job_ids: tuple[int, ...], statuses: tuple[str, ...], labels: tuple[s
 
 @click.command()
 @click.argument("job_ids", nargs=-1, type=int)
-@click.option("--status", "statuses", multiple=True, type=click.Choice(["pending", "processing"]),
-              help="Cancel every job in this state (repeatable; with only --label: pending) ...")  # fmt: skip
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["pending", "processing"]),
+    help="Cancel every job in this state (repeatable; with only --label: pending) ...",
+)
 @click.option("--label", "labels", multiple=True, help="... carrying this label (repeatable; all must match).")
 @click.option("--dry-run", is_flag=True, help="List the jobs a filter matches; change nothing.")
 @click.option("--comment", help="Comment to add.")
 @store_option
 @prefix_option
-def cancel(job_ids: tuple[int, ...], statuses: tuple[str, ...], labels: tuple[str, ...], dry_run: bool,
-           comment: str | None, store_url: str, label_prefix: str) -> None:  # fmt: skip
+def cancel(
+    job_ids: tuple[int, ...],
+    statuses: tuple[str, ...],
+    labels: tuple[str, ...],
+    dry_run: bool,
+    comment: str | None,
+    store_url: str,
+    label_prefix: str,
+) -> None:
     """Cancel pending or processing jobs: JOB_IDS, or every job matching --status/--label."""
     with open_existing_queue(store_url, label_prefix) as queue:
         one = partial(queue.cancel, comment=comment)
@@ -297,10 +358,16 @@ def cancel(job_ids: tuple[int, ...], statuses: tuple[str, ...], labels: tuple[st
 
 
 @click.command()
-@click.option("--older-than", type=float, default=7 * 86400, show_default=True,
-              help="Seconds since the job last changed.")  # fmt: skip
-@click.option("--status", "statuses", multiple=True, type=click.Choice(["completed", "failed", "cancelled"]),
-              help="Which finished states (default: all three).")  # fmt: skip
+@click.option(
+    "--older-than", type=float, default=7 * 86400, show_default=True, help="Seconds since the job last changed."
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["completed", "failed", "cancelled"]),
+    help="Which finished states (default: all three).",
+)
 @click.option("--json", "as_json", is_flag=True, help='{"cleared": N, "states": [...], "older_than": seconds}.')
 @store_option
 @prefix_option
@@ -322,20 +389,37 @@ def clear(older_than: float, statuses: tuple[str, ...], as_json: bool, store_url
 @click.option("--once", is_flag=True, help="Process what is runnable now, then exit.")
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Exit after taking this many jobs.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--lease", type=click.FloatRange(min=0.1), default=300.0, show_default=True,
-              help="Seconds a claim holds a job; renewed while the handler runs.")  # fmt: skip
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0.1),
+    default=300.0,
+    show_default=True,
+    help="Seconds a claim holds a job; renewed while the handler runs.",
+)
 @click.option("--timeout", type=click.FloatRange(min=0.001), help="Seconds a handler may run before it is stopped.")
 @click.option("--label", "labels", multiple=True, help="Only jobs with this label (repeatable).")
 @click.option("--job", "job_ids", multiple=True, type=int, help="Only this job (repeatable).")
-@click.option("--on-failure", type=click.Choice(["retry", "fail"]), default="retry", show_default=True,
-              help="retry: back off and retry while attempts remain; fail: fail at once.")  # fmt: skip
+@click.option(
+    "--on-failure",
+    type=click.Choice(["retry", "fail"]),
+    default="retry",
+    show_default=True,
+    help="retry: back off and retry while attempts remain; fail: fail at once.",
+)
 @click.option("--poll-interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True)
 @click.option("--retry-initial", type=float, default=1.0, show_default=True, help="Backoff before retry 1 (s).")
 @click.option("--retry-max", type=float, default=300.0, show_default=True, help="Longest backoff (s).")
-@click.option("--retry-strategy", type=click.Choice(["exponential", "linear", "constant"]),
-              default="exponential", show_default=True)  # fmt: skip
-@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write what was processed to this file as JSON.")  # fmt: skip
+@click.option(
+    "--retry-strategy",
+    type=click.Choice(["exponential", "linear", "constant"]),
+    default="exponential",
+    show_default=True,
+)
+@click.option(
+    "--summary-json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write what was processed to this file as JSON.",
+)
 @click.option(
     "--strict",
     is_flag=True,
@@ -361,15 +445,39 @@ def clear(older_than: float, statuses: tuple[str, ...], as_json: bool, store_url
     type=click.Choice(LOG_FORMATS),
     help="Log lines as text or as JSON objects (with job_id, attempt, seconds, outcome).",
 )
-@click.option("--scheduler", is_flag=True, envvar="OCTOQUEUE_SCHEDULER",
-              help="Also fire due cron schedules from this process (see `octoqueue schedule`).")  # fmt: skip
+@click.option(
+    "--scheduler",
+    is_flag=True,
+    envvar="OCTOQUEUE_SCHEDULER",
+    help="Also fire due cron schedules from this process (see `octoqueue schedule`).",
+)
 @store_option
 @prefix_option
-def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: int | None, concurrency: int,
-         lease: float, timeout: float | None, labels: tuple[str, ...], job_ids: tuple[int, ...], on_failure: str,
-         poll_interval: float, retry_initial: float, retry_max: float, retry_strategy: str,
-         summary_json: Path | None, strict: bool, log_level: str, metrics_port: int | None, metrics_host: str,
-         log_format: str, scheduler: bool, store_url: str, label_prefix: str) -> None:  # fmt: skip
+def work(
+    handler_spec: str | None,
+    command: str | None,
+    once: bool,
+    max_jobs: int | None,
+    concurrency: int,
+    lease: float,
+    timeout: float | None,
+    labels: tuple[str, ...],
+    job_ids: tuple[int, ...],
+    on_failure: str,
+    poll_interval: float,
+    retry_initial: float,
+    retry_max: float,
+    retry_strategy: str,
+    summary_json: Path | None,
+    strict: bool,
+    log_level: str,
+    metrics_port: int | None,
+    metrics_host: str,
+    log_format: str,
+    scheduler: bool,
+    store_url: str,
+    label_prefix: str,
+) -> None:
     """Run a worker until SIGTERM/SIGINT (or --once / --max-jobs). Ends with a summary line on stderr: jobs
     processed, elapsed time, jobs/s."""
     from octoqueue.worker import Worker
@@ -382,10 +490,17 @@ def work(handler_spec: str | None, command: str | None, once: bool, max_jobs: in
     on_report = _serve_metrics(metrics_host, metrics_port) if metrics_port is not None else None
     with open_queue(store_url, label_prefix, retry=policy, lease=lease) as queue:
         worker = Worker(
-            queue, handler, concurrency=concurrency, lease=lease, timeout=timeout, labels=labels,
-            ids=job_ids or None, on_failure=on_failure, poll_interval=poll_interval,  # type: ignore[arg-type]
+            queue,
+            handler,
+            concurrency=concurrency,
+            lease=lease,
+            timeout=timeout,
+            labels=labels,
+            ids=job_ids or None,
+            on_failure=on_failure,  # type: ignore[arg-type]  # click.Choice gives a str of the two values
+            poll_interval=poll_interval,
             on_report=on_report,
-        )  # fmt: skip
+        )
         if scheduler:  # before the worker runs, so that --once also takes the jobs due now
             from octoqueue.schedules import Scheduler
 

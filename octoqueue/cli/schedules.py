@@ -38,21 +38,48 @@ def _line(found: Schedule, now: datetime) -> str:
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Tries before a job is dead.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds a handler may run.")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA time zone CRON is read in.")
-@click.option("--catchup", type=click.IntRange(0, 100), default=0, show_default=True,
-              help="After an outage, also fire this many missed ticks before the newest one.")  # fmt: skip
+@click.option(
+    "--catchup",
+    type=click.IntRange(0, 100),
+    default=0,
+    show_default=True,
+    help="After an outage, also fire this many missed ticks before the newest one.",
+)
 @click.option("--disabled", is_flag=True, help="Define it disabled.")
 @store_option
 @prefix_option
-def add(schedule_id: str, cron: str, data: str, title: str | None, job_type: str | None, labels: tuple[str, ...],
-        priority: str, max_attempts: int | None, timeout: float | None, timezone: str, catchup: int, disabled: bool,
-        store_url: str, label_prefix: str) -> None:  # fmt: skip
+def add(
+    schedule_id: str,
+    cron: str,
+    data: str,
+    title: str | None,
+    job_type: str | None,
+    labels: tuple[str, ...],
+    priority: str,
+    max_attempts: int | None,
+    timeout: float | None,
+    timezone: str,
+    catchup: int,
+    disabled: bool,
+    store_url: str,
+    label_prefix: str,
+) -> None:
     """Define (or redefine) schedule SCHEDULE_ID firing on CRON (e.g. '*/15 * * * *' or '@daily')."""
     with open_queue(store_url, label_prefix) as queue:
         made = queue.create_schedule(
-            schedule_id, _json_arg(data, "--data"), cron, title=title, type=job_type, labels=labels,
-            priority=priority, max_attempts=max_attempts, timeout=timeout, timezone=timezone, catchup=catchup,
+            schedule_id,
+            _json_arg(data, "--data"),
+            cron,
+            title=title,
+            type=job_type,
+            labels=labels,
+            priority=priority,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            timezone=timezone,
+            catchup=catchup,
             enabled=not disabled,
-        )  # fmt: skip
+        )
         click.echo(_line(made, queue.store.now()))
 
 
@@ -124,10 +151,16 @@ def trigger(schedule_id: str, store_url: str, label_prefix: str) -> None:
 
 @schedule.command()
 @click.option("--once", is_flag=True, help="Fire what is due now, then exit (e.g. from a cron or an Actions run).")
-@click.option("--longest-sleep", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Re-read the schedules at least this often (seconds).")  # fmt: skip
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip
+@click.option(
+    "--longest-sleep",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Re-read the schedules at least this often (seconds).",
+)
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
 @store_option
 @prefix_option
 def run(once: bool, longest_sleep: float, log_level: str, store_url: str, label_prefix: str) -> None:

@@ -48,9 +48,11 @@ def _help(text: str, env: str, default: str | None = None) -> str:
 )
 @click.option("--label-prefix", help=_help("Prefix of the status labels.", "OCTOQUEUE_LABEL_PREFIX", "''"))
 @click.option(
-    "--allowed-origin", "allowed_origins", multiple=True,
+    "--allowed-origin",
+    "allowed_origins",
+    multiple=True,
     help=_help("Origin allowed by CORS (repeatable).", "ALLOWED_ORIGINS, comma-separated"),
-)  # fmt: skip
+)
 @click.option("--api-key", help=_help("A key with every role (prefer the environment).", "API_KEY"))
 @click.option(
     "--api-keys",
@@ -61,9 +63,11 @@ def _help(text: str, env: str, default: str | None = None) -> str:
 )
 @click.option("--webhook-secret", help=_help("Secret of the GitHub webhook.", "GITHUB_WEBHOOK_SECRET"))
 @click.option(
-    "--webhook-trusted-user", "webhook_trusted_users", multiple=True,
+    "--webhook-trusted-user",
+    "webhook_trusted_users",
+    multiple=True,
     help=_help("GitHub login that may run ChatOps commands (repeatable).", "OCTOQUEUE_WEBHOOK_TRUSTED_USERS"),
-)  # fmt: skip
+)
 @click.option(
     "--webhook-repo",
     help=_help(
@@ -73,37 +77,43 @@ def _help(text: str, env: str, default: str | None = None) -> str:
 )
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), help=_help("Log level.", "OCTOQUEUE_LOG_LEVEL", "info"))
 @click.option(
-    "--log-format", type=click.Choice(LOG_FORMATS),
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
     help=_help("Log lines as text or as JSON objects (uvicorn's too).", "OCTOQUEUE_LOG_FORMAT", "text"),
-)  # fmt: skip
+)
 @click.option(
     "--reload/--no-reload",
     default=None,
     help=_help("Restart on code changes (development).", "OCTOQUEUE_RELOAD", "off"),
 )
 @click.option(
-    "--rate-limit-requests", type=click.IntRange(min=0),
+    "--rate-limit-requests",
+    type=click.IntRange(min=0),
     help=_help("Requests per client per window on the producer endpoints (0: no limit).", "RATE_LIMIT_REQUESTS", "100"),
-)  # fmt: skip
+)
 @click.option(
-    "--rate-limit-window", type=click.FloatRange(min=0, min_open=True),
+    "--rate-limit-window",
+    type=click.FloatRange(min=0, min_open=True),
     help=_help("Rate-limit window in seconds.", "RATE_LIMIT_WINDOW", "600"),
-)  # fmt: skip
+)
 @click.option(
-    "--max-body-bytes", type=click.IntRange(min=0),
+    "--max-body-bytes",
+    type=click.IntRange(min=0),
     help=_help("Largest request body accepted (0: no limit).", "OCTOQUEUE_MAX_BODY_BYTES", "1048576"),
-)  # fmt: skip
+)
 @click.option(
     "--lease", type=click.FloatRange(min=0, min_open=True), help=_help("Default lease (s).", "OCTOQUEUE_LEASE", "300")
 )
 @click.option(
-    "--max-attempts", type=click.IntRange(1, 100),
+    "--max-attempts",
+    type=click.IntRange(1, 100),
     help=_help("Default attempts of a /create-job job.", "OCTOQUEUE_MAX_ATTEMPTS", str(DEFAULT_MAX_ATTEMPTS)),
-)  # fmt: skip
+)
 @click.option(
-    "--max-block-ms", type=click.IntRange(0, 300_000),
+    "--max-block-ms",
+    type=click.IntRange(0, 300_000),
     help=_help("Longest long-poll wait of a claim.", "OCTOQUEUE_MAX_BLOCK_MS", "30000"),
-)  # fmt: skip
+)
 @click.option(
     "--worker/--no-worker", default=None, help=_help("Run a worker in this process.", "OCTOQUEUE_WORKER", "no")
 )
@@ -115,9 +125,11 @@ def _help(text: str, env: str, default: str | None = None) -> str:
     help=_help("Jobs the worker runs at once.", "OCTOQUEUE_CONCURRENCY", "1"),
 )
 @click.option(
-    "--worker-label", "worker_labels", multiple=True,
+    "--worker-label",
+    "worker_labels",
+    multiple=True,
     help=_help("The worker takes only jobs with this label (repeatable).", "OCTOQUEUE_WORKER_LABELS"),
-)  # fmt: skip
+)
 @click.option(
     "--scheduler/--no-scheduler",
     default=None,

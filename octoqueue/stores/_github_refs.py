@@ -118,8 +118,9 @@ class RefLocks:
                     self._seen_taken.popitem(last=False)
             if now - seen < self.orphan_grace or still_current is None or not still_current():
                 return None
-            log.warning("%s was taken %.0f s ago and nothing happened: rescuing with the next name", current,
-                        now - seen)  # fmt: skip
+            log.warning(
+                "%s was taken %.0f s ago and nothing happened: rescuing with the next name", current, now - seen
+            )
             level += 1
 
     def deadline(self, started: float) -> float:

@@ -332,7 +332,12 @@ class GitHubStore(Store):
             return False
         a, b = fresh.job, record.job
         return (fresh.gen, a.state, a.open, a.attempt, a.lease_expires_at) == (
-            record.gen, b.state, b.open, b.attempt, b.lease_expires_at)  # fmt: skip
+            record.gen,
+            b.state,
+            b.open,
+            b.attempt,
+            b.lease_expires_at,
+        )
 
     def wrote(self, item: dict[str, Any]) -> None:
         """Note that this store just wrote issue ``item`` (as GitHub answered the write), for :meth:`fetch`."""
@@ -584,10 +589,13 @@ class GitHubStore(Store):
         records = [r for _, page in self.pages(url) for r in page]
         now = self.now()
         expired = sorted(
-            (r for r in records if r.kind == "job" and r.job.state is JobState.PROCESSING and r.job.open
-             and r.job.lease_expired(now)),
+            (
+                r
+                for r in records
+                if r.kind == "job" and r.job.state is JobState.PROCESSING and r.job.open and r.job.lease_expired(now)
+            ),
             key=lambda r: r.job.id,
-        )  # fmt: skip
+        )
         recovered: builtins.list[Job] = []
         for record in expired:
             if len(recovered) >= limit:

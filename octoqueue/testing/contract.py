@@ -552,9 +552,23 @@ class QueueContract(_KitBase):
 
     @pytest.mark.parametrize(
         "label",
-        ["Completed", "PENDING", "archived", "Archived", "octoqueue-settings", "OctoQueue-Settings", "requeue",
-         "queue:work", "Queue:Work", "  ", "", " gpu", "a" * 51, "a,b"],
-    )  # fmt: skip
+        [
+            "Completed",
+            "PENDING",
+            "archived",
+            "Archived",
+            "octoqueue-settings",
+            "OctoQueue-Settings",
+            "requeue",
+            "queue:work",
+            "Queue:Work",
+            "  ",
+            "",
+            " gpu",
+            "a" * 51,
+            "a,b",
+        ],
+    )
     def test_reserved_and_blank_labels_are_refused_alike(self, queue: Queue, label: str) -> None:
         """Issue 8 item 4: the same refusal on every store, and nothing is created."""
         with pytest.raises(InvalidLabel) as refused:

@@ -60,10 +60,23 @@ def test_seed_quick_start_runs_unchanged_against_fake_github(tmp_path: Path) -> 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"GH_TOKEN", "GITHUB_TOKEN", "GITHUB_API_URL"}}
     server = subprocess.Popen(
-        [sys.executable, "-m", "octoqueue.cli", "fake-github", "--port", str(port), "--repo", "username/myrepo",
-         "--log-level", "warning"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "octoqueue.cli",
+            "fake-github",
+            "--port",
+            str(port),
+            "--repo",
+            "username/myrepo",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -83,9 +96,13 @@ def test_seed_quick_start_runs_unchanged_against_fake_github(tmp_path: Path) -> 
             + "\nimport json\nprint(json.dumps({'job_id': job_id, 'processed': processed}))\n"
         )
         run = subprocess.run(
-            [sys.executable, str(script)], env={**env, "GITHUB_API_URL": base}, cwd=tmp_path,
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [sys.executable, str(script)],
+            env={**env, "GITHUB_API_URL": base},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert run.returncode == 0, run.stderr
         report = json.loads(run.stdout.strip().splitlines()[-1])
         assert report["processed"] == [{"data": "example"}]

@@ -124,10 +124,31 @@ def test_work_args() -> None:
     )
     args = action.work_args(s, Plan("job", 3), "/tmp/s.json")
     assert args == [
-        "work", "--store", "github://octo-org/jobs", "--command", "cat", "--once", "--job", "3", "--max-jobs", "1",
-        "--label", "a", "--label", "b", "--label-prefix", "oq:", "--timeout", "1.5", "--lease", "600",
-        "--on-failure", "fail", "--summary-json", "/tmp/s.json",
-    ]  # fmt: skip
+        "work",
+        "--store",
+        "github://octo-org/jobs",
+        "--command",
+        "cat",
+        "--once",
+        "--job",
+        "3",
+        "--max-jobs",
+        "1",
+        "--label",
+        "a",
+        "--label",
+        "b",
+        "--label-prefix",
+        "oq:",
+        "--timeout",
+        "1.5",
+        "--lease",
+        "600",
+        "--on-failure",
+        "fail",
+        "--summary-json",
+        "/tmp/s.json",
+    ]
     drain = action.work_args(settings(OCTOQUEUE_ACTION_MAX_JOBS="4"), Plan("drain"), "s.json")
     assert drain[drain.index("--once") :][:3] == ["--once", "--max-jobs", "4"]
     unlimited = action.work_args(settings(OCTOQUEUE_ACTION_MAX_JOBS="0"), Plan("drain"), "s.json")
@@ -139,9 +160,12 @@ def test_work_args_are_accepted_by_the_cli() -> None:
     from octoqueue.cli import main
 
     s = settings(
-        OCTOQUEUE_ACTION_LABELS="a", OCTOQUEUE_ACTION_LABEL_PREFIX="oq:", OCTOQUEUE_ACTION_TIMEOUT="2",
-        OCTOQUEUE_ACTION_LEASE="60", OCTOQUEUE_ACTION_CONCURRENCY="2",
-    )  # fmt: skip
+        OCTOQUEUE_ACTION_LABELS="a",
+        OCTOQUEUE_ACTION_LABEL_PREFIX="oq:",
+        OCTOQUEUE_ACTION_TIMEOUT="2",
+        OCTOQUEUE_ACTION_LEASE="60",
+        OCTOQUEUE_ACTION_CONCURRENCY="2",
+    )
     for chosen in (Plan("job", 3), Plan("drain")):
         args = action.work_args(s, chosen, "summary.json")
         context = main.make_context("octoqueue", list(args), resilient_parsing=True)

@@ -25,8 +25,11 @@ def check(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:
     env.pop("no_proxy", None)
     return subprocess.run(
         [str(CHECK), "--builtin-schema", schema, "--no-cache", *map(str, files)],
-        capture_output=True, text=True, timeout=60, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
 
 
 def test_action_yml_validates() -> None:

@@ -51,11 +51,12 @@ def test_the_verdict_catches_what_it_must() -> None:
     done = (JobState.COMPLETED, 1)
     entries = [
         _entry("completed", 1, 1),
-        _entry("completed", 2, 1), _entry("completed", 2, 2),  # two accepted completions
+        _entry("completed", 2, 1),
+        _entry("completed", 2, 2),  # two accepted completions
         _entry("completing", 3, 1),  # accepted, then the worker was killed before its line
         # 4: completed in the store, but no worker ever got there
         _entry("run", 5, 1),  # never finished
-    ]  # fmt: skip
+    ]
     final = {1: done, 2: (JobState.COMPLETED, 2), 3: done, 4: done, 5: (JobState.PROCESSING, 1)}
     verdict = ledger.judge([1, 2, 3, 4, 5], final, entries)
     assert (verdict.lost, verdict.completed_twice, verdict.unaccounted, verdict.cut_by_kill) == ([5], [2], [4], [3])

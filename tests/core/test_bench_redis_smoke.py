@@ -36,9 +36,22 @@ def test_each_redis_system_runs_every_job_exactly_once(system: str) -> None:
 def test_cli_redis_suite_prints_the_table_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
     code = cli.main(
-        ["--suite", "redis", "--jobs", str(JOBS), "--workers", str(WORKERS), "--repeat", "1", "--only",
-         "octoqueue-redis,huey-redis,dramatiq-redis", "--json", str(out), "--quiet"]
-    )  # fmt: skip
+        [
+            "--suite",
+            "redis",
+            "--jobs",
+            str(JOBS),
+            "--workers",
+            str(WORKERS),
+            "--repeat",
+            "1",
+            "--only",
+            "octoqueue-redis,huey-redis,dramatiq-redis",
+            "--json",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "appendonly" in printed and "octoqueue-redis vs the faster peer" in printed

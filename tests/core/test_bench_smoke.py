@@ -53,9 +53,24 @@ def test_octoqueue_keeps_its_durability_default(tmp_path: Path) -> None:
 def test_cli_prints_the_table_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
     code = cli.main(
-        ["--suite", "sqlite", "--jobs", "50", "--workers", "2", "--repeat", "1", "--only", "octoqueue,gigq,huey",
-         "--json", str(out), "--dir", str(tmp_path), "--quiet"]
-    )  # fmt: skip
+        [
+            "--suite",
+            "sqlite",
+            "--jobs",
+            "50",
+            "--workers",
+            "2",
+            "--repeat",
+            "1",
+            "--only",
+            "octoqueue,gigq,huey",
+            "--json",
+            str(out),
+            "--dir",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "enqueue jobs/s" in printed and "drain jobs/s" in printed

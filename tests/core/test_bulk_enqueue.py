@@ -52,8 +52,13 @@ def test_one_idempotency_key_for_many_lines_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_terminal_sees_a_progress_bar_for_large_inputs(tmp_path: Path) -> None:
-    big = oq("enqueue", "-", store=tmp_path / "p.db", input=_lines([{"n": n} for n in range(PROGRESS_FROM)]),
-             env={"TTY_COMPATIBLE": "1", "COLUMNS": "100"})  # fmt: skip
+    big = oq(
+        "enqueue",
+        "-",
+        store=tmp_path / "p.db",
+        input=_lines([{"n": n} for n in range(PROGRESS_FROM)]),
+        env={"TTY_COMPATIBLE": "1", "COLUMNS": "100"},
+    )
     assert big.returncode == 0, big.stderr
     assert "enqueueing" in big.stderr and f"{PROGRESS_FROM}/{PROGRESS_FROM}" in big.stderr
     small = oq("enqueue", "-", store=tmp_path / "s.db", input=_lines([{"n": 1}] * 3), env={"TTY_COMPATIBLE": "1"})

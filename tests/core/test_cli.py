@@ -18,9 +18,14 @@ def oq(*args: str, store: Path | None = None, input: str | None = None, env: dic
     if store is not None:
         full_env["OCTOQUEUE_STORE"] = f"sqlite:///{store}"
     return subprocess.run(
-        [sys.executable, "-m", "octoqueue.cli", *args], capture_output=True, text=True, env=full_env,
-        input=input, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        [sys.executable, "-m", "octoqueue.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=input,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -38,8 +43,9 @@ def test_full_lifecycle(db: Path, tmp_path: Path) -> None:
     assert len(listing) == 2 and "double it" in listing[0] and "[math]" in listing[0]
     assert oq("status", str(job_id), store=db).stdout.strip() == "pending"
     summary = tmp_path / "summary.json"
-    worked = oq("work", "--handler", "tests.core.handlers_for_tests:double", "--once",
-                "--summary-json", str(summary), store=db)  # fmt: skip
+    worked = oq(
+        "work", "--handler", "tests.core.handlers_for_tests:double", "--once", "--summary-json", str(summary), store=db
+    )
     assert worked.returncode == 0, worked.stderr
     report = json.loads(summary.read_text())
     assert report["processed"] == 2 and report["completed"] == 2
@@ -105,8 +111,9 @@ def test_completing_a_finished_job_is_refused(db: Path) -> None:
 def test_env_twins(db: Path) -> None:
     for i in range(3):
         oq("enqueue", json.dumps({"n": i}), store=db)
-    result = oq("work", "--handler", "tests.core.handlers_for_tests:double", store=db,
-                env={"OCTOQUEUE_WORK_MAX_JOBS": "2"})  # fmt: skip
+    result = oq(
+        "work", "--handler", "tests.core.handlers_for_tests:double", store=db, env={"OCTOQUEUE_WORK_MAX_JOBS": "2"}
+    )
     assert result.returncode == 0, result.stderr
     assert len(oq("list", "--status", "pending", "--json", store=db).stdout.splitlines()) == 1
     assert "OCTOQUEUE_STORE" in oq("work", "--help").stdout

@@ -61,8 +61,10 @@ def test_status_and_clear_speak_json_and_clear_says_what_it_did(tmp_path: Path) 
     said = oq("clear", "--older-than", "-1", "--status", "cancelled", store=db).stdout.strip()
     assert said == "cleared 1 cancelled job(s) last changed over -1 s ago"
     assert json.loads(oq("clear", "--older-than", "-1", "--json", store=db).stdout) == {
-        "cleared": 0, "states": ["completed", "failed", "cancelled"], "older_than": -1.0,
-    }  # fmt: skip
+        "cleared": 0,
+        "states": ["completed", "failed", "cancelled"],
+        "older_than": -1.0,
+    }
 
 
 def test_shell_completion_offers_the_commands(tmp_path: Path) -> None:

@@ -19,10 +19,24 @@ ROOT = Path(__file__).resolve().parents[2]
 def _worker(db: Path, record_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, RECORD_DIR=str(record_dir), PYTHONPATH=str(ROOT))
     return subprocess.Popen(
-        [sys.executable, "-m", "octoqueue.cli", "work", "--store", f"sqlite:///{db}",
-         "--handler", "tests.core.handlers_for_tests:record", "--log-level", "warning", *extra],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "octoqueue.cli",
+            "work",
+            "--store",
+            f"sqlite:///{db}",
+            "--handler",
+            "tests.core.handlers_for_tests:record",
+            "--log-level",
+            "warning",
+            *extra,
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _executions(record_dir: Path) -> collections.Counter[int]:

@@ -235,13 +235,19 @@ def test_info_watch_json_measures_throughput_while_a_worker_drains(tmp_path: Pat
     env = {"PYTHONPATH": str(ROOT), "OCTOQUEUE_STORE": f"sqlite:///{db}", "PATH": "/usr/bin:/bin"}
     watcher = subprocess.Popen(
         [sys.executable, "-m", "octoqueue.cli", "info", "--watch", "--json", "--interval", "0.2"],
-        stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     try:
         assert watcher.stdout is not None
         frames = [json.loads(watcher.stdout.readline())]
-        worker = threading.Thread(target=oq, args=("work", "--handler", "tests.core.handlers_for_tests:double",
-                                                   "--once", "--log-level", "error"), kwargs={"store": db})  # fmt: skip
+        worker = threading.Thread(
+            target=oq,
+            args=("work", "--handler", "tests.core.handlers_for_tests:double", "--once", "--log-level", "error"),
+            kwargs={"store": db},
+        )
         worker.start()
         while frames[-1]["counts"]["completed"] < 300:
             frames.append(json.loads(watcher.stdout.readline()))

@@ -134,8 +134,18 @@ def test_work_strict_exits_2_when_a_job_failed(tmp_path: Path) -> None:
     assert loose.returncode == 0, loose.stderr
     assert "processed 2 in " in loose.stderr and "jobs/s): 1 completed, 1 failed" in loose.stderr
     oq("enqueue", '{"no_n": 2}', store=db)
-    strict = oq("work", "--handler", "tests.core.handlers_for_tests:double", "--once", "--on-failure", "fail",
-                "--strict", "--log-level", "warning", store=db)  # fmt: skip
+    strict = oq(
+        "work",
+        "--handler",
+        "tests.core.handlers_for_tests:double",
+        "--once",
+        "--on-failure",
+        "fail",
+        "--strict",
+        "--log-level",
+        "warning",
+        store=db,
+    )
     assert strict.returncode == 2, strict.stderr
     assert "WARNING octoqueue.worker: job 3 attempt 1 failed after" in strict.stderr
     oq("enqueue", '{"n": 3}', store=db)
@@ -185,8 +195,13 @@ def test_the_cli_imports_only_what_a_command_needs() -> None:
         "heavy = sorted(m for m in ('fastapi', 'uvicorn', 'pydantic', 'githubkit', 'httpx') if m in sys.modules)\n"
         "print('loaded:', heavy)\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=dict(
-        os.environ, PYTHONPATH=str(ROOT)), timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=60,
+    )
     assert result.stdout.splitlines() == ["octoqueue, version " + octoqueue.__version__, "loaded: []"], result
 
 

@@ -11,8 +11,19 @@ from .test_cli import oq
 
 def test_define_list_show_trigger_and_delete(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
-    added = oq("schedule", "add", "nightly", "0 3 * * *", "--data", '{"a": 1}', "--timezone", "Europe/Berlin",
-               "--label", "reports", store=db)  # fmt: skip
+    added = oq(
+        "schedule",
+        "add",
+        "nightly",
+        "0 3 * * *",
+        "--data",
+        '{"a": 1}',
+        "--timezone",
+        "Europe/Berlin",
+        "--label",
+        "reports",
+        store=db,
+    )
     assert added.returncode == 0, added.stderr
     assert added.stdout.startswith("nightly ") and "Europe/Berlin" in added.stdout and "last never" in added.stdout
     listed = oq("schedule", "list", "--json", store=db)

@@ -29,8 +29,13 @@ def test_nothing_readable_reaches_the_store_and_jobs_run_normally(tmp_path: Path
     queue = Queue(SQLiteStore(path), encryption_keys=new_key())
     job_id = queue.enqueue({"secret": SECRET})
     failing = queue.enqueue({"secret": SECRET, "fail": True})
-    worker = Worker(queue, lambda data: (_ for _ in ()).throw(ValueError(data["secret"])) if data.get("fail") else
-                    {"echo": data["secret"]}, on_failure="fail")  # fmt: skip
+    worker = Worker(
+        queue,
+        lambda data: (
+            (_ for _ in ()).throw(ValueError(data["secret"])) if data.get("fail") else {"echo": data["secret"]}
+        ),
+        on_failure="fail",
+    )
     worker.run(once=True)
 
     done = queue.get(job_id)

@@ -21,9 +21,13 @@ ORG_REPO = "acme-org/jobs"
 @pytest.fixture
 def org() -> Iterator[FakeGitHub]:
     with FakeGitHub(
-        repo=ORG_REPO, token=TOKEN, user="octoqueue-bot", organization=True,
-        webhook_url="http://receiver.test/hook", webhook_transport=httpx.MockTransport(lambda r: httpx.Response(204)),
-    ) as gh:  # fmt: skip
+        repo=ORG_REPO,
+        token=TOKEN,
+        user="octoqueue-bot",
+        organization=True,
+        webhook_url="http://receiver.test/hook",
+        webhook_transport=httpx.MockTransport(lambda r: httpx.Response(204)),
+    ) as gh:
         gh.add_member("pat", "maintain", public=True)
         gh.add_member("quiet", "write", public=False)
         gh.add_member("reader", "read", public=True)

@@ -98,9 +98,12 @@ def test_eight_workers_each_job_claimed_and_completed_once(fake: FakeGitHub, mak
     assert set(per_job.values()) == {1}  # exactly once
     assert {attempt for _, attempt, _ in claimed} == {1}
     assert producer.store.count() == {
-        JobState.PENDING: 0, JobState.PROCESSING: 0, JobState.COMPLETED: total,
-        JobState.FAILED: 0, JobState.CANCELLED: 0,
-    }  # fmt: skip
+        JobState.PENDING: 0,
+        JobState.PROCESSING: 0,
+        JobState.COMPLETED: total,
+        JobState.FAILED: 0,
+        JobState.CANCELLED: 0,
+    }
     assert len(fake.issues) == total
     assert len({name for _, _, name in claimed}) == WORKERS  # they all took part
     assert len(fake.request_log) / total < 5.5

@@ -27,8 +27,9 @@ def new(i: int = 0, **kw: object) -> NewJob:
 
 def test_create_many_keeps_order_and_idempotency_keys(pg: PostgresStore) -> None:
     first = pg.create(new(0, idempotency_key="k"))
-    made = pg.create_many([new(1), new(2, idempotency_key="k"), new(3, idempotency_key="n"), new(4),
-                           new(5, idempotency_key="n")])  # fmt: skip
+    made = pg.create_many(
+        [new(1), new(2, idempotency_key="k"), new(3, idempotency_key="n"), new(4), new(5, idempotency_key="n")]
+    )
     assert [job.data for job in made] == [{"i": 1}, {"i": 0}, {"i": 3}, {"i": 4}, {"i": 3}]
     assert made[1].id == first.id and made[2].id == made[4].id
     assert made[0].id < made[2].id < made[3].id
@@ -186,8 +187,9 @@ def test_arrivals_from_another_store_object_are_reported(request: pytest.Fixture
         came.clear()
         (claimed,) = other.claim(worker="w", lease=30, labels=["queue:a"])
         later = other.now() + timedelta(seconds=60)
-        other.transition(claimed.id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=claimed.attempt,
-                         run_at=later)  # fmt: skip
+        other.transition(
+            claimed.id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=claimed.attempt, run_at=later
+        )
         assert came.wait(5)
         assert got == [Arrival(labels=("queue:a",), count=1, run_at=later)]
         # The LISTEN connection is cut: the listener reconnects and reports that it may have missed arrivals.

@@ -41,8 +41,9 @@ def main() -> None:
             except redis.exceptions.ConnectionError:  # the Redis under test restarting: the run still counts
                 time.sleep(0.1)
 
-    worker = Worker(queue, record, concurrency=args.concurrency, lease=args.lease, recover_interval=0.5,
-                    poll_interval=0.2)  # fmt: skip
+    worker = Worker(
+        queue, record, concurrency=args.concurrency, lease=args.lease, recover_interval=0.5, poll_interval=0.2
+    )
     try:
         worker.run(once=args.once)
     finally:

@@ -32,16 +32,38 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         for port in ports:
             folder = Path(tmp_path_factory.mktemp(f"node{port}"))
-            command = [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--dir",
-                       str(folder), "--save", "", "--appendonly", "no"]  # fmt: skip
+            command = [
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--dir",
+                str(folder),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
             procs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for port in ports:
             _wait(lambda port=port: _answers(port), "a cluster node to start")
         subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "0",
-             "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         _wait(lambda: all(_cluster_ok(p) for p in ports), "the cluster to be ready")
         yield f"redis+cluster://127.0.0.1:{ports[0]}"
     finally:
@@ -91,13 +113,19 @@ def test_a_queue_works_on_a_redis_cluster(cluster: str, prefix: str) -> None:
     try:
         assert isinstance(store, RedisStore)
         other.watch_arrivals(lambda arrival: (heard.append(arrival), got.set()))
-        _first, second = store.create_many([NewJob(data={"n": 1}, title="one", labels=("x",)),
-                                           NewJob(data={"n": 2}, title="two", idempotency_key="k")])  # fmt: skip
+        _first, second = store.create_many(
+            [NewJob(data={"n": 1}, title="one", labels=("x",)), NewJob(data={"n": 2}, title="two", idempotency_key="k")]
+        )
         assert store.create(NewJob(data={"n": 3}, title="again", idempotency_key="k")).id == second.id
         assert got.wait(10) and heard[0] == Arrival(("x",), 1, None)
         (claimed,) = store.claim(worker="w", lease=60, labels=["x"])
-        done = store.transition(claimed.id, expected=JobState.PROCESSING, target=JobState.COMPLETED,
-                                attempt=claimed.attempt, result={"ok": True})  # fmt: skip
+        done = store.transition(
+            claimed.id,
+            expected=JobState.PROCESSING,
+            target=JobState.COMPLETED,
+            attempt=claimed.attempt,
+            result={"ok": True},
+        )
         assert done.result == {"ok": True}
         store.comment(second.id, "hi")
         assert [c.body for c in store.comments(second.id)] == ["hi"]

@@ -77,8 +77,13 @@ def test_eight_worker_processes_complete_every_job_exactly_once(store: RedisStor
     took = time.monotonic() - started
     runs = Counter(int(n) for n in redis.Redis.from_url(REDIS_URL).lrange(ran_key, 0, -1))
     assert sorted(runs) == list(range(total)) and set(runs.values()) == {1}
-    assert store.count() == {JobState.PENDING: 0, JobState.PROCESSING: 0, JobState.COMPLETED: total,
-                             JobState.FAILED: 0, JobState.CANCELLED: 0}  # fmt: skip
+    assert store.count() == {
+        JobState.PENDING: 0,
+        JobState.PROCESSING: 0,
+        JobState.COMPLETED: total,
+        JobState.FAILED: 0,
+        JobState.CANCELLED: 0,
+    }
     assert {job.attempt for job in store.iter_jobs(limit=1000)} == {1}
     print(f"\n{PROCESSES} worker processes drained {total} jobs in {took:.1f} s ({total / took:,.0f} jobs/s)")
 
@@ -97,8 +102,13 @@ def test_a_sigkilled_worker_loses_nothing(store: RedisStore, ran_key: str) -> No
         _wait_until(lambda: store.count([JobState.COMPLETED])[JobState.COMPLETED] == total, 180, "every job done")
     finally:
         stop_processes(procs)
-    assert store.count() == {JobState.PENDING: 0, JobState.PROCESSING: 0, JobState.COMPLETED: total,
-                             JobState.FAILED: 0, JobState.CANCELLED: 0}  # fmt: skip
+    assert store.count() == {
+        JobState.PENDING: 0,
+        JobState.PROCESSING: 0,
+        JobState.COMPLETED: total,
+        JobState.FAILED: 0,
+        JobState.CANCELLED: 0,
+    }
     runs = Counter(int(n) for n in tally.lrange(ran_key, 0, -1))
     assert sorted(runs) == list(range(total))
     # The jobs the killed worker held (its handler sleeps, so it held some) were taken back when their lease expired
@@ -118,8 +128,23 @@ def aof_redis(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None]]]:
     port = free_port()
     data = tmp_path / "redis"
     data.mkdir()
-    args = [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--appendonly", "yes",
-            "--appendfsync", "always", "--save", "", "--daemonize", "no"]  # fmt: skip
+    args = [
+        server,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+    ]
     procs: list[subprocess.Popen[bytes]] = []
 
     def start() -> None:
@@ -189,6 +214,8 @@ def test_a_restarted_aof_redis_loses_no_acknowledged_job(aof_redis: tuple[str, C
     assert sorted(job.data["n"] for job in store.iter_jobs()) == list(range(total))
     runs = Counter(int(n) for n in redis.Redis.from_url(base).lrange(ran_key, 0, -1))
     assert set(runs) == set(range(total))
-    print(f"\nrestart after {before} acknowledged enqueues; enqueue retries {dict(refused)}; "
-          f"{sum(runs.values()) - total} handler runs repeated (completions lost in the restart's window)")  # fmt: skip
+    print(
+        f"\nrestart after {before} acknowledged enqueues; enqueue retries {dict(refused)}; "
+        f"{sum(runs.values()) - total} handler runs repeated (completions lost in the restart's window)"
+    )
     drop_prefix(prefix, base)

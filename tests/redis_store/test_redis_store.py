@@ -146,15 +146,25 @@ def test_transition_many_is_one_round_trip_each_move_on_its_own(
     assert isinstance(lost, LeaseLost) and isinstance(missing, JobNotFound)
     assert not isinstance(back, Exception) and back.state is JobState.PENDING and back.worker is None
     assert store.get(b.id).state is JobState.PROCESSING
-    assert store.count() == {JobState.PENDING: 1, JobState.PROCESSING: 1, JobState.COMPLETED: 1,
-                             JobState.FAILED: 0, JobState.CANCELLED: 0}  # fmt: skip
+    assert store.count() == {
+        JobState.PENDING: 1,
+        JobState.PROCESSING: 1,
+        JobState.COMPLETED: 1,
+        JobState.FAILED: 0,
+        JobState.CANCELLED: 0,
+    }
 
 
 def test_claim_by_type_and_labels_keeps_priority_order(store: RedisStore) -> None:
-    store.create_many([
-        new(0, type="a", labels=("x",)), new(1, type="b", priority=1), new(2, type="a", priority=0),
-        new(3, type="c"), new(4, type="b", labels=("x", "y")),
-    ])  # fmt: skip
+    store.create_many(
+        [
+            new(0, type="a", labels=("x",)),
+            new(1, type="b", priority=1),
+            new(2, type="a", priority=0),
+            new(3, type="c"),
+            new(4, type="b", labels=("x", "y")),
+        ]
+    )
     got = store.claim(worker="w", lease=60, limit=10, types=["a", "b"])
     assert [j.data["i"] for j in got] == [2, 1, 0, 4]
     store.create_many([new(5, labels=("x", "y")), new(6, labels=("y",)), new(7, labels=("x", "y"), type="z")])

@@ -67,10 +67,15 @@ def servers(store: RedisStore) -> Iterator[tuple[str, str]]:
             port = free_port()
             proc = subprocess.Popen(
                 [OCTOQUEUE, "serve", "--host", "127.0.0.1", "--store", url, "--log-level", "warning"],
-                env=_env(PORT=str(port), OCTOQUEUE_CLAIM_POLL_INTERVAL="30", OCTOQUEUE_SETTINGS_CACHE_SECONDS="0",
-                         RATE_LIMIT_REQUESTS="0"),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            )  # fmt: skip
+                env=_env(
+                    PORT=str(port),
+                    OCTOQUEUE_CLAIM_POLL_INTERVAL="30",
+                    OCTOQUEUE_SETTINGS_CACHE_SECONDS="0",
+                    RATE_LIMIT_REQUESTS="0",
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             procs.append(proc)
             bases.append(f"http://127.0.0.1:{port}")
             _wait_up(bases[-1], proc)
@@ -108,9 +113,11 @@ def test_a_job_submitted_to_one_server_wakes_a_long_poll_claim_on_the_other(serv
         wakes.append((answer["wall"] - datetime.fromisoformat(jobs[0]["created_at"]).timestamp()) * 1000)
     p50, p99 = _percentiles(wakes)
     e50, e99 = _percentiles(latencies)
-    print(f"\ncross-server wake-up over {ROUNDS} rounds: job written by server A -> claim answered by server B "
-          f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < {TARGET_P99_MS:.0f} ms); submit sent to A -> claim "
-          f"answered by B p50 {e50:.1f} ms, p99 {e99:.1f} ms")  # fmt: skip
+    print(
+        f"\ncross-server wake-up over {ROUNDS} rounds: job written by server A -> claim answered by server B "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < {TARGET_P99_MS:.0f} ms); submit sent to A -> claim "
+        f"answered by B p50 {e50:.1f} ms, p99 {e99:.1f} ms"
+    )
     assert p99 < LIMIT_P99_MS
 
 

@@ -77,9 +77,12 @@ def github_stack(
     port = free_port()
     monkeypatch.setenv("GH_TOKEN", TOKEN)
     github = FakeGitHub(
-        repo=repo, token=TOKEN, webhook_url=f"http://127.0.0.1:{port}/webhooks/github",
-        webhook_secret=WEBHOOK_SECRET, **{"user": BOT, **fake},
-    )  # fmt: skip
+        repo=repo,
+        token=TOKEN,
+        webhook_url=f"http://127.0.0.1:{port}/webhooks/github",
+        webhook_secret=WEBHOOK_SECRET,
+        **{"user": BOT, **fake},
+    )
     try:
         with github.serve() as github_url:
             options = {"recover_interval": 1.0, "webhook_repo": None, **(settings or {})}

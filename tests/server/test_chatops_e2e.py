@@ -82,9 +82,11 @@ def test_an_http_workers_fail_error_holding_cancel_does_not_cancel(stack: Stack)
     )
     (job,) = claimed.json()["jobs"]
     failed = requests.put(
-        stack.url + f"{Q}/work/jobs/{job['id']}/fail", json={"error": "boom\n/cancel"}, headers=headers("worker"),
+        stack.url + f"{Q}/work/jobs/{job['id']}/fail",
+        json={"error": "boom\n/cancel"},
+        headers=headers("worker"),
         timeout=30,
-    )  # fmt: skip
+    )
     assert failed.json()["status"] == "pending"
     assert 202 not in stack.statuses("issue_comment", "created")
     assert stack.queue.get(job["job_id"]).state is JobState.PENDING

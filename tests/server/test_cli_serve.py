@@ -78,9 +78,13 @@ def test_every_setting_has_an_environment_twin(field: str, monkeypatch: pytest.M
 def test_the_original_variable_names_work(monkeypatch: pytest.MonkeyPatch) -> None:
     _clean_env(monkeypatch)
     for name, value in {
-        "GITHUB_REPO": "o/r", "API_KEY": "key", "ALLOWED_ORIGINS": "https://x.example,https://y.example",
-        "RATE_LIMIT_REQUESTS": "5", "RATE_LIMIT_WINDOW": "60", "PORT": "5000",
-    }.items():  # fmt: skip
+        "GITHUB_REPO": "o/r",
+        "API_KEY": "key",
+        "ALLOWED_ORIGINS": "https://x.example,https://y.example",
+        "RATE_LIMIT_REQUESTS": "5",
+        "RATE_LIMIT_WINDOW": "60",
+        "PORT": "5000",
+    }.items():
         monkeypatch.setenv(name, value)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.store_url == "github://o/r"
@@ -139,9 +143,25 @@ def test_bad_options_exit_1_with_one_line(monkeypatch: pytest.MonkeyPatch) -> No
 def test_help_lists_every_option() -> None:
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0
-    for option in ["--host", "--port", "--repo", "--store", "--allowed-origin", "--api-key", "--api-keys",
-                   "--webhook-secret", "--log-level", "--reload", "--rate-limit-requests", "--rate-limit-window",
-                   "--max-body-bytes", "--worker", "--handler", "--command", "--concurrency"]:  # fmt: skip
+    for option in [
+        "--host",
+        "--port",
+        "--repo",
+        "--store",
+        "--allowed-origin",
+        "--api-key",
+        "--api-keys",
+        "--webhook-secret",
+        "--log-level",
+        "--reload",
+        "--rate-limit-requests",
+        "--rate-limit-window",
+        "--max-body-bytes",
+        "--worker",
+        "--handler",
+        "--command",
+        "--concurrency",
+    ]:
         assert option in result.output, option
 
 
@@ -198,8 +218,11 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
 
 def test_octoqueue_serve_runs_and_stops_on_sigterm(spawn: Any, tmp_path: Path) -> None:
     port = free_port()
-    proc = spawn([OCTOQUEUE, "serve", "--host", "127.0.0.1", "--store", f"sqlite:///{tmp_path}/q.db"], PORT=str(port),
-                 API_KEY="secret-key")  # fmt: skip
+    proc = spawn(
+        [OCTOQUEUE, "serve", "--host", "127.0.0.1", "--store", f"sqlite:///{tmp_path}/q.db"],
+        PORT=str(port),
+        API_KEY="secret-key",
+    )
     url = f"http://127.0.0.1:{port}"
     _wait_up(url, proc)
     assert requests.post(url + "/create-job", json={"data": {}}, timeout=5).status_code == 401
@@ -217,9 +240,22 @@ def test_octoqueue_serve_runs_and_stops_on_sigterm(spawn: Any, tmp_path: Path) -
 def test_serve_with_an_in_process_worker(spawn: Any, tmp_path: Path) -> None:
     port = free_port()
     proc = spawn(
-        [OCTOQUEUE, "serve", "--host", "127.0.0.1", "--port", str(port), "--store", f"sqlite:///{tmp_path}/q.db",
-         "--worker", "--command", "cat", "--concurrency", "2"],
-    )  # fmt: skip
+        [
+            OCTOQUEUE,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--store",
+            f"sqlite:///{tmp_path}/q.db",
+            "--worker",
+            "--command",
+            "cat",
+            "--concurrency",
+            "2",
+        ],
+    )
     url = f"http://127.0.0.1:{port}"
     _wait_up(url, proc)
     job_id = requests.post(url + "/create-job", json={"data": {"echo": "me"}}, timeout=5).json()["job_id"]

@@ -164,9 +164,10 @@ def test_data_is_validated_against_the_admin_schema(server: LiveServer) -> None:
 def test_declared_body_over_the_limit_is_413(make_server: Any) -> None:
     live = make_server(max_body_bytes=2_000)
     response = live.post(
-        "/create-job", data=b'{"data": {"x": "' + b"y" * 5_000 + b'"}}',
+        "/create-job",
+        data=b'{"data": {"x": "' + b"y" * 5_000 + b'"}}',
         headers=headers("producer", **{"Content-Type": "application/json"}),
-    )  # fmt: skip
+    )
     assert response.status_code == 413
     assert "2,000 bytes" in response.json()["detail"]
     assert live.queue.count_open() == 0

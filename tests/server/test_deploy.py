@@ -56,9 +56,13 @@ def test_a_dry_run_builds_only_by_default() -> None:
 
 def test_ssh_without_a_registry_copies_the_image(env_file: Path) -> None:
     result = dry_run(
-        "--target", "ssh", DEPLOY_TAG="t2", DEPLOY_HOST="box.example", DEPLOY_USER="ops",
+        "--target",
+        "ssh",
+        DEPLOY_TAG="t2",
+        DEPLOY_HOST="box.example",
+        DEPLOY_USER="ops",
         DEPLOY_ENV_FILE=str(env_file),
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "+ docker build --pull --tag octoqueue:t2 ."
@@ -71,9 +75,12 @@ def test_ssh_without_a_registry_copies_the_image(env_file: Path) -> None:
 
 def test_ssh_with_a_registry_pushes_and_pulls(env_file: Path) -> None:
     result = dry_run(
-        "--target=ssh", DEPLOY_TAG="t3", DEPLOY_REGISTRY="ghcr.io/acme", DEPLOY_HOST="box",
+        "--target=ssh",
+        DEPLOY_TAG="t3",
+        DEPLOY_REGISTRY="ghcr.io/acme",
+        DEPLOY_HOST="box",
         DEPLOY_ENV_FILE=str(env_file),
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert "+ docker push ghcr.io/acme/octoqueue:t3" in result.stdout
     assert "+ ssh -p 22 box docker pull ghcr.io/acme/octoqueue:t3" in result.stdout
@@ -81,9 +88,12 @@ def test_ssh_with_a_registry_pushes_and_pulls(env_file: Path) -> None:
 
 def test_cloud_run_gets_variables_from_a_file(env_file: Path) -> None:
     result = dry_run(
-        DEPLOY_TARGET="cloudrun", DEPLOY_TAG="t4", DEPLOY_REGISTRY="europe-west6-docker.pkg.dev/p/r",
-        GCP_PROJECT="p", DEPLOY_ENV_FILE=str(env_file),
-    )  # fmt: skip
+        DEPLOY_TARGET="cloudrun",
+        DEPLOY_TAG="t4",
+        DEPLOY_REGISTRY="europe-west6-docker.pkg.dev/p/r",
+        GCP_PROJECT="p",
+        DEPLOY_ENV_FILE=str(env_file),
+    )
     assert result.returncode == 0, result.stderr
     deploy = next(line for line in result.stdout.splitlines() if "gcloud run deploy" in line)
     assert "--image europe-west6-docker.pkg.dev/p/r/octoqueue:t4" in deploy and "--env-vars-file " in deploy
@@ -92,9 +102,13 @@ def test_cloud_run_gets_variables_from_a_file(env_file: Path) -> None:
 
 def test_fly(env_file: Path) -> None:
     result = dry_run(
-        "--target", "fly", DEPLOY_TAG="t5", DEPLOY_REGISTRY="registry.fly.io/oq", FLY_APP="oq",
+        "--target",
+        "fly",
+        DEPLOY_TAG="t5",
+        DEPLOY_REGISTRY="registry.fly.io/oq",
+        FLY_APP="oq",
         DEPLOY_ENV_FILE=str(env_file),
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert "+ fly deploy --app oq --image registry.fly.io/oq/octoqueue:t5" in result.stdout
 

@@ -39,8 +39,10 @@ def test_every_operation_has_a_written_summary(server: LiveServer) -> None:
             summary = operation.get("summary", "")
             generated = operation["operationId"].split("_")
             assert summary and summary.split() != [word.title() for word in generated[: len(summary.split())]], (
-                method, path, summary,
-            )  # fmt: skip
+                method,
+                path,
+                summary,
+            )
             assert "``" not in summary
 
 

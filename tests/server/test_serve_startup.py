@@ -115,8 +115,21 @@ def test_a_port_in_use_is_one_line_exit_1_and_nothing_starts(spawn: Any, tmp_pat
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        proc = spawn([OCTOQUEUE, "serve", "--host", "127.0.0.1", "--port", str(port), "--store",
-                      f"sqlite:///{tmp_path}/q.db", "--worker", "--command", "cat"])  # fmt: skip
+        proc = spawn(
+            [
+                OCTOQUEUE,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--store",
+                f"sqlite:///{tmp_path}/q.db",
+                "--worker",
+                "--command",
+                "cat",
+            ]
+        )
         err = proc.communicate(timeout=60)[1].decode()
     assert proc.returncode == 1
     assert err.strip().splitlines() == [f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"]
@@ -139,8 +152,20 @@ def test_the_banner_says_every_interface_for_0_0_0_0(spawn: Any, tmp_path: Path)
 
 
 def test_serve_log_format_json_makes_every_line_json(spawn: Any, tmp_path: Path) -> None:
-    proc = spawn([OCTOQUEUE, "serve", "--host", "127.0.0.1", "--port", "0", "--store", f"sqlite:///{tmp_path}/q.db",
-                  "--log-format", "json"])  # fmt: skip
+    proc = spawn(
+        [
+            OCTOQUEUE,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--store",
+            f"sqlite:///{tmp_path}/q.db",
+            "--log-format",
+            "json",
+        ]
+    )
     assert proc.stderr is not None
     records = []
     while not records or records[-1]["message"] != "Application startup complete.":

@@ -22,9 +22,13 @@ from octoqueue.api import create_app
 from .conftest import WEBHOOK_SECRET, new_queue, serve, sign, test_settings
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
     st.sampled_from(["/retry", "/requeue", "/cancel", "OWNER", "MEMBER", "pending", "failed", "processing"]),
-)  # fmt: skip
+)
 anything = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
@@ -49,15 +53,20 @@ comment = st.fixed_dictionaries(
         "author_association": st.one_of(st.sampled_from(["OWNER", "MEMBER", "NONE"]), anything),
         "user": anything,
     },
-)  # fmt: skip
+)
 payloads = st.one_of(
     anything,
     st.fixed_dictionaries(
         {"action": st.one_of(st.sampled_from(["created", "labeled", "opened", "edited"]), anything)},
-        optional={"issue": st.one_of(issue, anything), "comment": st.one_of(comment, anything),
-                  "label": anything, "repository": anything, "sender": anything},
+        optional={
+            "issue": st.one_of(issue, anything),
+            "comment": st.one_of(comment, anything),
+            "label": anything,
+            "repository": anything,
+            "sender": anything,
+        },
     ),
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +80,11 @@ def url() -> Iterator[str]:
 
 def _deliver(url: str, event: str, body: bytes) -> requests.Response:
     headers = {
-        "Content-Type": "application/json", "X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()),
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": str(uuid.uuid4()),
         "X-Hub-Signature-256": sign(WEBHOOK_SECRET, body),
-    }  # fmt: skip
+    }
     return requests.post(f"{url}/webhooks/github", data=body, headers=headers, timeout=30)
 
 

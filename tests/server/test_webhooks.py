@@ -131,9 +131,12 @@ def test_the_owner_adding_the_requeue_label_requeues_a_failed_job(server: LiveSe
     response = server.webhook("issues", _pointed("issues.labeled", job))
     assert response.status_code == 202
     assert response.json() == {
-        "status": "accepted", "delivery": response.json()["delivery"], "action": "requeue", "job_id": job.id,
+        "status": "accepted",
+        "delivery": response.json()["delivery"],
+        "action": "requeue",
+        "job_id": job.id,
         "reason": None,
-    }  # fmt: skip
+    }
     _wait_for(lambda: server.queue.get(job.id).state is JobState.PENDING)
     assert any("Requeued by @octo-owner (the `requeue` label)" in c for c in _comments(server.queue, job))
     assert server.queue.get(job.id).attempts_left == 1

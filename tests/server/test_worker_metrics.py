@@ -72,10 +72,24 @@ def test_work_serves_metrics_on_its_own_port(tmp_path: Path) -> None:
         queue.enqueue({"n": 2})
         queue.enqueue({"n": 3}, queue="images")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "octoqueue.cli", "work", "--handler", "tests.core.handlers_for_tests:double",
-         "--metrics-port", "0", "--poll-interval", "0.1", "--store", f"sqlite:///{db}"],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "octoqueue.cli",
+            "work",
+            "--handler",
+            "tests.core.handlers_for_tests:double",
+            "--metrics-port",
+            "0",
+            "--poll-interval",
+            "0.1",
+            "--store",
+            f"sqlite:///{db}",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert worker.stderr is not None
         deadline = time.monotonic() + 30
@@ -106,9 +120,23 @@ def test_a_metrics_port_in_use_is_one_line(tmp_path: Path) -> None:
         taken.listen(1)
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "octoqueue.cli", "work", "--command", "cat", "--once", "--metrics-port", str(port),
-             "--store", f"sqlite:///{tmp_path}/p.db"],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "octoqueue.cli",
+                "work",
+                "--command",
+                "cat",
+                "--once",
+                "--metrics-port",
+                str(port),
+                "--store",
+                f"sqlite:///{tmp_path}/p.db",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode == 1
     assert result.stderr.strip() == f"Error: cannot serve metrics on 127.0.0.1:{port}: Address already in use"

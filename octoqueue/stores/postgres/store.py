@@ -124,9 +124,29 @@ _TEMPLATE = Job.model_construct(
 
 def _row_to_job(row: Sequence[Any]) -> Job:
     (
-        job_id, title, data, state, open_, labels, type_, priority, run_at, attempt, attempt_base, max_attempts,
-        lease, worker, result, last_error, key, timeout, created, updated, comments, body_error,
-    ) = row[:22]  # fmt: skip
+        job_id,
+        title,
+        data,
+        state,
+        open_,
+        labels,
+        type_,
+        priority,
+        run_at,
+        attempt,
+        attempt_base,
+        max_attempts,
+        lease,
+        worker,
+        result,
+        last_error,
+        key,
+        timeout,
+        created,
+        updated,
+        comments,
+        body_error,
+    ) = row[:22]
     return _TEMPLATE.model_copy(
         update={
             "id": job_id,
@@ -160,13 +180,31 @@ def _new_record(item: NewJob, job_id: int, created: datetime) -> Job:
     """The record of a job just inserted from ``item`` (what a read would return), built without a read."""
     return _TEMPLATE.model_copy(
         update={
-            "id": job_id, "title": item.title, "data": item.data, "state": JobState.PENDING, "labels": item.labels,
-            "type": item.type, "priority": item.priority, "run_at": item.run_at, "max_attempts": item.max_attempts,
-            "idempotency_key": item.idempotency_key, "timeout": item.timeout, "created_at": created,
-            "updated_at": created, "open": True, "attempt": 0, "attempt_base": 0, "lease_expires_at": None,
-            "worker": None, "result": None, "last_error": None, "comments": 0, "body_error": None, "url": None,
+            "id": job_id,
+            "title": item.title,
+            "data": item.data,
+            "state": JobState.PENDING,
+            "labels": item.labels,
+            "type": item.type,
+            "priority": item.priority,
+            "run_at": item.run_at,
+            "max_attempts": item.max_attempts,
+            "idempotency_key": item.idempotency_key,
+            "timeout": item.timeout,
+            "created_at": created,
+            "updated_at": created,
+            "open": True,
+            "attempt": 0,
+            "attempt_base": 0,
+            "lease_expires_at": None,
+            "worker": None,
+            "result": None,
+            "last_error": None,
+            "comments": 0,
+            "body_error": None,
+            "url": None,
         }
-    )  # fmt: skip
+    )
 
 
 def _array(values: Sequence[Any]) -> str:
@@ -561,9 +599,13 @@ class PostgresStore(Store):
             return JobNotFound(move.job_id)
         try:
             new = apply_transition(
-                _row_to_job(row), expected=move.expected, target=move.target, attempt=move.attempt,
-                changes=dict(move.changes), now=row[22],
-            )  # fmt: skip
+                _row_to_job(row),
+                expected=move.expected,
+                target=move.target,
+                attempt=move.attempt,
+                changes=dict(move.changes),
+                now=row[22],
+            )
         except (StateConflict, InvalidTransition) as exc:
             return exc
         self._save(conn, [new])

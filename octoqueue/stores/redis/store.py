@@ -270,14 +270,25 @@ class RedisStore(Store):
             jobs.append(
                 _TEMPLATE.model_copy(
                     update={
-                        "id": job_id, "title": new.title, "data": new.data, "state": JobState.PENDING,
-                        "labels": tuple(new.labels), "open": True, "type": new.type, "priority": int(new.priority),
-                        "run_at": new.run_at, "max_attempts": new.max_attempts,
-                        "idempotency_key": new.idempotency_key, "timeout": new.timeout, "created_at": now,
-                        "updated_at": now, "body_error": None, "url": None,
+                        "id": job_id,
+                        "title": new.title,
+                        "data": new.data,
+                        "state": JobState.PENDING,
+                        "labels": tuple(new.labels),
+                        "open": True,
+                        "type": new.type,
+                        "priority": int(new.priority),
+                        "run_at": new.run_at,
+                        "max_attempts": new.max_attempts,
+                        "idempotency_key": new.idempotency_key,
+                        "timeout": new.timeout,
+                        "created_at": now,
+                        "updated_at": now,
+                        "body_error": None,
+                        "url": None,
                     }
                 )
-            )  # fmt: skip
+            )
         return jobs
 
     def get(self, job_id: int) -> Job:
@@ -400,9 +411,13 @@ class RedisStore(Store):
         (:func:`~octoqueue.stores.base.apply_transition`) on the record as the script saw it."""
         try:
             apply_transition(
-                job, expected=move.expected, target=move.target, attempt=move.attempt, changes=dict(move.changes),
+                job,
+                expected=move.expected,
+                target=move.target,
+                attempt=move.attempt,
+                changes=dict(move.changes),
                 now=job.updated_at,
-            )  # fmt: skip
+            )
         except Exception as exc:
             return exc
         return StateConflict(job.id, f"its lease was renewed (it is {job.status}, attempt {job.attempt})")

@@ -55,10 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     for store in args.stores:
         jobs = args.github_jobs if store == "github" else args.jobs
         config = harness.Config(
-            store=store, jobs=jobs, workers=args.workers, seconds=args.seconds, kills=args.kills,
-            restarts=args.restarts, faults=args.fault_list if store == "github" else [], seed=args.seed,
+            store=store,
+            jobs=jobs,
+            workers=args.workers,
+            seconds=args.seconds,
+            kills=args.kills,
+            restarts=args.restarts,
+            faults=args.fault_list if store == "github" else [],
+            seed=args.seed,
             keep=f"{args.keep}/{store}" if args.keep else None,
-        )  # fmt: skip
+        )
         print(f"chaos on {store}: {jobs} jobs, {args.workers} workers", flush=True)
         report = harness.run(config)
         reports.append(report)

@@ -78,13 +78,23 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         v = self.verdict
         return {
-            "store": self.config.store, "jobs": self.config.jobs, "workers": self.config.workers,
-            "faults": [f.name for f in self.config.faults], "seconds": round(self.seconds, 1),
-            "kills": self.kills, "restarts": self.restarts, "episodes": self.episodes, "runs": v.runs,
-            "reruns": v.reruns, "lost": len(v.lost), "completed_twice": len(v.completed_twice),
-            "completed_by_no_worker": len(v.unaccounted), "created_twice": len(v.strays),
-            "cut_by_kill": len(v.cut_by_kill), "ok": self.ok,
-        }  # fmt: skip
+            "store": self.config.store,
+            "jobs": self.config.jobs,
+            "workers": self.config.workers,
+            "faults": [f.name for f in self.config.faults],
+            "seconds": round(self.seconds, 1),
+            "kills": self.kills,
+            "restarts": self.restarts,
+            "episodes": self.episodes,
+            "runs": v.runs,
+            "reruns": v.reruns,
+            "lost": len(v.lost),
+            "completed_twice": len(v.completed_twice),
+            "completed_by_no_worker": len(v.unaccounted),
+            "created_twice": len(v.strays),
+            "cut_by_kill": len(v.cut_by_kill),
+            "ok": self.ok,
+        }
 
 
 def _free_port() -> int:
@@ -242,9 +252,13 @@ def _backend(config: Config, directory: Path) -> Iterator[tuple[str, dict[str, A
     for fault in config.faults:
         options.update(fault.store_options)
     gh = FakeGitHub(
-        REPO, GITHUB_TOKEN, seed=config.seed, rate_limit=PRIMARY_PER_HOUR,
-        secondary_writes_per_minute=SECONDARY_PER_MINUTE, secondary_writes_per_hour=SECONDARY_PER_HOUR,
-    )  # fmt: skip
+        REPO,
+        GITHUB_TOKEN,
+        seed=config.seed,
+        rate_limit=PRIMARY_PER_HOUR,
+        secondary_writes_per_minute=SECONDARY_PER_MINUTE,
+        secondary_writes_per_hour=SECONDARY_PER_HOUR,
+    )
     with gh, gh.serve() as base_url:
         yield f"github://{REPO}?base_url={base_url}", options, {}, gh
 
@@ -267,9 +281,12 @@ def run(config: Config) -> Report:
         with _backend(config, directory) as (store_url, options, extra_env, gh):
             ledger_path = directory / "ledger.txt"
             env = {
-                **os.environ, **extra_env, LEDGER_ENV: str(ledger_path), STORE_OPTIONS_ENV: json.dumps(options),
+                **os.environ,
+                **extra_env,
+                LEDGER_ENV: str(ledger_path),
+                STORE_OPTIONS_ENV: json.dumps(options),
                 "API_KEYS": f"producer:{PRODUCER_KEY}",
-            }  # fmt: skip
+            }
             processes = _Processes(config, store_url, env, directory)
             report = _drive(config, rng, processes, gh, store_url, options, ledger_path)
             if not report.ok:
@@ -281,9 +298,14 @@ def run(config: Config) -> Report:
 
 
 def _drive(
-    config: Config, rng: random.Random, processes: _Processes, gh: Any, store_url: str,
-    options: dict[str, Any], ledger_path: Path,
-) -> Report:  # fmt: skip
+    config: Config,
+    rng: random.Random,
+    processes: _Processes,
+    gh: Any,
+    store_url: str,
+    options: dict[str, Any],
+    ledger_path: Path,
+) -> Report:
     started = time.monotonic()
     deadline = started + config.seconds
     for fault in config.faults:
@@ -338,8 +360,10 @@ def _drive(
                 fault.episode(gh, False)
                 episode_ends.remove((end, fault))
             if now >= next_report:
-                config.log(f"  {now - started:6.0f} s: {len(ids)} created, {len(done)} completed, {kills} kills, "
-                           f"{restarts} restarts")  # fmt: skip
+                config.log(
+                    f"  {now - started:6.0f} s: {len(ids)} created, {len(done)} completed, {kills} kills, "
+                    f"{restarts} restarts"
+                )
                 next_report = now + 10
             if len(ids) == config.jobs and set(ids.values()) <= done and confirmed.all(ids.values()):
                 finished = True

@@ -56,9 +56,14 @@ def run_worker(args: argparse.Namespace) -> None:
 
     with open_queue(args.store, args.lease) as queue:
         worker = Worker(
-            queue, record_run, concurrency=args.concurrency, lease=args.lease, poll_interval=0.2,
-            recover_interval=args.lease / 2, shutdown_grace=5,
-        )  # fmt: skip
+            queue,
+            record_run,
+            concurrency=args.concurrency,
+            lease=args.lease,
+            poll_interval=0.2,
+            recover_interval=args.lease / 2,
+            shutdown_grace=5,
+        )
         worker.run()
 
 

@@ -97,9 +97,12 @@ class FakeGitHub:
         self.token = token
         self.clock = Clock()
         self.state = RepoState(
-            owner, name, token_login=user or owner, clock=self.clock,
+            owner,
+            name,
+            token_login=user or owner,
+            clock=self.clock,
             owner_type="Organization" if organization else "User",
-        )  # fmt: skip
+        )
         self.limit_settings = LimitSettings(
             rate_limit=rate_limit,
             rate_limit_window=rate_limit_window,

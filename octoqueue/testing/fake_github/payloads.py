@@ -92,9 +92,12 @@ class Renderer:
         rank = ROLES.index(role)
         flags = {name: rank >= ROLES.index(name) for name in ROLES}
         permissions = {
-            "pull": True, "triage": flags["triage"], "push": flags["write"], "maintain": flags["maintain"],
+            "pull": True,
+            "triage": flags["triage"],
+            "push": flags["write"],
+            "maintain": flags["maintain"],
             "admin": flags["admin"],
-        }  # fmt: skip
+        }
         collaborator = {**self.user(login), "permissions": permissions, "role_name": role}
         return {"permission": LEGACY_PERMISSION[role], "role_name": role, "user": collaborator}
 
