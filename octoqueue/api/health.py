@@ -41,7 +41,7 @@ class Readiness(BaseModel):
     detail: str | None = Field(None, description="Why the store is unavailable (admins only).")
 
 
-class StarqHealth(BaseModel):
+class ApiHealth(BaseModel):
     status: Literal["ok"] = "ok"
 
 
@@ -57,10 +57,10 @@ async def live() -> Liveness:
     return Liveness()
 
 
-@router.get("/api/health", response_model=StarqHealth, include_in_schema=True)
-async def starq_health() -> StarqHealth:
+@router.get("/api/health", response_model=ApiHealth, include_in_schema=True)
+async def api_health() -> ApiHealth:
     """Starq's health path, for its CLI."""
-    return StarqHealth()
+    return ApiHealth()
 
 
 _ready_lock = threading.Lock()

@@ -125,7 +125,9 @@ class JobSubmission(RequestBody):
         return [JobSubmit(payload=self.payload or {}, priority=self.priority, delay=self.delay)]
 
 
-class StarqJob(BaseModel):
+class WorkerJob(BaseModel):
+    """A job as the HTTP worker API shows it: its id carries the attempt that fences the holder."""
+
     id: str = Field(description="'<job>.<attempt>': pass it back to complete, fail or heartbeat.")
     job_id: int = Field(description="The job (issue number).")
     queue: str
@@ -145,7 +147,7 @@ class StarqJob(BaseModel):
 
 
 class SubmitResponse(BaseModel):
-    jobs: list[StarqJob]
+    jobs: list[WorkerJob]
     submitted: int
     skipped: int = Field(description="Payloads de-duplicated against jobs already in the queue.")
 
@@ -156,7 +158,7 @@ class ClaimRequest(RequestBody):
 
 
 class ClaimResponse(BaseModel):
-    jobs: list[StarqJob]
+    jobs: list[WorkerJob]
 
 
 class CompleteRequest(RequestBody):
@@ -184,14 +186,14 @@ class FinishResponse(BaseModel):
 
 
 class JobList(BaseModel):
-    jobs: list[StarqJob]
+    jobs: list[WorkerJob]
     cursor: str = Field("", description="Pass back as ?cursor= for the next page; empty on the last page.")
     has_more: bool = False
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
-def _starq(job: Job, queue: str) -> StarqJob:
-    return StarqJob(
+def _worker_job(job: Job, queue: str) -> WorkerJob:
+    return WorkerJob(
         id=f"{job.id}.{job.attempt}",
         job_id=job.id,
         queue=queue,
@@ -401,7 +403,7 @@ def _submit(runtime: Runtime, name: str, body: JobSubmission, idempotency_key: s
             max_attempts=config.max_retries + 1,
         )
         made.update(zip(indexes, jobs, strict=True))
-    out: list[StarqJob] = []
+    out: list[WorkerJob] = []
     skipped = 0
     seen: set[int] = set()
     for i, item in enumerate(items):
@@ -423,7 +425,7 @@ def _submit(runtime: Runtime, name: str, body: JobSubmission, idempotency_key: s
         if existing:
             skipped += 1
         else:
-            out.append(_starq(job, name))
+            out.append(_worker_job(job, name))
     runtime.metrics.created.labels("starq").inc(len(out))
     return SubmitResponse(jobs=out, submitted=len(out), skipped=skipped)
 
@@ -464,7 +466,7 @@ async def claim_jobs(
                 break  # claiming now would lease jobs to nobody; an arrival handed to this claim is passed on
     runtime.metrics.claim_wait.labels(name, "jobs" if jobs else "empty").observe(time.monotonic() - started)
     runtime.metrics.claims.labels(name).inc(len(jobs))
-    return ClaimResponse(jobs=[_starq(job, name) for job in jobs])
+    return ClaimResponse(jobs=[_worker_job(job, name) for job in jobs])
 
 
 def _finish_response(job: Job, job_id: str) -> FinishResponse:
@@ -569,7 +571,7 @@ def list_jobs(
     except (ValueError, OverflowError):
         raise HTTPException(400, detail="invalid cursor: pass back the cursor a listing returned") from None
     return JobList(
-        jobs=[_starq(job, name) for job in page.jobs],
+        jobs=[_worker_job(job, name) for job in page.jobs],
         cursor=runtime.cursors.sign(page.cursor),
         has_more=page.cursor is not None,
     )

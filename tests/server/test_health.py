@@ -25,7 +25,7 @@ def test_health_is_the_originals_shape(server: LiveServer) -> None:
     assert before - 1 <= body["timestamp"] <= time.time() + 1
 
 
-def test_live_and_starq_health(server: LiveServer) -> None:
+def test_live_and_api_health(server: LiveServer) -> None:
     assert server.get("/live").json() == {"status": "alive"}
     assert server.get("/api/health").json() == {"status": "ok"}
 
