@@ -19,7 +19,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -284,12 +284,12 @@ class Schedules:
         """Enqueue the schedule's job now, outside its timetable (enabled or not); the timetable is unchanged."""
         return self._enqueue(self.get(schedule_id), None, None)
 
-    def run_due(self, now: datetime | None = None) -> list[Job]:
-        """Fire every due tick of every enabled schedule; return the jobs (a tick another scheduler fired first
-        returns that same job). Safe to call from any number of processes at once."""
+    def run_due(self, now: datetime | None = None, schedules: list[Schedule] | None = None) -> list[Job]:
+        """Fire every due tick of every enabled schedule (``schedules``: as :meth:`all` just read them); return the
+        jobs (a tick another scheduler fired first returns that same job). Safe from any number of processes."""
         now = now or self.store.now()
         fired: list[Job] = []
-        for schedule in self.all():
+        for schedule in self.all() if schedules is None else schedules:
             if not schedule.enabled:
                 continue
             ticks = schedule.due(now)
@@ -315,10 +315,12 @@ class Schedules:
 
         self._update(change)
 
-    def seconds_until_due(self, now: datetime | None = None, *, longest: float = 30.0) -> float:
+    def seconds_until_due(
+        self, now: datetime | None = None, *, longest: float = 30.0, schedules: list[Schedule] | None = None
+    ) -> float:
         """How long a scheduler may sleep before a tick is due (at most ``longest``, so hand edits are seen)."""
         now = now or self.store.now()
-        upcoming = [s.next_run(now) for s in self.all() if s.enabled]
+        upcoming = [s.next_run(now) for s in (self.all() if schedules is None else schedules) if s.enabled]
         if not upcoming:
             return longest
         return max(0.0, min(longest, (min(upcoming) - now).total_seconds()))
@@ -335,23 +337,25 @@ class Scheduler:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> list[Job]:
+        return self._pass()[0]
+
+    def _pass(self) -> tuple[list[Job], float]:
+        """Fire what is due; return the jobs and how long to sleep. The schedules are read once a pass."""
         try:
-            jobs = self.schedules.run_due()
+            found = self.schedules.all()
+            jobs = self.schedules.run_due(schedules=found)
+            wait = self.schedules.seconds_until_due(longest=self.longest_sleep, schedules=found)
         except OctoqueueError as exc:  # the store is down or rate limited: try again on the next pass
             log.warning("scheduler pass failed: %s", exc)
-            return []
+            return [], self.longest_sleep
         for job in jobs:
             log.info("schedule fired: job %s (%s)", job.id, job.title)
-        return jobs
+        return jobs, wait
 
     def run(self) -> None:
         """Fire due ticks until :meth:`stop`."""
         while not self.stopping.is_set():
-            self.run_once()
-            try:
-                wait = self.schedules.seconds_until_due(longest=self.longest_sleep)
-            except OctoqueueError:
-                wait = self.longest_sleep
+            wait = self._pass()[1]
             # Wake a little after the tick, so the store's clock (not ours) has surely passed it.
             self._wakeup.wait(wait + 0.05)
             self._wakeup.clear()
@@ -373,8 +377,6 @@ class Scheduler:
 
 
 def _utc(moment: datetime) -> datetime:
-    from datetime import UTC
-
     return moment.astimezone(UTC)
 
 

@@ -52,9 +52,13 @@ def new_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def keys_from_env(env: Mapping[str, str] | None = None) -> list[str]:
-    text = (os.environ if env is None else env).get(KEY_ENV, "")
+def split_keys(text: str) -> list[str]:
+    """``"new,old"`` -> ``["new", "old"]`` (newest first, blanks dropped)."""
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def keys_from_env(env: Mapping[str, str] | None = None) -> list[str]:
+    return split_keys((os.environ if env is None else env).get(KEY_ENV, ""))
 
 
 class Sealer:
@@ -242,7 +246,7 @@ def seal_store(store: Store, keys: str | Sequence[str] | None) -> Store:
     """``store`` sealed with ``keys`` (a comma-separated string or a list; None reads ``OCTOQUEUE_ENCRYPTION_KEY``),
     or ``store`` itself when there are none."""
     if isinstance(keys, str):
-        keys = [part.strip() for part in keys.split(",") if part.strip()]
+        keys = split_keys(keys)
     elif keys is None:
         keys = keys_from_env()
     if not keys or isinstance(store, SealedStore):

@@ -46,6 +46,7 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 FLASH_COOKIE = "oq_flash"
+STALE_FORM = "The form is stale or came from another site (CSRF token missing or wrong)."
 PAGE_SIZE = 50
 #: Pages of the store a text or type filter looks through before it answers with what it found.
 SCAN_PAGES = 10
@@ -62,7 +63,10 @@ class Dashboard:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.sessions = Sessions()
-        self.history = CountHistory(runtime.queue.counts)
+        # Counts at most every 2 s, and no oftener than ten times a waiter's poll of the store: on GitHub (2 s polls)
+        # that is every 20 s, so live viewers cost the rate limit a few hundred requests an hour, not thousands.
+        every = max(2.0, 10 * runtime.queue.store.wait_poll_interval)
+        self.history = CountHistory(runtime.queue.counts, every=every)
 
 
 def _dashboard(request: Request) -> Dashboard:
@@ -337,7 +341,7 @@ async def _checked(request: Request, board: Dashboard) -> dict[str, str] | Respo
     """The submitted form when the viewer may act and the CSRF token holds; else the refusal."""
     form = await _form(request)
     if not csrf_ok(request, form.get("csrf")):
-        return _refused(request, "The form is stale or came from another site (CSRF token missing or wrong).")
+        return _refused(request, STALE_FORM)
     if not _viewer(request, board).can_act:
         return _refused(request, "Log in with an admin key to change jobs.")
     return form
@@ -389,7 +393,7 @@ async def login_page(
 async def login(request: Request, board: Board) -> Response:
     form = await _form(request)
     if not csrf_ok(request, form.get("csrf")):
-        return _refused(request, "The form is stale or came from another site (CSRF token missing or wrong).")
+        return _refused(request, STALE_FORM)
     principal = request.app.state.keys.identify(form.get("key") or None)
     if principal is None:
         return _page(
@@ -410,7 +414,7 @@ async def login(request: Request, board: Board) -> Response:
 async def logout(request: Request, board: Board) -> Response:
     form = await _form(request)
     if not csrf_ok(request, form.get("csrf")):
-        return _refused(request, "The form is stale or came from another site (CSRF token missing or wrong).")
+        return _refused(request, STALE_FORM)
     board.sessions.close(request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/ui", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/ui")
@@ -420,7 +424,7 @@ async def logout(request: Request, board: Board) -> Response:
 # -- live updates and assets -------------------------------------------------------------------------------------
 @router.get("/events")
 async def events(request: Request, board: Board) -> Response:
-    """Server-sent events: the counts per state every two seconds (one store query per interval, shared)."""
+    """Server-sent events: the counts per state every interval of the shared count history (2 s; 20 s on GitHub)."""
     if not _viewer(request, board).can_read:
         return _refused(request, "Log in to watch the queue.", status=401)
 
