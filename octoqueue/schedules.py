@@ -148,13 +148,14 @@ class Schedules:
 
     def all(self) -> list[Schedule]:
         """Every (valid) schedule, by id."""
-        return [schedule for _, schedule in sorted(self._all().items())]
+        return self.parse(self.store.get_setting(SETTING_KEY))
+
+    def parse(self, raw: Any) -> list[Schedule]:
+        """The valid schedules of a ``schedules`` setting's value (as read from the store), by id."""
+        return [schedule for _, schedule in sorted(self._all(raw, read=False).items())]
 
     def get(self, schedule_id: str) -> Schedule:
-        try:
-            return self._all()[schedule_id]
-        except KeyError:
-            raise ScheduleNotFound(schedule_id) from None
+        return find(self.all(), schedule_id)
 
     # -- writing ------------------------------------------------------------------------------------------------
     def _update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
@@ -374,6 +375,14 @@ class Scheduler:
         self._wakeup.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def find(schedules: Iterable[Schedule], schedule_id: str) -> Schedule:
+    """The schedule ``schedule_id`` among ``schedules``; :class:`ScheduleNotFound` when it is not there."""
+    for schedule in schedules:
+        if schedule.id == schedule_id:
+            return schedule
+    raise ScheduleNotFound(schedule_id)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -152,7 +152,7 @@ async def overview(request: Request, board: Board) -> Response:
         sample = board.history.latest()
         oldest = queue.store.list(states=[JobState.PENDING], limit=1).jobs
         try:
-            schedules = queue.list_schedules()
+            schedules = board.runtime.schedules()
         except OctoqueueError:
             schedules = []
         return {"sample": sample, "oldest": oldest[0] if oldest else None, "schedules": schedules}
