@@ -64,7 +64,7 @@ class ScheduleView(BaseModel):
     updated_at: datetime
     last_run: datetime | None = Field(description="The newest tick that fired.")
     last_job_id: int | None = Field(description="The job that tick made.")
-    next_run: datetime | None = Field(description="The next tick (null while disabled).")
+    next_run: datetime | None = Field(description="The next tick (null while disabled or once the timetable ended).")
 
 
 class Triggered(BaseModel):

@@ -47,6 +47,7 @@ def test_bad_definitions_are_a_400_or_422_and_store_nothing(server: LiveServer) 
     admin = headers("admin")
     cases = [
         ({**DEFINITION, "cron": "every tuesday"}, 400, "is not a cron expression"),
+        ({**DEFINITION, "cron": "0 0 31 2 *"}, 400, "never fires"),  # B2: refused, not a 500 after storing it
         ({**DEFINITION, "timezone": "Mars/Olympus"}, 400, "unknown time zone"),
         ({**DEFINITION, "labels": ["completed"]}, 400, "reserved"),
         ({**DEFINITION, "catchup": 1.0}, 422, None),
@@ -80,9 +81,7 @@ def test_the_server_s_scheduler_fires_due_ticks(make_server: Any) -> None:
     assert server.get("/schedules/every-second").json()["last_job_id"] is not None
 
 
-def test_anonymous_schedule_reads_spend_no_github_budget_within_the_cache(
-    github_queue: Any, make_server: Any
-) -> None:
+def test_anonymous_schedule_reads_spend_no_github_budget_within_the_cache(github_queue: Any, make_server: Any) -> None:
     """B1: /schedules, /schedules/{id} and /ui read the schedules through the /metrics cache, not once each (with
     no settings issue yet, every uncached read lists refs: a counted request)."""
     gh, queue = github_queue

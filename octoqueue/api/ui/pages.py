@@ -136,6 +136,10 @@ def _ago(moment: datetime, now: datetime) -> str:
     return f"{seconds} s"
 
 
+def _when(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%d %H:%M %Z") if moment else None
+
+
 def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
@@ -173,8 +177,8 @@ async def overview(request: Request, board: Board) -> Response:
             "id": s.id,
             "cron": s.cron,
             "timezone": s.timezone,
-            "next": s.next_run(now).strftime("%Y-%m-%d %H:%M %Z") if s.enabled else None,
-            "last": s.last_run.strftime("%Y-%m-%d %H:%M %Z") if s.last_run else None,
+            "next": _when(s.next_run(now) if s.enabled else None),
+            "last": _when(s.last_run),
         }
         for s in found["schedules"]
     ]
