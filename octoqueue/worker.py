@@ -38,6 +38,7 @@ from octoqueue.handlers import ChildRunner, CommandHandler, Handler, describe, w
 from octoqueue.job import Job
 from octoqueue.queue import Queue
 from octoqueue.registry import REGISTER_EVERY, register, unregister
+from octoqueue.sealing import is_encrypted
 from octoqueue.states import JobState
 
 log = logging.getLogger("octoqueue.worker")
@@ -298,6 +299,8 @@ class Worker:
         self._children = ChildRunner()
         self._signatures: dict[int, tuple[Handler, bool]] = {}
         self._completions = _Completions(queue)
+        # On an encrypted queue results and errors are secrets: log lines say a job ended, not what it said.
+        self._logs_content = not is_encrypted(queue.store)
         self._thread: threading.Thread | None = None
         self._warned_types: set[str | None] = set()
 
@@ -664,7 +667,7 @@ class Worker:
             job.id,
             report.seconds,
             job.attempt,
-            _preview(result),
+            _preview(result) if self._logs_content else "(encrypted)",
             extra=_fields(job, report, "completed"),
         )
 
@@ -682,7 +685,7 @@ class Worker:
             job.attempt,
             report.seconds,
             outcome,
-            error.splitlines()[0] if error else "",
+            (error.splitlines()[0] if error else "") if self._logs_content else "(encrypted)",
             extra=_fields(job, report, outcome),
         )
 

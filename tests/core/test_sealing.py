@@ -111,3 +111,22 @@ def test_a_schedule_s_data_is_sealed_in_the_settings_too(tmp_path: Path) -> None
     job = queue.trigger_schedule("s")
     assert job.data == {"secret": SECRET}
     assert is_sealed(queue.store.inner.get(job.id).data)  # type: ignore[attr-defined]
+
+
+def test_a_worker_on_an_encrypted_queue_logs_no_result_or_error_text(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """B4a: results were logged at INFO and errors at WARNING in clear."""
+    caplog.set_level("INFO", logger="octoqueue")
+    queue = Queue(SQLiteStore(tmp_path / "jobs.db"), encryption_keys=new_key())
+    done, failed = queue.enqueue({"secret": SECRET}), queue.enqueue({"secret": SECRET, "fail": True})
+
+    def handler(data: dict[str, Any]) -> dict[str, str]:
+        if data.get("fail"):
+            raise ValueError(f"boom {data['secret']}")
+        return {"echo": data["secret"]}
+
+    Worker(queue, handler, on_failure="fail").run(once=True)
+    assert (queue.get(done).state, queue.get(failed).state) == (JobState.COMPLETED, JobState.FAILED)
+    assert f"job {done} completed" in caplog.text and f"job {failed} attempt 1 failed" in caplog.text
+    assert SECRET not in caplog.text
