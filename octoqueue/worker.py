@@ -481,6 +481,7 @@ class Worker:
                 labels=self.labels,
                 types=self._types(),
                 ids=self.ids,
+                on_rejected=self._rejected,
             )
         except AccessDenied:
             raise  # waiting cannot fix credentials: run() stops and raises it
@@ -615,11 +616,25 @@ class Worker:
                     self._count(report)
                 self._slots.notify_all()
             del current
-            if counted and self.on_report is not None:
-                try:
-                    self.on_report(job, report)
-                except Exception:
-                    log.exception("job %d: on_report failed", job.id)
+            if counted:
+                self._report(job, report)
+
+    def _rejected(self, job: Job) -> None:
+        """A job the claim failed unrun (a body that does not parse, data sealed with a key this worker lacks): a
+        failure of this worker's, so ``--strict`` and the metrics see it."""
+        report = JobReport(
+            id=job.id, title=job.title, status="failed", attempt=job.attempt, seconds=0.0, error=job.last_error
+        )
+        with self._slots:
+            self._count(report)
+        self._report(job, report)
+
+    def _report(self, job: Job, report: JobReport) -> None:
+        if self.on_report is not None:
+            try:
+                self.on_report(job, report)
+            except Exception:
+                log.exception("job %d: on_report failed", job.id)
 
     def _count(self, report: JobReport) -> None:
         stats = self.stats

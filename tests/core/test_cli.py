@@ -132,3 +132,22 @@ def test_enqueue_refuses_a_reserved_label_in_one_line(db: Path, label: str) -> N
     assert result.returncode != 0
     assert repr(label) in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert oq("list", store=db).stdout.strip() == ""
+
+
+def test_work_strict_fails_when_it_lacks_the_key_of_an_encrypted_job(tmp_path: Path) -> None:
+    """B5: a worker without the key failed encrypted jobs silently: exit 0, '0 failed', no log line."""
+    from octoqueue.sealing import new_key
+
+    db = tmp_path / "w.db"
+    assert oq("enqueue", '{"card": "x"}', store=db, env={"OCTOQUEUE_ENCRYPTION_KEY": new_key()}).returncode == 0
+    worked = oq(
+        "work",
+        "--handler",
+        "tests.core.handlers_for_tests:double",
+        "--once",
+        "--strict",
+        store=db,
+    )
+    assert worked.returncode == 2, worked.stderr
+    assert "job 1 cannot run and is failed: its data is encrypted and this process has no key" in worked.stderr
+    assert "1 failed" in worked.stderr + worked.stdout

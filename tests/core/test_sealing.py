@@ -69,16 +69,19 @@ def test_rotation_old_jobs_still_run_after_a_new_key_is_added(tmp_path: Path) ->
 
 @pytest.mark.parametrize(("keys", "error"), [(None, MISSING_KEY), ("other", WRONG_KEY)])
 def test_a_worker_without_the_key_fails_the_job_with_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: str | None, error: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, keys: str | None, error: str
 ) -> None:
     monkeypatch.delenv("OCTOQUEUE_ENCRYPTION_KEY", raising=False)
     path = tmp_path / "jobs.db"
     job_id = Queue(SQLiteStore(path), encryption_keys=new_key()).enqueue({"secret": SECRET})
     ran: list[Any] = []
     keyless = Queue(SQLiteStore(path), encryption_keys=new_key() if keys else None)
-    assert keyless.claim() is None  # never handed to a handler
-    Worker(keyless, ran.append).run(once=True)
-    assert ran == []
+    # B5: a failure of the worker's, counted (so --strict exits non-zero) and logged, not a silent one.
+    stats = Worker(keyless, ran.append).run(once=True)
+    assert ran == []  # never handed to a handler
+    assert (stats.failed, stats.all_succeeded, stats.job_ids) == (1, False, [job_id])
+    assert f"job {job_id} cannot run and is failed: {error}" in caplog.text
+    assert keyless.claim() is None
     job = keyless.get(job_id)
     assert (job.state, job.last_error) == (JobState.FAILED, error)
     assert "Give this worker the queue's key and requeue the job." in keyless.comments(job_id)[-1].body
