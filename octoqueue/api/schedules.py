@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from octoqueue.api.auth import AdminKey, ProducerKey, ReaderKey
 from octoqueue.api.context import Runtime, RuntimeDep
 from octoqueue.api.jobschema import SchemaMismatch
+from octoqueue.api.ratelimit import rate_limit
 from octoqueue.api.models import (
     Attempts,
     JobType,
@@ -153,7 +154,13 @@ def delete_schedule(schedule_id: ScheduleId, runtime: RuntimeDep, principal: Adm
     _changed(runtime)
 
 
-@router.post("/{schedule_id}/trigger", status_code=201, response_model=Triggered, responses=errors(401, 403, 404, 503))
+@router.post(
+    "/{schedule_id}/trigger",
+    status_code=201,
+    response_model=Triggered,
+    responses=errors(401, 403, 404, 429, 503),
+    dependencies=[Depends(rate_limit)],  # it makes a job, as /create-job does: the same producer limit
+)
 def trigger_schedule(schedule_id: ScheduleId, runtime: RuntimeDep, principal: ProducerKey) -> Triggered:
     """Enqueue the schedule's job now, outside its timetable (which is unchanged)."""
     job = runtime.queue.trigger_schedule(schedule_id)
