@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from octoqueue.api.auth import AdminKey, ProducerKey, ReaderKey
 from octoqueue.api.context import Runtime, RuntimeDep
 from octoqueue.api.jobschema import SchemaMismatch
-from octoqueue.api.ratelimit import rate_limit
 from octoqueue.api.models import (
     Attempts,
     JobType,
@@ -25,6 +24,7 @@ from octoqueue.api.models import (
     Title,
     errors,
 )
+from octoqueue.api.ratelimit import rate_limit
 from octoqueue.schedules import MAX_CATCHUP, Schedule, find
 
 router = APIRouter(prefix="/schedules", tags=["schedules"])

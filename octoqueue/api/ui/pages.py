@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -24,8 +25,11 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from octoqueue.api.context import Runtime
+from octoqueue.api.ratelimit import RateLimiter, client_identity
 from octoqueue.api.ui.history import CountHistory, sparkline
 from octoqueue.api.ui.sessions import (
+    LOGIN_FAILURE_WINDOW,
+    LOGIN_FAILURES,
     SESSION_COOKIE,
     Sessions,
     Viewer,
@@ -63,6 +67,7 @@ class Dashboard:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.sessions = Sessions()
+        self.failed_logins = RateLimiter(LOGIN_FAILURES, LOGIN_FAILURE_WINDOW)
         # Counts at most every 2 s, and no oftener than ten times a waiter's poll of the store: on GitHub (2 s polls)
         # that is every 20 s, so live viewers cost the rate limit a few hundred requests an hour, not thousands.
         every = max(2.0, 10 * runtime.queue.store.wait_poll_interval)
@@ -398,8 +403,15 @@ async def login(request: Request, board: Board) -> Response:
     form = await _form(request)
     if not csrf_ok(request, form.get("csrf")):
         return _refused(request, STALE_FORM)
+    client = client_identity(request, request.app.state.keys, None)  # the IP: failures are counted per client
+    blocked = board.failed_logins.check(client)
+    if not blocked.allowed:
+        refused = _refused(request, "Too many failed logins from here; try again in a few minutes.", status=429)
+        refused.headers["Retry-After"] = str(max(1, math.ceil(blocked.retry_after)))
+        return refused
     principal = request.app.state.keys.identify(form.get("key") or None)
     if principal is None:
+        board.failed_logins.hit(client)
         return _page(
             request,
             board,

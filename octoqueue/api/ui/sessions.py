@@ -22,8 +22,13 @@ from octoqueue.api.auth import ANONYMOUS, OPEN, KeyRing, Principal, Role
 SESSION_COOKIE = "oq_session"
 CSRF_COOKIE = "oq_csrf"
 SESSION_SECONDS = 8 * 3600
-#: Most sessions kept at once; the oldest are forgotten first.
+#: Most sessions kept at once, and per key. A key that opens more forgets its own oldest session, so no key's
+#: logins can log another key's holder out; when all are full, the key holding the most gives one up.
 MAX_SESSIONS = 10_000
+MAX_SESSIONS_PER_KEY = 50
+#: Failed logins one client (IP) may make per window before /ui/login answers 429.
+LOGIN_FAILURES = 10
+LOGIN_FAILURE_WINDOW = 300.0
 
 
 @dataclass(frozen=True)
@@ -50,9 +55,15 @@ class Sessions:
     def open(self, principal: Principal) -> str:
         token = secrets.token_urlsafe(32)
         with self._lock:
-            if len(self._sessions) >= MAX_SESSIONS:
-                oldest = min(self._sessions, key=lambda t: self._sessions[t][1])
-                del self._sessions[oldest]
+            # Sessions are kept oldest first (all last SESSION_SECONDS), so the first one found is the oldest.
+            by_key: dict[str | None, list[str]] = {}
+            for held, (holder, _) in self._sessions.items():
+                by_key.setdefault(holder.fingerprint, []).append(held)
+            mine = by_key.get(principal.fingerprint, [])
+            if len(mine) >= MAX_SESSIONS_PER_KEY:
+                del self._sessions[mine[0]]
+            elif len(self._sessions) >= MAX_SESSIONS:
+                del self._sessions[max(by_key.values(), key=len)[0]]
             self._sessions[token] = (principal, time.monotonic() + SESSION_SECONDS)
         return token
 
