@@ -130,3 +130,23 @@ def test_failed_logins_are_limited_per_client(server: LiveServer) -> None:
         assert browser.post(server("/ui/login"), data={"csrf": token, "key": "guess"}).status_code == 401
     blocked = browser.post(server("/ui/login"), data={"csrf": token, "key": KEYS["admin"]}, allow_redirects=False)
     assert (blocked.status_code, blocked.headers["Retry-After"]) == (429, "300")
+
+
+def test_a_planted_csrf_cookie_does_not_pass_with_an_admin_session(server: LiveServer) -> None:
+    """B9: the token was any value equal to the oq_csrf cookie, so a cookie planted beside the admin's session
+    (a sibling subdomain can set one) made a matching form pass. It is bound to the session now."""
+    job = server.queue.enqueue({"a": 1})
+    admin = _session(server, KEYS["admin"])
+    session = admin.cookies["oq_session"]
+    planted = requests.post(
+        server(f"/ui/jobs/{job}/cancel"),
+        data={"csrf": "attacker"},
+        cookies={"oq_session": session, "oq_csrf": "attacker"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert planted.status_code == 403
+    assert server.queue.get(job).status == "pending"
+    other = _session(server, KEYS["admin"])  # another session's token does not fit this one
+    stolen = _csrf(other.get(server(f"/ui/jobs/{job}")).text)
+    assert admin.post(server(f"/ui/jobs/{job}/cancel"), data={"csrf": stolen}).status_code == 403

@@ -33,8 +33,6 @@ from octoqueue.api.ui.sessions import (
     SESSION_COOKIE,
     Sessions,
     Viewer,
-    csrf_ok,
-    csrf_token,
     set_csrf_cookie,
     set_session_cookie,
     viewer,
@@ -93,7 +91,7 @@ def _viewer(request: Request, board: Dashboard) -> Viewer:
 
 def _page(request: Request, board: Dashboard, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     who = _viewer(request, board)
-    token = csrf_token(request)
+    token = board.sessions.csrf_token(request)
     flashed = request.cookies.get(FLASH_COOKIE)
     if flashed and "message" not in context:
         context["message"] = flashed[:500]
@@ -349,7 +347,7 @@ def _refused(request: Request, why: str, status: int = 403) -> Response:
 async def _checked(request: Request, board: Dashboard) -> dict[str, str] | Response:
     """The submitted form when the viewer may act and the CSRF token holds; else the refusal."""
     form = await _form(request)
-    if not csrf_ok(request, form.get("csrf")):
+    if not board.sessions.csrf_ok(request, form.get("csrf")):
         return _refused(request, STALE_FORM)
     if not _viewer(request, board).can_act:
         return _refused(request, "Log in with an admin key to change jobs.")
@@ -401,7 +399,7 @@ async def login_page(
 @router.post("/login")
 async def login(request: Request, board: Board) -> Response:
     form = await _form(request)
-    if not csrf_ok(request, form.get("csrf")):
+    if not board.sessions.csrf_ok(request, form.get("csrf")):
         return _refused(request, STALE_FORM)
     client = client_identity(request, request.app.state.keys, None)  # the IP: failures are counted per client
     blocked = board.failed_logins.check(client)
@@ -429,7 +427,7 @@ async def login(request: Request, board: Board) -> Response:
 @router.post("/logout")
 async def logout(request: Request, board: Board) -> Response:
     form = await _form(request)
-    if not csrf_ok(request, form.get("csrf")):
+    if not board.sessions.csrf_ok(request, form.get("csrf")):
         return _refused(request, STALE_FORM)
     board.sessions.close(request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/ui", status_code=303)

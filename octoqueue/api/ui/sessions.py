@@ -2,12 +2,15 @@
 
 A session lives in this server process's memory (a restart or another server behind a load balancer asks for the
 key again). Its cookie is ``HttpOnly``, ``SameSite=Strict`` and scoped to ``/ui``. Every form that changes
-something carries a CSRF token that must equal the ``oq_csrf`` cookie (a double-submit token): a page of another
-site can make a browser send the cookies, but cannot read them to fill in the form.
+something carries a CSRF token. With a session it is bound to it (an HMAC of the session id under a key of this
+process), so a cookie planted by someone else (from a sibling subdomain, say) cannot stand in for it; without one
+(the login form) it must equal the ``oq_csrf`` cookie (a double-submit token). A page of another site can make a
+browser send the cookies, but cannot read them to fill in the form.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import threading
@@ -51,6 +54,7 @@ class Sessions:
     def __init__(self) -> None:
         self._sessions: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
+        self._csrf_key = secrets.token_bytes(32)
 
     def open(self, principal: Principal) -> str:
         token = secrets.token_urlsafe(32)
@@ -83,6 +87,23 @@ class Sessions:
         with self._lock:
             self._sessions.pop(token or "", None)
 
+    # -- CSRF -------------------------------------------------------------------------------------------------
+    def _bound_token(self, request: Request) -> str | None:
+        """The CSRF token of the browser's session (None without a live one)."""
+        session = request.cookies.get(SESSION_COOKIE)
+        if session is None or self.find(session) is None:
+            return None
+        return hmac.new(self._csrf_key, session.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_token(self, request: Request) -> str:
+        """The token a form must carry: the session's, else the browser's ``oq_csrf`` cookie (a new one when it
+        has none; :func:`set_csrf_cookie` sends it)."""
+        return self._bound_token(request) or request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+
+    def csrf_ok(self, request: Request, submitted: str | None) -> bool:
+        expected = self._bound_token(request) or request.cookies.get(CSRF_COOKIE)
+        return bool(expected and submitted) and hmac.compare_digest(str(expected), str(submitted))
+
 
 def viewer(request: Request, ring: KeyRing, sessions: Sessions, open_reads: bool) -> Viewer:
     """Who is at the browser: everyone when no key is configured, a logged-in key's holder, else anonymous (who
@@ -93,16 +114,6 @@ def viewer(request: Request, ring: KeyRing, sessions: Sessions, open_reads: bool
     if principal is not None:
         return Viewer(principal, logged_in=True)
     return Viewer(ANONYMOUS if open_reads else Principal("nobody", frozenset()), logged_in=False)
-
-
-def csrf_token(request: Request) -> str:
-    """The browser's CSRF token (a new one when it has none; :func:`set_csrf_cookie` sends it)."""
-    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-
-
-def csrf_ok(request: Request, submitted: str | None) -> bool:
-    cookie = request.cookies.get(CSRF_COOKIE)
-    return bool(cookie and submitted) and hmac.compare_digest(str(cookie), str(submitted))
 
 
 def set_csrf_cookie(request: Request, response: Response, token: str) -> None:
