@@ -12,6 +12,7 @@ from octoqueue.api.chatops_access import ChatOpsAccess
 from octoqueue.api.cursors import CursorSigner
 from octoqueue.api.deliveries import DeliveryLog
 from octoqueue.api.jobschema import CachedSetting, JobSchema
+from octoqueue.api.jobwatch import JobWatch
 from octoqueue.api.longpoll import ArrivalSignal
 from octoqueue.api.metrics import Metrics
 from octoqueue.api.queues import QueueRegistry
@@ -37,6 +38,8 @@ class Runtime:
     #: The schedules as anyone may read them (``/schedules``, the dashboard), cached like /metrics' counts: on
     #: GitHub every store read is a request of the token's budget, and reads need no write role.
     schedule_reads: CachedSetting
+    #: The requests waiting for jobs to finish (``GET /jobs/{id}?wait=``), served by one poller.
+    job_watch: JobWatch
     arrivals: ArrivalSignal = field(default_factory=ArrivalSignal)
     worker: Worker | None = None  # the in-process worker (--worker), once started
     scheduler: Scheduler | None = None  # the in-process scheduler (--scheduler), once started
@@ -54,6 +57,9 @@ class Runtime:
             cursors=CursorSigner(queue.store),
             access=ChatOpsAccess(queue.store, repository=settings.webhook_repo, trusted=settings.trusted_users),
             schedule_reads=CachedSetting(queue.store, SCHEDULES_SETTING, settings.metrics_cache_seconds),
+            job_watch=JobWatch(
+                queue.get, interval=max(0.25, queue.store.wait_poll_interval), max_waiters=settings.max_job_waiters
+            ),
         )
 
     def schedules(self) -> list[Schedule]:

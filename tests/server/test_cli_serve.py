@@ -50,6 +50,7 @@ SAMPLES: dict[str, str] = {
     "recover_interval": "2",
     "settings_cache_seconds": "0",
     "metrics_cache_seconds": "2.5",
+    "max_job_waiters": "50",
     "worker": "false",
     "scheduler": "true",
     "handler": "mod:fn",
