@@ -60,7 +60,21 @@ def split_keys(text: str) -> list[str]:
 
 
 def keys_from_env(env: Mapping[str, str] | None = None) -> list[str]:
-    return split_keys((os.environ if env is None else env).get(KEY_ENV, ""))
+    """The keys in ``OCTOQUEUE_ENCRYPTION_KEY`` ([] when it is not set)."""
+    text = (os.environ if env is None else env).get(KEY_ENV)
+    return [] if text is None else keys_from_text(text, KEY_ENV)
+
+
+def keys_from_text(text: str, source: str = "encryption_keys") -> list[str]:
+    """The keys in ``text``; :class:`ConfigurationError` when it holds none: a key that was meant to be set but came
+    out empty (an unset secret, say) must not silently mean "store everything in clear"."""
+    keys = split_keys(text)
+    if not keys:
+        raise ConfigurationError(
+            f"{source} is set but holds no key ({text!r}): give a key (`octoqueue new-key` makes one), or unset it "
+            "to store jobs unencrypted"
+        )
+    return keys
 
 
 class Sealer:
@@ -255,7 +269,7 @@ def seal_store(store: Store, keys: str | Sequence[str] | None) -> Store:
     """``store`` sealed with ``keys`` (a comma-separated string or a list; None reads ``OCTOQUEUE_ENCRYPTION_KEY``),
     or ``store`` itself when there are none."""
     if isinstance(keys, str):
-        keys = split_keys(keys)
+        keys = keys_from_text(keys)
     elif keys is None:
         keys = keys_from_env()
     if not keys or isinstance(store, SealedStore):

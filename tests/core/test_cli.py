@@ -151,3 +151,11 @@ def test_work_strict_fails_when_it_lacks_the_key_of_an_encrypted_job(tmp_path: P
     assert worked.returncode == 2, worked.stderr
     assert "job 1 cannot run and is failed: its data is encrypted and this process has no key" in worked.stderr
     assert "1 failed" in worked.stderr + worked.stdout
+
+
+def test_an_empty_encryption_key_stops_the_cli_with_one_line(tmp_path: Path) -> None:
+    """B11: `OCTOQUEUE_ENCRYPTION_KEY= octoqueue enqueue ...` stored the payload in clear."""
+    refused = oq("enqueue", '{"card": "x"}', store=tmp_path / "e.db", env={"OCTOQUEUE_ENCRYPTION_KEY": ""})
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: OCTOQUEUE_ENCRYPTION_KEY is set but holds no key ('')")
+    assert len(refused.stderr.strip().splitlines()) == 1

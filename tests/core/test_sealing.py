@@ -11,7 +11,7 @@ import pytest
 
 from octoqueue import Queue
 from octoqueue.errors import ConfigurationError
-from octoqueue.sealing import MISSING_KEY, WRONG_KEY, is_sealed, new_key
+from octoqueue.sealing import MISSING_KEY, WRONG_KEY, is_encrypted, is_sealed, new_key
 from octoqueue.states import JobState
 from octoqueue.stores.sqlite import SQLiteStore
 from octoqueue.worker import Worker
@@ -133,3 +133,17 @@ def test_a_worker_on_an_encrypted_queue_logs_no_result_or_error_text(
     assert (queue.get(done).state, queue.get(failed).state) == (JobState.COMPLETED, JobState.FAILED)
     assert f"job {done} completed" in caplog.text and f"job {failed} attempt 1 failed" in caplog.text
     assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("value", ["", "  ", ",", " , "])
+def test_a_set_but_empty_key_is_an_error_not_plaintext(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """B11: an empty key (an unset secret passed through, say) silently meant "no encryption"."""
+    monkeypatch.setenv("OCTOQUEUE_ENCRYPTION_KEY", value)
+    with pytest.raises(ConfigurationError, match="OCTOQUEUE_ENCRYPTION_KEY is set but holds no key"):
+        Queue(SQLiteStore(tmp_path / "jobs.db"))
+    monkeypatch.delenv("OCTOQUEUE_ENCRYPTION_KEY")
+    with pytest.raises(ConfigurationError, match="encryption_keys is set but holds no key"):
+        Queue("memory://", encryption_keys=value)
+    assert not is_encrypted(Queue("memory://", encryption_keys=[]).store)  # no keys on purpose: a list, or unset
