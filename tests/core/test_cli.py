@@ -159,3 +159,20 @@ def test_an_empty_encryption_key_stops_the_cli_with_one_line(tmp_path: Path) -> 
     assert refused.returncode == 1
     assert refused.stderr.startswith("Error: OCTOQUEUE_ENCRYPTION_KEY is set but holds no key ('')")
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (("[1,2]",), None, "DATA is a JSON array, not an object"),
+        (('"str"',), None, "DATA is a JSON string, not an object"),
+        (("-",), '{"a": 1}\n7\n', "line 2 is a JSON number, not an object"),
+        (("{}", "--delay", "-5"), None, "--delay"),
+        (("{}", "--timeout", "0"), None, "--timeout"),
+    ],
+)
+def test_enqueue_takes_what_create_job_takes(db: Path, args: tuple[str, ...], stdin: str | None, message: str) -> None:
+    """A4: enqueue accepted '[1,2]', '"str"' and --delay -5, which /create-job refuses."""
+    refused = oq("enqueue", *args, store=db, input=stdin)
+    assert refused.returncode == 1 and message in refused.stderr
+    assert oq("list", store=db).stdout.count("\n") <= 1  # nothing enqueued (the header at most)
