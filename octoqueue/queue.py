@@ -793,7 +793,11 @@ class Queue:
                 if until is None or self.store.now() + timedelta(seconds=pause) >= until:
                     raise
                 log.info("rate limited; trying again in %.1f s, within the lease: %s", pause, exc)
-                time.sleep(pause)
+                self._pause(pause)
+
+    def _pause(self, seconds: float) -> None:
+        """Let ``seconds`` pass before a store call is tried again (on an event loop, :mod:`octoqueue.aio` awaits)."""
+        time.sleep(seconds)
 
     def _say_patiently(self, job_id: int, text: str) -> Comment:
         """:meth:`_say` for the comment that follows a move: the move is done, so a rate limit is waited out for up

@@ -1,0 +1,61 @@
+"""Running octoqueue's synchronous code on an event loop, awaiting where it does I/O.
+
+The queue's rules, the stores' SQL and Lua, the sealing of payloads are written once, as plain functions. To
+run them on an event loop without threads, :func:`run_sync` starts the function in a greenlet (a stack of its own on
+the loop's thread); where that code reaches I/O it calls :func:`await_` with a coroutine of a native async client
+(psycopg's ``AsyncConnection``, ``redis.asyncio``), which hands the coroutine back to :func:`run_sync` to await on the
+loop, and resumes the code with its result (or raises its exception there). While one call awaits, the loop runs
+other tasks, as with any coroutine.
+
+Code run this way must not block the thread (no ``time.sleep``, no lock held across an :func:`await_` that another
+greenlet on the loop may want).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+import greenlet
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class _Bridged(greenlet.greenlet):  # type: ignore[misc]
+    """A greenlet running a synchronous call for :func:`run_sync`; its parent is the greenlet of the coroutine
+    that awaits for it."""
+
+
+def in_bridge() -> bool:
+    """Whether the caller runs inside :func:`run_sync` (so it may call :func:`await_`)."""
+    return isinstance(greenlet.getcurrent(), _Bridged)
+
+
+def await_(awaitable: Awaitable[T]) -> T:
+    """Wait for ``awaitable`` on the event loop from synchronous code started by :func:`run_sync`; return its result
+    or raise its exception. Outside :func:`run_sync` it raises RuntimeError (a plain thread cannot await)."""
+    current = greenlet.getcurrent()
+    if not isinstance(current, _Bridged):
+        if hasattr(awaitable, "close"):
+            awaitable.close()  # never awaited: close it, so Python does not warn about it
+        raise RuntimeError("an async store was called from synchronous code outside octoqueue.aio")
+    result: T = current.parent.switch(awaitable)
+    return result
+
+
+async def run_sync(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """``fn(*args, **kwargs)`` run on the event loop's thread, each :func:`await_` inside it awaited here."""
+    bridged = _Bridged(fn)
+    step: Any = bridged.switch(*args, **kwargs)
+    while not bridged.dead:
+        try:
+            value = await step
+        except BaseException:
+            step = bridged.throw(*sys.exc_info())
+        else:
+            step = bridged.switch(value)
+    result: R = step
+    return result

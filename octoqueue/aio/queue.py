@@ -1,0 +1,317 @@
+"""The AsyncQueue: :class:`~octoqueue.queue.Queue`'s verbs as coroutines, for asyncio apps (FastAPI, ...).
+
+Each verb runs the Queue's own code (:func:`~octoqueue.aio.bridge.run_sync`): the checks, the fencing, the result
+comments, the sealing of payloads are the same rules, written once. Only the store calls differ: each is awaited
+on the :class:`~octoqueue.aio.store.AsyncStore` (natively on PostgreSQL and Redis, in a worker thread elsewhere).
+The verbs that wait (:meth:`AsyncQueue.claim` with ``wait``, :meth:`AsyncQueue.wait`, :meth:`AsyncQueue.result`)
+wait on the event loop, woken by arrivals (NOTIFY on PostgreSQL, pub/sub on Redis) and by this queue's own changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import functools
+from collections.abc import Callable, Collection, Coroutine, Sequence
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from octoqueue.aio.bridge import await_, run_sync
+from octoqueue.aio.store import AsyncStore, BridgedStore, as_async_store
+from octoqueue.job import Comment, Job, NewJob, Page
+from octoqueue.queue import Queue
+from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
+from octoqueue.states import FINISHED, JobState
+from octoqueue.stores.base import Arrival, Move, Store
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _AwaitingStore(Store):
+    """The :class:`Store` the Queue's code sees inside an AsyncQueue: each verb awaits the async store's."""
+
+    def __init__(self, inner: AsyncStore) -> None:
+        super().__init__(inner.labels)
+        self.inner = inner
+        self.url = inner.url
+        self.wait_poll_interval = inner.wait_poll_interval
+        self.max_comment_chars = inner.max_comment_chars
+        self.batches_transitions = inner.batches_transitions
+
+    def now(self) -> datetime:
+        return await_(self.inner.now())
+
+    def create(self, new: NewJob) -> Job:
+        return await_(self.inner.create(new))
+
+    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+        return await_(self.inner.create_many(items))
+
+    def get(self, job_id: int) -> Job:
+        return await_(self.inner.get(job_id))
+
+    def list(self, **filters: Any) -> Page:  # type: ignore[override]
+        return await_(self.inner.list(**filters))
+
+    def claim(self, **options: Any) -> builtins.list[Job]:  # type: ignore[override]
+        return await_(self.inner.claim(**options))
+
+    def transition(self, job_id: int, **options: Any) -> Job:  # type: ignore[override]
+        return await_(self.inner.transition(job_id, **options))
+
+    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+        return await_(self.inner.transition_many(moves))
+
+    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+        return await_(self.inner.recover_expired(limit=limit))
+
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+        return await_(self.inner.recently_changed(states, limit=limit))
+
+    def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
+        return await_(self.inner.count(states))
+
+    def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
+        return await_(self.inner.purge(states=states, older_than=older_than))
+
+    def comment(self, job_id: int, body: str) -> Comment:
+        return await_(self.inner.comment(job_id, body))
+
+    def comments(self, job_id: int) -> builtins.list[Comment]:
+        return await_(self.inner.comments(job_id))
+
+    def get_setting(self, key: str) -> Any:
+        return await_(self.inner.get_setting(key))
+
+    def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
+        return await_(self.inner.update_setting(key, update))
+
+    def set_setting(self, key: str, value: Any) -> None:
+        await_(self.inner.set_setting(key, value))
+
+    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
+        return await_(self.inner.watch_arrivals(callback))
+
+    def close(self) -> None:
+        await_(self.inner.close())
+
+
+class _BridgedQueue(Queue):
+    """The Queue whose code an AsyncQueue runs: a pause is awaited, not slept."""
+
+    def _pause(self, seconds: float) -> None:
+        await_(asyncio.sleep(seconds))
+
+
+def _runs(
+    method: Callable[Concatenate[Queue, P], R], *, finishes: bool = False
+) -> Callable[Concatenate[AsyncQueue, P], Coroutine[Any, Any, R]]:
+    """The AsyncQueue verb that runs ``method`` of the Queue; ``finishes``: it may finish a job (waiters look)."""
+
+    @functools.wraps(method)
+    async def verb(self: AsyncQueue, *args: P.args, **kwargs: P.kwargs) -> R:
+        result = await run_sync(method, self._queue, *args, **kwargs)
+        if finishes:
+            self._wake(finished=True)
+        return result
+
+    verb.__qualname__ = f"AsyncQueue.{method.__name__}"
+    return verb
+
+
+class AsyncQueue:
+    """A job queue over a store, for coroutines: the verbs of :class:`~octoqueue.queue.Queue`, awaited.
+
+    ``store``: an :class:`~octoqueue.aio.store.AsyncStore`, a synchronous :class:`Store` (then run in threads), a
+    URL (PostgreSQL and Redis get their native async store) or None (env ``OCTOQUEUE_STORE``). The other options
+    are the Queue's. Use it as ``async with AsyncQueue(url) as queue:``, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        store: AsyncStore | Store | str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        lease: float = 300.0,
+        worker_name: str | None = None,
+        encryption_keys: str | Sequence[str] | None = None,
+        rate_limit_patience: float | None = None,
+    ) -> None:
+        self.store: AsyncStore = as_async_store(store)
+        # A bridged store's own code already awaits its client: the Queue calls it directly, one hop less.
+        seen = self.store.store if isinstance(self.store, BridgedStore) else _AwaitingStore(self.store)
+        self._queue = _BridgedQueue(
+            seen,
+            retry=retry,
+            max_attempts=max_attempts,
+            lease=lease,
+            worker_name=worker_name,
+            encryption_keys=encryption_keys,
+            rate_limit_patience=rate_limit_patience,
+        )
+        self._arrived = asyncio.Event()  # set (then replaced) when jobs may have arrived
+        self._finished = asyncio.Event()  # set (then replaced) when this queue finished a job
+        self._listening: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def lease(self) -> float:
+        return self._queue.lease
+
+    @property
+    def worker_name(self) -> str:
+        return self._queue.worker_name
+
+    @property
+    def max_attempts(self) -> int:
+        return self._queue.max_attempts
+
+    async def __aenter__(self) -> AsyncQueue:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await run_sync(self._queue.close)
+
+    def __repr__(self) -> str:
+        return f"AsyncQueue({self.store.url!r})"
+
+    # -- the verbs, as the Queue has them --------------------------------------------------------------------------
+    enqueue = _runs(Queue.enqueue)
+    enqueue_job = _runs(Queue.enqueue_job)
+    enqueue_many = _runs(Queue.enqueue_many)
+    heartbeat = _runs(Queue.heartbeat)
+    recover_expired = _runs(Queue.recover_expired)
+    complete = _runs(Queue.complete, finishes=True)
+    complete_many = _runs(Queue.complete_many, finishes=True)
+    fail = _runs(Queue.fail, finishes=True)
+    requeue = _runs(Queue.requeue)
+    release = _runs(Queue.release)
+    cancel = _runs(Queue.cancel, finishes=True)
+    requeue_where = _runs(Queue.requeue_where)
+    cancel_where = _runs(Queue.cancel_where, finishes=True)
+    get = _runs(Queue.get)
+    get_job_status = _runs(Queue.get_job_status)
+    counts = _runs(Queue.counts)
+    get_jobs = _runs(Queue.get_jobs)
+    list_jobs = _runs(Queue.list_jobs)
+    create_comment = _runs(Queue.create_comment)
+    comments = _runs(Queue.comments)
+    clear = _runs(Queue.clear)
+    create_schedule = _runs(Queue.create_schedule)
+    get_schedule = _runs(Queue.get_schedule)
+    list_schedules = _runs(Queue.list_schedules)
+    enable_schedule = _runs(Queue.enable_schedule)
+    disable_schedule = _runs(Queue.disable_schedule)
+    delete_schedule = _runs(Queue.delete_schedule)
+    trigger_schedule = _runs(Queue.trigger_schedule)
+    run_schedules = _runs(Queue.run_schedules)
+
+    # -- the verbs that wait, on the event loop --------------------------------------------------------------------
+    async def claim_batch(
+        self,
+        count: int,
+        *,
+        worker: str | None = None,
+        lease: float | None = None,
+        wait: float = 0,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+        poll_interval: float = 0.5,
+    ) -> list[Job]:
+        """As :meth:`Queue.claim_batch`; waiting for jobs (up to ``wait`` seconds) lets the loop run other tasks.
+        A job enqueued through this AsyncQueue, or announced by the store from elsewhere, wakes the claim at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, wait)
+        if wait > 0:
+            await self._listen()
+        while True:
+            arrived = self._arrived
+            jobs = await run_sync(
+                self._queue.claim_batch, count, worker=worker, lease=lease, labels=labels, types=types, ids=ids
+            )
+            remaining = deadline - loop.time()
+            if jobs or remaining <= 0:
+                return jobs
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), min(remaining, poll_interval))
+
+    async def claim(
+        self,
+        *,
+        worker: str | None = None,
+        lease: float | None = None,
+        wait: float = 0,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+    ) -> Job | None:
+        """One job with a lease (see :meth:`claim_batch`); None when none arrives within ``wait``."""
+        jobs = await self.claim_batch(1, worker=worker, lease=lease, wait=wait, labels=labels, types=types, ids=ids)
+        return jobs[0] if jobs else None
+
+    async def dequeue(self, wait_sec: float = 0) -> tuple[int, Any] | None:
+        """As :meth:`Queue.dequeue`: ``(job_id, data)`` of a claimed job, or None."""
+        job = await self.claim(wait=wait_sec)
+        return (job.id, job.data) if job is not None else None
+
+    async def wait(self, job_id: int, timeout: float | None = None) -> Job:
+        """As :meth:`Queue.wait`: the job once finished, or :class:`TimeoutError` after ``timeout`` seconds. A job
+        this AsyncQueue finishes wakes it at once; one finished elsewhere is seen within the store's
+        ``wait_poll_interval``."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        poll = self.store.wait_poll_interval
+        while True:
+            finished = self._finished
+            job = await self.get(job_id)
+            if job.state in FINISHED:
+                return job
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"job {job.id} is still {job.status or 'unlabelled'} after {timeout} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), poll if remaining is None else min(remaining, poll))
+
+    async def result(self, job_id: int, timeout: float | None = 0) -> Any:
+        """As :meth:`Queue.result`; with ``timeout`` (None: no limit) it first waits for the job to finish."""
+        if timeout != 0:
+            await self.wait(job_id, timeout)
+        return await run_sync(self._queue.result, job_id, 0)
+
+    async def count_open(self, wait_sec: float = 0) -> int:
+        """As :meth:`Queue.count_open`: jobs pending or processing, counted after ``wait_sec`` seconds."""
+        if wait_sec > 0:
+            await asyncio.sleep(wait_sec)
+        return await run_sync(self._queue.count_open)
+
+    # -- internals -------------------------------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        """Hear arrivals (this queue's and, where the store reports them, other processes'), from the first wait."""
+        if self._listening is None:
+            self._loop = asyncio.get_running_loop()
+            self._listening = asyncio.ensure_future(run_sync(self._queue.add_arrival_listener, self._heard))
+        await asyncio.shield(self._listening)
+
+    def _heard(self, *_: Any) -> None:
+        # From whichever thread the store reports on: wake the claimers on the loop's thread.
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self, *, finished: bool = False) -> None:
+        event = self._finished if finished else self._arrived
+        event.set()
+        if finished:
+            self._finished = asyncio.Event()
+        else:
+            self._arrived = asyncio.Event()
+
+
+__all__ = ["AsyncQueue"]
