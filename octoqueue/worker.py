@@ -93,6 +93,19 @@ class WorkerStats:
     def job_ids(self) -> list[int]:
         return [r.id for r in self.reports]
 
+    def add(self, report: JobReport) -> None:
+        """Count a job the worker is done with, by its report's status."""
+        self.processed += 1
+        self.reports.append(report)
+        if report.status == "completed":
+            self.completed += 1
+        elif report.status == "failed":
+            self.failed += 1
+        elif report.status == "pending":
+            self.retried += 1
+        elif report.status == "lost":
+            self.lost += 1
+
     @property
     def jobs_per_second(self) -> float:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
@@ -583,12 +596,9 @@ class Worker:
                     result = self._execute(job)
                 finally:
                     report.seconds = time.monotonic() - started
-            except PermanentError as exc:
-                self._finish_failed(job, report, describe(exc), retry=False)
-            except RetryableError as exc:
-                self._finish_failed(job, report, describe(exc), retry=True, delay=exc.delay)
             except Exception as exc:
-                self._finish_failed(job, report, describe(exc, with_trace=True), retry=self.on_failure == "retry")
+                error, retry, delay = failure(exc, self.on_failure)
+                self._finish_failed(job, report, error, retry=retry, delay=delay)
             else:
                 self._finish_completed(job, report, result)
         except (LeaseLost, StateConflict) as exc:
@@ -609,7 +619,7 @@ class Worker:
                 self._lost.discard(job.id)
                 counted = not was_lost or report.status != "lost"
                 if counted:
-                    self._count(report)
+                    self.stats.add(report)
                 self._slots.notify_all()
             del current
             if counted and self.on_report is not None:
@@ -617,19 +627,6 @@ class Worker:
                     self.on_report(job, report)
                 except Exception:
                     log.exception("job %d: on_report failed", job.id)
-
-    def _count(self, report: JobReport) -> None:
-        stats = self.stats
-        stats.processed += 1
-        stats.reports.append(report)
-        if report.status == "completed":
-            stats.completed += 1
-        elif report.status == "failed":
-            stats.failed += 1
-        elif report.status == "pending":
-            stats.retried += 1
-        elif report.status == "lost":
-            stats.lost += 1
 
     def _current(self, job: Job) -> Job:
         with self._lock:
@@ -657,34 +654,54 @@ class Worker:
         except JobTooLarge as exc:
             self._finish_failed(job, report, f"the result could not be stored: {exc}", retry=False)
             return
-        report.status = done.status or "completed"
-        report.result = result
-        log.info(
-            "job %d completed in %.3f s (attempt %d): %s",
-            job.id,
-            report.seconds,
-            job.attempt,
-            _preview(result),
-            extra=_fields(job, report, "completed"),
-        )
+        completed(job, report, done, result)
 
     def _finish_failed(
         self, job: Job, report: JobReport, error: str, *, retry: bool, delay: float | None = None
     ) -> None:
         held = self._current(job)
-        new = self.queue.fail(held, error=error, retry=retry, delay=delay)
-        report.status = new.status or "failed"
-        report.error = error
-        outcome = "failed" if report.status == "failed" else "to retry"
-        log.warning(
-            "job %d attempt %d failed after %.3f s (%s): %s",
-            job.id,
-            job.attempt,
-            report.seconds,
-            outcome,
-            error.splitlines()[0] if error else "",
-            extra=_fields(job, report, outcome),
-        )
+        failed(job, report, self.queue.fail(held, error=error, retry=retry, delay=delay), error)
+
+
+def failure(exc: Exception, on_failure: OnFailure) -> tuple[str, bool, float | None]:
+    """What a handler's exception makes of its job: (the error to record, whether to retry, the delay before the
+    retry, None: the retry policy's). A :class:`PermanentError` never retries, a :class:`RetryableError` always
+    does (after its own ``delay``); any other error retries when ``on_failure`` is ``retry``."""
+    if isinstance(exc, PermanentError):
+        return describe(exc), False, None
+    if isinstance(exc, RetryableError):
+        return describe(exc), True, exc.delay
+    return describe(exc, with_trace=True), on_failure == "retry", None
+
+
+def completed(job: Job, report: JobReport, done: Job, result: Any) -> None:
+    """Record on ``report`` (and log) that ``job`` was completed as ``done`` with ``result``."""
+    report.status = done.status or "completed"
+    report.result = result
+    log.info(
+        "job %d completed in %.3f s (attempt %d): %s",
+        job.id,
+        report.seconds,
+        job.attempt,
+        _preview(result),
+        extra=_fields(job, report, "completed"),
+    )
+
+
+def failed(job: Job, report: JobReport, new: Job, error: str) -> None:
+    """Record on ``report`` (and log) that an attempt of ``job`` failed with ``error``, leaving it as ``new``."""
+    report.status = new.status or "failed"
+    report.error = error
+    outcome = "failed" if report.status == "failed" else "to retry"
+    log.warning(
+        "job %d attempt %d failed after %.3f s (%s): %s",
+        job.id,
+        job.attempt,
+        report.seconds,
+        outcome,
+        error.splitlines()[0] if error else "",
+        extra=_fields(job, report, outcome),
+    )
 
 
 def _fields(job: Job, report: JobReport, outcome: str) -> dict[str, Any]:
