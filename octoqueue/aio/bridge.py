@@ -13,8 +13,10 @@ greenlet on the loop may want).
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any, ParamSpec, TypeVar
 
 import greenlet
@@ -59,3 +61,16 @@ async def run_sync(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
             step = bridged.switch(value)
     result: R = step
     return result
+
+
+@contextlib.contextmanager
+def awaiting(manager: AbstractAsyncContextManager[T]) -> Iterator[T]:
+    """An async context manager (a transaction, a pooled connection) entered and left with :func:`await_`."""
+    entered = await_(manager.__aenter__())
+    try:
+        yield entered
+    except BaseException as exc:
+        if not await_(manager.__aexit__(type(exc), exc, exc.__traceback__)):
+            raise
+    else:
+        await_(manager.__aexit__(None, None, None))

@@ -22,7 +22,17 @@ def _threaded(name: str) -> AsyncStoreFactory:
     return make
 
 
-ASYNC_STORE_FACTORIES: dict[str, AsyncStoreFactory] = {f"{name}-threaded": _threaded(name) for name in STORE_FACTORIES}
+def _postgres_native(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncStore:
+    from octoqueue.stores.postgres.aio import AsyncPostgresStore
+    from tests.postgres.server import new_schema, store_url
+
+    return AsyncPostgresStore.from_url(store_url(new_schema(request)), clock=clock)
+
+
+ASYNC_STORE_FACTORIES: dict[str, AsyncStoreFactory] = {
+    **{f"{name}-threaded": _threaded(name) for name in STORE_FACTORIES},
+    "postgres-native": _postgres_native,
+}
 
 
 @pytest.fixture

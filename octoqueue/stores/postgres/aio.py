@@ -1,0 +1,135 @@
+"""The PostgreSQL store for asyncio: :class:`~octoqueue.stores.postgres.PostgresStore`'s code over psycopg's
+``AsyncConnectionPool``.
+
+Every statement, transaction and rule is the synchronous store's: :class:`BridgedPostgresStore` changes only where a
+connection comes from (an async pool) and how a statement is sent (awaited, see :mod:`octoqueue.aio.bridge`), and
+listens for arrivals in a task instead of a thread. :class:`AsyncPostgresStore` is the
+:class:`~octoqueue.aio.store.AsyncStore` over it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from octoqueue.aio.bridge import await_, awaiting
+from octoqueue.aio.store import BridgedStore
+from octoqueue.job import Job
+from octoqueue.states import JobState
+from octoqueue.stores.base import Arrival, Move, check_changes
+from octoqueue.stores.postgres.arrivals import AsyncArrivalListener
+from octoqueue.stores.postgres.store import PostgresStore
+
+
+class _Cursor:
+    """A psycopg ``AsyncCursor`` read the way the store's code reads a cursor."""
+
+    def __init__(self, cursor: psycopg.AsyncCursor[Any]) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def fetchone(self) -> Any:
+        return await_(self._cursor.fetchone())
+
+    def fetchall(self) -> builtins.list[Any]:
+        return await_(self._cursor.fetchall())
+
+
+class _Connection:
+    """A psycopg ``AsyncConnection`` used the way the store's code uses a connection."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Any = None) -> _Cursor:
+        return _Cursor(await_(self._conn.execute(sql, params)))
+
+    def transaction(self) -> contextlib.AbstractContextManager[Any]:
+        return awaiting(self._conn.transaction())
+
+    def pipeline(self) -> contextlib.AbstractContextManager[Any]:
+        return awaiting(self._conn.pipeline())
+
+
+class BridgedPostgresStore(PostgresStore):
+    """:class:`PostgresStore` whose connections are a psycopg ``AsyncConnectionPool``'s; call it only through
+    :func:`~octoqueue.aio.bridge.run_sync` (as :class:`AsyncPostgresStore` does)."""
+
+    _async_listener: AsyncArrivalListener | None = None
+
+    def _open_pool(self, pool_min: int, pool_max: int, pool_timeout: float) -> Any:
+        self._pool_opened = False
+        return AsyncConnectionPool(
+            self._conninfo,
+            min_size=pool_min,
+            max_size=pool_max,
+            timeout=pool_timeout,
+            kwargs=self._connect_options(),
+            name=f"octoqueue-aio-{self.schema}",
+            open=False,  # opened on the event loop, at first use
+        )
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        if not self._pool_opened:
+            await_(self._pool.open(wait=False))
+            self._pool_opened = True
+        with awaiting(self._pool.connection()) as conn:
+            yield _Connection(conn)
+
+    def transition(
+        self,
+        job_id: int,
+        *,
+        expected: JobState | Collection[JobState] | None,
+        target: JobState,
+        attempt: int | None = None,
+        **changes: Any,
+    ) -> Job:
+        # Each its own transaction: the synchronous store's grouping of threads' transitions blocks a thread.
+        check_changes(changes)
+        (result,) = self.transition_many([Move(job_id, expected, target, attempt, changes)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
+        if self._async_listener is None:
+            options = self._connect_options()
+            self._async_listener = AsyncArrivalListener(
+                lambda: psycopg.AsyncConnection.connect(self._conninfo, **options), self.channel, self._source
+            )
+        return await_(self._async_listener.add(callback))
+
+    def close(self) -> None:
+        if self._async_listener is not None:
+            await_(self._async_listener.close())
+            self._async_listener = None
+        if self._pool_opened:
+            await_(self._pool.close())
+
+
+class AsyncPostgresStore(BridgedStore):
+    """``postgresql://user@host:port/db?schema=octoqueue``, as :class:`PostgresStore`, for asyncio: every call
+    awaited on psycopg's async connections (no thread), arrivals heard by a LISTEN task."""
+
+    store: BridgedPostgresStore
+
+    def __init__(self, store: BridgedPostgresStore) -> None:
+        super().__init__(store)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> AsyncPostgresStore:
+        """Open the store of ``url``; its schema is checked (and migrated) now, with a short blocking connection."""
+        return cls(BridgedPostgresStore.from_url(url, **options))
+
+
+__all__ = ["AsyncPostgresStore", "BridgedPostgresStore"]
