@@ -29,9 +29,19 @@ def _postgres_native(clock: ManualClock, tmp_path: Path, request: pytest.Fixture
     return AsyncPostgresStore.from_url(store_url(new_schema(request)), clock=clock)
 
 
+def _redis_native(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncStore:
+    from octoqueue.stores.redis.aio import AsyncRedisStore
+    from tests.redis_store.server import REDIS_URL, drop_prefix, fresh_prefix
+
+    prefix = fresh_prefix()
+    request.addfinalizer(lambda: drop_prefix(prefix))
+    return AsyncRedisStore.from_url(f"{REDIS_URL}?prefix={prefix}", clock=clock)
+
+
 ASYNC_STORE_FACTORIES: dict[str, AsyncStoreFactory] = {
     **{f"{name}-threaded": _threaded(name) for name in STORE_FACTORIES},
     "postgres-native": _postgres_native,
+    "redis-native": _redis_native,
 }
 
 
