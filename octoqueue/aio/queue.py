@@ -10,92 +10,21 @@ wait on the event loop, woken by arrivals (NOTIFY on PostgreSQL, pub/sub on Redi
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import functools
 from collections.abc import Callable, Collection, Coroutine, Sequence
-from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from octoqueue.aio.bridge import await_, run_sync
-from octoqueue.aio.store import AsyncStore, BridgedStore, as_async_store
-from octoqueue.job import Comment, Job, NewJob, Page
+from octoqueue.aio.store import AsyncStore, AwaitingStore, BridgedStore, as_async_store
+from octoqueue.job import Job
 from octoqueue.queue import Queue
 from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
-from octoqueue.states import FINISHED, JobState
-from octoqueue.stores.base import Arrival, Move, Store
+from octoqueue.states import FINISHED
+from octoqueue.stores.base import Store
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class _AwaitingStore(Store):
-    """The :class:`Store` the Queue's code sees inside an AsyncQueue: each verb awaits the async store's."""
-
-    def __init__(self, inner: AsyncStore) -> None:
-        super().__init__(inner.labels)
-        self.inner = inner
-        self.url = inner.url
-        self.wait_poll_interval = inner.wait_poll_interval
-        self.max_comment_chars = inner.max_comment_chars
-        self.batches_transitions = inner.batches_transitions
-
-    def now(self) -> datetime:
-        return await_(self.inner.now())
-
-    def create(self, new: NewJob) -> Job:
-        return await_(self.inner.create(new))
-
-    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
-        return await_(self.inner.create_many(items))
-
-    def get(self, job_id: int) -> Job:
-        return await_(self.inner.get(job_id))
-
-    def list(self, **filters: Any) -> Page:  # type: ignore[override]
-        return await_(self.inner.list(**filters))
-
-    def claim(self, **options: Any) -> builtins.list[Job]:  # type: ignore[override]
-        return await_(self.inner.claim(**options))
-
-    def transition(self, job_id: int, **options: Any) -> Job:  # type: ignore[override]
-        return await_(self.inner.transition(job_id, **options))
-
-    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
-        return await_(self.inner.transition_many(moves))
-
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
-        return await_(self.inner.recover_expired(limit=limit))
-
-    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
-        return await_(self.inner.recently_changed(states, limit=limit))
-
-    def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
-        return await_(self.inner.count(states))
-
-    def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
-        return await_(self.inner.purge(states=states, older_than=older_than))
-
-    def comment(self, job_id: int, body: str) -> Comment:
-        return await_(self.inner.comment(job_id, body))
-
-    def comments(self, job_id: int) -> builtins.list[Comment]:
-        return await_(self.inner.comments(job_id))
-
-    def get_setting(self, key: str) -> Any:
-        return await_(self.inner.get_setting(key))
-
-    def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
-        return await_(self.inner.update_setting(key, update))
-
-    def set_setting(self, key: str, value: Any) -> None:
-        await_(self.inner.set_setting(key, value))
-
-    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
-        return await_(self.inner.watch_arrivals(callback))
-
-    def close(self) -> None:
-        await_(self.inner.close())
 
 
 class _BridgedQueue(Queue):
@@ -142,7 +71,7 @@ class AsyncQueue:
     ) -> None:
         self.store: AsyncStore = as_async_store(store)
         # A bridged store's own code already awaits its client: the Queue calls it directly, one hop less.
-        seen = self.store.store if isinstance(self.store, BridgedStore) else _AwaitingStore(self.store)
+        seen = self.store.store if isinstance(self.store, BridgedStore) else AwaitingStore(self.store)
         self._queue = _BridgedQueue(
             seen,
             retry=retry,

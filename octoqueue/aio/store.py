@@ -18,12 +18,12 @@ import asyncio
 import builtins
 import importlib
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
-from octoqueue.aio.bridge import run_sync
+from octoqueue.aio.bridge import await_, run_sync
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState, LabelScheme
 from octoqueue.stores import DEFAULT_STORE_URL, open_store
@@ -190,6 +190,78 @@ class BridgedStore(_OverStore):
         return await run_sync(fn, *args, **kwargs)
 
 
+class AwaitingStore(Store):
+    """An :class:`AsyncStore` seen as a :class:`Store`: each verb waits for the async store's with ``wait`` — by
+    default :func:`~octoqueue.aio.bridge.await_` (what the Queue's code sees inside an AsyncQueue); a test runs the
+    store contract kit on a native async store with a ``wait`` that runs the coroutine on a loop of its own."""
+
+    def __init__(self, inner: AsyncStore, wait: Callable[[Awaitable[Any]], Any] = await_) -> None:
+        super().__init__(inner.labels)
+        self.inner = inner
+        self._wait = wait
+        self.url = inner.url
+        self.wait_poll_interval = inner.wait_poll_interval
+        self.max_comment_chars = inner.max_comment_chars
+        self.batches_transitions = inner.batches_transitions
+
+    def now(self) -> datetime:
+        return self._wait(self.inner.now())
+
+    def create(self, new: NewJob) -> Job:
+        return self._wait(self.inner.create(new))
+
+    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+        return self._wait(self.inner.create_many(items))
+
+    def get(self, job_id: int) -> Job:
+        return self._wait(self.inner.get(job_id))
+
+    def list(self, **filters: Any) -> Page:  # type: ignore[override]
+        return self._wait(self.inner.list(**filters))
+
+    def claim(self, **options: Any) -> builtins.list[Job]:  # type: ignore[override]
+        return self._wait(self.inner.claim(**options))
+
+    def transition(self, job_id: int, **options: Any) -> Job:  # type: ignore[override]
+        return self._wait(self.inner.transition(job_id, **options))
+
+    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+        return self._wait(self.inner.transition_many(moves))
+
+    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+        return self._wait(self.inner.recover_expired(limit=limit))
+
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+        return self._wait(self.inner.recently_changed(states, limit=limit))
+
+    def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
+        return self._wait(self.inner.count(states))
+
+    def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
+        return self._wait(self.inner.purge(states=states, older_than=older_than))
+
+    def comment(self, job_id: int, body: str) -> Comment:
+        return self._wait(self.inner.comment(job_id, body))
+
+    def comments(self, job_id: int) -> builtins.list[Comment]:
+        return self._wait(self.inner.comments(job_id))
+
+    def get_setting(self, key: str) -> Any:
+        return self._wait(self.inner.get_setting(key))
+
+    def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
+        return self._wait(self.inner.update_setting(key, update))
+
+    def set_setting(self, key: str, value: Any) -> None:
+        self._wait(self.inner.set_setting(key, value))
+
+    def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
+        return self._wait(self.inner.watch_arrivals(callback))
+
+    def close(self) -> None:
+        self._wait(self.inner.close())
+
+
 def open_async_store(url: str | None = None, **options: Any) -> AsyncStore:
     """The store ``url`` names (as :func:`~octoqueue.stores.open_store`), async: native for PostgreSQL and Redis,
     a :class:`ThreadedStore` for the others. Opening may block briefly (a schema check): do it at startup."""
@@ -214,4 +286,12 @@ def as_async_store(store: AsyncStore | Store | str | None) -> AsyncStore:
     return store
 
 
-__all__ = ["ASYNC_SCHEMES", "AsyncStore", "BridgedStore", "ThreadedStore", "as_async_store", "open_async_store"]
+__all__ = [
+    "ASYNC_SCHEMES",
+    "AsyncStore",
+    "AwaitingStore",
+    "BridgedStore",
+    "ThreadedStore",
+    "as_async_store",
+    "open_async_store",
+]
