@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Callable, Collection, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from octoqueue.aio.bridge import await_, run_sync
 from octoqueue.aio.store import AsyncStore, AwaitingStore, BridgedStore, as_async_store
 from octoqueue.job import Job
 from octoqueue.queue import Queue
-from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from octoqueue.states import FINISHED
 from octoqueue.stores.base import Store
 
@@ -54,33 +53,16 @@ class AsyncQueue:
     """A job queue over a store, for coroutines: the verbs of :class:`~octoqueue.queue.Queue`, awaited.
 
     ``store``: an :class:`~octoqueue.aio.store.AsyncStore`, a synchronous :class:`Store` (then run in threads), a
-    URL (PostgreSQL and Redis get their native async store) or None (env ``OCTOQUEUE_STORE``). The other options
-    are the Queue's. Use it as ``async with AsyncQueue(url) as queue:``, or call :meth:`close`.
+    URL (PostgreSQL and Redis get their native async store) or None (env ``OCTOQUEUE_STORE``). ``options`` are the
+    Queue's (``retry``, ``max_attempts``, ``lease``, ``worker_name``, ``encryption_keys``, ``rate_limit_patience``).
+    Use it as ``async with AsyncQueue(url) as queue:``, or call :meth:`close`.
     """
 
-    def __init__(
-        self,
-        store: AsyncStore | Store | str | None = None,
-        *,
-        retry: RetryPolicy | None = None,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        lease: float = 300.0,
-        worker_name: str | None = None,
-        encryption_keys: str | Sequence[str] | None = None,
-        rate_limit_patience: float | None = None,
-    ) -> None:
+    def __init__(self, store: AsyncStore | Store | str | None = None, **options: Any) -> None:
         self.store: AsyncStore = as_async_store(store)
         # A bridged store's own code already awaits its client: the Queue calls it directly, one hop less.
         seen = self.store.store if isinstance(self.store, BridgedStore) else AwaitingStore(self.store)
-        self._queue = _BridgedQueue(
-            seen,
-            retry=retry,
-            max_attempts=max_attempts,
-            lease=lease,
-            worker_name=worker_name,
-            encryption_keys=encryption_keys,
-            rate_limit_patience=rate_limit_patience,
-        )
+        self._queue = _BridgedQueue(seen, **options)
         self._arrived = asyncio.Event()  # set (then replaced) when jobs may have arrived
         self._finished = asyncio.Event()  # set (then replaced) when this queue finished a job
         self._listening: asyncio.Future[None] | None = None
@@ -143,46 +125,27 @@ class AsyncQueue:
 
     # -- the verbs that wait, on the event loop --------------------------------------------------------------------
     async def claim_batch(
-        self,
-        count: int,
-        *,
-        worker: str | None = None,
-        lease: float | None = None,
-        wait: float = 0,
-        labels: Collection[str] = (),
-        types: Collection[str] | None = None,
-        ids: Collection[int] | None = None,
-        poll_interval: float = 0.5,
+        self, count: int, *, wait: float = 0, poll_interval: float = 0.5, **filters: Any
     ) -> list[Job]:
-        """As :meth:`Queue.claim_batch`; waiting for jobs (up to ``wait`` seconds) lets the loop run other tasks.
-        A job enqueued through this AsyncQueue, or announced by the store from elsewhere, wakes the claim at once."""
+        """As :meth:`Queue.claim_batch` (``worker``, ``lease``, ``labels``, ``types``, ``ids`` as there); waiting
+        for jobs (up to ``wait`` seconds) lets the loop run other tasks. A job enqueued through this AsyncQueue, or
+        announced by the store from elsewhere, wakes the claim at once."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, wait)
         if wait > 0:
             await self._listen()
         while True:
             arrived = self._arrived
-            jobs = await run_sync(
-                self._queue.claim_batch, count, worker=worker, lease=lease, labels=labels, types=types, ids=ids
-            )
+            jobs = await run_sync(self._queue.claim_batch, count, **filters)
             remaining = deadline - loop.time()
             if jobs or remaining <= 0:
                 return jobs
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(arrived.wait(), min(remaining, poll_interval))
 
-    async def claim(
-        self,
-        *,
-        worker: str | None = None,
-        lease: float | None = None,
-        wait: float = 0,
-        labels: Collection[str] = (),
-        types: Collection[str] | None = None,
-        ids: Collection[int] | None = None,
-    ) -> Job | None:
-        """One job with a lease (see :meth:`claim_batch`); None when none arrives within ``wait``."""
-        jobs = await self.claim_batch(1, worker=worker, lease=lease, wait=wait, labels=labels, types=types, ids=ids)
+    async def claim(self, **options: Any) -> Job | None:
+        """One job with a lease (options as :meth:`claim_batch`); None when none arrives within ``wait``."""
+        jobs = await self.claim_batch(1, **options)
         return jobs[0] if jobs else None
 
     async def dequeue(self, wait_sec: float = 0) -> tuple[int, Any] | None:

@@ -20,7 +20,7 @@ import importlib
 import os
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
 from octoqueue.aio.bridge import await_, run_sync
@@ -54,34 +54,15 @@ class AsyncStore(Protocol):
     async def create(self, new: NewJob) -> Job: ...
     async def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]: ...
     async def get(self, job_id: int) -> Job: ...
-    async def list(
-        self,
-        *,
-        states: Collection[JobState] | None = None,
-        labels: Collection[str] = (),
-        open: bool | None = None,
-        cursor: str | None = None,
-        limit: int = 100,
-    ) -> Page: ...
-    async def claim(
-        self,
-        *,
-        worker: str,
-        lease: float,
-        limit: int = 1,
-        labels: Collection[str] = (),
-        types: Collection[str] | None = None,
-        ids: Collection[int] | None = None,
-    ) -> builtins.list[Job]: ...
-    async def transition(
-        self,
-        job_id: int,
-        *,
-        expected: JobState | Collection[JobState] | None,
-        target: JobState,
-        attempt: int | None = None,
-        **changes: Any,
-    ) -> Job: ...
+    async def list(self, **filters: Any) -> Page:
+        """Filters as :meth:`Store.list`."""
+
+    async def claim(self, **options: Any) -> builtins.list[Job]:
+        """Options as :meth:`Store.claim`."""
+
+    async def transition(self, job_id: int, **options: Any) -> Job:
+        """Options (``expected``, ``target``, ``attempt``, changes) as :meth:`Store.transition`."""
+
     async def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]: ...
     async def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]: ...
     async def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]: ...
@@ -184,7 +165,15 @@ class ThreadedStore(_OverStore):
 
 class BridgedStore(_OverStore):
     """A store whose synchronous code does its I/O through :func:`~octoqueue.aio.bridge.await_` on a native async
-    client: each call runs that code on the event loop (:func:`~octoqueue.aio.bridge.run_sync`), no thread."""
+    client: each call runs that code on the event loop (:func:`~octoqueue.aio.bridge.run_sync`), no thread.
+    A subclass names in :attr:`opens` the store class a URL opens."""
+
+    opens: ClassVar[Any]
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Open the store of ``url`` (options as the synchronous store's)."""
+        return cls(cls.opens.from_url(url, **options))
 
     async def _call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         return await run_sync(fn, *args, **kwargs)

@@ -22,7 +22,7 @@ import asyncio
 import inspect
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from octoqueue.aio.queue import AsyncQueue
@@ -32,12 +32,11 @@ from octoqueue.errors import (
     JobTooLarge,
     LeaseLost,
     OctoqueueError,
-    PermanentError,
     StateConflict,
 )
 from octoqueue.handlers import CommandHandler, wants_job
 from octoqueue.job import Job
-from octoqueue.worker import JobReport, OnFailure, WorkerStats, completed, failed, failure
+from octoqueue.worker import JobReport, WorkerBase, WorkerStats, completed, failed, failure, unrecorded
 
 log = logging.getLogger("octoqueue.aio.worker")
 
@@ -45,7 +44,7 @@ log = logging.getLogger("octoqueue.aio.worker")
 AsyncHandler = Callable[..., Awaitable[Any]] | Callable[..., Any]
 
 
-class AsyncWorker:
+class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
     """Runs jobs from an :class:`AsyncQueue`, ``concurrency`` at once (tasks on the event loop).
 
     ``handler``: one callable for every job, a :class:`~octoqueue.handlers.CommandHandler` (run in a thread), or
@@ -53,70 +52,15 @@ class AsyncWorker:
     renewed every ``lease / 3`` while it runs; a job whose lease is lost has its task cancelled. ``timeout``:
     seconds a handler may run (a job's own ``timeout`` wins); an async handler is cancelled then, a plain function
     is abandoned in its thread. ``on_failure``, ``labels``, ``ids``, ``recover_interval``, ``shutdown_grace`` and
-    ``on_report`` are the :class:`~octoqueue.worker.Worker`'s.
+    ``on_report`` are the :class:`~octoqueue.worker.Worker`'s (``register_every`` too: the worker's record in the
+    store's ``workers`` setting).
     """
 
-    def __init__(
-        self,
-        queue: AsyncQueue,
-        handler: AsyncHandler | CommandHandler | None = None,
-        *,
-        concurrency: int = 1,
-        lease: float | None = None,
-        timeout: float | None = None,
-        poll_interval: float = 0.5,
-        labels: Collection[str] = (),
-        ids: Collection[int] | None = None,
-        name: str | None = None,
-        on_failure: OnFailure = "retry",
-        recover_interval: float = 5.0,
-        shutdown_grace: float = 30.0,
-        on_report: Callable[[Job, JobReport], None] | None = None,
-    ) -> None:
-        if concurrency < 1:
-            raise ConfigurationError("concurrency must be at least 1")
-        if on_failure not in ("retry", "fail"):
-            raise ConfigurationError("on_failure must be 'retry' or 'fail'")
-        self.queue = queue
-        self.default_handler = handler
-        self.handlers: dict[str, AsyncHandler | CommandHandler] = {}
-        self.concurrency = concurrency
-        self.lease = queue.lease if lease is None else float(lease)
-        if self.lease <= 0:
-            raise ConfigurationError("lease must be positive")
-        self.timeout = timeout
-        self.poll_interval = poll_interval
-        self.labels = tuple(labels)
-        self.ids = None if ids is None else frozenset(ids)
-        self.name = name or queue.worker_name
-        self.on_failure: OnFailure = on_failure
-        self.recover_interval = recover_interval
-        self.shutdown_grace = shutdown_grace
-        self.on_report = on_report
-        self.stats = WorkerStats()
+    def _setup(self) -> None:
         self._stopping = asyncio.Event()
         self._held: dict[int, Job] = {}  # the jobs in hand, with their latest lease
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._ended: dict[int, str] = {}  # jobs whose task this worker cancelled: "lost" or "released"
-
-    # -- registration ------------------------------------------------------------------------------------------
-    def handler(self, job_type: str | None = None) -> Callable[[AsyncHandler], AsyncHandler]:
-        """Decorator: run the function for jobs of ``job_type`` (None: for every job without its own)."""
-
-        def register(fn: AsyncHandler) -> AsyncHandler:
-            self.register(job_type, fn)
-            return fn
-
-        return register
-
-    def register(self, job_type: str | None, fn: AsyncHandler | CommandHandler) -> None:
-        if job_type is None:
-            self.default_handler = fn
-        else:
-            self.handlers[job_type] = fn
-
-    def _types(self) -> list[str] | None:
-        return None if self.default_handler is not None else sorted(self.handlers)
 
     # -- running -----------------------------------------------------------------------------------------------
     async def run(
@@ -184,15 +128,7 @@ class AsyncWorker:
 
     async def _claim(self, count: int, wait: float) -> list[Job]:
         try:
-            return await self.queue.claim_batch(
-                count,
-                worker=self.name,
-                lease=self.lease,
-                wait=wait,
-                labels=self.labels,
-                types=self._types(),
-                ids=self.ids,
-            )
+            return await self.queue.claim_batch(count, wait=wait, **self._claim_filters())
         except AccessDenied:
             raise  # waiting cannot fix credentials
         except OctoqueueError as exc:
@@ -273,14 +209,8 @@ class AsyncWorker:
                 )
             else:
                 await self._finish_completed(job, report, result)
-        except (LeaseLost, StateConflict) as exc:
-            report.status = "lost"
-            report.error = str(exc)
-            log.warning("job %d: result refused, the job moved on: %s", job.id, exc)
-        except OctoqueueError as exc:
-            report.status = "unfinished"
-            report.error = str(exc)
-            log.error("job %d: could not record the outcome (%s); its lease will expire and it reruns", job.id, exc)
+        except Exception as exc:
+            unrecorded(job, report, exc)
         finally:
             self._tasks.pop(job.id, None)
             self._held.pop(job.id, None)
@@ -306,13 +236,6 @@ class AsyncWorker:
             if inspect.iscoroutinefunction(fn):
                 return await fn(*args)
             return await asyncio.to_thread(fn, *args)
-
-    def _resolve(self, job: Job) -> AsyncHandler | CommandHandler:
-        if job.type is not None and job.type in self.handlers:
-            return self.handlers[job.type]
-        if self.default_handler is not None:
-            return self.default_handler
-        raise PermanentError(f"no handler is registered for job type {job.type!r}")
 
     async def _finish_completed(self, job: Job, report: JobReport, result: Any) -> None:
         try:

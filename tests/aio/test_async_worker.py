@@ -101,7 +101,7 @@ async def test_a_stop_lets_jobs_finish_within_the_grace_then_releases_the_rest(a
             await asyncio.sleep(0.05 if data["quick"] else 60)
             return "done"
 
-        worker = AsyncWorker(queue, handler, concurrency=2, poll_interval=0.05, shutdown_grace=0.5)
+        worker = AsyncWorker(queue, handler, concurrency=2, poll_interval=0.05, shutdown_grace=0.2)
         quick = await queue.enqueue({"quick": True})
         slow = await queue.enqueue({"quick": False})
         running = asyncio.create_task(worker.run())

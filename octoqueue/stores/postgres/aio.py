@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -20,8 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from octoqueue.aio.bridge import await_, awaiting
 from octoqueue.aio.store import BridgedStore
 from octoqueue.job import Job
-from octoqueue.states import JobState
-from octoqueue.stores.base import Arrival, Move, check_changes
+from octoqueue.stores.base import Arrival, Move
 from octoqueue.stores.postgres.arrivals import AsyncArrivalListener
 from octoqueue.stores.postgres.store import PostgresStore
 
@@ -63,19 +62,10 @@ class BridgedPostgresStore(PostgresStore):
     """:class:`PostgresStore` whose connections are a psycopg ``AsyncConnectionPool``'s; call it only through
     :func:`~octoqueue.aio.bridge.run_sync` (as :class:`AsyncPostgresStore` does)."""
 
+    _pool_class = AsyncConnectionPool
+    _pool_name = "octoqueue-aio"
+    _pool_opened = False
     _async_listener: AsyncArrivalListener | None = None
-
-    def _open_pool(self, pool_min: int, pool_max: int, pool_timeout: float) -> Any:
-        self._pool_opened = False
-        return AsyncConnectionPool(
-            self._conninfo,
-            min_size=pool_min,
-            max_size=pool_max,
-            timeout=pool_timeout,
-            kwargs=self._connect_options(),
-            name=f"octoqueue-aio-{self.schema}",
-            open=False,  # opened on the event loop, at first use
-        )
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -85,21 +75,9 @@ class BridgedPostgresStore(PostgresStore):
         with awaiting(self._pool.connection()) as conn:
             yield _Connection(conn)
 
-    def transition(
-        self,
-        job_id: int,
-        *,
-        expected: JobState | Collection[JobState] | None,
-        target: JobState,
-        attempt: int | None = None,
-        **changes: Any,
-    ) -> Job:
+    def _group_transitions(self) -> Callable[[Move], Job | Exception]:
         # Each its own transaction: the synchronous store's grouping of threads' transitions blocks a thread.
-        check_changes(changes)
-        (result,) = self.transition_many([Move(job_id, expected, target, attempt, changes)])
-        if isinstance(result, Exception):
-            raise result
-        return result
+        return lambda move: self.transition_many([move])[0]
 
     def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
         if self._async_listener is None:
@@ -121,15 +99,8 @@ class AsyncPostgresStore(BridgedStore):
     """``postgresql://user@host:port/db?schema=octoqueue``, as :class:`PostgresStore`, for asyncio: every call
     awaited on psycopg's async connections (no thread), arrivals heard by a LISTEN task."""
 
+    opens = BridgedPostgresStore
     store: BridgedPostgresStore
-
-    def __init__(self, store: BridgedPostgresStore) -> None:
-        super().__init__(store)
-
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> AsyncPostgresStore:
-        """Open the store of ``url``; its schema is checked (and migrated) now, with a short blocking connection."""
-        return cls(BridgedPostgresStore.from_url(url, **options))
 
 
 __all__ = ["AsyncPostgresStore", "BridgedPostgresStore"]

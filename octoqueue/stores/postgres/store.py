@@ -302,19 +302,27 @@ class PostgresStore(Store):
         self._fast_sql: dict[tuple[Any, ...], str] = {}
         self._listener: ArrivalListener | None = None
         # Transitions made at once by this process's threads (workers' completions, heartbeats) share a transaction.
-        self._transitions: GroupSender[Move, Job | Exception] = GroupSender(self.transition_many)
+        self._transitions = self._group_transitions()
         _migrate(conninfo, self.schema, self.url)
         self._pool = self._open_pool(pool_min, pool_max, pool_timeout)
 
+    def _group_transitions(self) -> Callable[[Move], Job | Exception]:
+        """How a transition is sent: with the transitions other threads make at the same moment, in one transaction."""
+        return GroupSender(self.transition_many)
+
+    #: The connection pool's class (psycopg_pool's), and its name's prefix.
+    _pool_class: Any = ConnectionPool
+    _pool_name = "octoqueue"
+
     def _open_pool(self, pool_min: int, pool_max: int, pool_timeout: float) -> Any:
-        return ConnectionPool(
+        return self._pool_class(
             self._conninfo,
             min_size=pool_min,
             max_size=pool_max,
             timeout=pool_timeout,
             kwargs=self._connect_options(),
-            name=f"octoqueue-{self.schema}",
-            open=True,
+            name=f"{self._pool_name}-{self.schema}",
+            open=self._pool_class is ConnectionPool,  # an async pool opens on its event loop, at first use
         )
 
     def _connect_options(self) -> dict[str, Any]:

@@ -94,14 +94,8 @@ class AsyncRedisStore(BridgedStore):
     """``redis://[:password@]host:port/db?prefix=oq``, as :class:`RedisStore`, for asyncio: every command awaited
     on a ``redis.asyncio`` client (no thread), arrivals heard by a pub/sub task."""
 
+    opens = BridgedRedisStore
     store: BridgedRedisStore
-
-    def __init__(self, store: BridgedRedisStore) -> None:
-        super().__init__(store)
-
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> AsyncRedisStore:
-        return cls(BridgedRedisStore.from_url(url, **options))
 
 
 __all__ = ["AsyncRedisStore", "BridgedRedisStore"]
