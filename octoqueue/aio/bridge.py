@@ -19,7 +19,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ParamSpec, TypeVar
 
-import greenlet
+from octoqueue.errors import ConfigurationError
+
+try:
+    import greenlet
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ConfigurationError("octoqueue.aio needs greenlet: pip install 'octoqueue[aio]'") from exc
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -22,10 +22,13 @@ import asyncio
 import inspect
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from octoqueue.aio.bridge import run_sync
 from octoqueue.aio.queue import AsyncQueue
+from octoqueue.aio.store import AwaitingStore
 from octoqueue.errors import (
     AccessDenied,
     ConfigurationError,
@@ -36,6 +39,7 @@ from octoqueue.errors import (
 )
 from octoqueue.handlers import CommandHandler, wants_job
 from octoqueue.job import Job
+from octoqueue.registry import register, unregister
 from octoqueue.worker import JobReport, WorkerBase, WorkerStats, completed, failed, failure, unrecorded
 
 log = logging.getLogger("octoqueue.aio.worker")
@@ -81,6 +85,8 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
         taken = 0
         next_recover = 0.0
         beats = asyncio.create_task(self._heartbeats())
+        # As the Worker: a run for what is runnable now, or for given jobs, is too short to be worth two writes.
+        registrar = None if once or self.ids is not None else asyncio.create_task(self._register())
         log.info("async worker %s started on %s", self.name, self.queue.store.url)
         try:
             while not self._stopping.is_set() and (max_jobs is None or taken < max_jobs):
@@ -106,6 +112,9 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
         finally:
             await self._shutdown()
             beats.cancel()
+            if registrar is not None:
+                registrar.cancel()
+                await self._settings_write(unregister, self.name)
             if install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -161,6 +170,21 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
                 log.warning("job %d could not be released (%s); its lease will expire", job_id, exc)
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()))
+
+    # -- the workers setting (octoqueue.registry) ---------------------------------------------------------------
+    async def _register(self) -> None:
+        host = socket.gethostname()
+        while True:
+            held = [job_id for job_id in self._held if job_id not in self._ended]
+            await self._settings_write(register, self.name, host, held)
+            await asyncio.sleep(self.register_every)
+
+    async def _settings_write(self, write: Callable[..., None], *args: Any) -> None:
+        """``write(store, *args)`` (the registry's functions), on the store through the bridge."""
+        try:
+            await run_sync(write, AwaitingStore(self.queue.store), *args)
+        except OctoqueueError as exc:
+            log.warning("worker %s: could not update its record in the workers setting: %s", self.name, exc)
 
     # -- leases ------------------------------------------------------------------------------------------------
     async def _heartbeats(self) -> None:

@@ -12,8 +12,10 @@ from octoqueue.aio import AsyncQueue, AsyncWorker
 from octoqueue.aio.store import AsyncStore
 from octoqueue.errors import PermanentError, RetryableError
 from octoqueue.job import Job
+from octoqueue.registry import WORKERS_SETTING, live_workers
 from octoqueue.states import JobState
 from octoqueue.testing.clock import ManualClock
+from octoqueue.worker import WorkerStats
 
 pytestmark = pytest.mark.anyio
 
@@ -91,24 +93,41 @@ async def test_a_lost_lease_cancels_the_handler_and_its_result_is_never_recorded
         assert job.state is JobState.PENDING and job.result is None
 
 
-async def test_a_stop_lets_jobs_finish_within_the_grace_then_releases_the_rest(astore: AsyncStore) -> None:
+async def test_a_stop_lets_jobs_in_hand_finish_and_past_the_grace_releases_them(astore: AsyncStore) -> None:
     async with AsyncQueue(astore) as queue:
-        quick_started = asyncio.Event()
-        slow_started = asyncio.Event()
+        started = asyncio.Event()
+        go_on = asyncio.Event()
 
         async def handler(data: dict[str, Any]) -> str:
-            (quick_started if data["quick"] else slow_started).set()
-            await asyncio.sleep(0.05 if data["quick"] else 60)
+            started.set()
+            await go_on.wait()
             return "done"
 
-        worker = AsyncWorker(queue, handler, concurrency=2, poll_interval=0.05, shutdown_grace=0.2)
-        quick = await queue.enqueue({"quick": True})
-        slow = await queue.enqueue({"quick": False})
-        running = asyncio.create_task(worker.run())
-        await asyncio.wait_for(asyncio.gather(quick_started.wait(), slow_started.wait()), 10)
-        worker.stop()
-        stats = await asyncio.wait_for(running, 10)
-        assert stats.completed == 1 and stats.released == 1
-        assert (await queue.get(quick)).state is JobState.COMPLETED
-        released = await queue.get(slow)
-        assert released.state is JobState.PENDING and released.attempts_used == 0
+        async def stopped_while_running(grace: float) -> tuple[int, WorkerStats]:
+            started.clear()
+            job_id = await queue.enqueue({})
+            worker = AsyncWorker(queue, handler, poll_interval=0.05, shutdown_grace=grace, name="aw")
+            running = asyncio.create_task(worker.run())
+            await asyncio.wait_for(started.wait(), 10)
+            for _ in range(200):  # its record is written when it starts
+                if live_workers(await astore.get_setting(WORKERS_SETTING), await astore.now()):
+                    break
+                await asyncio.sleep(0.01)
+            assert [w.name for w in live_workers(await astore.get_setting(WORKERS_SETTING), await astore.now())] == [
+                "aw"
+            ]
+            worker.stop()
+            if grace:
+                go_on.set()  # the job in hand finishes within the grace
+            stats = await asyncio.wait_for(running, 20)
+            go_on.clear()
+            assert await astore.get_setting(WORKERS_SETTING) is None  # its record went with a clean stop
+            return job_id, stats
+
+        finished, stats = await stopped_while_running(grace=10)
+        assert stats.completed == 1 and stats.released == 0
+        assert (await queue.get(finished)).state is JobState.COMPLETED
+        released, stats = await stopped_while_running(grace=0)
+        assert stats.completed == 0 and stats.released == 1
+        job = await queue.get(released)
+        assert job.state is JobState.PENDING and job.attempts_used == 0
