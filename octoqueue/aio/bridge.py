@@ -13,6 +13,7 @@ greenlet on the loop may want).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -79,3 +80,38 @@ def awaiting(manager: AbstractAsyncContextManager[T]) -> Iterator[T]:
             raise
     else:
         await_(manager.__aexit__(None, None, None))
+
+
+def await_through_cancel(awaitable: Awaitable[T]) -> T:
+    """:func:`await_` that a cancellation of the calling task does not interrupt: the awaitable runs to its end
+    (its own task), then the cancellation is delivered at the caller's next await. For a step others depend on (a
+    batch sent for several callers)."""
+    future = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while not future.done():
+        try:
+            await_(asyncio.shield(future))
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        task = asyncio.current_task()
+        if task is not None:
+            task.cancel()
+    return future.result()
+
+
+class TaskSignal:
+    """A :class:`~octoqueue.stores.grouping.Signal` between calls running in :func:`run_sync` on one loop: the
+    waiter awaits a future (the loop runs on), the setter resolves it. A waiter's task cancelled meanwhile still
+    waits (its call is queued: it must be sent, or lead the next batch); the cancellation follows."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def wait(self) -> None:
+        await_through_cancel(self._future)
+
+    def set(self) -> None:
+        self._future.set_result(None)

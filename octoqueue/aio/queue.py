@@ -189,7 +189,11 @@ class AsyncQueue:
         if self._listening is None:
             self._loop = asyncio.get_running_loop()
             self._listening = asyncio.ensure_future(run_sync(self._queue.add_arrival_listener, self._heard))
-        await asyncio.shield(self._listening)
+        try:
+            await asyncio.shield(self._listening)
+        except Exception:
+            self._listening = None  # the next wait tries again
+            raise
 
     def _heard(self, *_: Any) -> None:
         # From whichever thread the store reports on: wake the claimers on the loop's thread.

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from octoqueue.aio import AsyncQueue, BridgedStore, ThreadedStore, open_async_store
+from octoqueue.job import Job
 from octoqueue.states import JobState
 
 pytestmark = pytest.mark.anyio
@@ -62,3 +63,26 @@ async def test_another_process_s_job_wakes_a_waiting_claim_and_no_thread_is_star
         await here.complete(job, result={"ok": True})
         assert (await waiting).state is JobState.COMPLETED
         assert await there.result(job_id) == {"ok": True}
+
+
+async def test_transitions_of_many_tasks_share_transactions_and_survive_cancelled_tasks(
+    request: pytest.FixtureRequest,
+) -> None:
+    """On PostgreSQL, tasks' transitions are grouped as threads' are; cancelling the task that leads a group, or one
+    queued in it, neither stalls the group nor loses a transition (the cancellation follows the store call)."""
+    from tests.postgres.server import new_schema, store_url
+
+    async with AsyncQueue(store_url(new_schema(request))) as queue:
+        await queue.enqueue_many([{"i": i} for i in range(20)])
+        jobs = await queue.claim_batch(20)
+        assert len(jobs) == 20
+        tasks = [asyncio.create_task(queue.complete(job)) for job in jobs]
+        await asyncio.sleep(0)  # each task is in its first store call: one leads, the others queue behind it
+        tasks[0].cancel()
+        tasks[7].cancel()
+        outcomes = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+        assert all(isinstance(outcome, Job) for outcome in outcomes[1:7] + outcomes[8:])
+        assert (await queue.counts())[JobState.COMPLETED] == 20
+        job_id = await queue.enqueue({"after": True})  # and the store goes on
+        (job,) = await queue.claim_batch(1)
+        assert (await asyncio.wait_for(queue.complete(job), 5)).id == job_id

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from octoqueue.aio.bridge import await_, awaiting
+from octoqueue.aio.bridge import TaskSignal, await_, await_through_cancel, awaiting, run_sync
 from octoqueue.aio.store import BridgedStore
 from octoqueue.job import Job
 from octoqueue.stores.base import Arrival, Move
+from octoqueue.stores.grouping import GroupSender
 from octoqueue.stores.postgres.arrivals import AsyncArrivalListener
 from octoqueue.stores.postgres.store import PostgresStore
 
@@ -76,8 +77,12 @@ class BridgedPostgresStore(PostgresStore):
             yield _Connection(conn)
 
     def _group_transitions(self) -> Callable[[Move], Job | Exception]:
-        # Each its own transaction: the synchronous store's grouping of threads' transitions blocks a thread.
-        return lambda move: self.transition_many([move])[0]
+        # Tasks' transitions grouped as threads' are, each caller awaiting its turn instead of blocking the thread; a
+        # batch is sent whole even when the task of the call that leads it is cancelled meanwhile.
+        def send(moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+            return await_through_cancel(run_sync(self.transition_many, moves))
+
+        return GroupSender(send, signal=TaskSignal)
 
     def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
         if self._async_listener is None:
