@@ -143,7 +143,8 @@ class AsyncArrivalListener(_Callbacks):
             self._callbacks.append(callback)
         if self._task is None:
             self._task = asyncio.create_task(self._listen(), name="octoqueue-pg-listen")
-        await asyncio.wait_for(self._ready.wait(), 10.0)  # LISTEN is in place: later commits are heard
+        with contextlib.suppress(TimeoutError):  # as the thread: a claim that cannot listen yet still polls
+            await asyncio.wait_for(self._ready.wait(), 10.0)  # LISTEN is in place: later commits are heard
         return self._remover(callback)
 
     async def close(self) -> None:
