@@ -251,7 +251,7 @@ class _HasLease(Protocol):
 
 
 Q = TypeVar("Q", bound=_HasLease)
-H = TypeVar("H")
+H = TypeVar("H", bound=Callable[..., Any])
 
 
 class WorkerBase(Generic[Q, H]):
@@ -300,6 +300,7 @@ class WorkerBase(Generic[Q, H]):
         self.on_report = on_report
         self.register_every = register_every
         self.stats = WorkerStats()
+        self._signatures: dict[int, tuple[Any, bool]] = {}
         self._setup()
 
     def _setup(self) -> None:
@@ -331,6 +332,13 @@ class WorkerBase(Generic[Q, H]):
             "types": self._types(),
             "ids": self.ids,
         }
+
+    def _arguments(self, fn: H, job: Job) -> tuple[Any, ...]:
+        """What ``fn`` is called with: ``(data, job)`` or ``(data,)``, as its signature asks (looked up once)."""
+        known = self._signatures.get(id(fn))
+        if known is None or known[0] is not fn:
+            known = self._signatures[id(fn)] = (fn, wants_job(fn))
+        return (job.data, job) if known[1] else (job.data,)
 
     def _types(self) -> list[str] | None:
         # Without a catch-all handler, claim only the types this worker can run.
@@ -370,7 +378,6 @@ class Worker(WorkerBase[Queue, Handler]):
         self._lock = threading.Lock()
         self._slots = threading.Condition(self._lock)
         self._children = ChildRunner()
-        self._signatures: dict[int, tuple[Handler, bool]] = {}
         self._completions = _Completions(self.queue)
         self._thread: threading.Thread | None = None
         self._warned_types: set[str | None] = set()
@@ -658,11 +665,7 @@ class Worker(WorkerBase[Queue, Handler]):
             return fn.run(job, timeout)
         if timeout is not None:
             return self._children.run(fn, job, timeout)
-        # call(fn, job) inspects fn's signature on every call; look it up once per handler instead
-        known = self._signatures.get(id(fn))
-        if known is None or known[0] is not fn:
-            known = self._signatures[id(fn)] = (fn, wants_job(fn))
-        return fn(job.data, job) if known[1] else fn(job.data)
+        return fn(*self._arguments(fn, job))
 
     def _finish_completed(self, job: Job, report: JobReport, result: Any) -> None:
         held = self._current(job)

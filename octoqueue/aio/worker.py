@@ -37,7 +37,7 @@ from octoqueue.errors import (
     OctoqueueError,
     StateConflict,
 )
-from octoqueue.handlers import CommandHandler, wants_job
+from octoqueue.handlers import CommandHandler
 from octoqueue.job import Job
 from octoqueue.registry import register, unregister
 from octoqueue.worker import JobReport, WorkerBase, WorkerStats, completed, failed, failure, unrecorded
@@ -255,7 +255,7 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
         timeout = job.timeout or self.timeout
         if isinstance(fn, CommandHandler):
             return await asyncio.to_thread(fn.run, job, timeout)
-        args = (job.data, job) if wants_job(fn) else (job.data,)
+        args = self._arguments(fn, job)
         async with asyncio.timeout(timeout):
             if inspect.iscoroutinefunction(fn):
                 return await fn(*args)
