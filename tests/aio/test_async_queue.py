@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +12,11 @@ from octoqueue.aio import AsyncQueue
 from octoqueue.aio.store import AsyncStore
 from octoqueue.errors import JobNotFound, LeaseLost, StateConflict
 from octoqueue.retry import RetryPolicy
+from octoqueue.sealing import new_key
 from octoqueue.states import JobState
 from octoqueue.testing.clock import ManualClock
+
+from .conftest import ASYNC_STORE_FACTORIES
 
 pytestmark = pytest.mark.anyio
 
@@ -101,3 +105,21 @@ async def test_a_waiting_claim_and_a_waiting_result_wake_at_once(astore: AsyncSt
 
         with pytest.raises(TimeoutError):
             await queue.wait(await queue.enqueue({"n": 5}), timeout=0.05)
+
+
+@pytest.mark.parametrize("kind", ["memory-threaded", "postgres-native", "redis-native"])
+async def test_an_encrypted_queue_seals_what_reaches_the_store(
+    kind: str, clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The Queue's sealing runs inside the AsyncQueue: the store holds ciphertext, the queue reads plain data. (Not
+    on the store that seals with a key of its own: a job sealed twice with two keys is refused, as with a Queue.)"""
+    astore = ASYNC_STORE_FACTORIES[kind](clock, tmp_path, request)
+    async with AsyncQueue(astore, encryption_keys=[new_key()]) as queue:
+        job_id = await queue.enqueue({"secret": "tulip"})
+        job = await queue.claim()
+        assert job is not None and job.data == {"secret": "tulip"}
+        await queue.complete(job, result={"answer": "orchid"})
+        assert await queue.result(job_id) == {"answer": "orchid"}
+        stored = await astore.get(job_id)
+        kept = f"{stored.data} {stored.result} {[c.body for c in await astore.comments(job_id)]}"
+        assert "tulip" not in kept and "orchid" not in kept
