@@ -656,7 +656,7 @@ class Queue:
     ) -> Page:
         """One page of jobs, oldest first."""
         wanted = [JobState(s) for s in states] if states is not None else None
-        return self.store.list(states=wanted, labels=labels, cursor=cursor, limit=limit)
+        return self.store.list_jobs(states=wanted, labels=labels, cursor=cursor, limit=limit)
 
     def create_comment(self, job_id: int, comment: str | None = None) -> Comment | None:
         """Post ``comment`` on the job (defused: never a ChatOps command); None posts nothing and returns None."""

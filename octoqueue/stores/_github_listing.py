@@ -56,7 +56,7 @@ def list_jobs(
     cursor: str | None,
     limit: int,
 ) -> Page:
-    """:meth:`Store.list`: the cursor is the URL of the page to read next and how many of its issues to skip."""
+    """:meth:`Store.list_jobs`: the cursor is the URL of the page to read next and how many of its issues to skip."""
     wanted = set(states) if states is not None else None
     if wanted is not None and not wanted:
         return Page(jobs=[], cursor=None)

@@ -31,7 +31,6 @@ first (a conditional GET) and the expected state and attempt are checked. See ``
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import logging
 import os
@@ -356,7 +355,7 @@ class GitHubStore(Store):
             url = fetched.links.get("next")
 
     # -- the store verbs ----------------------------------------------------------------------------------------
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -367,7 +366,7 @@ class GitHubStore(Store):
     ) -> Page:
         return _github_listing.list_jobs(self, states=states, labels=labels, open=open, cursor=cursor, limit=limit)
 
-    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
         return _github_listing.recently_changed(self, states, limit)
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
@@ -424,7 +423,7 @@ class GitHubStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         self.ensure_ready()
         return self._claimer.claim(worker=worker, lease=lease, limit=limit, labels=labels, types=types, ids=ids)
 
@@ -432,7 +431,7 @@ class GitHubStore(Store):
         self.ensure_ready()
         return _github_posts.post_comment(self, job_id, body)
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         return _github_posts.list_comments(self, job_id)
 
     def remove_label(self, job_id: int, name: str) -> None:
@@ -583,7 +582,7 @@ class GitHubStore(Store):
                 time.sleep(delay)  # someone else is moving the job right now: look again
             raise StateConflict(job_id, "another client kept changing the job at the same time; try again")
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
         self.ensure_ready()
         url = self.issues_url(state="open", labels=self.labels.label(JobState.PROCESSING))
         records = [r for _, page in self.pages(url) for r in page]
@@ -596,7 +595,7 @@ class GitHubStore(Store):
             ),
             key=lambda r: r.job.id,
         )
-        recovered: builtins.list[Job] = []
+        recovered: list[Job] = []
         for record in expired:
             if len(recovered) >= limit:
                 break

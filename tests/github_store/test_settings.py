@@ -96,6 +96,6 @@ def test_the_settings_issue_stays_out_of_the_jobs_when_its_label_is_taken_off(
     (number,) = [n for n, issue in fake.issues.items() if issue["title"] == "octoqueue settings"]
     fake.remove_label(number, "octoqueue-settings")
     assert store.get_setting("api_cursor_key") == "k" * 64
-    assert number not in [job.id for job in store.list().jobs]
+    assert number not in [job.id for job in store.list_jobs().jobs]
     with pytest.raises(JobNotFound):
         store.get(number)

@@ -131,7 +131,7 @@ def test_closed_by_hand_reads_as_cancelled(fake: FakeGitHub, store: GitHubStore)
     assert got.state is JobState.CANCELLED and not got.open
     assert store.claim(worker="w", lease=60) == []
     assert store.count([JobState.CANCELLED, JobState.PENDING]) == {JobState.CANCELLED: 1, JobState.PENDING: 0}
-    assert [j.id for j in store.list(states=[JobState.CANCELLED]).jobs] == [job.id]
+    assert [j.id for j in store.list_jobs(states=[JobState.CANCELLED]).jobs] == [job.id]
     back = store.transition(job.id, expected=JobState.CANCELLED, target=JobState.PENDING)
     assert back.state is JobState.PENDING and back.open
     assert [j.id for j in store.claim(worker="w", lease=60)] == [job.id]
@@ -143,8 +143,8 @@ def test_status_label_removed_by_hand(fake: FakeGitHub, store: GitHubStore) -> N
     fake.remove_label(job.id, "pending")
     got = store.get(job.id)
     assert got.state is None and got.status is None and got.labels == ("keep",)
-    assert [j.id for j in store.list().jobs] == [job.id, other.id]
-    assert [j.id for j in store.list(states=[JobState.PENDING]).jobs] == [other.id]
+    assert [j.id for j in store.list_jobs().jobs] == [job.id, other.id]
+    assert [j.id for j in store.list_jobs(states=[JobState.PENDING]).jobs] == [other.id]
     assert [j.id for j in store.claim(worker="w", lease=60)] == [other.id]
     assert store.claim(worker="w", lease=60) == []
     back = store.transition(job.id, expected=None, target=JobState.PENDING)
@@ -221,7 +221,7 @@ def test_body_edited_into_invalid_json(fake: FakeGitHub, store: GitHubStore) -> 
     fake.edit_issue(job.id, body=broken)
     got = store.get(job.id)
     assert got.data is None and got.body_error is not None and "not valid JSON" in got.body_error
-    assert [j.id for j in store.list().jobs] == [job.id]
+    assert [j.id for j in store.list_jobs().jobs] == [job.id]
     queue = Queue(store)
     assert queue.claim() is None  # the queue fails it at once, with a comment saying why
     failed = store.get(job.id)
@@ -242,7 +242,7 @@ def test_pull_requests_are_never_jobs(fake: FakeGitHub, store: GitHubStore) -> N
     pr = fake.create_pull_request("feature", "not a job")
     fake.add_label(pr, "pending")
     job = store.create(new())
-    assert [j.id for j in store.list().jobs] == [job.id]
+    assert [j.id for j in store.list_jobs().jobs] == [job.id]
     assert store.count([JobState.PENDING]) == {JobState.PENDING: 1}
     with pytest.raises(JobNotFound):
         store.get(pr)
@@ -255,14 +255,14 @@ def test_listing_follows_pages(store: GitHubStore) -> None:
     ids = [store.create(new({"i": i})).id for i in range(130)]
     got, cursor, pages = [], None, 0
     while True:
-        page = store.list(limit=45, cursor=cursor)
+        page = store.list_jobs(limit=45, cursor=cursor)
         got += [j.id for j in page.jobs]
         pages += 1
         if page.cursor is None:
             break
         cursor = page.cursor
     assert got == ids and pages == 3
-    assert [j.id for j in store.list(limit=500).jobs] == ids
+    assert [j.id for j in store.list_jobs(limit=500).jobs] == ids
 
 
 def test_count_of_long_listings_reads_first_and_last_page(fake: FakeGitHub, store: GitHubStore) -> None:
