@@ -12,8 +12,8 @@ import pytest
 
 from octoqueue.errors import AccessDenied, JobNotFound, RateLimited, StoreUnavailable
 from octoqueue.job import NewJob
-from octoqueue.stores._github_client import Pacer, ServerClock, _Window, parse_links
 from octoqueue.stores.github import GitHubStore
+from octoqueue.stores.github.client import Pacer, ServerClock, _Window, parse_links
 from octoqueue.testing.fake_github import IN_PROCESS_URL, FakeGitHub
 
 from .conftest import FAST, REPO, TOKEN

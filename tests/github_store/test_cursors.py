@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from octoqueue.stores._github_listing import decode_cursor, encode_cursor
+from octoqueue.stores.github.listing import decode_cursor, encode_cursor
 
 from .conftest import MakeStore
 

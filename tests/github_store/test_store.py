@@ -23,8 +23,8 @@ from octoqueue.job import NewJob
 from octoqueue.queue import Queue
 from octoqueue.states import JobState
 from octoqueue.stores import open_store
-from octoqueue.stores._github_client import Ambiguous
 from octoqueue.stores.github import GitHubStore
+from octoqueue.stores.github.client import Ambiguous
 from octoqueue.testing.fake_github import IN_PROCESS_URL, FakeGitHub
 from octoqueue.worker import Worker
 

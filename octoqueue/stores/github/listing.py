@@ -16,11 +16,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from octoqueue.job import Job, Page
 from octoqueue.states import JobState, LabelScheme, has_labels
-from octoqueue.stores._github_client import Fetched
-from octoqueue.stores._github_issues import Record, key_job_ref, key_ref
+from octoqueue.stores.github.client import Fetched
+from octoqueue.stores.github.issues import Record, key_job_ref, key_ref
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github import GitHubStore
+    from octoqueue.stores.github.store import GitHubStore
 
 PER_PAGE = 100
 

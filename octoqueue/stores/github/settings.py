@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from octoqueue import body as issue_body
 from octoqueue.errors import ConfigurationError, StoreUnavailable
-from octoqueue.stores._github_client import Ambiguous
-from octoqueue.stores._github_issues import settings_create_ref, settings_issue_ref, settings_ref
 from octoqueue.stores.base import checked_setting
+from octoqueue.stores.github.client import Ambiguous
+from octoqueue.stores.github.issues import settings_create_ref, settings_issue_ref, settings_ref
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github import GitHubStore
+    from octoqueue.stores.github.store import GitHubStore
 
 TITLE = "octoqueue settings"
 

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 from octoqueue.errors import JobNotFound
 from octoqueue.job import Job
 from octoqueue.states import JobState
-from octoqueue.stores._github_issues import Record, claim_ref
 from octoqueue.stores.base import claim_order, claimed, is_runnable
+from octoqueue.stores.github.issues import Record, claim_ref
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github import GitHubStore
+    from octoqueue.stores.github.store import GitHubStore
 
 log = logging.getLogger("octoqueue.github")
 

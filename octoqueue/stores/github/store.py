@@ -47,11 +47,12 @@ from octoqueue.dispatch import DEFAULT_EVENT_TYPE, dispatch_enabled
 from octoqueue.errors import ConfigurationError, JobNotFound, OctoqueueError, StateConflict
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState, LabelScheme, label_key
-from octoqueue.stores import _github_listing, _github_people, _github_posts
-from octoqueue.stores._github_claims import Claimer
-from octoqueue.stores._github_client import Fetched, GitHubClient, RateLimit, credential_key, shared_pacer
-from octoqueue.stores._github_dropped import check_label_kept
-from octoqueue.stores._github_issues import (
+from octoqueue.stores.base import Clock, Store, apply_transition, check_changes, expire
+from octoqueue.stores.github import listing, people, posts
+from octoqueue.stores.github.claims import Claimer
+from octoqueue.stores.github.client import Fetched, GitHubClient, RateLimit, credential_key, shared_pacer
+from octoqueue.stores.github.dropped import check_label_kept
+from octoqueue.stores.github.issues import (
     ARCHIVED_COLOUR,
     SETTINGS_COLOUR,
     STATE_COLOURS,
@@ -61,9 +62,8 @@ from octoqueue.stores._github_issues import (
     issue_record,
     patch_for,
 )
-from octoqueue.stores._github_refs import RefLocks
-from octoqueue.stores._github_settings import SettingsIssue
-from octoqueue.stores.base import Clock, Store, apply_transition, check_changes, expire
+from octoqueue.stores.github.refs import RefLocks
+from octoqueue.stores.github.settings import SettingsIssue
 
 log = logging.getLogger("octoqueue.github")
 
@@ -86,7 +86,7 @@ class GitHubStore(Store):
     Tuning: ``writes_per_minute``/``writes_per_hour`` pace writes (``paced_methods``: every mutating method by
     default, as GitHub may count any of them against its secondary limits; None = unpaced) — per token, not per
     store: every store of the process on one token and API root shares one pacer, with a margin to spare
-    (:func:`~octoqueue.stores._github_client.shared_pacer`); ``retries`` and
+    (:func:`~octoqueue.stores.github.client.shared_pacer`); ``retries`` and
     ``retry_backoff`` for 5xx and network errors; ``rate_limit_backoff`` is the first wait after a rate-limit
     answer without ``retry-after`` (doubling), ``max_rate_limit_wait`` the longest wait slept before
     :class:`~octoqueue.errors.RateLimited` is raised; ``lease_margin`` the seconds of lease a holder must have
@@ -364,22 +364,22 @@ class GitHubStore(Store):
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page:
-        return _github_listing.list_jobs(self, states=states, labels=labels, open=open, cursor=cursor, limit=limit)
+        return listing.list_jobs(self, states=states, labels=labels, open=open, cursor=cursor, limit=limit)
 
     def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
-        return _github_listing.recently_changed(self, states, limit)
+        return listing.recently_changed(self, states, limit)
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
-        return _github_listing.count_jobs(self, states)
+        return listing.count_jobs(self, states)
 
     def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
-        """Archives (see :func:`~octoqueue.stores._github_listing.purge_jobs`): GitHub cannot delete issues."""
+        """Archives (see :func:`~octoqueue.stores.github.listing.purge_jobs`): GitHub cannot delete issues."""
         self.ensure_ready()
-        return _github_listing.purge_jobs(self, states, older_than)
+        return listing.purge_jobs(self, states, older_than)
 
     def create(self, new: NewJob) -> Job:
         self.ensure_ready()
-        job = _github_posts.create_job(self, new)
+        job = posts.create_job(self, new)
         if self.wake_workflow and (job.run_at is None or job.run_at <= self.now()):
             sent = self._wake(job.id)
             with self._wakes_lock:
@@ -429,10 +429,10 @@ class GitHubStore(Store):
 
     def comment(self, job_id: int, body: str) -> Comment:
         self.ensure_ready()
-        return _github_posts.post_comment(self, job_id, body)
+        return posts.post_comment(self, job_id, body)
 
     def comments(self, job_id: int) -> list[Comment]:
-        return _github_posts.list_comments(self, job_id)
+        return posts.list_comments(self, job_id)
 
     def remove_label(self, job_id: int, name: str) -> None:
         """Take the extra label ``name`` off job ``job_id``'s issue: one DELETE; a label already gone is fine.
@@ -458,12 +458,12 @@ class GitHubStore(Store):
     def own_login(self) -> str | None:
         """The login this store writes as (``GET /user``, asked once); None for a GitHub App's token."""
         if self._own_login is None:  # two threads asking at once both ask GitHub; the answer is the same
-            self._own_login = (_github_people.authenticated_login(self),)
+            self._own_login = (people.authenticated_login(self),)
         return self._own_login[0]
 
     def permission_of(self, login: str) -> str:
         """``login``'s base permission on the repository, as GitHub tells it: admin, write, read or none."""
-        return _github_people.permission(self, login)
+        return people.permission(self, login)
 
     def get_setting(self, key: str) -> Any:
         return self._settings.get(key)

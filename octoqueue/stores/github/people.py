@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from octoqueue.errors import AccessDenied
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github import GitHubStore
+    from octoqueue.stores.github.store import GitHubStore
 
 #: The ``permission`` values of the endpoint, weakest first.
 PERMISSIONS = ("none", "read", "write", "admin")

@@ -11,7 +11,7 @@ store has kept looking for ``read_lag`` seconds after the failed POST (:func:`lo
 Idempotency keys go further: ``refs/octoqueue/keys/{sha256}`` is taken before the issue is created (one creator
 per key, even across processes), and ``refs/octoqueue/keyjobs/{sha256}-{number}`` afterwards records which issue
 holds the key, so a second create finds it with one ``matching-refs`` request. The issue's create-token is derived
-from the key ref's name (:func:`~octoqueue.stores._github_issues.key_create_token`): a creator that dies between
+from the key ref's name (:func:`~octoqueue.stores.github.issues.key_create_token`): a creator that dies between
 its POST and the ``keyjobs`` ref leaves an issue that whoever rescues the key ref finds by that token (refs are
 read consistently, so the rescuer knows every name taken for the key) instead of posting the job again.
 """
@@ -38,12 +38,12 @@ from octoqueue.errors import (
 )
 from octoqueue.job import Comment, Job, NewJob
 from octoqueue.states import JobState
-from octoqueue.stores._github_client import Ambiguous, error_message
-from octoqueue.stores._github_dropped import check_label_kept
-from octoqueue.stores._github_issues import job_meta, key_create_token, key_job_ref, key_ref, parse_time
+from octoqueue.stores.github.client import Ambiguous, error_message
+from octoqueue.stores.github.dropped import check_label_kept
+from octoqueue.stores.github.issues import job_meta, key_create_token, key_job_ref, key_ref, parse_time
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github import GitHubStore
+    from octoqueue.stores.github.store import GitHubStore
 
 log = logging.getLogger("octoqueue.github")
 
