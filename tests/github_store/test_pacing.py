@@ -95,8 +95,8 @@ def test_stores_on_one_token_share_their_pacer_and_its_holds(fake: FakeGitHub) -
     one, two = (GithubQueue(REPO, TOKEN, base_url=IN_PROCESS_URL, transport=transport) for _ in range(2))
     other = GithubQueue(REPO, "another-token", base_url=IN_PROCESS_URL, transport=transport)
     try:
-        assert one.store.client.pacer is two.store.client.pacer
-        assert other.store.client.pacer is not one.store.client.pacer
+        assert one.store._client.pacer is two.store._client.pacer
+        assert other.store._client.pacer is not one.store._client.pacer
     finally:
         for queue in (one, two, other):
             queue.close()

@@ -78,7 +78,7 @@ def test_after_an_upgrade_the_old_revision_refs_do_not_block_writes(fake: FakeGi
     number = _labelled_settings(fake, {"queues": ["old"]})
     old = make_store()
     for revision in range(3):
-        assert old.refs.create(f"refs/octoqueue/settings/default-{revision}")
+        assert old._refs.create(f"refs/octoqueue/settings/default-{revision}")
     store = make_store(orphan_grace=3600)  # no rescue can help within the test
     store.set_setting("queues", ["new"])
     store.update_setting("queues", lambda queues: [*queues, "newer"])

@@ -113,5 +113,5 @@ def test_the_store_refuses_link_urls_off_the_api_root(stack: Stack) -> None:
     with FakeGitHub(repo="evil/loot", token="whatever") as evil, evil.serve() as evil_url:
         for url in (f"{evil_url}/repos/evil/loot/issues", f"{store.base_url}/../x", f"{store.base_url}@evil/x"):
             with pytest.raises(OffRoot):
-                store.client.get(url)
+                store._client.get(url)
         assert evil.request_log == []
