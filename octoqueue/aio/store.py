@@ -15,7 +15,6 @@ rules behind it, are the synchronous store's; an async store keeps them by runni
 from __future__ import annotations
 
 import asyncio
-import builtins
 import importlib
 import os
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -52,24 +51,24 @@ class AsyncStore(Protocol):
 
     async def now(self) -> datetime: ...
     async def create(self, new: NewJob) -> Job: ...
-    async def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]: ...
+    async def create_many(self, items: Sequence[NewJob]) -> list[Job]: ...
     async def get(self, job_id: int) -> Job: ...
-    async def list(self, **filters: Any) -> Page:
-        """Filters as :meth:`Store.list`."""
+    async def list_jobs(self, **filters: Any) -> Page:
+        """Filters as :meth:`Store.list_jobs`."""
 
-    async def claim(self, **options: Any) -> builtins.list[Job]:
+    async def claim(self, **options: Any) -> list[Job]:
         """Options as :meth:`Store.claim`."""
 
     async def transition(self, job_id: int, **options: Any) -> Job:
         """Options (``expected``, ``target``, ``attempt``, changes) as :meth:`Store.transition`."""
 
-    async def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]: ...
-    async def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]: ...
-    async def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]: ...
+    async def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]: ...
+    async def recover_expired(self, *, limit: int = 100) -> list[Job]: ...
+    async def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]: ...
     async def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]: ...
     async def purge(self, *, states: Collection[JobState], older_than: datetime) -> int: ...
     async def comment(self, job_id: int, body: str) -> Comment: ...
-    async def comments(self, job_id: int) -> builtins.list[Comment]: ...
+    async def comments(self, job_id: int) -> list[Comment]: ...
     async def get_setting(self, key: str) -> Any: ...
     async def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any: ...
     async def set_setting(self, key: str, value: Any) -> None: ...
@@ -103,28 +102,28 @@ class _OverStore:
     async def create(self, new: NewJob) -> Job:
         return await self._call(self.store.create, new)
 
-    async def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+    async def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         return await self._call(self.store.create_many, items)
 
     async def get(self, job_id: int) -> Job:
         return await self._call(self.store.get, job_id)
 
-    async def list(self, **filters: Any) -> Page:
-        return await self._call(self.store.list, **filters)
+    async def list_jobs(self, **filters: Any) -> Page:
+        return await self._call(self.store.list_jobs, **filters)
 
-    async def claim(self, **options: Any) -> builtins.list[Job]:
+    async def claim(self, **options: Any) -> list[Job]:
         return await self._call(self.store.claim, **options)
 
     async def transition(self, job_id: int, **options: Any) -> Job:
         return await self._call(self.store.transition, job_id, **options)
 
-    async def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+    async def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         return await self._call(self.store.transition_many, moves)
 
-    async def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    async def recover_expired(self, *, limit: int = 100) -> list[Job]:
         return await self._call(self.store.recover_expired, limit=limit)
 
-    async def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+    async def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
         return await self._call(self.store.recently_changed, states, limit=limit)
 
     async def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
@@ -136,7 +135,7 @@ class _OverStore:
     async def comment(self, job_id: int, body: str) -> Comment:
         return await self._call(self.store.comment, job_id, body)
 
-    async def comments(self, job_id: int) -> builtins.list[Comment]:
+    async def comments(self, job_id: int) -> list[Comment]:
         return await self._call(self.store.comments, job_id)
 
     async def get_setting(self, key: str) -> Any:
@@ -199,28 +198,28 @@ class AwaitingStore(Store):
     def create(self, new: NewJob) -> Job:
         return self._wait(self.inner.create(new))
 
-    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+    def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         return self._wait(self.inner.create_many(items))
 
     def get(self, job_id: int) -> Job:
         return self._wait(self.inner.get(job_id))
 
-    def list(self, **filters: Any) -> Page:  # type: ignore[override]
-        return self._wait(self.inner.list(**filters))
+    def list_jobs(self, **filters: Any) -> Page:  # type: ignore[override]
+        return self._wait(self.inner.list_jobs(**filters))
 
-    def claim(self, **options: Any) -> builtins.list[Job]:  # type: ignore[override]
+    def claim(self, **options: Any) -> list[Job]:  # type: ignore[override]
         return self._wait(self.inner.claim(**options))
 
     def transition(self, job_id: int, **options: Any) -> Job:  # type: ignore[override]
         return self._wait(self.inner.transition(job_id, **options))
 
-    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+    def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         return self._wait(self.inner.transition_many(moves))
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
         return self._wait(self.inner.recover_expired(limit=limit))
 
-    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
         return self._wait(self.inner.recently_changed(states, limit=limit))
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
@@ -232,7 +231,7 @@ class AwaitingStore(Store):
     def comment(self, job_id: int, body: str) -> Comment:
         return self._wait(self.inner.comment(job_id, body))
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         return self._wait(self.inner.comments(job_id))
 
     def get_setting(self, key: str) -> Any:

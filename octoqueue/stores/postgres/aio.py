@@ -9,7 +9,6 @@ listens for arrivals in a task instead of a thread. :class:`AsyncPostgresStore` 
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -39,7 +38,7 @@ class _Cursor:
     def fetchone(self) -> Any:
         return await_(self._cursor.fetchone())
 
-    def fetchall(self) -> builtins.list[Any]:
+    def fetchall(self) -> list[Any]:
         return await_(self._cursor.fetchall())
 
 
@@ -79,7 +78,7 @@ class BridgedPostgresStore(PostgresStore):
     def _group_transitions(self) -> Callable[[Move], Job | Exception]:
         # Tasks' transitions grouped as threads' are, each caller awaiting its turn instead of blocking the thread; a
         # batch is sent whole even when the task of the call that leads it is cancelled meanwhile.
-        def send(moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+        def send(moves: Sequence[Move]) -> list[Job | Exception]:
             return await_through_cancel(run_sync(self.transition_many, moves))
 
         return GroupSender(send, signal=TaskSignal)

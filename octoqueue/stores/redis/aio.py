@@ -9,7 +9,6 @@ how a command, a pipeline and a script are sent (awaited on a ``redis.asyncio`` 
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import logging
 from typing import Any
@@ -42,14 +41,14 @@ class BridgedRedisStore(RedisStore):
     def _command(self, *args: Any) -> Any:
         return await_(self._client.execute_command(*args))
 
-    def _evaluate(self, script: Any, keys: builtins.list[str], args: builtins.list[Any]) -> Any:
+    def _evaluate(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         return await_(script(keys=keys, args=args))
 
-    def _pipeline(self, commands: builtins.list[tuple[Any, ...]]) -> builtins.list[Any]:
+    def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         pipe: Any = self._client.pipeline(transaction=False)  # a redis.asyncio pipeline
         for command in commands:
             pipe.execute_command(*command)
-        replies: builtins.list[Any] = await_(pipe.execute())
+        replies: list[Any] = await_(pipe.execute())
         return replies
 
     def _start_watching(self) -> None:

@@ -8,7 +8,6 @@ a pub/sub channel, so waiting claims in other processes wake at once (:meth:`Red
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import json
 import logging
@@ -230,11 +229,11 @@ class RedisStore(Store):
             except redis.exceptions.NoScriptError:
                 return self._evaluate(script, [self._route], [tag, *args])
 
-    def _evaluate(self, script: Any, keys: builtins.list[str], args: builtins.list[Any]) -> Any:
+    def _evaluate(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run a registered script (loading it into Redis when Redis does not know it)."""
         return script(keys=keys, args=args)
 
-    def _pipeline(self, commands: builtins.list[tuple[Any, ...]]) -> builtins.list[Any]:
+    def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` in one round trip (no transaction); their replies, in order."""
         pipe = self._client.pipeline(transaction=False)
         for command in commands:
@@ -252,7 +251,7 @@ class RedisStore(Store):
     def create(self, new: NewJob) -> Job:
         return self.create_many([new])[0]
 
-    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+    def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         if not items:
             return []
         rows = []
@@ -314,7 +313,7 @@ class RedisStore(Store):
             flat = [x for pair in flat.items() for x in pair]
         return _job(flat)
 
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -324,7 +323,7 @@ class RedisStore(Store):
         limit: int = 100,
     ) -> Page:
         if states is not None:
-            states = builtins.list(states)
+            states = list(states)
             if not states:
                 return Page(jobs=[])
         try:
@@ -334,7 +333,7 @@ class RedisStore(Store):
         found = self._run(
             "list",
             json.dumps([s.value for s in states]) if states is not None else "",
-            json.dumps(builtins.list(dict.fromkeys(labels)), ensure_ascii=False),
+            json.dumps(list(dict.fromkeys(labels)), ensure_ascii=False),
             "" if open is None else str(int(open)),
             after,
             max(1, int(limit)),
@@ -351,7 +350,7 @@ class RedisStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
             return []
         found = self._run(
@@ -359,7 +358,7 @@ class RedisStore(Store):
             worker,
             max(0, int(lease * 1_000_000)),
             int(limit),
-            json.dumps(builtins.list(dict.fromkeys(labels)), ensure_ascii=False),
+            json.dumps(list(dict.fromkeys(labels)), ensure_ascii=False),
             json.dumps(sorted(types), ensure_ascii=False) if types is not None else "",
             json.dumps([int(i) for i in ids]) if ids is not None else "",
         )
@@ -382,12 +381,12 @@ class RedisStore(Store):
 
     batches_transitions = True
 
-    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+    def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         for move in moves:
             check_changes(move.changes)
         return self._transitions(moves) if moves else []
 
-    def _transitions(self, moves: Sequence[Move], *, lease_due: bool = False) -> builtins.list[Job | Exception]:
+    def _transitions(self, moves: Sequence[Move], *, lease_due: bool = False) -> list[Job | Exception]:
         payload = []
         for move in moves:
             wanted = expected_set(move.expected)
@@ -410,7 +409,7 @@ class RedisStore(Store):
                 ]
             )
         replies = self._run("transition", self._origin, json.dumps(payload, ensure_ascii=False))
-        results: builtins.list[Job | Exception] = []
+        results: list[Job | Exception] = []
         for move, (kind, *rest) in zip(moves, replies, strict=True):
             if kind == "ok":
                 results.append(_job(rest[0]))
@@ -436,7 +435,7 @@ class RedisStore(Store):
             return exc
         return StateConflict(job.id, f"its lease was renewed (it is {job.status}, attempt {job.attempt})")
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
         now_us, found = self._run("expired", max(1, int(limit)))
         now = _dt(now_us)
         moves = []
@@ -452,7 +451,7 @@ class RedisStore(Store):
         return [r for r in self._transitions(moves, lease_due=True) if isinstance(r, Job)]
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
-        wanted = builtins.list(states) if states is not None else builtins.list(JobState)
+        wanted = list(states) if states is not None else list(JobState)
         with self._errors():
             sizes = self._pipeline([("ZCARD", f"{self._tag}:state:{state.value}") for state in wanted])
         return {state: int(n) for state, n in zip(wanted, sizes, strict=True)}
@@ -475,7 +474,7 @@ class RedisStore(Store):
             raise JobNotFound(job_id)
         return Comment(id=int(made[0]), job_id=int(job_id), body=body, created_at=_dt(made[1]))
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         with self._errors():
             exists, entries = self._pipeline(
                 [("EXISTS", f"{self._tag}:job:{int(job_id)}"), ("LRANGE", f"{self._tag}:comments:{int(job_id)}", 0, -1)]
@@ -566,7 +565,7 @@ class RedisStore(Store):
             with contextlib.suppress(Exception):
                 pubsub.close()
 
-    def _arrivals_in(self, message: dict[str, Any] | None) -> builtins.list[Arrival]:
+    def _arrivals_in(self, message: dict[str, Any] | None) -> list[Arrival]:
         """The arrivals a pub/sub message announces (none when another store object's own or not ours)."""
         if message is None or message.get("type") != "message":
             return []
@@ -583,7 +582,7 @@ class RedisStore(Store):
 
     def _tell(self, arrival: Arrival) -> None:
         with self._watch_lock:
-            callbacks = builtins.list(self._watchers)
+            callbacks = list(self._watchers)
         for callback in callbacks:
             try:
                 callback(arrival)
