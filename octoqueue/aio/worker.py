@@ -65,6 +65,7 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
         self._held: dict[int, Job] = {}  # the jobs in hand, with their latest lease
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._ended: dict[int, str] = {}  # jobs whose task this worker cancelled: "lost" or "released"
+        self._to_complete: asyncio.Queue[tuple[Job, Any, asyncio.Future[Job | Exception]]] = asyncio.Queue()
 
     # -- running -----------------------------------------------------------------------------------------------
     async def run(
@@ -85,6 +86,7 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
         taken = 0
         next_recover = 0.0
         beats = asyncio.create_task(self._heartbeats())
+        completer = asyncio.create_task(self._completer()) if self.queue.store.batches_transitions else None
         # As the Worker: a run for what is runnable now, or for given jobs, is too short to be worth two writes.
         registrar = None if once or self.ids is not None else asyncio.create_task(self._register())
         log.info("async worker %s started on %s", self.name, self.queue.store.url)
@@ -112,6 +114,8 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
         finally:
             await self._shutdown()
             beats.cancel()
+            if completer is not None:
+                completer.cancel()
             if registrar is not None:
                 registrar.cancel()
                 await self._settings_write(unregister, self.name)
@@ -261,9 +265,36 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
                 return await fn(*args)
             return await asyncio.to_thread(fn, *args)
 
+    async def _complete(self, held: Job, result: Any) -> Job:
+        """``held`` completed with ``result``: one by one, or — on a store whose batches are one round trip — by
+        :meth:`_completer` with the jobs that finish at the same moment, each still fenced by its attempt."""
+        if not self.queue.store.batches_transitions:
+            return await self.queue.complete(held, result=result)
+        outcome: asyncio.Future[Job | Exception] = asyncio.get_running_loop().create_future()
+        self._to_complete.put_nowait((held, result, outcome))
+        done = await outcome
+        if isinstance(done, Exception):
+            raise done
+        return done
+
+    async def _completer(self) -> None:
+        # As the Worker's completions: a job finishing while no call runs is completed at once, those finishing
+        # during a call share the next one. A task of its own, so a job's task cancelled meanwhile cannot stall it.
+        while True:
+            batch = [await self._to_complete.get()]
+            while not self._to_complete.empty():
+                batch.append(self._to_complete.get_nowait())
+            try:
+                outcomes = await self.queue.complete_many([b[0] for b in batch], [b[1] for b in batch])
+            except Exception as exc:  # the whole call failed: every job in it gets the error
+                outcomes = [exc] * len(batch)
+            for (_, _, outcome), done in zip(batch, outcomes, strict=True):
+                if not outcome.done():
+                    outcome.set_result(done)
+
     async def _finish_completed(self, job: Job, report: JobReport, result: Any) -> None:
         try:
-            done = await self.queue.complete(self._held[job.id], result=result)
+            done = await self._complete(self._held[job.id], result)
         except JobTooLarge as exc:
             error = f"the result could not be stored: {exc}"
             failed(job, report, await self.queue.fail(self._held[job.id], error=error, retry=False), error)

@@ -46,6 +46,14 @@ async def test_jobs_run_concurrently_and_each_outcome_is_recorded(astore: AsyncS
         def later(data: Any) -> None:  # a plain function runs in a thread
             raise RetryableError("not yet", delay=600)
 
+        batches: list[int] = []
+        complete_many = queue.complete_many
+
+        async def counted(jobs: Any, results: Any = None) -> Any:
+            batches.append(len(jobs))
+            return await complete_many(jobs, results)
+
+        queue.complete_many = counted  # type: ignore[method-assign]
         ids = [j.id for j in await queue.enqueue_many([{"a": i} for i in range(8)], type="add")]
         bad_id = await queue.enqueue({}, type="bad")
         later_id = await queue.enqueue({}, type="later")
@@ -54,6 +62,10 @@ async def test_jobs_run_concurrently_and_each_outcome_is_recorded(astore: AsyncS
         assert most == 4
         assert stats.completed == 8 and stats.failed == 1 and stats.retried == 1 and stats.processed == 10
         assert [await queue.result(i) for i in ids] == [i + 1 for i in range(8)]
+        if astore.batches_transitions:  # jobs finishing together are completed in one call, as the Worker does
+            assert sum(batches) == 8 and len(batches) < 8
+        else:
+            assert batches == []
         failed = await queue.get(bad_id)
         assert failed.state is JobState.FAILED and "never" in (failed.last_error or "")
         assert (await queue.get(later_id)).state is JobState.PENDING
