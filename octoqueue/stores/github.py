@@ -38,7 +38,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -449,6 +449,25 @@ class GitHubStore(Store):
             expect=(404,),  # the label (or the issue) is not there: nothing to remove
             what=f"remove label {name!r} from job {job_id}",
         )
+
+    def link_dependencies(self, job_id: int, parent_ids: Sequence[int]) -> None:
+        """Make each of ``parent_ids`` block job ``job_id`` with GitHub's issue dependencies (``POST
+        .../issues/{n}/dependencies/blocked_by`` with the parent's database id, read from its issue), so the issue
+        shows "Blocked by". A request per parent plus its read (usually a 304); one already linked (422) is fine.
+
+        Not part of the store contract: octoqueue reads a job's parents from its own comment, which every store
+        keeps (see :mod:`octoqueue.dependencies`); this is what people see on GitHub."""
+        for parent in parent_ids:
+            issue_id = int(self._client.get(f"{self._path}/issues/{int(parent)}", what=f"read job {parent}").data["id"])
+            self._client.call(
+                lambda gh, issue_id=issue_id: gh.rest.issues.add_blocked_by_dependency(  # type: ignore[misc]
+                    self.owner, self.repo, int(job_id), data={"issue_id": issue_id}
+                ),
+                idempotent=False,
+                expect=(422,),
+                job_id=job_id,
+                what=f"mark job {job_id} blocked by job {parent}",
+            )
 
     # -- people (the webhook's ChatOps; not part of the store contract) ----------------------------------------
     @property
