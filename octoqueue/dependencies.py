@@ -28,6 +28,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from octoqueue.errors import JobNotFound, StateConflict
@@ -151,7 +152,7 @@ class Dependencies:
                 if settled is not None and settled.state in _BROKEN:
                     todo.append(settled)  # its own children fail in turn
             if job.state is JobState.COMPLETED:
-                self._store.update_setting(SETTING_KEY, lambda now, done=job.id: _without(now, done))
+                self._store.update_setting(SETTING_KEY, partial(_without, parent=job.id))
             edges = self._store.get_setting(SETTING_KEY) or {}
 
     def catch_up(self) -> int:
@@ -163,7 +164,7 @@ class Dependencies:
         for key in edges:
             parent = self._parent(int(key))
             if parent is None:
-                self._store.update_setting(SETTING_KEY, lambda now, gone=int(key): _without(now, gone))
+                self._store.update_setting(SETTING_KEY, partial(_without, parent=int(key)))
             elif parent.state in (*_BROKEN, JobState.COMPLETED):
                 finished.append(parent)
         if finished:

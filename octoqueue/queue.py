@@ -849,7 +849,7 @@ class Queue:
             return
         try:
             self.dependencies.finished(jobs)
-        except Exception as exc:  # noqa: BLE001 - the jobs are finished; their dependents are settled later
+        except Exception as exc:  # the jobs are finished whatever happens: their dependents are settled later
             log.warning("the jobs waiting for %s are settled later: %s", ", ".join(str(j.id) for j in jobs), exc)
 
     def settle_waiting(self) -> int:

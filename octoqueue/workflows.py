@@ -123,7 +123,6 @@ class Workflow:
         return ids
 
 
-
 @dataclass(frozen=True)
 class Node:
     """A job of a submitted workflow as ``show`` reads it: the job and the ids of its parents."""
