@@ -142,7 +142,11 @@ class Dependencies:
 
     # -- reacting to jobs that finish or come back ------------------------------------------------------------------
     def finished(self, jobs: Sequence[Job]) -> None:
-        """React to ``jobs`` having finished: settle what waits for them (one setting read for all of them)."""
+        """React to ``jobs`` having finished: settle what waits for them (one setting read for all of them, none on a
+        store that knows they block nothing)."""
+        store = self._store
+        if isinstance(store, LinksDependencies) and all(store.blocks_others(job.id) is False for job in jobs):
+            return
         edges = self._store.get_setting(SETTING_KEY) or {}
         todo = [job for job in jobs if str(job.id) in edges]
         while todo:

@@ -516,6 +516,8 @@ class Queue:
         """Put any job back to pending with a fresh attempt budget (its failed/completed label goes)."""
         number = _job_id(job_id)
         current = self.store.get(number)
+        if current.state is JobState.PENDING:  # pending -> pending releases a waiting job; it is no requeue
+            raise InvalidTransition(number, current.state, JobState.PENDING)
         new = self.store.transition(
             number,
             expected=current.state,

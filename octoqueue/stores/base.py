@@ -439,7 +439,11 @@ class LinksDependencies(Protocol):
 
     def link_dependencies(self, job_id: int, parent_ids: Sequence[int]) -> None:
         """Record where people see it that job ``job_id`` is blocked by each of ``parent_ids`` (all existing jobs).
-        Display only: octoqueue itself reads a job's parents from its comment (see :mod:`octoqueue.dependencies`)."""
+        Octoqueue itself reads a job's parents from its comment (see :mod:`octoqueue.dependencies`)."""
+
+    def blocks_others(self, job_id: int) -> bool | None:
+        """Whether job ``job_id`` blocks other jobs as the backend last said, without asking it again; None when
+        not known. Lets a finish skip reading the ``dependents`` setting for a job nothing waits for."""
 
 
 @runtime_checkable
