@@ -215,6 +215,8 @@ class Queue:
             raise ValueError(f"{len(datas)} items but {len(keys)} idempotency keys")
         if "idempotency_key" in options:
             raise ValueError("enqueue_many takes idempotency_keys, one per item")
+        if "depends_on" in options:
+            raise ValueError("enqueue_many takes no depends_on: enqueue jobs with parents one by one (or a Workflow)")
         if not datas:
             return []
         if any(key is not None and not isinstance(key, str) for key in keys):
