@@ -106,6 +106,8 @@ class Dependencies:
     def __init__(self, queue: Queue) -> None:
         self._queue = queue
         self._store = queue.store
+        # Asked once: an isinstance check against a runtime protocol costs more than the setting read it may spare.
+        self._links: LinksDependencies | None = queue.store if isinstance(queue.store, LinksDependencies) else None
 
     # -- reading ----------------------------------------------------------------------------------------------------
     def parents(self, job_id: int) -> list[int]:
@@ -133,8 +135,8 @@ class Dependencies:
         when they all completed already, failed when one failed. Returns the child as it is then."""
         self._queue._say(child.id, waits_comment(parents, on_parent_failure))
         self._store.update_setting(SETTING_KEY, lambda edges: _with_edges(edges, parents, child.id))
-        if isinstance(self._store, LinksDependencies):
-            self._store.link_dependencies(child.id, parents)
+        if self._links is not None:
+            self._links.link_dependencies(child.id, parents)
         settled = self._settle(child.id)
         if settled is not None and settled.state in _BROKEN:
             self.finished([settled])
@@ -144,8 +146,8 @@ class Dependencies:
     def finished(self, jobs: Sequence[Job]) -> None:
         """React to ``jobs`` having finished: settle what waits for them (one setting read for all of them, none on a
         store that knows they block nothing)."""
-        store = self._store
-        if isinstance(store, LinksDependencies) and all(store.blocks_others(job.id) is False for job in jobs):
+        links = self._links
+        if links is not None and all(links.blocks_others(job.id) is False for job in jobs):
             return
         edges = self._store.get_setting(SETTING_KEY) or {}
         todo = [job for job in jobs if str(job.id) in edges]
