@@ -845,6 +845,20 @@ class DependencyContract(_KitBase):
             queue.enqueue({"n": 5}, depends_on=[424242])
 
 
+    def test_settle_waiting_catches_up_with_parents_finished_behind_its_back(self, queue: Queue) -> None:
+        done, broken = queue.enqueue({"n": 1}), queue.enqueue({"n": 2})
+        released = queue.enqueue({"n": 3}, depends_on=[done])
+        failed = queue.enqueue({"n": 4}, depends_on=[broken])
+        # finished straight in the store, as by a finisher that died before settling, or a person on GitHub
+        queue.store.transition(done, expected=JobState.PENDING, target=JobState.COMPLETED)
+        queue.store.transition(broken, expected=JobState.PENDING, target=JobState.CANCELLED)
+        assert queue.claim() is None
+        assert queue.settle_waiting() == 2
+        assert queue.get(failed).state is JobState.FAILED
+        taken = queue.claim()
+        assert taken is not None and taken.id == released
+
+
 class StoreKit(StoreContract, QueueContract, DependencyContract):
     """The whole contract: subclass it (as ``Test...``) and set :attr:`store_url` or override :meth:`make_store`."""
 

@@ -170,3 +170,27 @@ def test_workflow_show_prints_the_dag_with_states(tmp_path: Any) -> None:
     assert "completed" in out.output and f"{ids['fetch']}" in out.output.splitlines()[2]
     missing = CliRunner().invoke(main, ["workflow", "show", "nope", "--store", url])
     assert missing.exit_code == 1 and "no jobs" in missing.output
+
+
+def test_parents_finishing_at_once_in_two_processes_release_each_child_once(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path}/race.db"
+    left, right = Queue(url, max_attempts=1), Queue(url, max_attempts=1)
+    pairs = [(left.enqueue({"p": i}), left.enqueue({"q": i})) for i in range(20)]
+    children = [left.enqueue({"child": i}, depends_on=pair) for i, pair in enumerate(pairs)]
+    barrier = threading.Barrier(2)
+
+    def finish(queue: Queue, side: int) -> None:
+        barrier.wait()
+        for pair in pairs:
+            queue.complete(pair[side])
+
+    threads = [threading.Thread(target=finish, args=(q, side)) for side, q in enumerate((left, right))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    taken = left.claim_batch(100)
+    assert sorted(job.id for job in taken) == children
+    assert all(job.attempt == 1 for job in taken)
+    left.close()
+    right.close()
