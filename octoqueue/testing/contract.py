@@ -844,7 +844,6 @@ class DependencyContract(_KitBase):
         with pytest.raises(JobNotFound):
             queue.enqueue({"n": 5}, depends_on=[424242])
 
-
     def test_settle_waiting_catches_up_with_parents_finished_behind_its_back(self, queue: Queue) -> None:
         done, broken = queue.enqueue({"n": 1}), queue.enqueue({"n": 2})
         released = queue.enqueue({"n": 3}, depends_on=[done])
