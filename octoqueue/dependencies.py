@@ -149,7 +149,9 @@ class Dependencies:
         links = self._links
         if links is not None and all(links.blocks_others(job.id) is False for job in jobs):
             return
-        edges = self._store.get_setting(SETTING_KEY) or {}
+        self._settle_children(jobs, self._store.get_setting(SETTING_KEY) or {})
+
+    def _settle_children(self, jobs: Sequence[Job], edges: dict[str, list[int]]) -> None:
         todo = [job for job in jobs if str(job.id) in edges]
         while todo:
             job = todo.pop()
@@ -173,8 +175,7 @@ class Dependencies:
                 self._store.update_setting(SETTING_KEY, partial(_without, parent=int(key)))
             elif parent.state in (*_BROKEN, JobState.COMPLETED):
                 finished.append(parent)
-        if finished:
-            self.finished(finished)
+        self._settle_children(finished, edges)  # not through finished(): what GitHub said of them may be old
         return len(edges)
 
     def requeued(self, job: Job) -> Job:
