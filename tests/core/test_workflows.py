@@ -22,8 +22,22 @@ from octoqueue.workflows import Workflow, WorkflowCycle, render, show
 
 
 @pytest.fixture
-def queue() -> Iterator[Queue]:
-    q = Queue(open_store("memory://", clock=ManualClock()), max_attempts=1, lease=60)
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def url(tmp_path: Any) -> str:
+    return f"sqlite:///{tmp_path}/dag.db"
+
+
+def open_queue(url: str, clock: ManualClock) -> Queue:
+    return Queue(open_store(url, clock=clock), max_attempts=1, lease=60)
+
+
+@pytest.fixture
+def queue(url: str, clock: ManualClock) -> Iterator[Queue]:
+    q = open_queue(url, clock)
     yield q
     q.close()
 
@@ -45,6 +59,7 @@ class Recorder:
         self.queue, self.parents, self.fail = queue, parents, fail or set()
         self.started: list[int] = []
         self.early: list[int] = []
+        self.workers: set[str] = set()
         self.lock = threading.Lock()
 
     def __call__(self, data: Any, job: Any) -> Any:
@@ -52,30 +67,39 @@ class Recorder:
             self.early.append(job.id)
         with self.lock:
             self.started.append(job.id)
+            self.workers.add(job.worker)
         if data["step"] in self.fail:
             raise PermanentError(f"{data['step']} broke")
         return data["step"]
 
 
-def drain(queue: Queue, recorder: Recorder) -> Worker:
-    worker = Worker(queue, recorder, concurrency=4, poll_interval=0.01)
-    for _ in range(60):  # a drain takes what is runnable; what it released runs in the next round
-        worker.run(once=True, install_signal_handlers=False)
-        pending = queue.store.iter_jobs(states=[JobState.PENDING])
-        if all(is_waiting(job) for job in pending):
+def drain(queue: Queue, recorder: Recorder, clock: ManualClock) -> int:
+    """Run 4 workers, each with a queue and store of its own on the queue's SQLite file (as 4 processes would),
+    until nothing is runnable; return how many jobs they completed."""
+    crew = [Worker(open_queue(queue.store.url, clock), recorder, poll_interval=0.01) for _ in range(4)]
+    for _ in range(60):  # a worker stops when nothing is runnable for it: what others release runs next round
+        threads = [
+            threading.Thread(target=w.run, kwargs={"once": True, "install_signal_handlers": False}) for w in crew
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if all(is_waiting(job) for job in queue.store.iter_jobs(states=[JobState.PENDING])):
             break
-    return worker
+    for worker in crew:
+        worker.queue.close()
+    return sum(worker.stats.completed for worker in crew)
 
 
-def test_a_50_job_dag_completes_in_a_topological_order_with_4_workers(queue: Queue) -> None:
+def test_a_50_job_dag_completes_in_a_topological_order_with_4_workers(queue: Queue, clock: ManualClock) -> None:
     workflow = fifty_step_dag()
     ids = workflow.submit_all(queue)
     parents = {ids[s.name]: [ids[p] for p in s.depends_on] for s in workflow.steps.values()}
     assert sum(len(p) > 1 for p in parents.values()) > 5  # a real DAG, not a chain
     recorder = Recorder(queue, parents)
-    worker = drain(queue, recorder)
-
-    assert worker.stats.completed == 50 and recorder.early == []
+    assert drain(queue, recorder, clock) == 50 and recorder.early == []
+    assert len(recorder.workers) > 1  # the workers shared the DAG (4 took part in every run seen)
     position = {job_id: n for n, job_id in enumerate(recorder.started)}
     assert all(position[p] < position[child] for child, ps in parents.items() for p in ps)
     assert all(queue.get(i).state is JobState.COMPLETED for i in ids.values())
@@ -91,7 +115,9 @@ def subtree(workflow: Workflow, root: str) -> set[str]:
     return below
 
 
-def test_a_failed_parent_fails_its_subtree_with_reasons_and_requeueing_it_revives_them(queue: Queue) -> None:
+def test_a_failed_parent_fails_its_subtree_with_reasons_and_requeueing_it_revives_them(
+    queue: Queue, clock: ManualClock
+) -> None:
     workflow = fifty_step_dag()
     ids = workflow.submit_all(queue)
     names = {job_id: name for name, job_id in ids.items()}
@@ -100,7 +126,7 @@ def test_a_failed_parent_fails_its_subtree_with_reasons_and_requeueing_it_revive
     doomed = subtree(workflow, root)
     assert len(doomed) > 10
     recorder = Recorder(queue, parents, fail={root})
-    drain(queue, recorder)
+    drain(queue, recorder, clock)
 
     for name, job_id in ids.items():
         job = queue.get(job_id)
@@ -118,7 +144,7 @@ def test_a_failed_parent_fails_its_subtree_with_reasons_and_requeueing_it_revive
     recorder.fail.clear()
     queue.requeue(ids[root])
     assert all(queue.get(ids[n]).state is JobState.PENDING for n in doomed)
-    drain(queue, recorder)
+    drain(queue, recorder, clock)
     assert all(queue.get(i).state is JobState.COMPLETED for i in ids.values())
     assert recorder.early == []
 
@@ -150,8 +176,7 @@ def test_cycles_and_unknown_parents_are_refused(queue: Queue) -> None:
         queue.enqueue({}, depends_on=[1], delay=5)
 
 
-def test_workflow_show_prints_the_dag_with_states(tmp_path: Any) -> None:
-    url = f"sqlite:///{tmp_path}/wf.db"
+def test_workflow_show_prints_the_dag_with_states(url: str) -> None:
     queue = Queue(url, max_attempts=1)
     workflow = Workflow("etl", workflow_id="etl-1")
     fetch = workflow.add_job({"url": "x"}, name="fetch")
@@ -172,8 +197,7 @@ def test_workflow_show_prints_the_dag_with_states(tmp_path: Any) -> None:
     assert missing.exit_code == 1 and "no jobs" in missing.output
 
 
-def test_parents_finishing_at_once_in_two_processes_release_each_child_once(tmp_path: Any) -> None:
-    url = f"sqlite:///{tmp_path}/race.db"
+def test_parents_finishing_at_once_in_two_processes_release_each_child_once(url: str) -> None:
     left, right = Queue(url, max_attempts=1), Queue(url, max_attempts=1)
     pairs = [(left.enqueue({"p": i}), left.enqueue({"q": i})) for i in range(20)]
     children = [left.enqueue({"child": i}, depends_on=pair) for i, pair in enumerate(pairs)]
