@@ -583,7 +583,7 @@ def test_a_heartbeat_in_flight_cannot_undo_the_same_processes_finish(make_store:
     job = queue.claim()
     assert job is not None
     read_done, go = threading.Event(), threading.Event()
-    fetch = store._fetch
+    fetch = store._issues.fetch
 
     def slow_fetch(job_id: int) -> Any:
         record = fetch(job_id)
@@ -592,7 +592,7 @@ def test_a_heartbeat_in_flight_cannot_undo_the_same_processes_finish(make_store:
             go.wait(5)
         return record
 
-    store._fetch = slow_fetch  # type: ignore[method-assign]
+    store._issues.fetch = slow_fetch  # type: ignore[method-assign]
     beat = threading.Thread(target=queue.heartbeat, args=(job,), name="heartbeat")
     beat.start()
     assert read_done.wait(5)
@@ -602,4 +602,4 @@ def test_a_heartbeat_in_flight_cannot_undo_the_same_processes_finish(make_store:
     go.set()
     beat.join(5)
     finish.join(5)
-    assert store._fetch(job.id).job.state is JobState.COMPLETED
+    assert store.get(job.id).state is JobState.COMPLETED

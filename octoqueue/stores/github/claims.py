@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -29,7 +29,8 @@ from octoqueue.stores.base import claim_order, claimed, is_runnable
 from octoqueue.stores.github.issues import Record, claim_ref
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github.store import GitHubStore
+    from octoqueue.stores.github.issue_io import IssueIO
+    from octoqueue.stores.github.refs import RefLocks
 
 log = logging.getLogger("octoqueue.github")
 
@@ -71,10 +72,22 @@ def spread(candidates: list[Record], width: int) -> list[Record]:
 
 
 class Claimer:
-    """:meth:`Store.claim` for a :class:`GitHubStore`. Thread-safe: threads of one store split the listing."""
+    """:meth:`Store.claim` for a :class:`GitHubStore`: reads and writes through ``issues``, takes claim refs with
+    ``refs``, reads the time from ``now``. Thread-safe: threads of one store split the listing."""
 
-    def __init__(self, store: GitHubStore, *, listing_ttl: float, claim_spread: int, scan_pages: int) -> None:
-        self._store = store
+    def __init__(
+        self,
+        issues: IssueIO,
+        refs: RefLocks,
+        now: Callable[[], datetime],
+        *,
+        listing_ttl: float,
+        claim_spread: int,
+        scan_pages: int,
+    ) -> None:
+        self._issues = issues
+        self._refs = refs
+        self._now = now
         self.listing_ttl = listing_ttl
         self.claim_spread = max(1, claim_spread)
         self.scan_pages = max(1, scan_pages)
@@ -84,7 +97,7 @@ class Claimer:
 
     @property
     def grace(self) -> float:
-        return self._store._refs.orphan_grace
+        return self._refs.orphan_grace
 
     def claim(
         self,
@@ -118,15 +131,15 @@ class Claimer:
         return claimed
 
     def _refresh(self, key: tuple[str, ...]) -> Listing:
-        store = self._store
-        names = ",".join([store.labels.label(JobState.PENDING), *key])
+        issues = self._issues
+        names = ",".join([issues.labels.label(JobState.PENDING), *key])
         records: list[Record] = []
-        url: str | None = store._issues_url(state="open", labels=names)
+        url: str | None = issues.issues_url(state="open", labels=names)
         for _ in range(self.scan_pages):
             if not url:
                 break
-            fetched = store._client.get(url, what="list pending jobs")
-            records.extend(r for r in (store._record(item) for item in fetched.data) if r.kind == "job")
+            fetched = issues.client.get(url, what="list pending jobs")
+            records.extend(r for r in (issues.record(item) for item in fetched.data) if r.kind == "job")
             url = fetched.links.get("next")
         with self._lock:
             old = self._listings.get(key)
@@ -138,7 +151,7 @@ class Claimer:
         return listing
 
     def _candidates(self, listing: Listing, labels: Collection[str], types: Collection[str] | None) -> list[Record]:
-        now, moment = self._store.now(), time.monotonic()
+        now, moment = self._now(), time.monotonic()
         with self._lock:
             found = [
                 r
@@ -186,12 +199,12 @@ class Claimer:
 
     def claim_one(self, record: Record, worker: str, lease: float) -> Job | None:
         """Take the claim ref of ``record``'s pending spell and write the claim; None when another won it."""
-        store = self._store
-        if not store._refs.take(claim_name(record), still_current=lambda: store._unchanged(record)):
+        issues = self._issues
+        if not self._refs.take(claim_name(record), still_current=lambda: issues.unchanged(record)):
             return None
-        started = store._client.last_sent()  # when the ref was sent: the wait for the pacer before it does not count
-        job = claimed(record.job, worker=worker, lease=lease, now=store.now())
-        return store._write(record, job, record.gen, deadline=store._refs.deadline(started))
+        started = issues.client.last_sent()  # when the ref was sent: the wait for the pacer before it does not count
+        job = claimed(record.job, worker=worker, lease=lease, now=self._now())
+        return issues.write(record, job, record.gen, deadline=self._refs.deadline(started))
 
     def _claim_ids(
         self,
@@ -206,10 +219,10 @@ class Claimer:
         records: list[Record] = []
         for job_id in sorted(set(ids)):
             try:
-                records.append(self._store._fetch(job_id))
+                records.append(self._issues.fetch(job_id))
             except JobNotFound:
                 continue
-        now = self._store.now()
+        now = self._now()
         ready = sorted((r for r in records if runnable(r, now, labels, types)), key=lambda r: claim_order(r.job))
         claimed: list[Job] = []
         for record in ready:

@@ -17,12 +17,12 @@ from urllib.parse import parse_qsl, urlsplit
 from octoqueue.job import Job, Page
 from octoqueue.states import JobState, LabelScheme, has_labels
 from octoqueue.stores.github.client import Fetched
+from octoqueue.stores.github.issue_io import PER_PAGE
 from octoqueue.stores.github.issues import Record, key_job_ref, key_ref
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github.store import GitHubStore
-
-PER_PAGE = 100
+    from octoqueue.stores.github.issue_io import IssueIO
+    from octoqueue.stores.github.refs import RefLocks
 
 
 def list_query(
@@ -48,7 +48,7 @@ def list_query(
 
 
 def list_jobs(
-    store: GitHubStore,
+    issues: IssueIO,
     *,
     states: Collection[JobState] | None,
     labels: Collection[str],
@@ -71,11 +71,11 @@ def list_jobs(
         )
 
     if cursor:
-        url, skip = decode_cursor(store, cursor)
+        url, skip = decode_cursor(issues, cursor)
     else:
-        url, skip = store._issues_url(**list_query(store.labels, states, labels, open)), 0
+        url, skip = issues.issues_url(**list_query(issues.labels, states, labels, open)), 0
     found: list[Job] = []
-    for fetched, records in store._pages(url):
+    for fetched, records in issues.pages(url):
         for index in range(skip, len(records)):
             if not matches(records[index]):
                 continue
@@ -86,23 +86,23 @@ def list_jobs(
     return Page(jobs=found, cursor=None)
 
 
-def recently_changed(store: GitHubStore, states: Collection[JobState], limit: int) -> list[Job]:
+def recently_changed(issues: IssueIO, states: Collection[JobState], limit: int) -> list[Job]:
     """:meth:`Store.recently_changed`: the issues GitHub lists last updated first, narrowed as :func:`list_query`
     narrows a listing: one request when ``limit`` jobs are on its first page. The page is sorted again by the jobs'
     own ``updated_at`` (GitHub's moves with any edit of the issue)."""
     wanted = set(states)
     if not wanted:
         return []
-    url = store._issues_url(**list_query(store.labels, wanted, (), None), sort="updated", direction="desc")
+    url = issues.issues_url(**list_query(issues.labels, wanted, (), None), sort="updated", direction="desc")
     found: list[Job] = []
-    for _, records in store._pages(url):
+    for _, records in issues.pages(url):
         found.extend(r.job for r in records if r.kind == "job" and r.job.state in wanted)
         if len(found) >= limit:
             break
     return sorted(found, key=lambda job: (job.updated_at, job.id), reverse=True)[:limit]
 
 
-def count_jobs(store: GitHubStore, states: Collection[JobState] | None) -> dict[JobState, int]:
+def count_jobs(issues: IssueIO, states: Collection[JobState] | None) -> dict[JobState, int]:
     """:meth:`Store.count` from label-filtered listings, one per state (three for cancelled: the label, and closed
     issues still labelled pending or processing).
 
@@ -113,81 +113,83 @@ def count_jobs(store: GitHubStore, states: Collection[JobState] | None) -> dict[
     counts: dict[JobState, int] = {}
     for state in wanted:
         if state.is_open:
-            counts[state] = _count(store, state, "open", state)
+            counts[state] = _count(issues, state, "open", state)
         elif state is JobState.CANCELLED:
             counts[state] = (
-                _count(store, state, "all", state)
-                + _count(store, JobState.PENDING, "closed", state)
-                + _count(store, JobState.PROCESSING, "closed", state)
+                _count(issues, state, "all", state)
+                + _count(issues, JobState.PENDING, "closed", state)
+                + _count(issues, JobState.PROCESSING, "closed", state)
             )
         else:
-            counts[state] = _count(store, state, "all", state)
+            counts[state] = _count(issues, state, "all", state)
     return counts
 
 
-def _count(store: GitHubStore, label_state: JobState, issue_state: str, counted: JobState) -> int:
-    url = store._issues_url(state=issue_state, labels=store.labels.label(label_state))
+def _count(issues: IssueIO, label_state: JobState, issue_state: str, counted: JobState) -> int:
+    url = issues.issues_url(state=issue_state, labels=issues.labels.label(label_state))
 
     def hits(fetched: Fetched) -> int:
-        records = (store._record(item) for item in fetched.data)
+        records = (issues.record(item) for item in fetched.data)
         return sum(1 for r in records if r.kind == "job" and r.job.state is counted)
 
-    first = store._client.get(url, what="count jobs")
+    first = issues.client.get(url, what="count jobs")
     total = hits(first)
     last_url = first.links.get("last")
     last_page = page_number(last_url)
     if last_url and last_page and last_page > 2:
-        return total + (last_page - 2) * PER_PAGE + hits(store._client.get(last_url, what="count jobs"))
-    for _, records in store._pages(first.links.get("next")):
+        return total + (last_page - 2) * PER_PAGE + hits(issues.client.get(last_url, what="count jobs"))
+    for _, records in issues.pages(first.links.get("next")):
         total += sum(1 for r in records if r.kind == "job" and r.job.state is counted)
     return total
 
 
-def purge_jobs(store: GitHubStore, states: Collection[JobState], older_than: datetime) -> int:
+def purge_jobs(
+    issues: IssueIO, refs: RefLocks, states: Collection[JobState], older_than: datetime, *, lock: bool
+) -> int:
     """:meth:`Store.purge` by archiving: GitHub cannot delete issues with a normal token.
 
     A purged job's issue loses its status label, gets the ``archived`` label, is closed (and locked unless
-    ``lock_purged`` is off), and its claim, expiry and idempotency refs are deleted. It is then no longer listed,
+    ``lock`` is false), and its claim, expiry and idempotency refs are deleted. It is then no longer listed,
     counted or readable through the store, and its idempotency key is free again.
     """
     wanted = set(states)
     doomed: dict[int, Record] = {}
     for state in wanted:
-        for _, records in store._pages(store._issues_url(**list_query(store.labels, {state}, (), None))):
+        for _, records in issues.pages(issues.issues_url(**list_query(issues.labels, {state}, (), None))):
             for record in records:
                 job = record.job
                 if record.kind == "job" and job.state in wanted and job.updated_at < older_than:
                     doomed[job.id] = record
     for record in doomed.values():
-        _archive(store, record)
+        _archive(issues, refs, record, lock=lock)
     return len(doomed)
 
 
-def _archive(store: GitHubStore, record: Record) -> None:
+def _archive(issues: IssueIO, refs: RefLocks, record: Record, *, lock: bool) -> None:
     job = record.job
-    data: dict[str, Any] = {"labels": [store.labels.archived, *job.labels], "state": "closed"}
+    data: dict[str, Any] = {"labels": [issues.labels.archived, *job.labels], "state": "closed"}
     if job.state is not None and job.state.state_reason:
         data["state_reason"] = job.state.state_reason
-    client = store._client
+    client = issues.client
     response = client.call(
-        lambda gh: gh.rest.issues.update(store.owner, store.repo, job.id, data=cast(Any, data)),
+        lambda gh: gh.rest.issues.update(issues.owner, issues.repo, job.id, data=cast(Any, data)),
         expect=(404, 410),
         what=f"archive job {job.id}",
     )
     if response.status_code == 200:
-        store._wrote(response.json())  # else a read of the job waits out read_lag for the completed write
-    if store._lock_purged:
+        issues.wrote(response.json())  # else a read of the job waits out read_lag for the completed write
+    if lock:
         client.call(
-            lambda gh: gh.rest.issues.lock(store.owner, store.repo, job.id, data={"lock_reason": "resolved"}),
+            lambda gh: gh.rest.issues.lock(issues.owner, issues.repo, job.id, data={"lock_reason": "resolved"}),
             expect=(403, 404, 410, 422),
             what=f"lock job {job.id}",
         )
     prefixes = [f"octoqueue/claims/{job.id}-", f"octoqueue/expired/{job.id}-"]
     if job.idempotency_key is not None:
-        prefixes.append(key_ref(store.labels.prefix, job.idempotency_key)[len("refs/") :])
-        prefixes.append(key_job_ref(store.labels.prefix, job.idempotency_key, 0)[len("refs/") : -1])
+        prefixes.append(key_ref(issues.labels.prefix, job.idempotency_key)[len("refs/") :])
+        prefixes.append(key_job_ref(issues.labels.prefix, job.idempotency_key, 0)[len("refs/") : -1])
     for prefix in prefixes:
-        store._refs.delete_under(prefix)
+        refs.delete_under(prefix)
 
 
 # -- cursors and links ---------------------------------------------------------------------------------------------
@@ -203,7 +205,7 @@ def encode_cursor(url: str, skip: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(store: GitHubStore, cursor: str) -> tuple[str, int]:
+def decode_cursor(issues: IssueIO, cursor: str) -> tuple[str, int]:
     """The listing URL (a path of this store's repository) and the skip a cursor stands for."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
@@ -214,7 +216,7 @@ def decode_cursor(store: GitHubStore, cursor: str) -> tuple[str, int]:
         raise ValueError(f"not a cursor of this store: {cursor!r}") from exc
     if not set(query) <= CURSOR_PARAMS or skip < 0:
         raise ValueError(f"not a cursor of this store: {cursor!r}")
-    return store._issues_url(**query), skip
+    return issues.issues_url(**query), skip
 
 
 def page_number(url: str | None) -> int | None:

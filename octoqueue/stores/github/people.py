@@ -13,16 +13,17 @@ from typing import TYPE_CHECKING, Any
 from octoqueue.errors import AccessDenied
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github.store import GitHubStore
+    from octoqueue.stores.github.client import GitHubClient
+    from octoqueue.stores.github.issue_io import IssueIO
 
 #: The ``permission`` values of the endpoint, weakest first.
 PERMISSIONS = ("none", "read", "write", "admin")
 
 
-def authenticated_login(store: GitHubStore) -> str | None:
-    """The login the store's token acts as; None for a GitHub App installation token (``GET /user`` is 403)."""
+def authenticated_login(client: GitHubClient) -> str | None:
+    """The login ``client``'s token acts as; None for a GitHub App installation token (``GET /user`` is 403)."""
     try:
-        response = store._client.call(lambda gh: gh.rest.users.get_authenticated(), what="GET /user")
+        response = client.call(lambda gh: gh.rest.users.get_authenticated(), what="GET /user")
     except AccessDenied:
         return None
     data: Any = response.json()
@@ -30,10 +31,10 @@ def authenticated_login(store: GitHubStore) -> str | None:
     return str(login) if login else None
 
 
-def permission(store: GitHubStore, login: str) -> str:
-    """``login``'s base permission on the store's repository; ``none`` for an unknown user (404)."""
-    response = store._client.call(
-        lambda gh: gh.rest.repos.get_collaborator_permission_level(store.owner, store.repo, login),
+def permission(issues: IssueIO, login: str) -> str:
+    """``login``'s base permission on the repository of ``issues``; ``none`` for an unknown user (404)."""
+    response = issues.client.call(
+        lambda gh: gh.rest.repos.get_collaborator_permission_level(issues.owner, issues.repo, login),
         expect=(404,),
         what=f"GET permission of @{login}",
     )

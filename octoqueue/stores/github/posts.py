@@ -43,113 +43,121 @@ from octoqueue.stores.github.dropped import check_label_kept
 from octoqueue.stores.github.issues import job_meta, key_create_token, key_job_ref, key_ref, parse_time
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github.store import GitHubStore
+    from octoqueue.stores.github.issue_io import IssueIO
+    from octoqueue.stores.github.refs import RefLocks
 
 log = logging.getLogger("octoqueue.github")
 
 T = TypeVar("T")
 
 
-def create_job(store: GitHubStore, new: NewJob) -> Job:
+def create_job(issues: IssueIO, refs: RefLocks, now: Callable[[], datetime], new: NewJob) -> Job:
     """:meth:`Store.create`: one POST with the labels included; with an idempotency key, under the key's ref."""
     if new.idempotency_key is None:
-        return post_issue(store, new)
+        return post_issue(issues, now, new)
     key = new.idempotency_key
-    name = key_ref(store.labels.prefix, key)
-    give_up_waiting = time.monotonic() + store._refs.orphan_grace
+    name = key_ref(issues.labels.prefix, key)
+    give_up_waiting = time.monotonic() + refs.orphan_grace
     delay = 0.05
     first = True
     made: list[Job] = []  # a job for the key, found by a rescue's look for a dead creator's issue
 
     def nothing_made() -> bool:
-        job = key_holder(store, key)
+        job = key_holder(issues, refs, key)
         if job is not None:
             made.append(job)
         return job is None
 
     while True:
         if first or time.monotonic() >= give_up_waiting:
-            taken = store._refs.take_name(name, still_current=nothing_made)
+            taken = refs.take_name(name, still_current=nothing_made)
             if taken is not None:
                 # The ref was made just now: post while a rescuer would still wait (RefLocks.deadline), or not at
                 # all, so a rescuer's look for this issue cannot come before the issue.
-                deadline = store._refs.deadline(time.monotonic())
-                job = post_issue(store, new, token=key_create_token(taken), deadline=deadline)
-                _record_key(store, key, job.id)
+                deadline = refs.deadline(time.monotonic())
+                job = post_issue(issues, now, new, token=key_create_token(taken), deadline=deadline)
+                _record_key(issues, refs, key, job.id)
                 return job
             if made:
                 return made[-1]
         first = False
-        existing = keyed_job(store, key)
+        existing = keyed_job(issues, refs, key)
         if existing is not None:
             return existing
         time.sleep(delay)  # the winner is creating the issue right now
         delay = min(delay * 2, 2.0)
 
 
-def _record_key(store: GitHubStore, key: str, number: int) -> None:
+def _record_key(issues: IssueIO, refs: RefLocks, key: str, number: int) -> None:
     """Write the ref that names issue ``number`` as the holder of idempotency key ``key``."""
     try:
-        store._refs.create(key_job_ref(store.labels.prefix, key, number))
+        refs.create(key_job_ref(issues.labels.prefix, key, number))
     except StoreUnavailable:
         log.warning("job %s: could not record idempotency key %r", number, key, exc_info=True)
 
 
-def keyed_job(store: GitHubStore, key: str) -> Job | None:
+def keyed_job(issues: IssueIO, refs: RefLocks, key: str) -> Job | None:
     """The job that holds idempotency key ``key`` by its ``keyjobs`` ref, or None."""
-    prefix = key_job_ref(store.labels.prefix, key, 0)[len("refs/") : -1]
-    for ref in store._refs.find(prefix):
+    prefix = key_job_ref(issues.labels.prefix, key, 0)[len("refs/") : -1]
+    for ref in refs.find(prefix):
         number = ref.rsplit("-", 1)[-1]
         if number.isdigit():
-            found = look_through_lag(store, lambda number=int(number): _job_or_none(store, number))  # type: ignore[misc]
+            found = look_through_lag(issues, lambda number=int(number): _job_or_none(issues, number))  # type: ignore[misc]
             if found is not None:
                 return found
     return None
 
 
-def key_holder(store: GitHubStore, key: str) -> Job | None:
+def key_holder(issues: IssueIO, refs: RefLocks, key: str) -> Job | None:
     """The job that holds idempotency key ``key``, or None: by its ``keyjobs`` ref, or else — its creator died
     between the POST and that ref — the issue carrying the create-token of one of the key's refs, every issue
     looked through (then the ``keyjobs`` ref is written for it). Only a rescue of a key ref asks this."""
-    job = keyed_job(store, key)
+    job = keyed_job(issues, refs, key)
     if job is not None:
         return job
-    taken = store._refs.find(key_ref(store.labels.prefix, key)[len("refs/") :])  # the name and its rescue names
+    taken = refs.find(key_ref(issues.labels.prefix, key)[len("refs/") :])  # the name and its rescue names
     tokens = {key_create_token(name) for name in taken}
     if not tokens:
         return None
     doubt = f"a job with idempotency key {key!r} may exist"
-    found = _insist(lambda: _find_created(store, tokens, every_page=True), doubt)
+    found = _insist(lambda: _find_created(issues, tokens, every_page=True), doubt)
     if found is None:  # a replica may not list the newest issues yet: those are on the first page
-        found = look_through_lag(store, lambda: _insist(lambda: _find_created(store, tokens), doubt))
+        found = look_through_lag(issues, lambda: _insist(lambda: _find_created(issues, tokens), doubt))
     if found is not None:
         log.warning("job %s holds idempotency key %r, but its creator died before recording it", found.id, key)
-        _record_key(store, key, found.id)
+        _record_key(issues, refs, key, found.id)
     return found
 
 
-def _job_or_none(store: GitHubStore, number: int) -> Job | None:
+def _job_or_none(issues: IssueIO, number: int) -> Job | None:
     try:
-        return store.get(number)
+        return issues.fetch(number).job
     except JobNotFound:
         return None  # or a replica has not seen the issue yet
 
 
-def post_issue(store: GitHubStore, new: NewJob, *, token: str | None = None, deadline: float | None = None) -> Job:
+def post_issue(
+    issues: IssueIO,
+    now: Callable[[], datetime],
+    new: NewJob,
+    *,
+    token: str | None = None,
+    deadline: float | None = None,
+) -> Job:
     """Create the issue of ``new``, with ``token`` (random by default) as its create-token; after an ambiguous
     failure, look for it before posting again. No POST is sent after ``deadline`` (``time.monotonic()``)."""
-    client = store._client
+    client = issues.client
     token = token or secrets.token_hex(8)
-    draft = new.to_job(0, store.now())
+    draft = new.to_job(0, now())
     body = issue_body.render(draft.data, job_meta(draft, 0, create_token=token))
-    status = store.labels.label(JobState.PENDING)
+    status = issues.labels.label(JobState.PENDING)
     data = {"title": new.title, "body": body, "labels": [status, *new.labels]}
     failure: Ambiguous | None = None
     doubt = f"the job may have been created (token {token})"
     for tries in range(client.retries + 1):
         try:
             response = client.call(
-                lambda gh: gh.rest.issues.create(store.owner, store.repo, data=cast(Any, data)),
+                lambda gh: gh.rest.issues.create(issues.owner, issues.repo, data=cast(Any, data)),
                 idempotent=False,
                 expect=(422,),
                 deadline=deadline,
@@ -158,7 +166,7 @@ def post_issue(store: GitHubStore, new: NewJob, *, token: str | None = None, dea
         except Ambiguous as exc:
             failure = exc
             time.sleep(client.retry_backoff * (2**tries) * random.uniform(0.75, 1.25))
-            found = look_through_lag(store, lambda: _insist(lambda: _find_created(store, {token}), doubt))
+            found = look_through_lag(issues, lambda: _insist(lambda: _find_created(issues, {token}), doubt))
             log.warning("%s; the issue %s", exc, f"was made: #{found.id}" if found else "was not made: again")
             if found is not None:
                 return found
@@ -169,22 +177,22 @@ def post_issue(store: GitHubStore, new: NewJob, *, token: str | None = None, dea
                 raise JobTooLarge(f"GitHub refused the job: {message}")
             raise InvalidJobData(f"GitHub refused the job: {message}")
         item = response.json()
-        store._wrote(item)
+        issues.wrote(item)
         try:
-            check_label_kept(item, status, repo=f"{store.owner}/{store.repo}", what=f"created issue #{item['number']}")
+            check_label_kept(item, status, repo=issues.full_name, what=f"created issue #{item['number']}")
         except AccessDenied:
-            _close_unlabelled(store, int(item["number"]))
+            _close_unlabelled(issues, int(item["number"]))
             raise
-        return store._record(item).job
+        return issues.record(item).job
     raise StoreUnavailable(f"could not create the job: {failure}") from failure
 
 
-def _close_unlabelled(store: GitHubStore, number: int) -> None:
+def _close_unlabelled(issues: IssueIO, number: int) -> None:
     """Close an issue made without its status label (it then reads as a cancelled job, never as a runnable one)."""
     try:
-        store._client.call(
+        issues.client.call(
             lambda gh: gh.rest.issues.update(
-                store.owner, store.repo, number, data={"state": "closed", "state_reason": "not_planned"}
+                issues.owner, issues.repo, number, data={"state": "closed", "state_reason": "not_planned"}
             ),
             job_id=number,
             what=f"close issue #{number}, created without its status label",
@@ -193,10 +201,10 @@ def _close_unlabelled(store: GitHubStore, number: int) -> None:
         log.warning("could not close issue #%d, created without its status label", number, exc_info=True)
 
 
-def look_through_lag(store: GitHubStore, check: Callable[[], T | None]) -> T | None:
-    """Run ``check`` until it finds something or ``store._read_lag`` seconds have passed: a replica GitHub reads
+def look_through_lag(issues: IssueIO, check: Callable[[], T | None]) -> T | None:
+    """Run ``check`` until it finds something or ``issues.read_lag`` seconds have passed: a replica GitHub reads
     from may not show a write for that long, so only a miss after that is a real one."""
-    until = time.monotonic() + store._read_lag
+    until = time.monotonic() + issues.read_lag
     delay = 0.05
     while True:
         found = check()
@@ -222,33 +230,33 @@ def _insist(check: Callable[[], T], doubt: str, tries: int = 8) -> T:
     raise AssertionError("unreachable")
 
 
-def _find_created(store: GitHubStore, tokens: set[str], *, every_page: bool = False) -> Job | None:
+def _find_created(issues: IssueIO, tokens: set[str], *, every_page: bool = False) -> Job | None:
     """The job whose issue carries one of ``tokens`` as its create-token, among the 100 newest issues (or all of
     them, newest first: an issue made meanwhile moves the others down a page, so none is skipped)."""
-    url: str | None = store._issues_url(state="all", direction="desc")
+    url: str | None = issues.issues_url(state="all", direction="desc")
     markers = [f'"create_token":"{token}"' for token in tokens]
     while url:
-        fetched = store._client.get(url, what="look for a job that may have been created", use_cache=False)
+        fetched = issues.client.get(url, what="look for a job that may have been created", use_cache=False)
         for item in fetched.data:
             text = item.get("body") or ""
             if any(marker in text for marker in markers):
-                record = store._record(item)
+                record = issues.record(item)
                 if record.kind == "job":  # an archived job's key was freed by the purge
                     return record.job
         url = fetched.links.get("next") if every_page else None
     return None
 
 
-def post_comment(store: GitHubStore, job_id: int, body: str) -> Comment:
+def post_comment(issues: IssueIO, now: Callable[[], datetime], job_id: int, body: str) -> Comment:
     """:meth:`Store.comment`; after an ambiguous failure, look for the comment before posting again."""
     if len(body) > issue_body.MAX_BODY_CHARS:
         raise JobTooLarge(f"a comment holds at most {issue_body.MAX_BODY_CHARS:,} characters")
-    client = store._client
-    since = store.now() - timedelta(seconds=5)
+    client = issues.client
+    since = now() - timedelta(seconds=5)
     for tries in range(client.retries + 1):
         try:
             response = client.call(
-                lambda gh: gh.rest.issues.create_comment(store.owner, store.repo, int(job_id), data={"body": body}),
+                lambda gh: gh.rest.issues.create_comment(issues.owner, issues.repo, int(job_id), data={"body": body}),
                 idempotent=False,
                 job_id=job_id,
                 what=f"comment on job {job_id}",
@@ -256,26 +264,26 @@ def post_comment(store: GitHubStore, job_id: int, body: str) -> Comment:
             return comment_of(job_id, response.json())
         except Ambiguous:
             time.sleep(client.retry_backoff * (2**tries))
-            found = look_through_lag(store, lambda: _find_comment(store, job_id, body, since))
+            found = look_through_lag(issues, lambda: _find_comment(issues, job_id, body, since))
             if found is not None:
                 return found  # the failed POST did go through
     raise StoreUnavailable(f"could not comment on job {job_id}")
 
 
-def _find_comment(store: GitHubStore, job_id: int, body: str, since: datetime) -> Comment | None:
-    notes = _insist(lambda: list_comments(store, job_id, since=since), "the comment may have been made")
+def _find_comment(issues: IssueIO, job_id: int, body: str, since: datetime) -> Comment | None:
+    notes = _insist(lambda: list_comments(issues, job_id, since=since), "the comment may have been made")
     return next((note for note in notes if note.body == body), None)
 
 
-def list_comments(store: GitHubStore, job_id: int, since: datetime | None = None) -> list[Comment]:
+def list_comments(issues: IssueIO, job_id: int, since: datetime | None = None) -> list[Comment]:
     """:meth:`Store.comments`, oldest first (all pages)."""
     query: dict[str, Any] = {"per_page": 100}
     if since is not None:
         query["since"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
-    url: str | None = store._client.url(f"{store._path}/issues/{int(job_id)}/comments", query)
+    url: str | None = issues.client.url(f"{issues.path}/issues/{int(job_id)}/comments", query)
     notes: list[Comment] = []
     while url:
-        fetched = store._client.get(url, job_id=job_id, what=f"read comments of job {job_id}")
+        fetched = issues.client.get(url, job_id=job_id, what=f"read comments of job {job_id}")
         notes.extend(comment_of(job_id, item) for item in fetched.data)
         url = fetched.links.get("next")
     return notes

@@ -35,16 +35,18 @@ from octoqueue.stores.github.client import Ambiguous
 from octoqueue.stores.github.issues import settings_create_ref, settings_issue_ref, settings_ref
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github.store import GitHubStore
+    from octoqueue.stores.github.issue_io import IssueIO
+    from octoqueue.stores.github.refs import RefLocks
 
 TITLE = "octoqueue settings"
 
 
 class SettingsIssue:
-    """get/set of JSON values kept in the store's settings issue."""
+    """get/set of JSON values kept in the settings issue among ``issues``, named and guarded by ``refs``."""
 
-    def __init__(self, store: GitHubStore) -> None:
-        self._store = store
+    def __init__(self, issues: IssueIO, refs: RefLocks) -> None:
+        self._issues = issues
+        self._refs = refs
         self._lock = threading.Lock()
         self._number: int | None = None
 
@@ -54,9 +56,8 @@ class SettingsIssue:
         with self._lock:
             if self._number is not None:
                 return self._number
-        store = self._store
-        named = settings_issue_ref(store.labels.prefix, 0).removesuffix("0")
-        tails = [ref[len(named) :] for ref in store._refs.find(named[len("refs/") :])]
+        named = settings_issue_ref(self._issues.labels.prefix, 0).removesuffix("0")
+        tails = [ref[len(named) :] for ref in self._refs.find(named[len("refs/") :])]
         numbers = [int(tail) for tail in tails if tail.isdigit() and int(tail) > 0]
         if not numbers:
             return None
@@ -74,8 +75,8 @@ class SettingsIssue:
         number = self._find()
         if number is None:
             return None
-        store = self._store
-        fetched = store._client.get(f"{store._path}/issues/{number}", what="read the settings")
+        issues = self._issues
+        fetched = issues.client.get(f"{issues.path}/issues/{number}", what="read the settings")
         text = fetched.data.get("body") or ""
         parsed = issue_body.parse(text)
         values = parsed.data if isinstance(parsed.data, dict) else {}
@@ -95,20 +96,20 @@ class SettingsIssue:
 
         ``update`` runs once per try: again, on fresh settings, when another writer got in first.
         """
-        store = self._store
+        issues = self._issues
         delay = 0.05
         for _ in range(12):
             found = self._read()
             if found is None:
                 value = checked_setting(key, update(None))  # before the ref: an update that raises takes nothing
-                if store._refs.take(
-                    settings_create_ref(store.labels.prefix), still_current=lambda: self._find() is None
+                if self._refs.take(
+                    settings_create_ref(issues.labels.prefix), still_current=lambda: self._find() is None
                 ):
                     self._create({} if value is None else {key: value})
                     return value
             else:
                 number, values, revision, _ = found
-                name = settings_ref(store.labels.prefix, number, revision)
+                name = settings_ref(issues.labels.prefix, number, revision)
                 started = time.monotonic()
 
                 def unchanged(revision: int = revision) -> bool:
@@ -116,18 +117,18 @@ class SettingsIssue:
                     return now is not None and now[2] == revision
 
                 value = checked_setting(key, update(copy.deepcopy(values.get(key))))
-                if store._refs.take(name, still_current=unchanged):
+                if self._refs.take(name, still_current=unchanged):
                     values = dict(values)
                     if value is None:
                         values.pop(key, None)
                     else:
                         values[key] = value
                     body = issue_body.render(values, {"revision": revision + 1})
-                    store._client.call(
+                    issues.client.call(
                         lambda gh, number=number, body=body: gh.rest.issues.update(  # type: ignore[misc]
-                            store.owner, store.repo, number, data={"body": body}
+                            issues.owner, issues.repo, number, data={"body": body}
                         ),
-                        deadline=store._refs.deadline(started),
+                        deadline=self._refs.deadline(started),
                         what="write the settings",
                     )
                     return value
@@ -138,34 +139,34 @@ class SettingsIssue:
     def adopt(self, number: int) -> None:
         """Name issue ``number`` as the settings issue: for an issue found by its label before octoqueue named it
         by a ref. Only for an issue an operator checked (its author, its history): its values come into force."""
-        store = self._store
+        issues = self._issues
         if self._find() is not None:
             raise ConfigurationError(f"the settings issue is already #{self._find()}")
-        fetched = store._client.get(f"{store._path}/issues/{number}", what="read the issue to adopt", use_cache=False)
-        if "pull_request" in fetched.data or store._record(fetched.data).kind != "settings":
-            raise ConfigurationError(f"#{number} is not an issue labelled {store.labels.settings!r}")
-        if not store._refs.create(settings_issue_ref(store.labels.prefix, number)):
+        fetched = issues.client.get(f"{issues.path}/issues/{number}", what="read the issue to adopt", use_cache=False)
+        if "pull_request" in fetched.data or issues.record(fetched.data).kind != "settings":
+            raise ConfigurationError(f"#{number} is not an issue labelled {issues.labels.settings!r}")
+        if not self._refs.create(settings_issue_ref(issues.labels.prefix, number)):
             raise ConfigurationError(f"#{number} is already named as the settings issue")
 
     def _create(self, values: dict[str, Any]) -> None:
-        store = self._store
+        issues = self._issues
         data = {
             "title": TITLE,
             "body": issue_body.render(values, {"revision": 1}),
-            "labels": [store.labels.settings],
+            "labels": [issues.labels.settings],
         }
-        for tries in range(store._client.retries + 1):
+        for tries in range(issues.client.retries + 1):
             try:
-                response = store._client.call(
-                    lambda gh: gh.rest.issues.create(store.owner, store.repo, data=cast(Any, data)),
+                response = issues.client.call(
+                    lambda gh: gh.rest.issues.create(issues.owner, issues.repo, data=cast(Any, data)),
                     idempotent=False,
                     what="create the settings issue",
                 )
             except Ambiguous:
-                time.sleep(store._client.retry_backoff * (2**tries))
+                time.sleep(issues.client.retry_backoff * (2**tries))
                 continue  # an issue the lost answer made stays unnamed, so it is never read
             number = int(response.json()["number"])
-            store._refs.create(settings_issue_ref(store.labels.prefix, number))
+            self._refs.create(settings_issue_ref(issues.labels.prefix, number))
             with self._lock:
                 self._number = number
             return

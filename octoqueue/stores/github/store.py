@@ -31,36 +31,32 @@ first (a conditional GET) and the expected state and attempt are checked. See ``
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from octoqueue.dispatch import DEFAULT_EVENT_TYPE, dispatch_enabled
-from octoqueue.errors import ConfigurationError, JobNotFound, OctoqueueError, StateConflict
+from octoqueue.errors import ConfigurationError, OctoqueueError, StateConflict
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState, LabelScheme, label_key
 from octoqueue.stores.base import Clock, Store, apply_transition, check_changes, expire
 from octoqueue.stores.github import listing, people, posts
 from octoqueue.stores.github.claims import Claimer
-from octoqueue.stores.github.client import Fetched, GitHubClient, RateLimit, credential_key, shared_pacer
-from octoqueue.stores.github.dropped import check_label_kept
+from octoqueue.stores.github.client import GitHubClient, RateLimit, credential_key, shared_pacer
+from octoqueue.stores.github.issue_io import PER_PAGE, IssueIO
 from octoqueue.stores.github.issues import (
     ARCHIVED_COLOUR,
     SETTINGS_COLOUR,
     STATE_COLOURS,
-    Record,
     claim_ref,
     expired_ref,
-    issue_record,
-    patch_for,
 )
 from octoqueue.stores.github.refs import RefLocks
 from octoqueue.stores.github.settings import SettingsIssue
@@ -68,9 +64,6 @@ from octoqueue.stores.github.settings import SettingsIssue
 log = logging.getLogger("octoqueue.github")
 
 DEFAULT_API_URL = "https://api.github.com"
-PER_PAGE = 100
-#: Parsed issues kept (by content) so that re-reading a listing does not parse its issues again.
-RECORD_CACHE = 2_000
 
 
 class GitHubStore(Store):
@@ -107,8 +100,8 @@ class GitHubStore(Store):
     Public surface: the :class:`~octoqueue.stores.base.Store` contract plus these GitHub extras — ``owner``,
     ``repo``, ``base_url``, ``wake_workflow``, :attr:`rate_limit`, :attr:`request_stats`, :meth:`ensure_ready`,
     :meth:`remove_label`, :meth:`workflow_woken`, :meth:`full_name`, :meth:`own_login`, :meth:`permission_of`,
-    :meth:`adopt_settings_issue`. Members with a leading underscore are shared with the helper modules of
-    this package only.
+    :meth:`adopt_settings_issue`. The helper modules of this package get only what they need: the issue
+    reader/writer (:class:`~octoqueue.stores.github.issue_io.IssueIO`), the ref locks and the clock.
     """
 
     #: A waiter re-reads the issue this often: a conditional GET that GitHub answers 304 costs no rate limit.
@@ -160,7 +153,6 @@ class GitHubStore(Store):
             "?" + "&".join(f"{k}={v}" for k, v in query) if query else ""
         )
         self._lease_margin = lease_margin
-        self._read_lag = read_lag
         self._lock_purged = lock_purged
         # Issues created with a workflow's GITHUB_TOKEN start no workflow run: send repository_dispatch instead.
         self.wake_workflow = dispatch_enabled() if wake_workflow is None else wake_workflow
@@ -189,22 +181,27 @@ class GitHubStore(Store):
         )
         if clock is None:
             self._clock = self._client.clock.now  # GitHub's clock, as estimated from its ``Date`` headers
-        self._path = f"/repos/{self.owner}/{self.repo}"
-        self._lock = threading.RLock()
         self._setup_lock = threading.Lock()
         self._labels_ready = False
-        self._held: dict[int, Record] = {}
-        #: Jobs this store wrote within ``read_lag``: job id -> (``time.monotonic()`` of the write, the issue as the
-        #: write's answer showed it), so a read from a lagging replica is recognised and repeated.
-        self._written: OrderedDict[int, tuple[float, dict[str, Any]]] = OrderedDict()
         self._job_locks = [threading.RLock() for _ in range(64)]  # striped by job id: bounded, per-job enough
-        self._records: OrderedDict[tuple[Any, ...], Record] = OrderedDict()
-        #: Issues that block others, as the latest read or write of each said (``issue_dependencies_summary``);
-        #: None until GitHub sent a summary at all.
-        self._blocking: set[int] | None = None
-        self._settings = SettingsIssue(self)
+        self._issues = IssueIO(
+            self._client,
+            self.owner,
+            self.repo,
+            self.labels,
+            read_lag=read_lag,
+            settings_number=lambda: self._settings.known_number(),
+        )
         self._refs = RefLocks(self._client, self.owner, self.repo, orphan_grace=orphan_grace)
-        self._claimer = Claimer(self, listing_ttl=listing_ttl, claim_spread=claim_spread, scan_pages=scan_pages)
+        self._settings = SettingsIssue(self._issues, self._refs)
+        self._claimer = Claimer(
+            self._issues,
+            self._refs,
+            self.now,
+            listing_ttl=listing_ttl,
+            claim_spread=claim_spread,
+            scan_pages=scan_pages,
+        )
         self._own_login: tuple[str | None] | None = None
 
     @classmethod
@@ -234,39 +231,6 @@ class GitHubStore(Store):
     def close(self) -> None:
         self._client.close()
 
-    def _record(self, item: dict[str, Any]) -> Record:
-        """The issue as a job record; parsed once per distinct content (listings repeat most issues)."""
-        self._note_blocking(item)
-        labels = item.get("labels") or ()
-        key = (
-            item.get("number"),
-            item.get("updated_at"),
-            item.get("state"),
-            item.get("title"),
-            item.get("body"),
-            item.get("comments"),
-            tuple(label["name"] if isinstance(label, dict) else label for label in labels),
-            item.get("pull_request") is not None,
-        )
-        with self._lock:
-            found = self._records.get(key)
-            if found is not None:
-                self._records.move_to_end(key)
-                return found
-        record = issue_record(item, self.labels)
-        if record.kind == "job" and record.job.id == self._settings.known_number():
-            record = dataclasses.replace(record, kind="settings")  # its label was taken off by hand
-        with self._lock:
-            self._records[key] = record
-            while len(self._records) > RECORD_CACHE:
-                self._records.popitem(last=False)
-        return record
-
-    def _issues_url(self, **params: Any) -> str:
-        query = {"per_page": PER_PAGE, "sort": "created", "direction": "asc"}
-        query.update(params)
-        return self._client.url(f"{self._path}/issues", query)
-
     # -- setup, once per store ----------------------------------------------------------------------------------
     def ensure_ready(self) -> None:
         """Create missing labels (with colours) once for the life of the store; later calls cost nothing."""
@@ -276,7 +240,7 @@ class GitHubStore(Store):
             if self._labels_ready:
                 return
             existing: set[str] = set()
-            url: str | None = self._client.url(f"{self._path}/labels", {"per_page": PER_PAGE})
+            url: str | None = self._client.url(f"{self._issues.path}/labels", {"per_page": PER_PAGE})
             while url:
                 fetched = self._client.get(url, what="list labels", use_cache=False)
                 existing.update(label_key(str(label["name"])) for label in fetched.data)
@@ -296,65 +260,8 @@ class GitHubStore(Store):
             self._labels_ready = True
 
     # -- reading ------------------------------------------------------------------------------------------------
-    def _fetch(self, job_id: int) -> Record:
-        """The job's issue, read with a conditional GET; JobNotFound for PRs, settings and archived issues.
-
-        When this store wrote the job less than ``read_lag`` seconds ago, an answer older than that write (or a
-        404) comes from a replica behind it, and the read is repeated until it shows the write or the time is up.
-        """
-        url, delay = f"{self._path}/issues/{int(job_id)}", 0.05
-        while True:
-            with self._lock:
-                mine = self._written.get(int(job_id))
-            behind = mine is not None and time.monotonic() - mine[0] < self._read_lag
-            try:
-                fetched = self._client.get(url, job_id=job_id, what=f"read job {job_id}", use_cache=not behind)
-            except JobNotFound:
-                if not behind:
-                    raise
-            else:
-                if not behind or _not_older(fetched.data, mine[1]):  # type: ignore[index]
-                    break
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-        record = self._record(fetched.data)
-        if record.kind != "job":
-            raise JobNotFound(job_id)
-        return record
-
     def get(self, job_id: int) -> Job:
-        return self._fetch(job_id).job
-
-    def _unchanged(self, record: Record) -> bool:
-        """Whether the issue still is as ``record`` says (state, attempt, lease, pending generation)."""
-        try:
-            fresh = self._fetch(record.job.id)
-        except JobNotFound:
-            return False
-        a, b = fresh.job, record.job
-        return (fresh.gen, a.state, a.open, a.attempt, a.lease_expires_at) == (
-            record.gen,
-            b.state,
-            b.open,
-            b.attempt,
-            b.lease_expires_at,
-        )
-
-    def _wrote(self, item: dict[str, Any]) -> None:
-        """Note that this store just wrote issue ``item`` (as GitHub answered the write), for :meth:`_fetch`."""
-        now = time.monotonic()
-        with self._lock:
-            self._written[int(item["number"])] = (now, item)
-            self._written.move_to_end(int(item["number"]))
-            while self._written and now - next(iter(self._written.values()))[0] >= self._read_lag:
-                self._written.popitem(last=False)
-
-    def _pages(self, url: str | None) -> Iterator[tuple[Fetched, list[Record]]]:
-        """Each page of an issue listing from ``url`` on, with its job records (PRs dropped)."""
-        while url:
-            fetched = self._client.get(url, what="list jobs")
-            yield fetched, [self._record(item) for item in fetched.data]
-            url = fetched.links.get("next")
+        return self._issues.fetch(job_id).job
 
     # -- the store verbs ----------------------------------------------------------------------------------------
     def list_jobs(
@@ -366,22 +273,22 @@ class GitHubStore(Store):
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page:
-        return listing.list_jobs(self, states=states, labels=labels, open=open, cursor=cursor, limit=limit)
+        return listing.list_jobs(self._issues, states=states, labels=labels, open=open, cursor=cursor, limit=limit)
 
     def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
-        return listing.recently_changed(self, states, limit)
+        return listing.recently_changed(self._issues, states, limit)
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
-        return listing.count_jobs(self, states)
+        return listing.count_jobs(self._issues, states)
 
     def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
         """Archives (see :func:`~octoqueue.stores.github.listing.purge_jobs`): GitHub cannot delete issues."""
         self.ensure_ready()
-        return listing.purge_jobs(self, states, older_than)
+        return listing.purge_jobs(self._issues, self._refs, states, older_than, lock=self._lock_purged)
 
     def create(self, new: NewJob) -> Job:
         self.ensure_ready()
-        job = posts.create_job(self, new)
+        job = posts.create_job(self._issues, self._refs, self.now, new)
         if self.wake_workflow and (job.run_at is None or job.run_at <= self.now()):
             sent = self._wake(job.id)
             with self._wakes_lock:
@@ -431,10 +338,10 @@ class GitHubStore(Store):
 
     def comment(self, job_id: int, body: str) -> Comment:
         self.ensure_ready()
-        return posts.post_comment(self, job_id, body)
+        return posts.post_comment(self._issues, self.now, job_id, body)
 
     def comments(self, job_id: int) -> list[Comment]:
-        return posts.list_comments(self, job_id)
+        return posts.list_comments(self._issues, job_id)
 
     def remove_label(self, job_id: int, name: str) -> None:
         """Take the extra label ``name`` off job ``job_id``'s issue: one DELETE; a label already gone is fine.
@@ -451,23 +358,10 @@ class GitHubStore(Store):
             what=f"remove label {name!r} from job {job_id}",
         )
 
-    def _note_blocking(self, item: dict[str, Any]) -> None:
-        summary, number = item.get("issue_dependencies_summary"), item.get("number")
-        if not isinstance(summary, dict) or not isinstance(number, int):
-            return
-        with self._lock:
-            if self._blocking is None:
-                self._blocking = set()
-            if summary.get("total_blocking"):
-                self._blocking.add(number)
-            else:
-                self._blocking.discard(number)
-
     def blocks_others(self, job_id: int) -> bool | None:
         """Whether job ``job_id``'s issue blocks other issues, as the latest response about it said (no request):
         a finish's own PATCH answers it, so a finished job without dependents costs no request to look up."""
-        with self._lock:
-            return None if self._blocking is None else int(job_id) in self._blocking
+        return self._issues.blocks_others(job_id)
 
     def link_dependencies(self, job_id: int, parent_ids: Sequence[int]) -> None:
         """Make each of ``parent_ids`` block job ``job_id`` with GitHub's issue dependencies (``POST
@@ -477,7 +371,8 @@ class GitHubStore(Store):
         Not part of the store contract: octoqueue reads a job's parents from its own comment, which every store
         keeps (see :mod:`octoqueue.dependencies`); this is what people see on GitHub."""
         for parent in parent_ids:
-            issue_id = int(self._client.get(f"{self._path}/issues/{int(parent)}", what=f"read job {parent}").data["id"])
+            read = self._client.get(f"{self._issues.path}/issues/{int(parent)}", what=f"read job {parent}")
+            issue_id = int(read.data["id"])
             self._client.call(
                 lambda gh, issue_id=issue_id: gh.rest.issues.add_blocked_by_dependency(  # type: ignore[misc]
                     self.owner, self.repo, int(job_id), data={"issue_id": issue_id}
@@ -497,12 +392,12 @@ class GitHubStore(Store):
     def own_login(self) -> str | None:
         """The login this store writes as (``GET /user``, asked once); None for a GitHub App's token."""
         if self._own_login is None:  # two threads asking at once both ask GitHub; the answer is the same
-            self._own_login = (people.authenticated_login(self),)
+            self._own_login = (people.authenticated_login(self._client),)
         return self._own_login[0]
 
     def permission_of(self, login: str) -> str:
         """``login``'s base permission on the repository, as GitHub tells it: admin, write, read or none."""
-        return people.permission(self, login)
+        return people.permission(self._issues, login)
 
     def get_setting(self, key: str) -> Any:
         return self._settings.get(key)
@@ -519,26 +414,6 @@ class GitHubStore(Store):
         self._settings.adopt(number)
 
     # -- moving -------------------------------------------------------------------------------------------------
-    def _write(self, record: Record, job: Job, gen: int, *, deadline: float | None = None) -> Job:
-        """PATCH the issue to ``job`` in one request (labels, state, state_reason, body); return the new record."""
-        data = patch_for(self.labels, record, job, gen)
-        response = self._client.call(
-            lambda gh: gh.rest.issues.update(self.owner, self.repo, job.id, data=cast(Any, data)),
-            job_id=job.id,
-            deadline=deadline,
-            what=f"move job {job.id} to {job.status}",
-        )
-        item = response.json()
-        self._wrote(item)
-        check_label_kept(item, data["labels"][0], repo=f"{self.owner}/{self.repo}", what=f"updated job {job.id}")
-        written = self._record(item)
-        with self._lock:
-            if written.job.state is JobState.PROCESSING:
-                self._held[job.id] = written
-            else:
-                self._held.pop(job.id, None)
-        return written.job
-
     def _holder_deadline(self, job: Job, now: datetime) -> float:
         """The latest ``time.monotonic()`` the holder's unread write may be (re)sent: half the margin before the
         lease ends on GitHub's clock, so retries and rate-limit waits cannot land it after another store took the
@@ -564,8 +439,7 @@ class GitHubStore(Store):
         # One move of a job at a time in this process: a heartbeat between its read and its write must not
         # land after this process's own finish (it would put the job back to processing).
         with self._job_locks[job_id % len(self._job_locks)]:
-            with self._lock:
-                held = self._held.get(job_id)
+            held = self._issues.held(job_id)
             if (
                 held is not None
                 and attempt is not None
@@ -581,17 +455,15 @@ class GitHubStore(Store):
                 job = apply_transition(
                     held.job, expected=expected, target=target, attempt=attempt, changes=changes, now=now
                 )
-                return self._write(held, job, held.gen, deadline=self._holder_deadline(held.job, now))
+                return self._issues.write(held, job, held.gen, deadline=self._holder_deadline(held.job, now))
             self.ensure_ready()
             for delay in (0.1, 0.3, 0.9, 2.7, None):
-                record = self._fetch(job_id)
+                record = self._issues.fetch(job_id)
                 current = record.job
                 if held is not None and (
                     current.state is not JobState.PROCESSING or current.attempt != held.job.attempt
                 ):
-                    with self._lock:
-                        if self._held.get(job_id) is held:
-                            del self._held[job_id]  # the claim this store made is over
+                    self._issues.release(job_id, held)  # the claim this store made is over
                     held = None
                 job = apply_transition(
                     current, expected=expected, target=target, attempt=attempt, changes=changes, now=self.now()
@@ -600,14 +472,14 @@ class GitHubStore(Store):
                 if current.state is JobState.PENDING and current.open:
                     won = self._refs.take(
                         claim_ref(job_id, current.attempt + 1, record.gen),
-                        still_current=lambda record=record: self._unchanged(record),  # type: ignore[misc]
+                        still_current=lambda record=record: self._issues.unchanged(record),  # type: ignore[misc]
                     )
                     deadline = self._refs.deadline(self._client.last_sent())  # from when the ref was sent
                     gen += 1  # this pending spell ended without a new attempt: the next one needs new names
                 elif current.state is JobState.PROCESSING and current.open and not self._lease_safe(current):
                     won = self._refs.take(
                         expired_ref(job_id, current.attempt, current.lease_expires_at or current.updated_at),
-                        still_current=lambda record=record: self._unchanged(record),  # type: ignore[misc]
+                        still_current=lambda record=record: self._issues.unchanged(record),  # type: ignore[misc]
                     )
                     deadline = self._refs.deadline(self._client.last_sent())
                 elif current.state is JobState.PROCESSING and current.open:
@@ -615,7 +487,7 @@ class GitHubStore(Store):
                 else:
                     won, deadline = True, self._refs.deadline(time.monotonic())
                 if won:
-                    return self._write(record, job, gen, deadline=deadline)
+                    return self._issues.write(record, job, gen, deadline=deadline)
                 if delay is None:
                     break
                 time.sleep(delay)  # someone else is moving the job right now: look again
@@ -623,8 +495,8 @@ class GitHubStore(Store):
 
     def recover_expired(self, *, limit: int = 100) -> list[Job]:
         self.ensure_ready()
-        url = self._issues_url(state="open", labels=self.labels.label(JobState.PROCESSING))
-        records = [r for _, page in self._pages(url) for r in page]
+        url = self._issues.issues_url(state="open", labels=self.labels.label(JobState.PROCESSING))
+        records = [r for _, page in self._issues.pages(url) for r in page]
         now = self.now()
         expired = sorted(
             (
@@ -641,29 +513,15 @@ class GitHubStore(Store):
             job = record.job
             assert job.lease_expires_at is not None
             name = expired_ref(job.id, job.attempt, job.lease_expires_at)
-            if not self._refs.take(name, still_current=lambda record=record: self._unchanged(record)):  # type: ignore[misc]
+            if not self._refs.take(name, still_current=lambda record=record: self._issues.unchanged(record)):  # type: ignore[misc]
                 continue
             started = self._client.last_sent()  # when the ref was sent
-            if not self._unchanged(record):
+            if not self._issues.unchanged(record):
                 continue  # the listing was behind (a renewal or a finish landed): this lease is not ours to end
             recovered.append(
-                self._write(record, expire(job, self.now()), record.gen, deadline=self._refs.deadline(started))
+                self._issues.write(record, expire(job, self.now()), record.gen, deadline=self._refs.deadline(started))
             )
         return recovered
-
-
-def _not_older(fetched: dict[str, Any], written: dict[str, Any]) -> bool:
-    """Whether issue ``fetched`` shows the write that answered ``written``, or a later one. ``updated_at`` has whole
-    seconds: within the write's second, only an issue equal to the written one (state, labels, body) counts."""
-    seen, wrote = str(fetched.get("updated_at") or ""), str(written.get("updated_at") or "")
-    if seen != wrote:
-        return seen > wrote
-
-    def content(item: dict[str, Any]) -> tuple[Any, ...]:
-        names = sorted(str(x.get("name") if isinstance(x, dict) else x).lower() for x in item.get("labels") or ())
-        return item.get("state"), names, item.get("body")
-
-    return content(fetched) == content(written)
 
 
 # -- configuration ----------------------------------------------------------------------------------------------
