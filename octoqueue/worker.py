@@ -291,7 +291,11 @@ class Worker:
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._finished = threading.Event()
-        self._inflight: dict[int, Job] = {}
+        self._inflight: dict[int, Job] = {}  # claimed and not yet recorded as finished
+        # Handlers running: a job's slot frees when its handler returns, so the next claim is made while its
+        # outcome is written (on SQLite the two share a commit: one fsync at synchronous=FULL).
+        self._running = 0
+        self._freed = 0  # slots freed and jobs finished so far: the claiming loop sleeps only if none since its claim
         self._lost: set[int] = set()
         self._lock = threading.Lock()
         self._slots = threading.Condition(self._lock)
@@ -370,10 +374,11 @@ class Worker:
                     self._recover()
                     next_recover = time.monotonic() + self.recover_interval
                 with self._slots:
-                    while len(self._inflight) >= self.concurrency and not self._stop.is_set():
+                    while self._running >= self.concurrency and not self._stop.is_set():
                         self._slots.wait(self.poll_interval)
-                    free = self.concurrency - len(self._inflight)
+                    free = self.concurrency - self._running
                     busy = len(self._inflight)
+                    freed = self._freed
                 if self._stop.is_set():
                     break
                 want = free if max_jobs is None else min(free, max_jobs - taken)
@@ -385,13 +390,14 @@ class Worker:
                     if once:
                         with self._slots:
                             # wait for a job to finish, unless one finished during the claim (its notify is gone)
-                            if len(self._inflight) >= busy:
+                            if self._freed == freed:
                                 self._slots.wait(self.poll_interval)
                     continue
                 for job in jobs:
                     taken += 1
                     with self._lock:
                         self._inflight[job.id] = job
+                        self._running += 1
                     pool.submit(self._process, job)
         finally:
             self._shutdown(pool)
@@ -583,6 +589,7 @@ class Worker:
                     result = self._execute(job)
                 finally:
                     report.seconds = time.monotonic() - started
+                    self._free_slot()
             except PermanentError as exc:
                 self._finish_failed(job, report, describe(exc), retry=False)
             except RetryableError as exc:
@@ -610,6 +617,7 @@ class Worker:
                 counted = not was_lost or report.status != "lost"
                 if counted:
                     self._count(report)
+                self._freed += 1
                 self._slots.notify_all()
             del current
             if counted and self.on_report is not None:
@@ -617,6 +625,13 @@ class Worker:
                     self.on_report(job, report)
                 except Exception:
                     log.exception("job %d: on_report failed", job.id)
+
+    def _free_slot(self) -> None:
+        """The handler returned: the claiming loop may take the next job while this one's outcome is written."""
+        with self._slots:
+            self._running -= 1
+            self._freed += 1
+            self._slots.notify_all()
 
     def _count(self, report: JobReport) -> None:
         stats = self.stats

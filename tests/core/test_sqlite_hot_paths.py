@@ -163,3 +163,16 @@ def test_a_once_drain_ends_when_the_last_job_ends(store: SQLiteStore) -> None:
         stats = worker.run(once=True, install_signal_handlers=False)
         assert stats.completed == 40
         assert time.monotonic() - started < 10
+
+
+def test_a_created_job_is_the_row_written(store: SQLiteStore) -> None:
+    """create reads back only the id and makes the rest from what it wrote and the columns' defaults."""
+    queue = Queue(store)
+    plain = queue.enqueue_job({"n": 1, "text": "é"})
+    full = queue.enqueue_job(
+        [1, 2], "t", ["Tag"], priority="high", delay=30, max_attempts=4, type="t", idempotency_key="k", timeout=9
+    )
+    again = queue.enqueue_job([3], idempotency_key="k")
+    for job in (plain, full, again):
+        assert job == store.get(job.id)
+    assert again.id == full.id

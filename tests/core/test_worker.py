@@ -354,6 +354,7 @@ def test_a_store_without_a_batch_verb_completes_one_by_one(queue: Queue, monkeyp
     ids = [queue.enqueue({"n": i}) for i in range(4)]
     worker = Worker(queue, lambda data: data["n"], concurrency=4)
     calls: list[int] = []
+    monkeypatch.setattr(queue.store, "batches_transitions", False)  # as GitHub's store says
     monkeypatch.setattr(queue.store, "transition_many", lambda moves: calls.append(len(moves)) or [])
     worker.run(once=True)
     assert calls == []
