@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.jobs} no-op jobs, {args.workers} workers, {args.repeat} round(s); {env['nproc']} CPUs, "
         f"Python {env['python']}, SQLite {ver['sqlite']}, octoqueue {ver['octoqueue']}, gigq {ver['gigq']}, "
-        f"huey {ver['huey']}",
+        f"huey {ver['huey']}; load average {' / '.join(f'{x:.2f}' for x in env['load_average'])}",
         flush=True,
     )
     sqlite_systems = [name for name in args.only if name in SYSTEMS]
@@ -183,12 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(summary))
     peers = [p for p in PEERS if p in summary]
-    if "octoqueue" in summary and peers:
-        s = summary["octoqueue"]
-        print(
-            f"\noctoqueue vs the faster peer (medians): enqueue {s['enqueue_vs_peer']:.2f}x ({s['enqueue_peer']}), "
-            f"drain {s['drain_vs_peer']:.2f}x ({s['drain_peer']})"
-        )
+    if peers:
+        print()
+    for name, label in (("octoqueue", "NORMAL"), ("octoqueue-full", "FULL")):
+        if name in summary and peers:
+            s = summary[name]
+            print(
+                f"{name} ({label}) vs the faster peer (medians): enqueue {s['enqueue_vs_peer']:.2f}x "
+                f"({s['enqueue_peer']}), drain {s['drain_vs_peer']:.2f}x ({s['drain_peer']})"
+            )
+    print(f"load average at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
     redis_payload, redis_ok = None, True
     if args.suite == "all" and any(name in redis_peers.SYSTEMS for name in args.only):
         print()

@@ -674,14 +674,15 @@ class Worker:
             return
         report.status = done.status or "completed"
         report.result = result
-        log.info(
-            "job %d completed in %.3f s (attempt %d): %s",
-            job.id,
-            report.seconds,
-            job.attempt,
-            _preview(result),
-            extra=_fields(job, report, "completed"),
-        )
+        if log.isEnabledFor(logging.INFO):  # the preview and the fields cost more than the rest of a no-op job's line
+            log.info(
+                "job %d completed in %.3f s (attempt %d): %s",
+                job.id,
+                report.seconds,
+                job.attempt,
+                _preview(result),
+                extra=_fields(job, report, "completed"),
+            )
 
     def _finish_failed(
         self, job: Job, report: JobReport, error: str, *, retry: bool, delay: float | None = None
