@@ -3,14 +3,10 @@ client) and the caches in front of its settings."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 
 from octoqueue.api.chatops_access import ChatOpsAccess
 from octoqueue.api.cursors import CursorSigner
@@ -26,8 +22,6 @@ if TYPE_CHECKING:
     from octoqueue.schedules import Scheduler
     from octoqueue.worker import Worker
 
-T = TypeVar("T")
-
 
 @dataclass
 class Runtime:
@@ -42,9 +36,6 @@ class Runtime:
     arrivals: ArrivalSignal = field(default_factory=ArrivalSignal)
     worker: Worker | None = None  # the in-process worker (--worker), once started
     scheduler: Scheduler | None = None  # the in-process scheduler (--scheduler), once started
-    # One thread for the job writes of a store whose writes run in turn anyway (Store.writes_in_turn): 32 requests
-    # in the threadpool's threads would only queue for its one connection, each wake-up a thread switch.
-    writer: ThreadPoolExecutor | None = None
 
     @classmethod
     def build(cls, settings: Settings, queue: Queue, metrics: Metrics) -> Runtime:
@@ -58,19 +49,7 @@ class Runtime:
             deliveries=DeliveryLog(queue.store),
             cursors=CursorSigner(queue.store),
             access=ChatOpsAccess(queue.store, repository=settings.webhook_repo, trusted=settings.trusted_users),
-            writer=ThreadPoolExecutor(1, "octoqueue-writer") if queue.store.writes_in_turn else None,
         )
-
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)``, a call that writes jobs, off the event loop: on the store's writing thread when it has
-        one, else in the threadpool."""
-        if self.writer is None:
-            return await run_in_threadpool(fn, *args)
-        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.shutdown(wait=True)
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -113,7 +113,7 @@ async def create_job(
     """
     # One trip to the threadpool for the blocking part (schema check and store write); the response model is then
     # checked on the event loop, where a plain ``def`` endpoint would cost FastAPI a second trip.
-    job = await runtime.write(_create, runtime, body, idempotency_key)
+    job = await run_in_threadpool(_create, runtime, body, idempotency_key)
     if idempotency_key is not None and job.data != body.data:
         raise HTTPException(
             409, detail=f"Idempotency-Key {idempotency_key!r} was already used for different data (job {job.id})"

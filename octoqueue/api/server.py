@@ -215,7 +215,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             await run_in_threadpool(worker.stop, timeout=60)
         watcher.stop()
-        await run_in_threadpool(runtime.close)
         if given is None:
             await run_in_threadpool(queue.close)
 

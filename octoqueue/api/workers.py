@@ -358,7 +358,7 @@ async def submit_jobs(
     refuses the whole batch. With an ``Idempotency-Key`` header a retry creates nothing and returns the same
     jobs (409 when the key was used for other payloads). On a ``dedupe`` queue a payload identical to a job
     already there is skipped — unless that job failed or was cancelled, which puts it back in the queue."""
-    return await runtime.write(_submit, runtime, name, body, idempotency_key)
+    return await run_in_threadpool(_submit, runtime, name, body, idempotency_key)
 
 
 def _check_batch(config: QueueConfig, items: list[JobSubmit], batch: bool) -> None:

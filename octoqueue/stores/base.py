@@ -180,11 +180,6 @@ class Store(ABC):
         """Create several jobs, each as :meth:`create` would (idempotency keys included); return them in order."""
         return [self.create(item) for item in items]
 
-    #: Whether this store's writes run one at a time in a process however many threads call it (SQLite: one writing
-    #: connection). Callers then gain nothing from many threads but thread switches: the server sends such a store's
-    #: job writes to one thread of its own instead of its threadpool.
-    writes_in_turn: bool = False
-
     #: Whether :meth:`transition_many` is one round trip or transaction (a store that overrides it says so): the
     #: Worker batches completions only then, and completes one by one (each patient with a rate limit) otherwise.
     batches_transitions: bool = False

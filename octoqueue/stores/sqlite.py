@@ -349,7 +349,6 @@ class SQLiteStore(Store):
         return self._writes.transaction(lambda db: self._read_check_write(db, move))
 
     batches_transitions = True
-    writes_in_turn = True  # every write goes through the one writing connection (_sqlite_group_commit)
 
     def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
         """Every move in one transaction (one commit, so one fsync at ``synchronous=FULL``), each as
