@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from bench import github as github_suite
-from bench import postgres_peers, redis_peers
+from bench import postgres_peers, redis_peers, sqlite_cpu
 from bench import server as server_suite
 from bench.sqlite_peers import PEERS, SYSTEMS, RunResult, versions
 
@@ -193,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"({s['enqueue_peer']}), drain {s['drain_vs_peer']:.2f}x ({s['drain_peer']})"
             )
     print(f"load average at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    cpu = None
+    if any(name.startswith("octoqueue") for name in sqlite_systems):
+        print()
+        cpu = sqlite_cpu.report(min(args.jobs, sqlite_cpu.JOBS))
     redis_payload, redis_ok = None, True
     if args.suite == "all" and any(name in redis_peers.SYSTEMS for name in args.only):
         print()
@@ -217,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             "environment": env,
             "summary": summary,
             "rounds": {name: [r.as_dict() for r in rounds] for name, rounds in results.items()},
+            "cpu_us_per_job": cpu,
             "postgres": pg_payload,
             "redis": redis_payload,
             "server": server_payload,
