@@ -176,3 +176,22 @@ def test_a_created_job_is_the_row_written(store: SQLiteStore) -> None:
     for job in (plain, full, again):
         assert job == store.get(job.id)
     assert again.id == full.id
+
+
+def test_transition_many_is_one_transaction(store: SQLiteStore) -> None:
+    """The Worker batches completions on SQLite because its transition_many is one commit (one fsync at FULL),
+    each move still fenced by its own attempt."""
+    queue = Queue(store)
+    for i in range(4):
+        queue.enqueue({"n": i})
+    jobs = queue.claim_batch(4)
+    stale = jobs[1].model_copy(update={"attempt": jobs[1].attempt + 1})
+    statements: list[str] = []
+    store._writer().set_trace_callback(statements.append)
+    outcomes = queue.complete_many([jobs[0], stale, jobs[2], jobs[3]])  # no results: no result comments to write
+    store._writer().set_trace_callback(None)
+    assert store.batches_transitions
+    assert [s for s in statements if s.split()[0] in ("BEGIN", "COMMIT", "SAVEPOINT")] == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert isinstance(outcomes[1], LeaseLost)
+    assert [o.state for o in outcomes if not isinstance(o, Exception)] == [JobState.COMPLETED] * 3
+    assert store.get(jobs[1].id).state is JobState.PROCESSING
