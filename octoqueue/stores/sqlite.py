@@ -16,7 +16,6 @@ docs/benchmarks.md.
 
 from __future__ import annotations
 
-import builtins
 import json
 import sqlite3
 import threading
@@ -212,7 +211,7 @@ class SQLiteStore(Store):
             raise JobNotFound(job_id)
         return row_to_job(row)
 
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -250,7 +249,7 @@ class SQLiteStore(Store):
         jobs = [row_to_job(r) for r in rows[:limit]]
         return Page(jobs=jobs, cursor=str(jobs[-1].id) if len(rows) > limit else None)
 
-    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
         wanted = [s.value for s in states]
         if not wanted:
             return []
@@ -274,7 +273,7 @@ class SQLiteStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         now = self.now().timestamp()
         params: list[Any] = [worker, now + lease, now]
         wanted = list(dict.fromkeys(labels))
@@ -351,7 +350,7 @@ class SQLiteStore(Store):
 
     batches_transitions = True
 
-    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+    def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         """Every move in one transaction (one commit, so one fsync at ``synchronous=FULL``), each as
         :meth:`transition` does it: its conditional UPDATE, fenced by its attempt, then the read-check-write when
         that matched no row. A move the rules refuse gives its exception; the others still apply."""
@@ -360,8 +359,8 @@ class SQLiteStore(Store):
             check_changes(move.changes)
         updates = [self._fast_update(move) for move in moves]
 
-        def apply_all(db: sqlite3.Connection) -> builtins.list[Job | Exception]:
-            outcomes: builtins.list[Job | Exception] = []
+        def apply_all(db: sqlite3.Connection) -> list[Job | Exception]:
+            outcomes: list[Job | Exception] = []
             for move, fast in zip(moves, updates, strict=True):
                 row = db.execute(*fast).fetchone() if fast is not None else None
                 if row is not None:
@@ -391,7 +390,7 @@ class SQLiteStore(Store):
         db.execute(UPDATE_SQL, update_params(new))
         return new
 
-    def _fast_update(self, move: Move) -> tuple[str, builtins.list[Any]] | None:
+    def _fast_update(self, move: Move) -> tuple[str, list[Any]] | None:
         """The one conditional ``UPDATE ... RETURNING`` that performs ``move`` when the job is in an expected state
         (and, when fenced, at the attempt): None when some expected state may not move to the target, which only
         the read-check-write can judge."""
@@ -415,15 +414,15 @@ class SQLiteStore(Store):
                 f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND state IN ({states}){fence} RETURNING {SELECT_LIST}"
             )
             self._fast_sql[key] = sql
-        params: builtins.list[Any] = [target.value, int(target.is_open), self.now().timestamp()]
+        params: list[Any] = [target.value, int(target.is_open), self.now().timestamp()]
         params.extend(stored(column, value) for column, value in changes.items())
         params.append(move.job_id)
         if attempt is not None:
             params.append(attempt)
         return sql, params
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
-        def recover(db: sqlite3.Connection) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
+        def recover(db: sqlite3.Connection) -> list[Job]:
             now = self.now()
             rows = db.execute(
                 f"SELECT {SELECT_LIST} FROM jobs WHERE state = 'processing' AND lease_expires_at <= ? "
@@ -476,7 +475,7 @@ class SQLiteStore(Store):
 
         return Comment(id=self._writes.transaction(add), job_id=job_id, body=body, created_at=now)
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         self.get(job_id)
         rows = self._conn().execute(
             "SELECT id, job_id, body, author, created_at FROM comments WHERE job_id = ? ORDER BY id",
