@@ -44,7 +44,7 @@ def _load_state(value: str) -> JobState:
 
 
 def _store_labels(value: tuple[str, ...]) -> str:
-    return _dump(list(value))
+    return _dump(list(value)) if value else "[]"  # most jobs have none: skip the encoder
 
 
 def _load_labels(value: str) -> tuple[str, ...]:
