@@ -44,6 +44,8 @@ log = logging.getLogger("octoqueue.worker")
 
 #: How many of the oldest pending jobs a worker without a catch-all handler looks at for types it cannot run.
 UNHANDLED_SAMPLE = 100
+#: How often (seconds) a worker settles jobs left waiting for parents that finished (Queue.settle_waiting).
+SETTLE_INTERVAL = 60.0
 
 OnFailure = Literal["retry", "fail"]
 
@@ -296,6 +298,7 @@ class WorkerBase(Generic[Q, H]):
         self.name = name or queue.worker_name
         self.on_failure: OnFailure = on_failure
         self.recover_interval = recover_interval
+        self._next_settle = 0.0
         self.shutdown_grace = shutdown_grace
         self.on_report = on_report
         self.register_every = register_every
@@ -551,6 +554,9 @@ class Worker(WorkerBase[Queue, Handler]):
         try:
             for job in self.queue.recover_expired():
                 log.warning("job %d: lease expired; now %s", job.id, job.status)
+            if time.monotonic() >= self._next_settle:
+                self._next_settle = time.monotonic() + SETTLE_INTERVAL
+                self.queue.settle_waiting()
         except AccessDenied:
             raise
         except OctoqueueError as exc:
