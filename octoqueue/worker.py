@@ -386,7 +386,9 @@ class Worker(WorkerBase[Queue, Handler]):
     ``handler``: one callable for every job (called as ``fn(data)`` or ``fn(data, job)``), a
     :class:`CommandHandler`, or None when handlers are registered per job type with :meth:`handler`.
     ``concurrency``: jobs run at once (threads); jobs that finish together are completed in one
-    :meth:`Queue.complete_many` call, each still fenced by its attempt. ``lease``: seconds a claim holds a job;
+    :meth:`Queue.complete_many` call, each still fenced by its attempt. A job's slot frees when its handler returns,
+    so the next claim is made while that job's completion is written (at most ``2 * concurrency`` jobs are held, the
+    others only for the moment their outcome takes to record). ``lease``: seconds a claim holds a job;
     renewed every ``lease / 3`` while the handler runs. ``timeout``: seconds a handler may run (a job's own
     ``timeout`` wins); with a timeout, Python handlers run in a child process so they can really be stopped.
     ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
@@ -401,7 +403,11 @@ class Worker(WorkerBase[Queue, Handler]):
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._finished = threading.Event()
-        self._inflight: dict[int, Job] = {}
+        self._inflight: dict[int, Job] = {}  # claimed and not yet recorded as finished
+        # Handlers running: a job's slot frees when its handler returns, so the next claim is made while its
+        # outcome is written (on SQLite the two share a commit: one fsync at synchronous=FULL).
+        self._running = 0
+        self._freed = 0  # slots freed and jobs finished so far: the claiming loop sleeps only if none since its claim
         self._lost: set[int] = set()
         self._lock = threading.Lock()
         self._slots = threading.Condition(self._lock)
@@ -459,10 +465,11 @@ class Worker(WorkerBase[Queue, Handler]):
                     self._recover()
                     next_recover = time.monotonic() + self.recover_interval
                 with self._slots:
-                    while len(self._inflight) >= self.concurrency and not self._stop.is_set():
+                    while self._running >= self.concurrency and not self._stop.is_set():
                         self._slots.wait(self.poll_interval)
-                    free = self.concurrency - len(self._inflight)
+                    free = self.concurrency - self._running
                     busy = len(self._inflight)
+                    freed = self._freed
                 if self._stop.is_set():
                     break
                 want = free if max_jobs is None else min(free, max_jobs - taken)
@@ -474,13 +481,14 @@ class Worker(WorkerBase[Queue, Handler]):
                     if once:
                         with self._slots:
                             # wait for a job to finish, unless one finished during the claim (its notify is gone)
-                            if len(self._inflight) >= busy:
+                            if self._freed == freed:
                                 self._slots.wait(self.poll_interval)
                     continue
                 for job in jobs:
                     taken += 1
                     with self._lock:
                         self._inflight[job.id] = job
+                        self._running += 1
                     pool.submit(self._process, job)
         finally:
             self._shutdown(pool)
@@ -660,6 +668,7 @@ class Worker(WorkerBase[Queue, Handler]):
                     result = self._execute(job)
                 finally:
                     report.seconds = time.monotonic() - started
+                    self._free_slot()
             except Exception as exc:
                 error, retry, delay = failure(exc, self.on_failure)
                 self._finish_failed(job, report, error, retry=retry, delay=delay)
@@ -675,6 +684,7 @@ class Worker(WorkerBase[Queue, Handler]):
                 counted = not was_lost or report.status != "lost"
                 if counted:
                     self.stats.add(report)
+                self._freed += 1
                 self._slots.notify_all()
             del current
             if counted:
@@ -683,6 +693,13 @@ class Worker(WorkerBase[Queue, Handler]):
     def _tally(self, report: JobReport) -> None:
         with self._slots:  # the job threads count theirs under it too
             self.stats.add(report)
+
+    def _free_slot(self) -> None:
+        """The handler returned: the claiming loop may take the next job while this one's outcome is written."""
+        with self._slots:
+            self._running -= 1
+            self._freed += 1
+            self._slots.notify_all()
 
     def _current(self, job: Job) -> Job:
         with self._lock:
@@ -747,14 +764,15 @@ def completed(job: Job, report: JobReport, done: Job, result: Any, *, secret: bo
     encrypted queue's, logged without the result)."""
     report.status = done.status or "completed"
     report.result = result
-    log.info(
-        "job %d completed in %.3f s (attempt %d): %s",
-        job.id,
-        report.seconds,
-        job.attempt,
-        "(encrypted)" if secret else _preview(result),
-        extra=_fields(job, report, "completed"),
-    )
+    if log.isEnabledFor(logging.INFO):  # the preview and the fields cost more than the rest of a no-op job's line
+        log.info(
+            "job %d completed in %.3f s (attempt %d): %s",
+            job.id,
+            report.seconds,
+            job.attempt,
+            "(encrypted)" if secret else _preview(result),
+            extra=_fields(job, report, "completed"),
+        )
 
 
 def failed(job: Job, report: JobReport, new: Job, error: str, *, secret: bool = False) -> None:
