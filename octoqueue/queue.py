@@ -411,6 +411,46 @@ class Queue:
         exception :meth:`complete` would have raised (LeaseLost, StateConflict, JobNotFound, JobTooLarge for a
         result too large for a comment, that job left as it was) — the others still complete. A result
         (``results``, one per job, None for none) is kept as :meth:`complete` keeps it."""
+        given, refused, moves = self._completions(jobs, results)
+        outcomes = self._completed(given, refused, self.store.transition_many(moves) if moves else [])
+        self._notify_finished()
+        return outcomes
+
+    def complete_and_claim(
+        self,
+        jobs: Sequence[JobRef],
+        results: Sequence[Any] | None,
+        count: int,
+        *,
+        worker: str | None = None,
+        lease: float | None = None,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        """:meth:`complete_many`, then claim up to ``count`` jobs as :meth:`claim_batch` does without waiting: a
+        worker handing back what it finished and taking what it runs next, in one round trip on a store that
+        can (:meth:`Store.transition_and_claim`; Redis). Returns the completions' outcomes and the claimed jobs."""
+        given, refused, moves = self._completions(jobs, results)
+        moved, taken = self.store.transition_and_claim(
+            moves,
+            worker=worker or self.worker_name,
+            lease=self.lease if lease is None else lease,
+            limit=count,
+            labels=labels,
+            types=types,
+            ids=ids,
+        )
+        outcomes = self._completed(given, refused, moved)
+        self._notify_finished()
+        usable = [job for job in taken if not self._reject_broken(job)]
+        self._remember(*usable)
+        return outcomes, usable
+
+    def _completions(
+        self, jobs: Sequence[JobRef], results: Sequence[Any] | None
+    ) -> tuple[list[Any], dict[int, Exception], list[Move]]:
+        """The completions' results, the jobs refused up front (by their place), and the moves for the rest."""
         given = list(results) if results is not None else [None] * len(jobs)
         if len(given) != len(jobs):
             raise ValueError(f"{len(jobs)} jobs but {len(given)} results")
@@ -427,15 +467,20 @@ class Queue:
             expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
             changes = {"result": _result_for_meta(result)} if result is not None else {}
             moves.append(Move(job_id, expected, JobState.COMPLETED, attempt, changes))
-        moved = iter(self.store.transition_many(moves) if moves else [])
-        outcomes = [refused[i] if i in refused else next(moved) for i in range(len(given))]
+        return given, refused, moves
+
+    def _completed(
+        self, given: list[Any], refused: dict[int, Exception], moved: list[Job | Exception]
+    ) -> list[Job | Exception]:
+        """One outcome per completion, in order; the completed jobs forgotten and their result comments said."""
+        results = iter(moved)
+        outcomes = [refused[i] if i in refused else next(results) for i in range(len(given))]
         for outcome, result in zip(outcomes, given, strict=True):
             if isinstance(outcome, Job):
                 self._forget(outcome.id)
                 note = _result_comment(None, result, outcome.attempt)
                 if note:
                     self._say(outcome.id, note)
-        self._notify_finished()
         return outcomes
 
     def fail(
