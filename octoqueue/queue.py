@@ -355,17 +355,29 @@ class Queue:
 
     def heartbeat(self, job: Job, lease: float | None = None) -> Job:
         """Extend the lease of a job this worker holds; raise LeaseLost when it no longer holds it."""
-        until = self.store.now() + timedelta(seconds=self.lease if lease is None else lease)
+        move = self._renewal(job, lease)
         renewed = self.store.transition(
-            job.id,
-            expected=JobState.PROCESSING,
-            target=JobState.PROCESSING,
-            attempt=job.attempt,
-            lease_expires_at=until,
-            worker=job.worker,
+            move.job_id, expected=move.expected, target=move.target, attempt=move.attempt, **move.changes
         )
         self._remember(renewed)
         return renewed
+
+    def heartbeat_many(self, jobs: Sequence[Job], lease: float | None = None) -> list[Job | Exception]:
+        """:meth:`heartbeat` for several jobs, in one round trip where the store batches transitions: one outcome
+        per job, in order — the renewed record, or the exception :meth:`heartbeat` would have raised."""
+        if not jobs:
+            return []
+        now = self.store.now()
+        outcomes = self.store.transition_many([self._renewal(job, lease, now=now) for job in jobs])
+        self._remember(*[outcome for outcome in outcomes if isinstance(outcome, Job)])
+        return outcomes
+
+    def _renewal(self, job: Job, lease: float | None, *, now: datetime | None = None) -> Move:
+        """The move that renews ``job``'s lease for ``lease`` seconds (the queue's by default), fenced by its
+        attempt."""
+        until = (self.store.now() if now is None else now) + timedelta(seconds=self.lease if lease is None else lease)
+        changes = {"lease_expires_at": until, "worker": job.worker}
+        return Move(job.id, JobState.PROCESSING, JobState.PROCESSING, job.attempt, changes)
 
     def recover_expired(self) -> list[Job]:
         """Put jobs whose lease expired back to pending (failed when out of attempts); return them."""
