@@ -594,7 +594,9 @@ def _heartbeat(runtime: Runtime, name: str, job_id: str, body: HeartbeatRequest 
 
 
 # -- batches: one request for the jobs a worker has in hand, each still fenced by its own attempt ----------------
-@router.post("/queues/{name}/jobs/complete", response_model=BatchResponse, responses=errors(400, 401, 403, 404, 503))
+@router.post(
+    "/queues/{name}/jobs/complete", response_model=BatchResponse, responses=errors(400, 401, 403, 404, 413, 503)
+)
 async def complete_jobs(
     name: QueuePath, body: CompleteBatch, runtime: RuntimeDep, principal: WorkerKey
 ) -> BatchResponse:
@@ -623,7 +625,7 @@ def _complete_many(runtime: Runtime, name: str, items: list[CompleteItem]) -> Ba
     return _batch_response(runtime, name, items, outcomes)
 
 
-@router.post("/queues/{name}/jobs/fail", response_model=BatchResponse, responses=errors(400, 401, 403, 404, 503))
+@router.post("/queues/{name}/jobs/fail", response_model=BatchResponse, responses=errors(400, 401, 403, 404, 413, 503))
 async def fail_jobs(name: QueuePath, body: FailBatch, runtime: RuntimeDep, principal: WorkerKey) -> BatchResponse:
     """Fail several claimed jobs, each as its own ``fail`` would (retried after the backoff while retries
     remain, unless ``retry`` is false)."""
@@ -647,7 +649,9 @@ def _fail_many(runtime: Runtime, name: str, items: list[FailItem]) -> BatchRespo
     return _batch_response(runtime, name, items, outcomes)
 
 
-@router.post("/queues/{name}/jobs/heartbeat", response_model=BatchResponse, responses=errors(400, 401, 403, 404, 503))
+@router.post(
+    "/queues/{name}/jobs/heartbeat", response_model=BatchResponse, responses=errors(400, 401, 403, 404, 413, 503)
+)
 async def heartbeat_jobs(
     name: QueuePath, body: HeartbeatBatch, runtime: RuntimeDep, principal: WorkerKey
 ) -> BatchResponse:
