@@ -265,7 +265,9 @@ class Worker:
     ``handler``: one callable for every job (called as ``fn(data)`` or ``fn(data, job)``), a
     :class:`CommandHandler`, or None when handlers are registered per job type with :meth:`handler`.
     ``concurrency``: jobs run at once (threads); jobs that finish together are completed in one
-    :meth:`Queue.complete_many` call, each still fenced by its attempt. ``lease``: seconds a claim holds a job;
+    :meth:`Queue.complete_many` call, each still fenced by its attempt; on a store that claims with its transitions
+    in one round trip (``Store.batches_claims``: PostgreSQL, Redis) a thread that completed a job takes its next
+    one in that same call (not with ``max_jobs``). ``lease``: seconds a claim holds a job;
     renewed every ``lease / 3`` while the handler runs. ``timeout``: seconds a handler may run (a job's own
     ``timeout`` wins); with a timeout, Python handlers run in a child process so they can really be stopped.
     ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
