@@ -176,7 +176,8 @@ class _Completions:
     completion stays fenced by its job's attempt, and each thread gets its own outcome.
 
     A thread may ask for its next job with its completion (``take_next``): the call then also claims one job per
-    such thread (:meth:`Queue.complete_and_claim`, one round trip on Redis), with the worker's ``claim_options``.
+    such thread (:meth:`Queue.complete_and_claim`, one round trip on PostgreSQL and Redis), with the worker's
+    ``claim_options``.
     """
 
     def __init__(self, queue: Queue, claim_options: Callable[[], dict[str, Any]]) -> None:
