@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.commands import defuse
+from octoqueue.dependencies import WAITING_UNTIL, Dependencies, read_marker
 from octoqueue.errors import (
     InvalidJobData,
     InvalidTransition,
@@ -78,6 +79,11 @@ class Queue:
     results, errors and comments before they reach the store (see :mod:`octoqueue.sealing`).
     ``rate_limit_patience``: the longest a holder's ``complete``/``fail`` waits out a store's rate limit before
     raising it (None: as long as the lease allows; the server gives its HTTP requests 10 s, then answers 503).
+
+    The primary names are ``enqueue_job``/``enqueue_many``, ``claim``/``claim_batch``, ``heartbeat``, ``complete``,
+    ``fail``, ``requeue``, ``cancel``, ``release``, ``get``, ``wait``, ``result``, ``counts``, ``list_jobs``,
+    ``comments``, ``clear``. The original Octoqueue's ``enqueue``, ``dequeue``, ``count_open``, ``get_job_status``
+    and ``get_jobs`` are the compatibility surface, grouped in their own section below.
     """
 
     def __init__(
@@ -109,6 +115,8 @@ class Queue:
         self._watch_lock = threading.Lock()
         self._watching = False
         self._unwatch: Callable[[], None] | None = None
+        #: The dependencies between this queue's jobs (``enqueue(..., depends_on=...)``, workflows).
+        self.dependencies = Dependencies(self)
 
     def __enter__(self) -> Queue:
         return self
@@ -127,16 +135,6 @@ class Queue:
         return f"Queue({self.store.url!r})"
 
     # -- producing ---------------------------------------------------------------------------------------------
-    def enqueue(
-        self,
-        data: Any,
-        title: str | None = None,
-        additional_labels: Iterable[str] | None = None,
-        **options: Any,
-    ) -> int:
-        """Add a job; return its id (the issue number). Options as :meth:`enqueue_job`."""
-        return self.enqueue_job(data, title, additional_labels, **options).id
-
     def enqueue_job(
         self,
         data: Any,
@@ -151,6 +149,8 @@ class Queue:
         idempotency_key: str | None = None,
         timeout: float | None = None,
         queue: str | None = None,
+        depends_on: Iterable[JobRef] | None = None,
+        on_parent_failure: str = "fail",
     ) -> Job:
         """Add a job and return its record.
 
@@ -161,7 +161,16 @@ class Queue:
         ``max_attempts``: tries before the job is dead (failed and closed); ``type``: which handler runs it;
         ``idempotency_key``: a second enqueue with the same key returns the first job; ``timeout``: seconds a
         handler may run before it is stopped.
+        ``depends_on``: jobs (ids or records) that must all complete before this one may run; when one of them fails
+        or is cancelled this job fails (``on_parent_failure="cancel"``: is cancelled) with an error naming it, and
+        requeueing that parent brings it back (see :mod:`octoqueue.dependencies`). Not with ``run_at``/``delay``.
         """
+        parents = None
+        if depends_on is not None:
+            if run_at is not None or delay is not None:
+                raise ValueError("a job with depends_on runs when its parents completed: give no run_at or delay")
+            parents = self.dependencies.check([_job_id(p) for p in depends_on], on_parent_failure)
+            run_at = WAITING_UNTIL if parents else None
         new = self._new_job(
             data,
             title,
@@ -176,6 +185,9 @@ class Queue:
             queue=queue,
         )
         job = self.store.create(new)
+        if parents:
+            known = idempotency_key is not None and read_marker(self.store.comments(job.id)) is not None
+            return job if known else self.dependencies.attach(job, parents, on_parent_failure)
         self._notify(job)
         return job
 
@@ -198,6 +210,8 @@ class Queue:
             raise ValueError(f"{len(datas)} items but {len(keys)} idempotency keys")
         if "idempotency_key" in options:
             raise ValueError("enqueue_many takes idempotency_keys, one per item")
+        if "depends_on" in options:
+            raise ValueError("enqueue_many takes no depends_on: enqueue jobs with parents one by one (or a Workflow)")
         if not datas:
             return []
         if any(key is not None and not isinstance(key, str) for key in keys):
@@ -263,12 +277,6 @@ class Queue:
         )
 
     # -- consuming ---------------------------------------------------------------------------------------------
-    def dequeue(self, wait_sec: float = 0) -> tuple[int, Any] | None:
-        """Claim the next job; return ``(job_id, data)``, or None when none arrives within ``wait_sec`` (also while
-        the store is rate limited: the original's loops never see a RateLimited)."""
-        job = self.claim(wait=wait_sec)
-        return (job.id, job.data) if job is not None else None
-
     def claim(
         self,
         *,
@@ -345,12 +353,13 @@ class Queue:
         fix = "Give this worker the queue's key" if sealed else "Fix the issue body"
         message = f"This job cannot run: {error}. {fix} and requeue the job."
         try:
-            self.store.transition(
+            failed = self.store.transition(
                 job.id, expected=JobState.PROCESSING, target=JobState.FAILED, attempt=job.attempt, last_error=error
             )
             self._say(job.id, message)
         except StateConflict:
-            pass
+            return True
+        self._settle_dependents(failed)
         return True
 
     def heartbeat(self, job: Job, lease: float | None = None) -> Job:
@@ -385,6 +394,7 @@ class Queue:
         pending = [job for job in jobs if job.state is JobState.PENDING]
         if pending:
             self._notify(*pending)
+        self._settle_dependents(*[job for job in jobs if job.state is JobState.FAILED])
         return jobs
 
     # -- finishing ---------------------------------------------------------------------------------------------
@@ -415,6 +425,7 @@ class Queue:
         if note:
             self._say_patiently(number, note)
         self._notify_finished()
+        self._settle_dependents(done)
         return done
 
     def complete_many(self, jobs: Sequence[JobRef], results: Sequence[Any] | None = None) -> list[Job | Exception]:
@@ -424,9 +435,7 @@ class Queue:
         result too large for a comment, that job left as it was) — the others still complete. A result
         (``results``, one per job, None for none) is kept as :meth:`complete` keeps it."""
         given, refused, moves = self._completions(jobs, results)
-        outcomes = self._completed(given, refused, self.store.transition_many(moves) if moves else [])
-        self._notify_finished()
-        return outcomes
+        return self._completed(given, refused, self.store.transition_many(moves) if moves else [])
 
     def complete_and_claim(
         self,
@@ -454,7 +463,6 @@ class Queue:
             ids=ids,
         )
         outcomes = self._completed(given, refused, moved)
-        self._notify_finished()
         usable = [job for job in taken if not self._reject_broken(job)]
         self._remember(*usable)
         return outcomes, usable
@@ -484,7 +492,8 @@ class Queue:
     def _completed(
         self, given: list[Any], refused: dict[int, Exception], moved: list[Job | Exception]
     ) -> list[Job | Exception]:
-        """One outcome per completion, in order; the completed jobs forgotten and their result comments said."""
+        """One outcome per completion, in order; the completed jobs forgotten, their result comments said, their
+        waiters woken and their dependents settled."""
         results = iter(moved)
         outcomes = [refused[i] if i in refused else next(results) for i in range(len(given))]
         for outcome, result in zip(outcomes, given, strict=True):
@@ -493,6 +502,8 @@ class Queue:
                 note = _result_comment(None, result, outcome.attempt)
                 if note:
                     self._say(outcome.id, note)
+        self._notify_finished()
+        self._settle_dependents(*[outcome for outcome in outcomes if isinstance(outcome, Job)])
         return outcomes
 
     def fail(
@@ -545,12 +556,15 @@ class Queue:
         self._forget(number)
         self._say_patiently(number, comment or f"This job has failed: {error}")
         self._notify_finished()
+        self._settle_dependents(new)
         return new
 
     def requeue(self, job_id: JobRef, comment: str | None = None) -> Job:
         """Put any job back to pending with a fresh attempt budget (its failed/completed label goes)."""
         number = _job_id(job_id)
         current = self.store.get(number)
+        if current.state is JobState.PENDING:  # pending -> pending releases a waiting job; it is no requeue
+            raise InvalidTransition(number, current.state, JobState.PENDING)
         new = self.store.transition(
             number,
             expected=current.state,
@@ -560,6 +574,7 @@ class Queue:
             run_at=None,
         )
         self._say(number, comment or "Job has been requeued for processing")
+        new = self.dependencies.requeued(new)
         self._notify(new)
         return new
 
@@ -583,6 +598,7 @@ class Queue:
         new = self.store.transition(job_id, expected=(JobState.PENDING, JobState.PROCESSING), target=JobState.CANCELLED)
         self._say(job_id, comment or "This job has been cancelled")
         self._notify_finished()
+        self._settle_dependents(new)
         return new
 
     def requeue_where(
@@ -667,41 +683,8 @@ class Queue:
             return _result_from_comments(job.id, self.store.comments(job.id))
         return job.result
 
-    def get_job_status(self, job_id: int) -> str | None:
-        """The job's status label text, or None when there is no such job (or it has no status label)."""
-        try:
-            return self.store.get(int(job_id)).status
-        except JobNotFound:
-            return None
-
-    def count_open(self, wait_sec: float = 0) -> int:
-        """Jobs pending or processing, counted after waiting ``wait_sec`` seconds (as the original Octoqueue)."""
-        if wait_sec > 0:
-            time.sleep(wait_sec)
-        counts = self.store.count([JobState.PENDING, JobState.PROCESSING])
-        return sum(counts.values())
-
     def counts(self) -> dict[JobState, int]:
         return self.store.count()
-
-    def get_jobs(self, labels: Iterable[str] = ("processing",), state: str = "open") -> list[tuple[int, datetime, Any]]:
-        """``[(job_id, created_at, data)]`` for jobs carrying all ``labels`` (status labels included) in issue
-        ``state`` open, closed or all — the original Octoqueue's shape."""
-        if state not in ("open", "closed", "all"):
-            raise ValueError("state must be open, closed or all")
-        wanted_states: set[JobState] = set()
-        extras = []
-        for label in labels:
-            found = self.store.labels.state_of([label])
-            if found is not None and self.store.labels.is_status(label):
-                wanted_states.add(found)
-            else:
-                extras.append(label)
-        if len(wanted_states) > 1:
-            return []  # a job carries one status label: asking for two at once matches nothing
-        is_open = {"open": True, "closed": False, "all": None}[state]
-        jobs = self.store.iter_jobs(states=wanted_states or None, labels=extras, open=is_open)
-        return [(job.id, job.created_at, job.data) for job in jobs]
 
     def list_jobs(
         self,
@@ -713,7 +696,7 @@ class Queue:
     ) -> Page:
         """One page of jobs, oldest first."""
         wanted = [JobState(s) for s in states] if states is not None else None
-        return self.store.list(states=wanted, labels=labels, cursor=cursor, limit=limit)
+        return self.store.list_jobs(states=wanted, labels=labels, cursor=cursor, limit=limit)
 
     def create_comment(self, job_id: int, comment: str | None = None) -> Comment | None:
         """Post ``comment`` on the job (defused: never a ChatOps command); None posts nothing and returns None."""
@@ -772,6 +755,73 @@ class Queue:
         if entry is None:
             raise ValueError(f"{callback!r} is not an arrival listener")
         self._listeners.remove(entry)
+
+    # -- the original Octoqueue's names: the compatibility surface -------------------------------------------
+    # Kept with the original's parameters and return shapes (tests/core/test_original_api.py holds them); new code
+    # uses the primary names: enqueue_job, claim, counts, get, list_jobs.
+    def enqueue(
+        self,
+        data: Any,
+        title: str | None = None,
+        additional_labels: Iterable[str] | None = None,
+        **options: Any,
+    ) -> int:
+        """Add a job; return its id (the issue number). Options as :meth:`enqueue_job`.
+
+        Compatibility surface (the original Octoqueue's name); primary: :meth:`enqueue_job`, which returns the Job.
+        """
+        return self.enqueue_job(data, title, additional_labels, **options).id
+
+    def dequeue(self, wait_sec: float = 0) -> tuple[int, Any] | None:
+        """Claim the next job; return ``(job_id, data)``, or None when none arrives within ``wait_sec`` (also while
+        the store is rate limited: the original's loops never see a RateLimited).
+
+        Compatibility surface; primary: :meth:`claim`, which returns the Job with its lease and attempt.
+        """
+        job = self.claim(wait=wait_sec)
+        return (job.id, job.data) if job is not None else None
+
+    def count_open(self, wait_sec: float = 0) -> int:
+        """Jobs pending or processing, counted after waiting ``wait_sec`` seconds (as the original Octoqueue).
+
+        Compatibility surface; primary: :meth:`counts`.
+        """
+        if wait_sec > 0:
+            time.sleep(wait_sec)
+        counts = self.store.count([JobState.PENDING, JobState.PROCESSING])
+        return sum(counts.values())
+
+    def get_job_status(self, job_id: int) -> str | None:
+        """The job's status label text, or None when there is no such job (or it has no status label).
+
+        Compatibility surface; primary: :meth:`get` (the Job, its ``state``).
+        """
+        try:
+            return self.store.get(int(job_id)).status
+        except JobNotFound:
+            return None
+
+    def get_jobs(self, labels: Iterable[str] = ("processing",), state: str = "open") -> list[tuple[int, datetime, Any]]:
+        """``[(job_id, created_at, data)]`` for jobs carrying all ``labels`` (status labels included) in issue
+        ``state`` open, closed or all — the original Octoqueue's shape.
+
+        Compatibility surface; primary: :meth:`list_jobs` (pages of Jobs).
+        """
+        if state not in ("open", "closed", "all"):
+            raise ValueError("state must be open, closed or all")
+        wanted_states: set[JobState] = set()
+        extras = []
+        for label in labels:
+            found = self.store.labels.state_of([label])
+            if found is not None and self.store.labels.is_status(label):
+                wanted_states.add(found)
+            else:
+                extras.append(label)
+        if len(wanted_states) > 1:
+            return []  # a job carries one status label: asking for two at once matches nothing
+        is_open = {"open": True, "closed": False, "all": None}[state]
+        jobs = self.store.iter_jobs(states=wanted_states or None, labels=extras, open=is_open)
+        return [(job.id, job.created_at, job.data) for job in jobs]
 
     # -- schedules (see octoqueue.schedules; oq's method names) -----------------------------------------------
     @property
@@ -850,7 +900,11 @@ class Queue:
                 if until is None or self.store.now() + timedelta(seconds=pause) >= until:
                     raise
                 log.info("rate limited; trying again in %.1f s, within the lease: %s", pause, exc)
-                time.sleep(pause)
+                self._pause(pause)
+
+    def _pause(self, seconds: float) -> None:
+        """Let ``seconds`` pass before a store call is tried again (on an event loop, :mod:`octoqueue.aio` awaits)."""
+        time.sleep(seconds)
 
     def _say_patiently(self, job_id: int, text: str) -> Comment:
         """:meth:`_say` for the comment that follows a move: the move is done, so a rate limit is waited out for up
@@ -874,6 +928,21 @@ class Queue:
     def _arrived_elsewhere(self, arrival: Arrival) -> None:
         wakes = 1 if arrival.labels is None else min(arrival.count, MAX_WAKES_PER_ARRIVAL)
         self._notify(*[arrival] * wakes)
+
+    def _settle_dependents(self, *jobs: Job) -> None:
+        """Release or fail the jobs waiting for ``jobs``, which just finished. The finish stands whatever happens
+        here: a store error is logged, and :meth:`settle_waiting` (which workers run now and then) catches up."""
+        if not jobs:
+            return
+        try:
+            self.dependencies.finished(jobs)
+        except Exception as exc:  # the jobs are finished whatever happens: their dependents are settled later
+            log.warning("the jobs waiting for %s are settled later: %s", ", ".join(str(j.id) for j in jobs), exc)
+
+    def settle_waiting(self) -> int:
+        """Settle the jobs waiting for parents that finished without settling them (a finisher that stopped
+        half-way, an issue closed by hand); return how many parents were looked at. Workers run it every minute."""
+        return self.dependencies.catch_up()
 
     def _notify_finished(self) -> None:
         with self._finished:

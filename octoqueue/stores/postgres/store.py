@@ -11,12 +11,12 @@ the store objects of other processes that watch arrivals (:mod:`octoqueue.stores
 
 from __future__ import annotations
 
-import builtins
+import contextlib
 import json
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from octoqueue.errors import (
@@ -236,12 +236,12 @@ def _claim_statement(
     labels: Collection[str],
     types: Collection[str] | None,
     ids: Collection[int] | None,
-) -> tuple[str, builtins.list[Any]] | None:
+) -> tuple[str, list[Any]] | None:
     """The claim's ``UPDATE ... FOR UPDATE SKIP LOCKED`` and its parameters; None when it can take nothing."""
     if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
         return None
     where = ["state = 'pending'", f"(run_at IS NULL OR run_at <= {_NOW})"]
-    params: builtins.list[Any] = [worker, float(lease)]
+    params: list[Any] = [worker, float(lease)]
     if labels:
         where.append("lower(labels::text)::text[] @> %s::text[]")  # label names ignore case, as on GitHub
         params.append([label_key(label) for label in labels])
@@ -261,7 +261,7 @@ def _claim_statement(
     return sql, params
 
 
-def _claimed(rows: builtins.list[Any]) -> builtins.list[Job]:
+def _claimed(rows: list[Any]) -> list[Job]:
     """A claim's rows as jobs, in claim order."""
     jobs = [_row_to_job(r) for r in rows]
     jobs.sort(key=lambda j: (j.priority, j.id))
@@ -291,14 +291,14 @@ def parse_url(url: str) -> tuple[str, dict[str, Any]]:
     return conninfo, kwargs
 
 
-def migrate_url(url: str) -> tuple[str, builtins.list[int]]:
+def migrate_url(url: str) -> tuple[str, list[int]]:
     """Bring the schema the store URL names to this octoqueue's version; (schema, versions applied)."""
     conninfo, kwargs = parse_url(url)
     schema = check_schema_name(kwargs.get("schema", "octoqueue"))
     return schema, _migrate(conninfo, schema, kwargs["url"])
 
 
-def _migrate(conninfo: str, schema: str, shown: str) -> builtins.list[int]:
+def _migrate(conninfo: str, schema: str, shown: str) -> list[int]:
     try:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             return migrate(conn, schema)
@@ -335,16 +335,27 @@ class PostgresStore(Store):
         self._fast_sql: dict[tuple[Any, ...], str] = {}
         self._listener: ArrivalListener | None = None
         # Transitions made at once by this process's threads (workers' completions, heartbeats) share a transaction.
-        self._transitions: GroupSender[Move, Job | Exception] = GroupSender(self.transition_many)
+        self._transitions = self._group_transitions()
         _migrate(conninfo, self.schema, self.url)
-        self._pool = ConnectionPool(
-            conninfo,
+        self._pool = self._open_pool(pool_min, pool_max, pool_timeout)
+
+    def _group_transitions(self) -> Callable[[Move], Job | Exception]:
+        """How a transition is sent: with the transitions other threads make at the same moment, in one transaction."""
+        return GroupSender(self.transition_many)
+
+    #: The connection pool's class (psycopg_pool's), and its name's prefix.
+    _pool_class: Any = ConnectionPool
+    _pool_name = "octoqueue"
+
+    def _open_pool(self, pool_min: int, pool_max: int, pool_timeout: float) -> Any:
+        return self._pool_class(
+            self._conninfo,
             min_size=pool_min,
             max_size=pool_max,
             timeout=pool_timeout,
             kwargs=self._connect_options(),
-            name=f"octoqueue-{self.schema}",
-            open=True,
+            name=f"{self._pool_name}-{self.schema}",
+            open=self._pool_class is ConnectionPool,  # an async pool opens on its event loop, at first use
         )
 
     def _connect_options(self) -> dict[str, Any]:
@@ -352,7 +363,7 @@ class PostgresStore(Store):
         return {"autocommit": True, "options": f"-c search_path={self.schema} -c TimeZone=UTC"}
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> PostgresStore:
+    def from_url(cls, url: str, **options: Any) -> Self:
         conninfo, kwargs = parse_url(url)
         kwargs.update(options)
         return cls(conninfo, **kwargs)
@@ -363,7 +374,7 @@ class PostgresStore(Store):
         (a terminated backend, a restart): the pool keeps idle connections that may have died meanwhile."""
         for tries_left in (1, 0):
             try:
-                with self._pool.connection() as conn:
+                with self._connection() as conn:
                     if self._given_clock is not None:
                         now = self._given_clock().isoformat()
                         conn.execute("SELECT set_config('octoqueue.now', %s, false)", (now,))
@@ -375,6 +386,10 @@ class PostgresStore(Store):
             except PoolTimeout as exc:
                 raise StoreUnavailable(f"PostgreSQL store {self.url}: no free connection: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        """A connection of the pool, for one piece of work."""
+        return self._pool.connection()  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._listener is not None:
@@ -413,7 +428,7 @@ class PostgresStore(Store):
     def create(self, new: NewJob) -> Job:
         return self.create_many([new])[0]
 
-    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+    def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         """One ``INSERT ... SELECT FROM unnest(...)`` for all items (one round trip); jobs whose idempotency key is
         taken are read back in the same connection. New jobs' records are made from the items and the ids and
         times the insert returns, not read back."""
@@ -444,7 +459,7 @@ class PostgresStore(Store):
         params = [*(_array(column) for column in columns), self._source]
         keys = {item.idempotency_key for item in items if item.idempotency_key is not None}
 
-        def work(conn: psycopg.Connection[Any]) -> tuple[builtins.list[Any], builtins.list[Any]]:
+        def work(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
             made = conn.execute(sql, params).fetchall()
             taken = keys - {row[2] for row in made}
             existing = []
@@ -458,7 +473,7 @@ class PostgresStore(Store):
         inserted = {row[2] for row in made if row[2] is not None}
         by_key = {row[16]: _row_to_job(row) for row in existing}
         fresh = iter(sorted(made))  # ids follow the items' order (the insert reads them in order)
-        out: builtins.list[Job] = []
+        out: list[Job] = []
         for item in items:
             key = item.idempotency_key
             if key is not None and key in by_key:
@@ -479,7 +494,7 @@ class PostgresStore(Store):
             raise JobNotFound(job_id)
         return _row_to_job(row)
 
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -489,7 +504,7 @@ class PostgresStore(Store):
         limit: int = 100,
     ) -> Page:
         where = ["id > %s"]
-        params: builtins.list[Any] = [int(cursor) if cursor else 0]
+        params: list[Any] = [int(cursor) if cursor else 0]
         if states is not None:
             if not states:
                 return Page(jobs=[])
@@ -516,7 +531,7 @@ class PostgresStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         statement = _claim_statement(worker, lease, limit, labels, types, ids)
         if statement is None:
             return []
@@ -535,7 +550,7 @@ class PostgresStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
-    ) -> tuple[builtins.list[Job | Exception], builtins.list[Job]]:
+    ) -> tuple[list[Job | Exception], list[Job]]:
         """The moves as :meth:`transition_many` makes them and the claim's statement, in one transaction and one
         pipeline: one round trip."""
         statement = _claim_statement(worker, lease, limit, labels, types, ids)
@@ -561,20 +576,20 @@ class PostgresStore(Store):
 
     batches_transitions = True
 
-    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+    def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         """All moves in one transaction: the moves of one shape (target, expected states, fenced or not, fields
         changed) as one ``UPDATE ... FROM unnest(...)``, every shape's statement sent in one pipeline; a move its
         statement did not match is then judged by the shared rules on the row read ``FOR UPDATE``."""
         return self._transitions_then(moves, None)[0]
 
     def _transitions_then(
-        self, moves: Sequence[Move], then: tuple[str, builtins.list[Any]] | None
-    ) -> tuple[builtins.list[Job | Exception], builtins.list[Any]]:
+        self, moves: Sequence[Move], then: tuple[str, list[Any]] | None
+    ) -> tuple[list[Job | Exception], list[Any]]:
         """:meth:`transition_many`, then the statement ``then`` in the same transaction and pipeline; its rows."""
         moves = list(moves)
         for move in moves:
             check_changes(move.changes)
-        groups: dict[tuple[Any, ...], builtins.list[int]] = {}
+        groups: dict[tuple[Any, ...], list[int]] = {}
         seen: set[int] = set()
         for index, move in enumerate(moves):
             wanted = expected_set(move.expected)
@@ -586,8 +601,8 @@ class PostgresStore(Store):
         for indexes in groups.values():
             indexes.sort(key=lambda i: moves[i].job_id)  # rows locked in id order: fewer deadlocks between batches
         statements = [self._group_statement(key, [moves[i] for i in indexes]) for key, indexes in groups.items()]
-        results: builtins.list[Job | Exception | None] = [None] * len(moves)
-        after: builtins.list[Any] = []
+        results: list[Job | Exception | None] = [None] * len(moves)
+        after: list[Any] = []
 
         def work(conn: psycopg.Connection[Any]) -> None:
             results[:] = [None] * len(moves)
@@ -608,7 +623,7 @@ class PostgresStore(Store):
         self._run(work)
         return [r for r in results if r is not None], after
 
-    def _group_statement(self, key: tuple[Any, ...], moves: builtins.list[Move]) -> tuple[str, builtins.list[Any]]:
+    def _group_statement(self, key: tuple[Any, ...], moves: list[Move]) -> tuple[str, list[Any]]:
         target, wanted, unfenced, fields = key
         sql = self._fast_sql.get(key)
         if sql is None:
@@ -629,7 +644,7 @@ class PostgresStore(Store):
             if target is JobState.PENDING:
                 sql = self._announcing(sql)
             self._fast_sql[key] = sql
-        params: builtins.list[Any] = [_array([m.job_id for m in moves]), _array([m.attempt for m in moves])]
+        params: list[Any] = [_array([m.job_id for m in moves]), _array([m.attempt for m in moves])]
         params.extend(_array([_field_value(name, m.changes[name]) for m in moves]) for name in fields)
         if target is JobState.PENDING:
             params.append(self._source)
@@ -654,12 +669,12 @@ class PostgresStore(Store):
         self._save(conn, [new])
         return new
 
-    def _save(self, conn: psycopg.Connection[Any], jobs: builtins.list[Job]) -> None:
+    def _save(self, conn: psycopg.Connection[Any], jobs: list[Job]) -> None:
         """Write the records (inside the caller's transaction), and announce those that are pending."""
         names = [name for name, _ in _SAVED]
         arrays = ", ".join(["%s::bigint[]"] + [f"%s::{kind}[]" for _, kind in _SAVED])
         sets = ", ".join(f"{name} = v.{name}" for name in names)
-        params: builtins.list[Any] = [_array([job.id for job in jobs])]
+        params: list[Any] = [_array([job.id for job in jobs])]
         for name in names:
             if name == "state":
                 params.append(_array([job.state.value if job.state is not None else None for job in jobs]))
@@ -674,8 +689,8 @@ class PostgresStore(Store):
             params,
         )
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
-        def work(conn: psycopg.Connection[Any]) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
+        def work(conn: psycopg.Connection[Any]) -> list[Job]:
             with conn.transaction():
                 rows = conn.execute(
                     f"SELECT {_COLUMNS}, {_NOW} FROM jobs WHERE state = 'processing' AND lease_expires_at <= {_NOW} "
@@ -687,11 +702,11 @@ class PostgresStore(Store):
                     self._save(conn, recovered)
                 return recovered
 
-        result: builtins.list[Job] = self._run(work)
+        result: list[Job] = self._run(work)
         return result
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
-        wanted = builtins.list(states) if states is not None else builtins.list(JobState)
+        wanted = list(states) if states is not None else list(JobState)
         counts = dict.fromkeys(wanted, 0)
         if not wanted:
             return counts
@@ -706,7 +721,7 @@ class PostgresStore(Store):
         return counts
 
     def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
-        states = builtins.list(states)
+        states = list(states)
         if not states:
             return 0
         finished = f"state IN ({_states_sql(FINISHED)}) AND " if set(states) <= FINISHED else ""
@@ -738,7 +753,7 @@ class PostgresStore(Store):
             raise JobNotFound(job_id)
         return Comment(id=row[0], job_id=job_id, body=body, created_at=row[1])
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         rows = self._run(
             lambda conn: conn.execute(
                 "SELECT c.id, c.body, c.author, c.created_at FROM jobs AS j LEFT JOIN comments AS c "

@@ -8,7 +8,6 @@ a pub/sub channel, so waiting claims in other processes wake at once (:meth:`Red
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import json
 import logging
@@ -17,7 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -155,7 +154,7 @@ def _claim_args(
         worker,
         max(0, int(lease * 1_000_000)),
         int(limit),
-        json.dumps(builtins.list(dict.fromkeys(labels)), ensure_ascii=False),
+        json.dumps(list(dict.fromkeys(labels)), ensure_ascii=False),
         json.dumps(sorted(types), ensure_ascii=False) if types is not None else "",
         json.dumps([int(i) for i in ids]) if ids is not None else "",
     )
@@ -205,7 +204,7 @@ class RedisStore(Store):
         self._closed = threading.Event()
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> RedisStore:
+    def from_url(cls, url: str, **options: Any) -> Self:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         query = parse_qsl(parts.query, keep_blank_values=True)
@@ -225,18 +224,21 @@ class RedisStore(Store):
             rest.append(("socket_connect_timeout", str(CONNECT_TIMEOUT)))
         target = urlunsplit((_CLUSTER_SCHEMES.get(scheme, scheme), parts.netloc, parts.path, urlencode(rest), ""))
         try:
-            if scheme in _CLUSTER_SCHEMES:
-                client: redis.Redis | redis.cluster.RedisCluster = redis.cluster.RedisCluster.from_url(
-                    target, decode_responses=True
-                )
-            else:
-                client = redis.Redis.from_url(target, decode_responses=True)
-                client.connection_pool.make_connection()  # an unknown option fails here, not on first use
+            client = cls._connect(target, cluster=scheme in _CLUSTER_SCHEMES)
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"Redis store URL {_redacted(url)!r} cannot be used: {exc}") from None
         except redis.exceptions.RedisError as exc:
             raise StoreUnavailable(f"cannot reach Redis at {_redacted(url)}: {exc}") from exc
         return cls(client, prefix=prefix, url=_redacted(url), **options)
+
+    @classmethod
+    def _connect(cls, target: str, *, cluster: bool) -> Any:
+        """The client of the redis-py URL ``target``; an unknown option fails here, not on first use."""
+        if cluster:
+            return redis.cluster.RedisCluster.from_url(target, decode_responses=True)
+        client = redis.Redis.from_url(target, decode_responses=True)
+        client.connection_pool.make_connection()
+        return client
 
     # -- plumbing ---------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -280,20 +282,31 @@ class RedisStore(Store):
             try:
                 return self._command("EVALSHA", script.sha, 1, self._route, tag, *args)
             except redis.exceptions.NoScriptError:
-                return script(keys=[self._route], args=[tag, *args])
+                return self._evaluate(script, [self._route], [tag, *args])
+
+    def _evaluate(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run a registered script (loading it into Redis when Redis does not know it)."""
+        return script(keys=keys, args=args)
+
+    def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` in one round trip (no transaction); their replies, in order."""
+        pipe = self._client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return pipe.execute()  # type: ignore[no-any-return]
 
     def now(self) -> datetime:
         if self._own_clock:
             return self._clock()
         with self._errors():
-            seconds, micros = self._client.time()
+            seconds, micros = self._command("TIME")
         return _EPOCH + timedelta(seconds=int(seconds), microseconds=int(micros))
 
     # -- jobs -------------------------------------------------------------------------------------------------
     def create(self, new: NewJob) -> Job:
         return self.create_many([new])[0]
 
-    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+    def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         if not items:
             return []
         rows = []
@@ -362,7 +375,7 @@ class RedisStore(Store):
             flat = [x for pair in flat.items() for x in pair]
         return _job(flat)
 
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -372,7 +385,7 @@ class RedisStore(Store):
         limit: int = 100,
     ) -> Page:
         if states is not None:
-            states = builtins.list(states)
+            states = list(states)
             if not states:
                 return Page(jobs=[])
         try:
@@ -382,7 +395,7 @@ class RedisStore(Store):
         found = self._run(
             "list",
             json.dumps([s.value for s in states]) if states is not None else "",
-            json.dumps(builtins.list(dict.fromkeys(labels)), ensure_ascii=False),
+            json.dumps(list(dict.fromkeys(labels)), ensure_ascii=False),
             "" if open is None else str(int(open)),
             after,
             max(1, int(limit)),
@@ -399,7 +412,7 @@ class RedisStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
             return []
         found = self._run("claim", *_claim_args(worker, lease, limit, labels, types, ids))
@@ -415,7 +428,7 @@ class RedisStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
-    ) -> tuple[builtins.list[Job | Exception], builtins.list[Job]]:
+    ) -> tuple[list[Job | Exception], list[Job]]:
         if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
             return self.transition_many(moves), []
         for move in moves:
@@ -446,18 +459,18 @@ class RedisStore(Store):
     batches_transitions = True
     batches_claims = True
 
-    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+    def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         for move in moves:
             check_changes(move.changes)
         return self._transitions(moves) if moves else []
 
-    def _transitions(self, moves: Sequence[Move], *, lease_due: bool = False) -> builtins.list[Job | Exception]:
+    def _transitions(self, moves: Sequence[Move], *, lease_due: bool = False) -> list[Job | Exception]:
         replies = self._run("transition", self._origin, _moves_arg(moves, lease_due=lease_due))
         return self._moved(moves, replies)
 
-    def _moved(self, moves: Sequence[Move], replies: Sequence[Any]) -> builtins.list[Job | Exception]:
+    def _moved(self, moves: Sequence[Move], replies: Sequence[Any]) -> list[Job | Exception]:
         """The transition script's replies as the contract's results: the new record or the exception."""
-        results: builtins.list[Job | Exception] = []
+        results: list[Job | Exception] = []
         for move, (kind, *rest) in zip(moves, replies, strict=True):
             if kind == "ok":
                 results.append(_job(rest[0]))
@@ -483,7 +496,7 @@ class RedisStore(Store):
             return exc
         return StateConflict(job.id, f"its lease was renewed (it is {job.status}, attempt {job.attempt})")
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
         now_us, found = self._run("expired", max(1, int(limit)))
         now = _dt(now_us)
         moves = []
@@ -499,12 +512,9 @@ class RedisStore(Store):
         return [r for r in self._transitions(moves, lease_due=True) if isinstance(r, Job)]
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
-        wanted = builtins.list(states) if states is not None else builtins.list(JobState)
+        wanted = list(states) if states is not None else list(JobState)
         with self._errors():
-            pipe = self._client.pipeline(transaction=False)
-            for state in wanted:
-                pipe.zcard(f"{self._tag}:state:{state.value}")
-            sizes = pipe.execute()
+            sizes = self._pipeline([("ZCARD", f"{self._tag}:state:{state.value}") for state in wanted])
         return {state: int(n) for state, n in zip(wanted, sizes, strict=True)}
 
     def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
@@ -525,12 +535,11 @@ class RedisStore(Store):
             raise JobNotFound(job_id)
         return Comment(id=int(made[0]), job_id=int(job_id), body=body, created_at=_dt(made[1]))
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         with self._errors():
-            pipe = self._client.pipeline(transaction=False)
-            pipe.exists(f"{self._tag}:job:{int(job_id)}")
-            pipe.lrange(f"{self._tag}:comments:{int(job_id)}", 0, -1)
-            exists, entries = pipe.execute()
+            exists, entries = self._pipeline(
+                [("EXISTS", f"{self._tag}:job:{int(job_id)}"), ("LRANGE", f"{self._tag}:comments:{int(job_id)}", 0, -1)]
+            )
         if not exists:
             raise JobNotFound(job_id)
         out = []
@@ -542,7 +551,7 @@ class RedisStore(Store):
     # -- settings ---------------------------------------------------------------------------------------------
     def get_setting(self, key: str) -> Any:
         with self._errors():
-            value = self._client.hget(f"{self._tag}:settings", key)
+            value = self._command("HGET", f"{self._tag}:settings", key)
         return json.loads(value) if value is not None else None
 
     def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
@@ -551,12 +560,14 @@ class RedisStore(Store):
         name = f"{self._tag}:settings"
         while True:
             with self._errors():
-                raw = self._client.hget(name, key)
+                raw = self._command("HGET", name, key)
             value = checked_setting(key, update(json.loads(raw) if raw is not None else None))
             old = "" if raw is None else (raw.decode() if isinstance(raw, bytes) else str(raw))
             with self._errors():
-                done = self._settings_cas(
-                    keys=[name], args=[key, int(raw is not None), old, "" if value is None else json.dumps(value)]
+                done = self._evaluate(
+                    self._settings_cas,
+                    [name],
+                    [key, int(raw is not None), old, "" if value is None else json.dumps(value)],
                 )
             if done:
                 return value
@@ -565,6 +576,17 @@ class RedisStore(Store):
     def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
         with self._watch_lock:
             self._watchers.append(callback)
+        self._start_watching()
+
+        def stop() -> None:
+            with self._watch_lock, contextlib.suppress(ValueError):
+                self._watchers.remove(callback)
+
+        return stop
+
+    def _start_watching(self) -> None:
+        """Subscribe to the arrivals channel, once; return when subscribed (or after the connect timeout)."""
+        with self._watch_lock:
             if self._watch_thread is None:
                 ready = threading.Event()
                 self._watch_thread = threading.Thread(
@@ -572,12 +594,6 @@ class RedisStore(Store):
                 )
                 self._watch_thread.start()
                 ready.wait(CONNECT_TIMEOUT)
-
-        def stop() -> None:
-            with self._watch_lock, contextlib.suppress(ValueError):
-                self._watchers.remove(callback)
-
-        return stop
 
     def _listen(self, ready: threading.Event) -> None:
         """The watch thread: one pub/sub connection, blocked reading the arrivals channel (it wakes once a second
@@ -604,23 +620,30 @@ class RedisStore(Store):
                 pubsub, missed = None, True
                 self._closed.wait(0.2)
                 continue
-            if message is None or message.get("type") != "message":
-                continue
-            try:
-                news = json.loads(message["data"])
-            except (TypeError, ValueError):
-                continue
-            if news.get("o") == self._origin:
-                continue
-            for _job_id, run_at, labels in news.get("j", []):
-                self._tell(Arrival(tuple(json.loads(labels)), 1, _dt(run_at) if run_at else None))
+            for arrival in self._arrivals_in(message):
+                self._tell(arrival)
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 pubsub.close()
 
+    def _arrivals_in(self, message: dict[str, Any] | None) -> list[Arrival]:
+        """The arrivals a pub/sub message announces (none when another store object's own or not ours)."""
+        if message is None or message.get("type") != "message":
+            return []
+        try:
+            news = json.loads(message["data"])
+        except (TypeError, ValueError):
+            return []
+        if news.get("o") == self._origin:
+            return []
+        return [
+            Arrival(tuple(json.loads(labels)), 1, _dt(run_at) if run_at else None)
+            for _, run_at, labels in news.get("j", [])
+        ]
+
     def _tell(self, arrival: Arrival) -> None:
         with self._watch_lock:
-            callbacks = builtins.list(self._watchers)
+            callbacks = list(self._watchers)
         for callback in callbacks:
             try:
                 callback(arrival)
