@@ -210,6 +210,12 @@ class SealedStore(Store):
         sealed = [Move(m.job_id, m.expected, m.target, m.attempt, self._seal_changes(m.changes)) for m in moves]
         return [r if isinstance(r, Exception) else self._open_job(r) for r in self.inner.transition_many(sealed)]
 
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        secret = {"result": job.result, "last_error": job.last_error}
+        sealed = job.model_copy(update={"data": self.sealer.seal(job.data), **self._seal_changes(secret)})
+        notes = [note.model_copy(update={"body": self.sealer.seal_comment(note.body)}) for note in comments]
+        return self._open_job(self.inner.import_job(sealed, notes))
+
     def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
         return self._open_jobs(self.inner.recover_expired(limit=limit))
 

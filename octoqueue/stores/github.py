@@ -38,7 +38,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -48,7 +48,7 @@ from octoqueue.dispatch import DEFAULT_EVENT_TYPE, dispatch_enabled
 from octoqueue.errors import ConfigurationError, JobNotFound, OctoqueueError, StateConflict
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState, LabelScheme, label_key
-from octoqueue.stores import _github_listing, _github_people, _github_posts
+from octoqueue.stores import _github_import, _github_listing, _github_people, _github_posts
 from octoqueue.stores._github_claims import Claimer
 from octoqueue.stores._github_client import Fetched, GitHubClient, RateLimit, credential_key, shared_pacer
 from octoqueue.stores._github_dropped import check_label_kept
@@ -388,6 +388,11 @@ class GitHubStore(Store):
                 while len(self._wakes) > 1000:
                     self._wakes.popitem(last=False)
         return job
+
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        """See :mod:`~octoqueue.stores._github_import`: the issue keeps the job's number, or StateConflict."""
+        self.ensure_ready()
+        return _github_import.import_job(self, job, comments)
 
     def workflow_woken(self, job_id: int) -> bool | None:
         """Whether this store's ``repository_dispatch`` for a job it recently created went through; None when it

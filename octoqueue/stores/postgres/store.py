@@ -439,6 +439,51 @@ class PostgresStore(Store):
                 out.append(self.create(item))
         return out
 
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        names = [name.strip() for name in _COLUMNS.split(",")]
+        values: builtins.list[Any] = []
+        for name in names:
+            if name == "comments":
+                values.append(0)
+            elif name == "data":
+                values.append(json.dumps(job.data, ensure_ascii=False, separators=(",", ":")))
+            elif name == "state":
+                values.append(job.state.value if job.state is not None else None)
+            elif name == "labels":
+                values.append(builtins.list(job.labels))
+            else:
+                values.append(_field_value(name, getattr(job, name)))
+        updates = ", ".join(f"{name} = excluded.{name}" for name in names if name not in ("id", "comments"))
+        upsert = self._announcing(
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join(['%s'] * len(names))}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates} RETURNING {_COLUMNS}"
+        )
+        notes = [(job.id, note.body, note.author, note.created_at) for note in comments]
+
+        def work(conn: psycopg.Connection[Any]) -> Any:
+            with conn.transaction():
+                conn.execute(upsert, [*values, self._source])
+                # Later creates take ids above the imported one (an identity column does not follow explicit ids).
+                conn.execute(
+                    "SELECT setval(seq, greatest(coalesce(pg_sequence_last_value(seq), 0), %s)) "
+                    "FROM (SELECT pg_get_serial_sequence('jobs', 'id')::regclass AS seq) AS s",
+                    (job.id,),
+                )
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO comments (job_id, body, author, created_at) VALUES (%s, %s, %s, %s)", notes
+                    )
+                return conn.execute(
+                    "UPDATE jobs SET comments = (SELECT count(*) FROM comments WHERE job_id = %s) WHERE id = %s "
+                    f"RETURNING {_COLUMNS}",
+                    (job.id, job.id),
+                ).fetchone()
+
+        try:
+            return _row_to_job(self._run(work))
+        except psycopg.errors.UniqueViolation as exc:
+            raise StateConflict(job.id, f"cannot import it: {exc}") from exc
+
     def get(self, job_id: int) -> Job:
         row = self._run(lambda conn: conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone())
         if row is None:
