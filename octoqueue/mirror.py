@@ -131,6 +131,8 @@ class Mirror:
         self.cursor: datetime | None = None
         #: Ids of jobs the target holds a copy of: kept in step even once they leave the selection.
         self.mirrored: set[int] = set()
+        #: Each copy as this mirror last wrote or read it in the target: a copy that differs was changed there.
+        self.target_seen: dict[int, Job] = {}
 
     # -- one pass ---------------------------------------------------------------------------------------------
     def expected_total(self) -> int:
@@ -141,6 +143,7 @@ class Mirror:
         """Copy every selected source job that differs in the target; return what was done."""
         there = {job.id: job for job in self.target.iter_jobs()}  # one listing of the target, not a read per job
         self.mirrored.update(there)
+        self.target_seen.update(there)
         tally = Tally()
         for job in self._selected():
             self._note_cursor(job)
@@ -185,10 +188,11 @@ class Mirror:
         missing = self._missing_comments(job, there)
         if there is not None and not missing and job_fields(there) == job_fields(job):
             self.mirrored.add(job.id)
+            self.target_seen[job.id] = there
             return Tally(examined=1, unchanged=1)
         tally = Tally(examined=1, created=int(there is None), updated=int(there is not None), comments=len(missing))
         if not self.dry_run:
-            self.target.import_job(job, missing)
+            self.target_seen[job.id] = self.target.import_job(job, missing)
             self.mirrored.add(job.id)
         return tally
 
@@ -221,11 +225,13 @@ class Mirror:
         progress: Progress | None = None,
         on_pass: Callable[[Tally], None] | None = None,
         before_poll: Callable[[], Tally] | None = None,
+        full_pass: bool = True,
     ) -> Tally:
-        """A full pass, then a :meth:`poll` every ``interval`` seconds until ``stop()``; ``before_poll`` (the
-        target's requests, see :mod:`octoqueue.mirror_requests`) runs before each poll."""
-        total = self.run(progress)
-        if on_pass is not None:
+        """A full pass (unless ``full_pass`` is False: :meth:`run` was called), then a :meth:`poll` every
+        ``interval`` seconds until ``stop()``; ``before_poll`` (the target's requests, see
+        :mod:`octoqueue.mirror_requests`) runs before each poll. ``on_pass`` gets each pass's tally."""
+        total = self.run(progress) if full_pass else Tally()
+        if on_pass is not None and full_pass:
             on_pass(total)
         while not stop():
             self.wait(interval)

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "schedule": "octoqueue.cli.schedules:schedule",
     "new-key": "octoqueue.cli.keys:new_key",
     "migrate": "octoqueue.cli.migrate:migrate",
+    "mirror": "octoqueue.cli.mirror:mirror",
 }
 
 
