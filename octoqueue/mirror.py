@@ -165,7 +165,7 @@ class Mirror:
         return self._copy(job, _get(self.target, job.id), progress)
 
     def _copy(self, job: Job, there: Job | None, progress: Progress | None) -> Tally:
-        waits, fresh = 0, True
+        waits, fresh, missing = 0, True, there is None
         while True:
             try:
                 if not fresh:
@@ -180,6 +180,8 @@ class Mirror:
                 self.wait(max(exc.retry_after, 1.0))
                 waits, fresh = waits + 1, False
         tally.rate_limit_waits = waits
+        if missing and tally.updated:  # made by the try a rate limit interrupted: still a job this pass created
+            tally.created, tally.updated = 1, 0
         if progress is not None:
             progress(job, "unchanged" if tally.unchanged else "created" if tally.created else "updated")
         return tally
