@@ -3,6 +3,7 @@ run changes nothing; the CLI says so."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def test_round_trip_through_every_store_comes_back_equal(
         github_again,
     ]
     try:
-        for source, target in zip(chain, chain[1:], strict=False):
+        for source, target in itertools.pairwise(chain):
             tally = Mirror(source, target).run()
             assert (tally.created, tally.updated) == (10, 0), target.url
             assert_same_queue(github, target)
