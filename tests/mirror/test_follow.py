@@ -85,7 +85,7 @@ def test_a_requeue_on_github_runs_the_job_again_on_the_source(make_github: MakeG
     assert face.get(2).state is JobState.FAILED and "SMTP server said no" in face.comments(2)[-1].body
     assert requests.poll().requests == []  # nobody asked anything yet
 
-    clock.advance(5)
+    fake.advance_time(5)  # people come by later (GitHub stamps comments in whole seconds)
     fake.add_label(2, "requeue")  # a person with triage access, on the issue page
     fake.comment(3, "/retry please", author="octo-org")  # the repository's owner
     fake.comment(4, "/requeue", author="stranger")  # no write access: ignored
