@@ -120,7 +120,7 @@ class Mirror:
         *,
         selection: Selection | None = None,
         dry_run: bool = False,
-        wait: Callable[[float], None] = time.sleep,
+        wait: Callable[[float], object] = time.sleep,
     ) -> None:
         self.source = source
         self.target = target
