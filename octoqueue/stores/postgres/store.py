@@ -439,6 +439,18 @@ class PostgresStore(Store):
                 out.append(self.create(item))
         return out
 
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+        wanted = [state.value for state in states]
+        if not wanted:
+            return []
+        rows = self._run(
+            lambda conn: conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE state = ANY(%s) ORDER BY updated_at DESC, id DESC LIMIT %s",
+                (wanted, limit),
+            ).fetchall()
+        )
+        return [_row_to_job(row) for row in rows]
+
     def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
         names = [name.strip() for name in _COLUMNS.split(",")]
         values: builtins.list[Any] = []
