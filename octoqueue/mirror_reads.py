@@ -12,7 +12,6 @@ from the mirror lag the primary's other writers by up to ``interval`` seconds an
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import logging
 import threading
@@ -96,7 +95,7 @@ class ReadFromMirror(Store):
                 raise
             return self._copied(self.primary.get(job_id))  # not copied yet: ask the primary once
 
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -105,25 +104,25 @@ class ReadFromMirror(Store):
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page:
-        return self._reader().list(states=states, labels=labels, open=open, cursor=cursor, limit=limit)
+        return self._reader().list_jobs(states=states, labels=labels, open=open, cursor=cursor, limit=limit)
 
-    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
         return self._reader().recently_changed(states, limit=limit)
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
         return self._reader().count(states)
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         return self._reader().comments(job_id)
 
     # -- writes -----------------------------------------------------------------------------------------------
     def create(self, new: NewJob) -> Job:
         return self._copied(self.primary.create(new))
 
-    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+    def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         return [self._copied(job) for job in self.primary.create_many(items)]
 
-    def claim(self, **options: Any) -> builtins.list[Job]:
+    def claim(self, **options: Any) -> list[Job]:
         return [self._copied(job) for job in self.primary.claim(**options)]
 
     def transition(
@@ -138,10 +137,10 @@ class ReadFromMirror(Store):
         moved = self.primary.transition(job_id, expected=expected, target=target, attempt=attempt, **changes)
         return self._copied(moved)
 
-    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+    def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         return [r if isinstance(r, Exception) else self._copied(r) for r in self.primary.transition_many(moves)]
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
         return [self._copied(job) for job in self.primary.recover_expired(limit=limit)]
 
     def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:

@@ -19,8 +19,8 @@ from github_store.test_pacing import VirtualTime  # tests/ is on the path: its p
 import octoqueue.queue
 from octoqueue.mirror import Mirror
 from octoqueue.states import JobState
-from octoqueue.stores import _github_claims, _github_client, _github_posts, _github_refs, _github_settings, github
-from octoqueue.stores.github import GitHubStore
+from octoqueue.stores.github import GitHubStore, claims, client, posts, refs, settings
+from octoqueue.stores.github import store as github_store
 from octoqueue.stores.memory import MemoryStore
 from octoqueue.testing.fake_github import IN_PROCESS_URL, FakeGitHub
 from tests.mirror.conftest import TOKEN, assert_same_queue
@@ -77,7 +77,7 @@ def source_queue(count: int) -> MemoryStore:
 def test_a_paced_mirror_into_github_is_killed_and_resumed(monkeypatch: pytest.MonkeyPatch) -> None:
     with FakeGitHub(repo=REPO, token=TOKEN, enforce_secondary=True) as fake:  # GitHub's 80/min and 500/h
         clock = VirtualTime(fake)
-        for module in (_github_client, github, _github_refs, _github_claims, _github_posts, _github_settings):
+        for module in (client, github_store, refs, claims, posts, settings):
             monkeypatch.setattr(module, "time", clock)
         source = source_queue(JOBS)
 

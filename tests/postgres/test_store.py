@@ -46,7 +46,7 @@ def test_create_many_round_trips_awkward_values(pg: PostgresStore) -> None:
     assert got == made
     assert got.labels == tuple(odd) and got.title == 't"{,}\\' and got.data == {"s": 'q"\\{}'}
     assert (got.run_at, got.timeout, got.type) == (when, 1.5, "NULL")
-    assert pg.list(labels=['we"ird', "NULL"]).jobs == [got]
+    assert pg.list_jobs(labels=['we"ird', "NULL"]).jobs == [got]
 
 
 def test_transition_many_judges_each_move_on_its_own(pg: PostgresStore) -> None:

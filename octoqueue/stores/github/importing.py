@@ -12,8 +12,8 @@ comment's author itself. So:
   placeholder, never listed, and the POST is repeated; a number above the job's means GitHub's numbers passed it (a
   pull request or a deleted issue holds it), and the import is refused with StateConflict.
 * the job's times go into the body's metadata (``created_at``, ``updated_at``: see
-  :func:`~octoqueue.stores._github_issues.issue_record`), a comment's author and time into a hidden block at its
-  end (:func:`~octoqueue.stores._github_posts.comment_of`).
+  :func:`~octoqueue.stores.github.issues.issue_record`), a comment's author and time into a hidden block at its
+  end (:func:`~octoqueue.stores.github.posts.comment_of`).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any, cast
 from octoqueue import body as issue_body
 from octoqueue.errors import JobNotFound, StateConflict
 from octoqueue.job import Comment, Job
-from octoqueue.stores._github_issues import Record, job_meta
-from octoqueue.stores._github_posts import post_comment, post_issue_data
+from octoqueue.stores.github.issues import Record, job_meta
+from octoqueue.stores.github.posts import post_comment, post_issue_data
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github import GitHubStore
+    from octoqueue.stores.github.store import GitHubStore
 
 
 def import_job(store: GitHubStore, job: Job, comments: Sequence[Comment]) -> Job:
@@ -38,20 +38,20 @@ def import_job(store: GitHubStore, job: Job, comments: Sequence[Comment]) -> Job
     if existing is None:
         item = _create(store, job)
     else:
-        record = store.record(existing)
+        record = store._record(existing)
         if record.kind in ("pull_request", "settings"):
             raise StateConflict(job.id, f"issue #{job.id} is the queue's {record.kind.replace('_', ' ')}, not a job")
         item = _patch(store, job, _body(job, record.gen + 1, record.create_token))
     for note in comments:
         post_comment(store, job.id, note.body, kept=note)
-    written = store.record(item).job
+    written = store._record(item).job
     return written.model_copy(update={"comments": written.comments + len(comments)})
 
 
 def _issue(store: GitHubStore, number: int) -> dict[str, Any] | None:
-    url = store.client.url(f"{store.path}/issues/{int(number)}")
+    url = store._client.url(f"{store._path}/issues/{int(number)}")
     try:
-        fetched = store.client.get(url, job_id=number, what=f"read issue #{number}")
+        fetched = store._client.get(url, job_id=number, what=f"read issue #{number}")
     except JobNotFound:
         return None
     item: dict[str, Any] = fetched.data
@@ -75,13 +75,13 @@ def _patch(store: GitHubStore, job: Job, body: str | None = None) -> dict[str, A
         data["state_reason"] = job.state.state_reason
     if body is not None:
         data.update(title=job.title, body=body)
-    response = store.client.call(
+    response = store._client.call(
         lambda gh: gh.rest.issues.update(store.owner, store.repo, job.id, data=cast(Any, data)),
         job_id=job.id,
         what=f"import job {job.id}",
     )
     item: dict[str, Any] = response.json()
-    store.wrote(item)
+    store._wrote(item)
     return item
 
 
@@ -105,11 +105,11 @@ def _create(store: GitHubStore, job: Job) -> dict[str, Any]:
 def _archive_placeholder(store: GitHubStore, number: int) -> Record:
     """Turn issue ``number``, made where the source has no job, into an archived placeholder (never listed)."""
     data = {"title": f"(no job #{number})", "body": "", "labels": [store.labels.archived], "state": "closed"}
-    response = store.client.call(
+    response = store._client.call(
         lambda gh: gh.rest.issues.update(store.owner, store.repo, number, data=cast(Any, data)),
         job_id=number,
         what=f"mark issue #{number} as a gap in an imported queue",
     )
     item: dict[str, Any] = response.json()
-    store.wrote(item)
-    return store.record(item)
+    store._wrote(item)
+    return store._record(item)
