@@ -485,7 +485,12 @@ class PostgresStore(Store):
             f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join(['%s'] * len(names))}) "
             f"ON CONFLICT (id) DO UPDATE SET {updates} RETURNING {_COLUMNS}"
         )
-        notes = [(job.id, note.body, note.author, note.created_at) for note in comments]
+        notes = [
+            job.id,
+            _array([note.body for note in comments]),
+            _array([note.author for note in comments]),
+            _array([note.created_at for note in comments]),
+        ]
 
         def work(conn: psycopg.Connection[Any]) -> Any:
             with conn.transaction():
@@ -496,9 +501,12 @@ class PostgresStore(Store):
                     "FROM (SELECT pg_get_serial_sequence('jobs', 'id')::regclass AS seq) AS s",
                     (job.id,),
                 )
-                with conn.cursor() as cursor:
-                    cursor.executemany(
-                        "INSERT INTO comments (job_id, body, author, created_at) VALUES (%s, %s, %s, %s)", notes
+                if comments:
+                    conn.execute(
+                        "INSERT INTO comments (job_id, body, author, created_at) SELECT %s, v.body, v.author, v.at "
+                        "FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) WITH ORDINALITY "
+                        "AS v(body, author, at, ord) ORDER BY v.ord",
+                        notes,
                     )
                 return conn.execute(
                     "UPDATE jobs SET comments = (SELECT count(*) FROM comments WHERE job_id = %s) WHERE id = %s "
