@@ -251,6 +251,9 @@ class _HasLease(Protocol):
     @property
     def worker_name(self) -> str: ...
 
+    @property
+    def encrypted(self) -> bool: ...
+
 
 Q = TypeVar("Q", bound=_HasLease)
 H = TypeVar("H", bound=Callable[..., Any])
@@ -304,6 +307,8 @@ class WorkerBase(Generic[Q, H]):
         self.register_every = register_every
         self.stats = WorkerStats()
         self._signatures: dict[int, tuple[Any, bool]] = {}
+        # On an encrypted queue results and errors are secrets: log lines say a job ended, not what it said.
+        self._secret = queue.encrypted
         self._setup()
 
     def _setup(self) -> None:
@@ -334,7 +339,27 @@ class WorkerBase(Generic[Q, H]):
             "labels": self.labels,
             "types": self._types(),
             "ids": self.ids,
+            "on_rejected": self._rejected,
         }
+
+    def _rejected(self, job: Job) -> None:
+        """A job the claim failed unrun (a body that does not parse, data sealed with a key this worker lacks): a
+        failure of this worker's, so ``--strict`` and the metrics see it."""
+        report = JobReport(
+            id=job.id, title=job.title, status="failed", attempt=job.attempt, seconds=0.0, error=job.last_error
+        )
+        self._tally(report)
+        self._report(job, report)
+
+    def _tally(self, report: JobReport) -> None:
+        self.stats.add(report)
+
+    def _report(self, job: Job, report: JobReport) -> None:
+        if self.on_report is not None:
+            try:
+                self.on_report(job, report)
+            except Exception:
+                log.exception("job %d: on_report failed", job.id)
 
     def _arguments(self, fn: H, job: Job) -> tuple[Any, ...]:
         """What ``fn`` is called with: ``(data, job)`` or ``(data,)``, as its signature asks (looked up once)."""
@@ -652,11 +677,12 @@ class Worker(WorkerBase[Queue, Handler]):
                     self.stats.add(report)
                 self._slots.notify_all()
             del current
-            if counted and self.on_report is not None:
-                try:
-                    self.on_report(job, report)
-                except Exception:
-                    log.exception("job %d: on_report failed", job.id)
+            if counted:
+                self._report(job, report)
+
+    def _tally(self, report: JobReport) -> None:
+        with self._slots:  # the job threads count theirs under it too
+            self.stats.add(report)
 
     def _current(self, job: Job) -> Job:
         with self._lock:
@@ -680,13 +706,13 @@ class Worker(WorkerBase[Queue, Handler]):
         except JobTooLarge as exc:
             self._finish_failed(job, report, f"the result could not be stored: {exc}", retry=False)
             return
-        completed(job, report, done, result)
+        completed(job, report, done, result, secret=self._secret)
 
     def _finish_failed(
         self, job: Job, report: JobReport, error: str, *, retry: bool, delay: float | None = None
     ) -> None:
         held = self._current(job)
-        failed(job, report, self.queue.fail(held, error=error, retry=retry, delay=delay), error)
+        failed(job, report, self.queue.fail(held, error=error, retry=retry, delay=delay), error, secret=self._secret)
 
 
 def failure(exc: Exception, on_failure: OnFailure) -> tuple[str, bool, float | None]:
@@ -716,8 +742,9 @@ def unrecorded(job: Job, report: JobReport, exc: Exception) -> None:
         log.error("job %d: unexpected error while recording its outcome", job.id, exc_info=exc)
 
 
-def completed(job: Job, report: JobReport, done: Job, result: Any) -> None:
-    """Record on ``report`` (and log) that ``job`` was completed as ``done`` with ``result``."""
+def completed(job: Job, report: JobReport, done: Job, result: Any, *, secret: bool = False) -> None:
+    """Record on ``report`` (and log) that ``job`` was completed as ``done`` with ``result`` (``secret``: an
+    encrypted queue's, logged without the result)."""
     report.status = done.status or "completed"
     report.result = result
     log.info(
@@ -725,13 +752,14 @@ def completed(job: Job, report: JobReport, done: Job, result: Any) -> None:
         job.id,
         report.seconds,
         job.attempt,
-        _preview(result),
+        "(encrypted)" if secret else _preview(result),
         extra=_fields(job, report, "completed"),
     )
 
 
-def failed(job: Job, report: JobReport, new: Job, error: str) -> None:
-    """Record on ``report`` (and log) that an attempt of ``job`` failed with ``error``, leaving it as ``new``."""
+def failed(job: Job, report: JobReport, new: Job, error: str, *, secret: bool = False) -> None:
+    """Record on ``report`` (and log) that an attempt of ``job`` failed with ``error``, leaving it as ``new``
+    (``secret``: an encrypted queue's, logged without the error)."""
     report.status = new.status or "failed"
     report.error = error
     outcome = "failed" if report.status == "failed" else "to retry"
@@ -741,7 +769,7 @@ def failed(job: Job, report: JobReport, new: Job, error: str) -> None:
         job.attempt,
         report.seconds,
         outcome,
-        error.splitlines()[0] if error else "",
+        "(encrypted)" if secret else error.splitlines()[0] if error else "",
         extra=_fields(job, report, outcome),
     )
 
