@@ -28,6 +28,7 @@ from octoqueue.errors import (
     RateLimited,
     StateConflict,
 )
+from octoqueue.history import NOTE_ROOM, Attempt, Outcome, ended, note, read_history, with_note
 from octoqueue.job import Comment, Job, NewJob, Page, utcnow
 from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from octoqueue.sealing import seal_store, unreadable
@@ -345,10 +346,15 @@ class Queue:
         fix = "Give this worker the queue's key" if sealed else "Fix the issue body"
         message = f"This job cannot run: {error}. {fix} and requeue the job."
         try:
-            self.store.transition(
-                job.id, expected=JobState.PROCESSING, target=JobState.FAILED, attempt=job.attempt, last_error=error
+            failed = self.store.transition(
+                job.id,
+                expected=JobState.PROCESSING,
+                target=JobState.FAILED,
+                attempt=job.attempt,
+                last_error=error,
+                worker=job.worker,
             )
-            self._say(job.id, message)
+            self._say(job.id, with_note(message, ended(failed, Outcome.FAILED, at=self.store.now(), error=error)))
         except StateConflict:
             pass
         return True
@@ -370,6 +376,15 @@ class Queue:
     def recover_expired(self) -> list[Job]:
         """Put jobs whose lease expired back to pending (failed when out of attempts); return them."""
         jobs = self.store.recover_expired()
+        for job in jobs:
+            then = "back to pending" if job.state is JobState.PENDING else "no attempts left: failed"
+            text = f"Attempt {job.attempt} lost its lease ({then}): {job.last_error}."
+            try:
+                self._say(
+                    job.id, with_note(text, ended(job, Outcome.EXPIRED, at=self.store.now(), error=job.last_error))
+                )
+            except (JobNotFound, RateLimited) as exc:  # the move is done; its comment is history only
+                log.warning("no history comment for job %s: %s", job.id, exc)
         pending = [job for job in jobs if job.state is JobState.PENDING]
         if pending:
             self._notify(*pending)
@@ -386,9 +401,11 @@ class Queue:
         """
         number, attempt = self._ref(job_id)
         self._check_comment(
-            _result_comment(comment, result, _WIDEST_ATTEMPT if attempt is None else attempt), "the result comment"
+            _result_comment(comment, result, _WIDEST_ATTEMPT if attempt is None else attempt),
+            "the result comment",
+            NOTE_ROOM,
         )
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] = self._holder(job_id)
         if result is not None:
             changes["result"] = _result_for_meta(result)
         expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
@@ -399,9 +416,9 @@ class Queue:
             self._lease_end(job_id),
         )
         self._forget(number)
-        note = _result_comment(comment, result, done.attempt)
-        if note:
-            self._say_patiently(number, note)
+        text = _result_comment(comment, result, done.attempt)
+        if text:
+            self._say_patiently(number, with_note(text, ended(done, Outcome.COMPLETED, at=self.store.now())))
         self._notify_finished()
         return done
 
@@ -419,22 +436,24 @@ class Queue:
         for i, (job, result) in enumerate(zip(jobs, given, strict=True)):
             job_id, attempt = self._ref(job)
             try:
-                note = _result_comment(None, result, _WIDEST_ATTEMPT if attempt is None else attempt)
-                self._check_comment(note, "the result comment")
+                text = _result_comment(None, result, _WIDEST_ATTEMPT if attempt is None else attempt)
+                self._check_comment(text, "the result comment", NOTE_ROOM)
             except JobTooLarge as exc:
                 refused[i] = exc
                 continue
             expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
-            changes = {"result": _result_for_meta(result)} if result is not None else {}
+            changes = self._holder(job)
+            if result is not None:
+                changes["result"] = _result_for_meta(result)
             moves.append(Move(job_id, expected, JobState.COMPLETED, attempt, changes))
         moved = iter(self.store.transition_many(moves) if moves else [])
         outcomes = [refused[i] if i in refused else next(moved) for i in range(len(given))]
         for outcome, result in zip(outcomes, given, strict=True):
             if isinstance(outcome, Job):
                 self._forget(outcome.id)
-                note = _result_comment(None, result, outcome.attempt)
-                if note:
-                    self._say(outcome.id, note)
+                text = _result_comment(None, result, outcome.attempt)
+                if text:
+                    self._say(outcome.id, with_note(text, ended(outcome, Outcome.COMPLETED, at=self.store.now())))
         self._notify_finished()
         return outcomes
 
@@ -455,7 +474,7 @@ class Queue:
         current = job_id if isinstance(job_id, Job) else self._patiently(lambda: self.store.get(number), until)
         # A failure must always be recordable: text too long for the store is cut (saying so), never refused.
         error = self._fit(error or comment or "This job has failed", ERROR_LIMIT)
-        comment = self._fit(comment, self.store.max_comment_chars) if comment else None
+        holder = current.worker or self._holder(job_id).get("worker")
         if retry and current.attempts_left > 0:
             wait = self.retry_policy.delay(current.attempts_used) if delay is None else delay
             run_at = self.store.now() + timedelta(seconds=wait)
@@ -473,20 +492,26 @@ class Queue:
             self._forget(number)
             self._say_patiently(
                 number,
-                f"Attempt {current.attempt} failed: {error}\n\nRetrying in {wait:.1f} s "
-                f"({new.attempts_left} attempt(s) left).",
-            )  # ERROR_LIMIT leaves room for the words around the error
+                with_note(
+                    f"Attempt {current.attempt} failed: {error}\n\nRetrying in {wait:.1f} s "
+                    f"({new.attempts_left} attempt(s) left).",
+                    ended(new, Outcome.RETRIED, at=self.store.now(), worker=holder, error=error),
+                ),
+            )  # ERROR_LIMIT leaves room for the words around the error and the attempt's footer
             self._notify(new)
             return new
         expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
+        kept = {"worker": holder} if holder else {}
         new = self._patiently(
             lambda: self.store.transition(
-                number, expected=expected, target=JobState.FAILED, attempt=attempt, last_error=error
+                number, expected=expected, target=JobState.FAILED, attempt=attempt, last_error=error, **kept
             ),
             until,
         )
         self._forget(number)
-        self._say_patiently(number, comment or f"This job has failed: {error}")
+        footer = note(ended(new, Outcome.FAILED, at=self.store.now(), error=error))
+        text = self._fit(comment, self.store.max_comment_chars - len(footer)) if comment else None
+        self._say_patiently(number, (text or f"This job has failed: {error}") + footer)
         self._notify_finished()
         return new
 
@@ -502,7 +527,8 @@ class Queue:
             attempt_base=current.attempt,
             run_at=None,
         )
-        self._say(number, comment or "Job has been requeued for processing")
+        last = read_history(current, ()) if current.state in FINISHED else []
+        self._say(number, with_note(comment or "Job has been requeued for processing", last[-1] if last else None))
         self._notify(new)
         return new
 
@@ -517,6 +543,8 @@ class Queue:
             run_at=None,
         )
         self._forget(job.id)
+        text = f"Attempt {job.attempt} was given back (it does not count against the job's attempts)."
+        self._say(job.id, with_note(text, ended(released, Outcome.RELEASED, at=self.store.now(), worker=job.worker)))
         return released
 
     def cancel(self, job: JobRef, comment: str | None = None) -> Job:
@@ -576,6 +604,12 @@ class Queue:
         return done
 
     # -- reading -----------------------------------------------------------------------------------------------
+    def history(self, job_id: int) -> list[Attempt]:
+        """Every attempt of the job, oldest first: worker, start, end, outcome, error and duration of each (see
+        :mod:`octoqueue.history`). Two reads: the job and its comments. Raises JobNotFound."""
+        job = self.store.get(int(job_id))
+        return read_history(job, self.store.comments(job.id))
+
     def get(self, job_id: int) -> Job:
         """The job's record; raises JobNotFound."""
         return self.store.get(int(job_id))
@@ -669,10 +703,11 @@ class Queue:
         """Post ``text`` on the job, defused: no line of a comment octoqueue writes is ever a ChatOps command."""
         return self.store.comment(job_id, defuse(text))
 
-    def _check_comment(self, text: str | None, what: str) -> None:
-        """Raise :class:`JobTooLarge` when ``text``, as :meth:`_say` would post it, does not fit a comment."""
+    def _check_comment(self, text: str | None, what: str, room: int = 0) -> None:
+        """Raise :class:`JobTooLarge` when ``text``, as :meth:`_say` would post it with ``room`` characters more,
+        does not fit a comment."""
         size = len(defuse(text)) if text else 0
-        if size > self.store.max_comment_chars:
+        if size + room > self.store.max_comment_chars:
             raise JobTooLarge(
                 f"{what} is {size:,} characters; a comment holds at most {self.store.max_comment_chars:,} "
                 "(GitHub's limit, kept on every store); the job was not changed"
@@ -799,6 +834,14 @@ class Queue:
         """:meth:`_say` for the comment that follows a move: the move is done, so a rate limit is waited out for up
         to one lease length rather than reported as if the move had failed."""
         return self._patiently(lambda: self._say(job_id, text), self.store.now() + timedelta(seconds=self.lease))
+
+    def _holder(self, job: JobRef) -> dict[str, Any]:
+        """``{"worker": name}`` for the worker holding ``job`` when this queue knows it (a Job from a claim, or one it
+        claimed), else {}: a finishing move keeps it in the record, for the job's history."""
+        with self._claims_lock:
+            known = self._claims.get(_job_id(job))
+        worker = (job.worker if isinstance(job, Job) else None) or (known.worker if known is not None else None)
+        return {"worker": worker} if worker else {}
 
     def _ref(self, job: JobRef) -> tuple[int, int | None]:
         if isinstance(job, Job):

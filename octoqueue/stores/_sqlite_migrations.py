@@ -125,8 +125,11 @@ _V2: tuple[str, ...] = (
         WHERE jobs.state = 'pending' AND jobs.labels != '[]'""",
 )
 
+# Version 3: when the latest attempt was claimed (Job.started_at), for a job's history.
+_V3: tuple[str, ...] = ("ALTER TABLE jobs ADD COLUMN started_at REAL",)
+
 #: Step n (counting from 1) takes a file from version n - 1 to n. Read when a store opens, not when this is imported.
-STEPS: tuple[Step, ...] = (_V1, _V2)
+STEPS: tuple[Step, ...] = (_V1, _V2, _V3)
 
 
 def latest() -> int:

@@ -128,7 +128,8 @@ class Store(ABC):
         ``types`` when given, and one of ``ids`` when given (a worker started for one job issue).
         Order: priority (0 first), then oldest first. Each claimed job becomes processing
         with ``attempt`` incremented by one (the fencing token), ``worker`` set and ``lease_expires_at`` =
-        now + ``lease`` seconds. A job is never handed to two claimers. Returns [] when nothing is runnable.
+        now + ``lease`` seconds, ``started_at`` = now (kept after the attempt ends, until the next claim; no
+        transition changes it). A job is never handed to two claimers. Returns [] when nothing is runnable.
         """
 
     @abstractmethod
@@ -303,7 +304,7 @@ def claim_order(job: Job) -> tuple[int, int]:
 
 def claimed(job: Job, *, worker: str, lease: float, now: datetime) -> Job:
     """The record a claim makes of a runnable ``job``: processing, ``attempt`` + 1 (the fencing token), ``worker``
-    set, the lease ending ``lease`` seconds after ``now``."""
+    set, the lease ending ``lease`` seconds after ``now``, ``started_at`` = ``now``."""
     return job.model_copy(
         update={
             "state": JobState.PROCESSING,
@@ -311,6 +312,7 @@ def claimed(job: Job, *, worker: str, lease: float, now: datetime) -> Job:
             "attempt": job.attempt + 1,
             "worker": worker,
             "lease_expires_at": lease_until(now, lease),
+            "started_at": now,
             "updated_at": now,
         }
     )

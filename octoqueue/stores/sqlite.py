@@ -271,7 +271,7 @@ class SQLiteStore(Store):
         ids: Collection[int] | None = None,
     ) -> builtins.list[Job]:
         now = self.now().timestamp()
-        params: list[Any] = [worker, now + lease, now]
+        params: list[Any] = [worker, now + lease, now, now]
         wanted = list(dict.fromkeys(labels))
         if ids is None and wanted:
             # Walk the first label's pending jobs in claim order (pending_labels' primary key), each job found by
@@ -314,7 +314,7 @@ class SQLiteStore(Store):
         # same job.
         rows = self._writes.statement(
             "UPDATE jobs SET state = 'processing', open = 1, attempt = attempt + 1, worker = ?, "
-            f"lease_expires_at = ?, updated_at = ? WHERE id IN (SELECT {key} FROM {source} WHERE "
+            f"lease_expires_at = ?, started_at = ?, updated_at = ? WHERE id IN (SELECT {key} FROM {source} WHERE "
             f"{' AND '.join(where)} ORDER BY {order} LIMIT ?) RETURNING {SELECT_LIST}",
             params,
             many=True,

@@ -54,7 +54,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 _COLUMNS = (
     "id, title, data, state, open, labels, type, priority, run_at, attempt, attempt_base, max_attempts, "
     "lease_expires_at, worker, result, last_error, idempotency_key, timeout, created_at, updated_at, comments, "
-    "body_error"
+    "body_error, started_at"
 )
 
 
@@ -146,7 +146,8 @@ def _row_to_job(row: Sequence[Any]) -> Job:
         updated,
         comments,
         body_error,
-    ) = row[:22]
+        started,
+    ) = row[:23]
     return _TEMPLATE.model_copy(
         update={
             "id": job_id,
@@ -171,6 +172,7 @@ def _row_to_job(row: Sequence[Any]) -> Job:
             "updated_at": updated,
             "comments": comments,
             "body_error": body_error,
+            "started_at": started,
             "url": None,
         }
     )
@@ -202,6 +204,7 @@ def _new_record(item: NewJob, job_id: int, created: datetime) -> Job:
             "last_error": None,
             "comments": 0,
             "body_error": None,
+            "started_at": None,
             "url": None,
         }
     )
@@ -501,7 +504,7 @@ class PostgresStore(Store):
         params.append(int(limit))
         sql = (
             "UPDATE jobs AS j SET state = 'processing', open = true, attempt = j.attempt + 1, worker = %s, "
-            f"lease_expires_at = {_NOW} + make_interval(secs => %s), updated_at = {_NOW} "
+            f"lease_expires_at = {_NOW} + make_interval(secs => %s), started_at = {_NOW}, updated_at = {_NOW} "
             f"FROM (SELECT id FROM jobs WHERE {' AND '.join(where)} ORDER BY priority, id LIMIT %s "
             f"FOR UPDATE SKIP LOCKED) AS picked WHERE j.id = picked.id RETURNING {_qualified('j')}"
         )
@@ -604,7 +607,7 @@ class PostgresStore(Store):
                 target=move.target,
                 attempt=move.attempt,
                 changes=dict(move.changes),
-                now=row[22],
+                now=row[23],
             )
         except (StateConflict, InvalidTransition) as exc:
             return exc
@@ -639,7 +642,7 @@ class PostgresStore(Store):
                     "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                     (limit,),
                 ).fetchall()
-                recovered = [expire(_row_to_job(row), row[22]) for row in rows]
+                recovered = [expire(_row_to_job(row), row[23]) for row in rows]
                 if recovered:
                     self._save(conn, recovered)
                 return recovered

@@ -224,7 +224,7 @@ for _, id in ipairs(chosen) do
   unplace(id, h)
   local attempt = redis.call('HINCRBY', jkey(id), 'attempt', 1)
   redis.call('HSET', jkey(id), 'state', 'processing', 'open', '1', 'worker', worker, 'lease_expires_at', until_us,
-             'updated_at', s(now))
+             'started_at', s(now), 'updated_at', s(now))
   redis.call('ZADD', P .. ':state:processing', id, id)
   redis.call('ZADD', P .. ':leases', until_us, id)
   local _, flat = fields(id)

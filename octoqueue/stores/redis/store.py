@@ -67,6 +67,7 @@ def _job(flat: Sequence[str]) -> Job:
     h = dict(zip(flat[::2], flat[1::2], strict=True))
     state = h.get("state")
     run_at, lease, timeout, result = h.get("run_at"), h.get("lease_expires_at"), h.get("timeout"), h.get("result")
+    started = h.get("started_at")
     # No validation: the fields were validated when the job was made; this is the claim and completion hot path.
     return _TEMPLATE.model_copy(
         update={
@@ -83,6 +84,7 @@ def _job(flat: Sequence[str]) -> Job:
             "attempt_base": int(h["attempt_base"]),
             "max_attempts": int(h["max_attempts"]),
             "lease_expires_at": _dt(lease) if lease is not None else None,
+            "started_at": _dt(started) if started is not None else None,
             "worker": h.get("worker"),
             "result": json.loads(result) if result is not None else None,
             "last_error": h.get("last_error"),

@@ -418,6 +418,7 @@ class S3Store(Store):
                     "attempt": job.attempt + 1,
                     "worker": worker,
                     "lease_expires_at": lease_until(now, lease),
+                    "started_at": now,
                     "updated_at": now,
                 }
             )
