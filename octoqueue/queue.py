@@ -30,6 +30,8 @@ from octoqueue.errors import (
 )
 from octoqueue.history import NOTE_ROOM, Attempt, Outcome, ended, note, read_history, with_note
 from octoqueue.job import Comment, Job, NewJob, Page, utcnow
+from octoqueue.pauses import DEFAULT_TTL as DEFAULT_PAUSE_TTL
+from octoqueue.pauses import PauseControl, Pauses
 from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from octoqueue.sealing import seal_store, unreadable
 from octoqueue.states import FINISHED, JobState, Priority, label_key, queue_label
@@ -79,6 +81,7 @@ class Queue:
     results, errors and comments before they reach the store (see :mod:`octoqueue.sealing`).
     ``rate_limit_patience``: the longest a holder's ``complete``/``fail`` waits out a store's rate limit before
     raising it (None: as long as the lease allows; the server gives its HTTP requests 10 s, then answers 503).
+    ``pause_check_interval``: seconds a claim trusts the pause state it read last (:mod:`octoqueue.pauses`).
     """
 
     def __init__(
@@ -91,10 +94,12 @@ class Queue:
         worker_name: str | None = None,
         encryption_keys: str | Sequence[str] | None = None,
         rate_limit_patience: float | None = None,
+        pause_check_interval: float = DEFAULT_PAUSE_TTL,
     ) -> None:
         opened = store if isinstance(store, Store) else open_store(store)
         self.rate_limit_patience = rate_limit_patience
         self.store: Store = seal_store(opened, encryption_keys)
+        self.pauses = PauseControl(self.store, pause_check_interval)
         self.retry_policy = retry or RetryPolicy()
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -279,9 +284,12 @@ class Queue:
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_types: Collection[str] = (),
     ) -> Job | None:
         """Claim one job with a lease (see :meth:`claim_batch`); None when none arrives within ``wait``."""
-        jobs = self.claim_batch(1, worker=worker, lease=lease, wait=wait, labels=labels, types=types, ids=ids)
+        jobs = self.claim_batch(
+            1, worker=worker, lease=lease, wait=wait, labels=labels, types=types, ids=ids, exclude_types=exclude_types
+        )
         return jobs[0] if jobs else None
 
     def claim_batch(
@@ -294,6 +302,7 @@ class Queue:
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_types: Collection[str] = (),
         poll_interval: float = 0.5,
     ) -> list[Job]:
         """Claim up to ``count`` runnable jobs, highest priority then oldest first.
@@ -302,7 +311,9 @@ class Queue:
         body is not valid JSON are failed on the spot with an explanatory comment and not returned. Waits up to
         ``wait`` seconds for jobs; a job enqueued through this Queue object wakes the waiter at once, and so does one
         enqueued elsewhere when the store reports other processes' arrivals (:meth:`Store.watch_arrivals`).
-        ``labels``, ``types`` and ``ids`` narrow which jobs may be claimed (see :meth:`Store.claim`).
+        ``labels``, ``types``, ``ids`` and ``exclude_types`` narrow which jobs may be claimed (see
+        :meth:`Store.claim`). While the queue is paused, or a label the claim asks for (:meth:`pause`), the claim
+        gets nothing; jobs carrying another paused label are skipped.
         A store that cannot claim for now (GitHub's rate limit, :class:`~octoqueue.errors.RateLimited`) means no
         job yet, not an error: the claim waits it out within ``wait``, then returns [].
         """
@@ -313,14 +324,24 @@ class Queue:
             seen = self._arrived
             pause = poll_interval
             try:
-                jobs = self.store.claim(
-                    worker=worker or self.worker_name,
-                    lease=self.lease if lease is None else lease,
-                    limit=count,
-                    labels=labels,
-                    types=types,
-                    ids=ids,
-                )
+                paused = self.pauses.current()
+                if paused.stops(labels):
+                    jobs = []
+                else:
+                    excluded: dict[str, Any] = {}  # only when set: a store from before exclusions still claims
+                    if paused.labels:
+                        excluded["exclude_labels"] = tuple(paused.labels)
+                    if exclude_types:
+                        excluded["exclude_types"] = tuple(exclude_types)
+                    jobs = self.store.claim(
+                        worker=worker or self.worker_name,
+                        lease=self.lease if lease is None else lease,
+                        limit=count,
+                        labels=labels,
+                        types=types,
+                        ids=ids,
+                        **excluded,
+                    )
             except RateLimited as exc:
                 log.info("no claim for now: %s", exc)
                 jobs, pause = [], max(exc.retry_after, MIN_PAUSE)
@@ -750,6 +771,23 @@ class Queue:
         if entry is None:
             raise ValueError(f"{callback!r} is not an arrival listener")
         self._listeners.remove(entry)
+
+    # -- queue control (see octoqueue.pauses) -----------------------------------------------------------------
+    def pause(self, label: str | None = None) -> Pauses:
+        """Stop claims of every job, or (``label``) of the jobs carrying that label — a named queue ``q`` is the
+        label ``queue:q``. Enqueues are still taken and jobs in hand finish. Every process sharing the store
+        stops within its ``pause_check_interval``; this Queue at once. Returns the new state."""
+        return self.pauses.pause(label)
+
+    def resume(self, label: str | None = None) -> Pauses:
+        """Undo :meth:`pause` of the whole queue (label pauses stay), or of ``label``; wakes waiting claims."""
+        state = self.pauses.resume(label)
+        self._notify()
+        return state
+
+    def paused(self) -> Pauses:
+        """What is paused now, read from the store."""
+        return self.pauses.read()
 
     # -- schedules (see octoqueue.schedules; oq's method names) -----------------------------------------------
     @property

@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.errors import InvalidJobData, InvalidTransition, JobNotFound, StateConflict
 from octoqueue.job import MUTABLE_FIELDS, Comment, Job, NewJob, Page, utcnow
-from octoqueue.states import JobState, LabelScheme, has_labels
+from octoqueue.states import JobState, LabelScheme, has_any_label, has_labels
 
 #: What a store reads the time from: a callable returning a timezone-aware UTC datetime (tests pass
 #: :class:`octoqueue.testing.clock.ManualClock`).
@@ -121,11 +121,15 @@ class Store(ABC):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> builtins.list[Job]:
         """Atomically take up to ``limit`` runnable pending jobs for ``worker``.
 
         Runnable: pending, ``run_at`` absent or not after :meth:`now`, carrying all ``labels``, of one of
-        ``types`` when given, and one of ``ids`` when given (a worker started for one job issue).
+        ``types`` when given, and one of ``ids`` when given (a worker started for one job issue); carrying none
+        of ``exclude_labels`` (paused labels) and of none of ``exclude_types`` (types at a worker's limit). The
+        queue passes the two exclusions only when they are not empty.
         Order: priority (0 first), then oldest first. Each claimed job becomes processing
         with ``attempt`` incremented by one (the fencing token), ``worker`` set and ``lease_expires_at`` =
         now + ``lease`` seconds, ``started_at`` = now (kept after the attempt ends, until the next claim; no
@@ -269,11 +273,15 @@ def is_runnable(
     labels: Collection[str] = (),
     types: Collection[str] | None = None,
     ids: Collection[int] | None = None,
+    exclude_labels: Collection[str] = (),
+    exclude_types: Collection[str] = (),
 ) -> bool:
     """Whether :meth:`Store.claim` may take ``job`` at ``now`` with these filters.
 
     Pending and open, ``run_at`` absent or not after ``now``, carrying every one of ``labels`` (compared as GitHub
-    compares label names: ignoring case), of one of ``types`` when given, one of ``ids`` when given.
+    compares label names: ignoring case), of one of ``types`` when given, one of ``ids`` when given; carrying
+    none of ``exclude_labels`` (ignoring case) and of none of ``exclude_types`` (a job without a type is not
+    excluded by type).
     """
     return (
         job.state is JobState.PENDING
@@ -282,6 +290,8 @@ def is_runnable(
         and has_labels(job.labels, labels)
         and (types is None or job.type in types)
         and (ids is None or job.id in ids)
+        and not (exclude_labels and has_any_label(job.labels, exclude_labels))
+        and not (exclude_types and job.type in exclude_types)
     )
 
 

@@ -49,7 +49,7 @@ from octoqueue.errors import ConfigurationError, JobNotFound, OctoqueueError, St
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState, LabelScheme, label_key
 from octoqueue.stores import _github_listing, _github_people, _github_posts
-from octoqueue.stores._github_claims import Claimer
+from octoqueue.stores._github_claims import Claimer, Wanted
 from octoqueue.stores._github_client import Fetched, GitHubClient, RateLimit, credential_key, shared_pacer
 from octoqueue.stores._github_dropped import check_label_kept
 from octoqueue.stores._github_issues import (
@@ -424,9 +424,12 @@ class GitHubStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> builtins.list[Job]:
         self.ensure_ready()
-        return self._claimer.claim(worker=worker, lease=lease, limit=limit, labels=labels, types=types, ids=ids)
+        wanted = Wanted(labels, types, exclude_labels, exclude_types)
+        return self._claimer.claim(worker=worker, lease=lease, limit=limit, wanted=wanted, ids=ids)
 
     def comment(self, job_id: int, body: str) -> Comment:
         self.ensure_ready()

@@ -269,6 +269,8 @@ class SQLiteStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> builtins.list[Job]:
         now = self.now().timestamp()
         params: list[Any] = [worker, now + lease, now, now]
@@ -309,6 +311,17 @@ class SQLiteStore(Store):
                 return []
             where.append(f"jobs.id IN ({','.join('?' * len(ids))})")
             params.extend(ids)
+        if exclude_labels:
+            unwanted = list(dict.fromkeys(exclude_labels))
+            where.append(
+                "NOT EXISTS (SELECT 1 FROM json_each(jobs.labels) WHERE lower(value) IN "
+                f"({','.join('lower(?)' for _ in unwanted)}))"
+            )
+            params.extend(unwanted)
+        if exclude_types:
+            unwanted = list(dict.fromkeys(exclude_types))
+            where.append(f"(jobs.type IS NULL OR jobs.type NOT IN ({','.join('?' * len(unwanted))}))")
+            params.extend(unwanted)
         params.append(limit)
         # One statement: the write lock is taken before the pending rows are read, so two claimers never take the
         # same job.

@@ -278,6 +278,19 @@ class StoreContract(_KitBase):
         assert store.claim(worker="w", lease=30, ids=[]) == []
         assert [j.id for j in store.claim(worker="w", lease=30, ids=[plain.id])] == [plain.id]
 
+    def test_claim_excludes_labels_and_types(self, store: Store) -> None:
+        """Paused labels and types at a worker's limit are skipped, whatever else the claim asks for."""
+        gpu = store.create(new(title="gpu", labels=("GPU",), type="render"))
+        mail = store.create(new(title="mail", type="email"))
+        plain = store.create(new(title="plain"))
+        both = store.create(new(title="both", labels=("cpu",), type="render"))
+        taken = store.claim(worker="w", lease=60, limit=10, exclude_labels=["gpu"], exclude_types=["email"])
+        assert [j.id for j in taken] == [plain.id, both.id]
+        assert store.claim(worker="w", lease=60, limit=10, types=["render"], exclude_labels=["Gpu"]) == []
+        assert store.claim(worker="w", lease=60, ids=[gpu.id, mail.id], exclude_types=["render", "email"]) == []
+        assert store.claim(worker="w", lease=60, labels=["gpu"], exclude_types=["email"])[0].id == gpu.id
+        assert [j.id for j in store.claim(worker="w", lease=60, exclude_labels=["x"])] == [mail.id]
+
     def test_claim_labels_ignore_case(self, store: Store) -> None:
         """Label names compare as GitHub compares them (octoqueue/states.py): ``GPU`` is the label ``gpu``."""
         gpu = store.create(new({"i": 1}, labels=("gpu",)))
@@ -834,6 +847,27 @@ class QueueContract(_KitBase):
         never = queue.enqueue({"c": 3})
         queue.cancel(never)
         assert queue.history(never) == []
+
+    def test_pause_and_resume_claims(self, queue: Queue, store: Store) -> None:
+        """Issue 13: a paused queue or label gets no claims, still takes enqueues, and every process agrees."""
+        other = Queue(store, pause_check_interval=0)  # another process on the same store, reading at once
+        gpu = queue.enqueue({"n": 1}, additional_labels=["gpu"])
+        queue.pause()
+        assert queue.claim() is None and other.claim() is None
+        plain = queue.enqueue({"n": 2})  # enqueue still accepted
+        assert queue.paused().queue is not None and queue.get(plain).state is JobState.PENDING
+        queue.pause(label="GPU")
+        queue.resume()  # the queue again; the label stays paused
+        assert other.paused().as_dict()["labels"].keys() == {"GPU"}
+        assert other.claim(labels=["gpu"]) is None
+        taken = other.claim()
+        assert taken is not None and taken.id == plain  # the gpu job is skipped, not in the way
+        assert other.claim() is None
+        other.resume(label="gpu")  # names compare as GitHub compares them
+        assert not queue.paused().any
+        assert (queue.claim(labels=["gpu"]) or taken).id == gpu
+        with pytest.raises(ValueError):
+            queue.pause(label="a,b")
 
     def test_invalid_and_oversized_data_rejected_before_storing(self, queue: Queue) -> None:
         with pytest.raises(InvalidJobData):

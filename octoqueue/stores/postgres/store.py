@@ -485,6 +485,8 @@ class PostgresStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> builtins.list[Job]:
         where = ["state = 'pending'", f"(run_at IS NULL OR run_at <= {_NOW})"]
         params: builtins.list[Any] = [worker, float(lease)]
@@ -501,6 +503,12 @@ class PostgresStore(Store):
                 return []
             where.append("id = ANY(%s::bigint[])")
             params.append([int(i) for i in ids])
+        if exclude_labels:
+            where.append("NOT (lower(labels::text)::text[] && %s::text[])")
+            params.append([label_key(label) for label in exclude_labels])
+        if exclude_types:
+            where.append("(type IS NULL OR NOT type = ANY(%s::text[]))")
+            params.append(list(exclude_types))
         params.append(int(limit))
         sql = (
             "UPDATE jobs AS j SET state = 'processing', open = true, attempt = j.attempt + 1, worker = %s, "

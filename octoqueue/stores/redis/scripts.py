@@ -153,7 +153,8 @@ return out
 """
 )
 
-#: ARGV: prefix, worker, lease µs, limit, labels (JSON list), types (JSON list or ''), ids (JSON list or '').
+#: ARGV: prefix, worker, lease µs, limit, labels (JSON list), types (JSON list or ''), ids (JSON list or ''),
+#: labels to exclude (JSON list, lower-case), types to exclude (JSON list).
 #: Returns the claimed jobs' fields, in claim order.
 CLAIM = (
     _COMMON
@@ -164,6 +165,10 @@ local labels = cjson.decode(ARGV[5])
 for i, label in ipairs(labels) do labels[i] = string.lower(label) end  -- label names ignore case, as on GitHub
 local types = false
 if ARGV[6] ~= '' then types = {}; for _, t in ipairs(cjson.decode(ARGV[6])) do types[t] = true end end
+local unwanted_labels, unwanted_types = {}, {}
+for _, label in ipairs(cjson.decode(ARGV[8])) do unwanted_labels[label] = true end
+for _, t in ipairs(cjson.decode(ARGV[9])) do unwanted_types[t] = true end
+local excluding = next(unwanted_labels) ~= nil or next(unwanted_types) ~= nil
 -- Delayed jobs whose time came join the claim order first.
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. ':delayed', '-inf', s(now), 'LIMIT', 0, 1000)) do
   redis.call('ZREM', P .. ':delayed', id)
@@ -177,6 +182,15 @@ local function fits(id, skip_label)
     local t = redis.call('HGET', jkey(id), 'type')
     if not t or not types[t] then return false end
   end
+  if excluding then
+    local t = redis.call('HGET', jkey(id), 'type')
+    if t and unwanted_types[t] then return false end
+    if next(unwanted_labels) ~= nil then
+      for _, label in ipairs(cjson.decode(redis.call('HGET', jkey(id), 'labels') or '[]')) do
+        if unwanted_labels[string.lower(label)] then return false end
+      end
+    end
+  end
   return true
 end
 local chosen = {}
@@ -189,13 +203,15 @@ if ARGV[7] ~= '' then
   end
   table.sort(found, function(a, b) return a[1] < b[1] end)
   for i = 1, math.min(limit, #found) do chosen[i] = found[i][2] end
-elseif #labels > 0 or types then
-  -- Walk the first label's runnable jobs (or, without labels, each type's) in claim order.
+elseif #labels > 0 or types or excluding then
+  -- Walk the first label's runnable jobs (or, without labels, each type's; without either, all) in claim order.
   local sources = {}
   if #labels > 0 then
     sources[1] = P .. ':ready:l:' .. labels[1]
-  else
+  elseif types then
     for t, _ in pairs(types) do sources[#sources + 1] = P .. ':ready:t:' .. t end
+  else
+    sources[1] = P .. ':ready'
   end
   local found = {}
   for _, key in ipairs(sources) do

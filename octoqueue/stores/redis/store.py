@@ -26,7 +26,7 @@ import redis.exceptions
 
 from octoqueue.errors import ConfigurationError, JobNotFound, StateConflict, StoreUnavailable
 from octoqueue.job import Comment, Job, NewJob, Page
-from octoqueue.states import JobState, LabelScheme
+from octoqueue.states import JobState, LabelScheme, label_key
 from octoqueue.stores.base import (
     Arrival,
     Clock,
@@ -339,6 +339,8 @@ class RedisStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> builtins.list[Job]:
         if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
             return []
@@ -350,6 +352,8 @@ class RedisStore(Store):
             json.dumps(builtins.list(dict.fromkeys(labels)), ensure_ascii=False),
             json.dumps(sorted(types), ensure_ascii=False) if types is not None else "",
             json.dumps([int(i) for i in ids]) if ids is not None else "",
+            json.dumps(sorted({label_key(label) for label in exclude_labels}), ensure_ascii=False),
+            json.dumps(sorted(set(exclude_types)), ensure_ascii=False),
         )
         return [_job(flat) for flat in found]
 
