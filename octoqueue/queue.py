@@ -108,6 +108,7 @@ class Queue:
         self.worker_name = worker_name or default_worker_name()
         self._arrivals = threading.Condition()
         self._arrived = 0  # arrivals so far: a waiter sleeps only if none came since its claim began
+        self._wakes = 0  # wake_claims() calls so far: a waiter returns after one
         self._finished = threading.Condition()  # notified when this object finishes a job (see wait())
         self._listeners: list[tuple[Callable[..., None], bool]] = []
         self._claims: OrderedDict[int, Job] = OrderedDict()  # claimed here, not finished yet: their leases
@@ -320,6 +321,7 @@ class Queue:
         deadline = time.monotonic() + max(0.0, wait)
         if wait > 0:
             self._watch_store()
+        wakes = self._wakes
         while True:
             seen = self._arrived
             pause = poll_interval
@@ -353,7 +355,7 @@ class Queue:
                 if jobs:
                     continue  # only broken bodies this round; there may be good jobs behind them
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._wakes != wakes:
                 return []
             with self._arrivals:
                 if self._arrived == seen:
@@ -765,6 +767,14 @@ class Queue:
         as an :class:`~octoqueue.stores.base.Arrival`, which has those three fields too."""
         self._listeners.append((callback, with_job))
         self._watch_store()
+
+    def wake_claims(self) -> None:
+        """End the waits of the claims waiting in this Queue object now: each tries once more and returns, so that
+        its caller can claim again with new filters (a worker whose per-type limit freed up calls it)."""
+        with self._arrivals:
+            self._wakes += 1
+            self._arrived += 1
+            self._arrivals.notify_all()
 
     def remove_arrival_listener(self, callback: Callable[..., None]) -> None:
         entry = next((entry for entry in self._listeners if entry[0] == callback), None)

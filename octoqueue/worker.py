@@ -19,7 +19,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from typing import Any, Literal
@@ -240,6 +241,8 @@ class Worker:
     ``timeout`` wins); with a timeout, Python handlers run in a child process so they can really be stopped.
     ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
     :class:`RetryableError` still retries). ``labels``/``ids``: only jobs carrying these labels / with these ids.
+    ``concurrency_per_type``: at most this many jobs of a type running at once in this worker (``{"email": 2}``);
+    while a type is at its limit, claims skip its jobs and the other types keep flowing.
     ``on_report``: called with each job taken and its :class:`JobReport` once it is finished (e.g. to count it in
     metrics); it must be quick and must not raise. ``register_every``: seconds between rewrites of the worker's record
     in the store's ``workers`` setting (:mod:`octoqueue.registry`, what ``octoqueue info`` shows; one settings update
@@ -263,9 +266,14 @@ class Worker:
         shutdown_grace: float = 30.0,
         on_report: Callable[[Job, JobReport], None] | None = None,
         register_every: float = REGISTER_EVERY,
+        concurrency_per_type: Mapping[str, int] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
+        limits = dict(concurrency_per_type or {})
+        bad = {name: n for name, n in limits.items() if not isinstance(n, int) or isinstance(n, bool) or n < 1}
+        if bad:
+            raise ConfigurationError(f"concurrency_per_type limits must be whole numbers of at least 1, not {bad}")
         if on_failure not in ("retry", "fail"):
             raise ConfigurationError("on_failure must be 'retry' or 'fail'")
         if timeout is not None and timeout <= 0:
@@ -274,6 +282,7 @@ class Worker:
         self.default_handler = handler
         self.handlers: dict[str, Handler | CommandHandler] = {}
         self.concurrency = concurrency
+        self.type_limits: dict[str, int] = limits
         self.lease = queue.lease if lease is None else float(lease)
         if self.lease <= 0:
             raise ConfigurationError("lease must be positive")
@@ -374,10 +383,11 @@ class Worker:
                         self._slots.wait(self.poll_interval)
                     free = self.concurrency - len(self._inflight)
                     busy = len(self._inflight)
+                    full_types, room = self._type_room()
                 if self._stop.is_set():
                     break
-                want = free if max_jobs is None else min(free, max_jobs - taken)
-                jobs = self._claim(want, wait=0 if once else self.poll_interval)
+                want = min(free if max_jobs is None else min(free, max_jobs - taken), room)
+                jobs = self._claim(want, wait=0 if once else self.poll_interval, exclude_types=full_types)
                 if not jobs:
                     if once and not busy:
                         self._warn_unhandled()
@@ -468,7 +478,17 @@ class Worker:
                 extra={"job_type": job_type, "job_ids": ids},
             )
 
-    def _claim(self, count: int, wait: float) -> list[Job]:
+    def _type_room(self) -> tuple[list[str], int]:
+        """The types at their limit (their jobs are not claimed now), and how many jobs a claim may take so that
+        no other limited type goes over its limit whatever types it brings. Called holding ``_slots``."""
+        if not self.type_limits:
+            return [], self.concurrency
+        running = Counter(job.type for job in self._inflight.values())
+        left = {name: limit - running[name] for name, limit in self.type_limits.items()}
+        full = sorted(name for name, n in left.items() if n <= 0)
+        return full, min((n for n in left.values() if n > 0), default=self.concurrency)
+
+    def _claim(self, count: int, wait: float, exclude_types: Collection[str] = ()) -> list[Job]:
         try:
             return self.queue.claim_batch(
                 count,
@@ -478,6 +498,7 @@ class Worker:
                 labels=self.labels,
                 types=self._types(),
                 ids=self.ids,
+                exclude_types=exclude_types,
             )
         except AccessDenied:
             raise  # waiting cannot fix credentials: run() stops and raises it
@@ -611,6 +632,8 @@ class Worker:
                 if counted:
                     self._count(report)
                 self._slots.notify_all()
+            if current is not None and current.type in self.type_limits:
+                self.queue.wake_claims()  # a claim waiting with this type skipped may now take one
             del current
             if counted and self.on_report is not None:
                 try:
