@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from octoqueue import __version__
-from octoqueue.api import admin, health, jobs, schedules, ui, webhooks, workers
+from octoqueue.api import admin, health, jobs, pauses, schedules, ui, webhooks, workers
 from octoqueue.api.auth import API_KEY_HEADER, KeyRing, identify_caller, require_read
 from octoqueue.api.bodylimit import BodyLimitMiddleware
 from octoqueue.api.context import Runtime
@@ -76,7 +76,16 @@ _STATUS: list[tuple[type[OctoqueueError], int]] = [
 ]
 
 
-ROUTERS = (jobs.router, admin.router, schedules.router, workers.router, webhooks.router, health.router, ui.router)
+ROUTERS = (
+    jobs.router,
+    admin.router,
+    pauses.router,
+    schedules.router,
+    workers.router,
+    webhooks.router,
+    health.router,
+    ui.router,
+)
 
 
 _QUERY_NAMES: dict[int, frozenset[str]] = {}
@@ -124,7 +133,7 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
         dependencies=[Depends(reject_unknown_query)],
         openapi_tags=[
             {"name": "jobs", "description": "Create jobs (the original Octoqueue API)."},
-            {"name": "admin", "description": "The job-data schema."},
+            {"name": "admin", "description": "The job-data schema; pausing and resuming claims."},
             {"name": "schedules", "description": "Cron schedules: jobs enqueued on a timetable."},
             {"name": "workers", "description": "Starq-compatible queues and the worker loop."},
             {"name": "webhooks", "description": "GitHub webhook receiver."},

@@ -390,6 +390,13 @@ def clear(older_than: float, statuses: tuple[str, ...], as_json: bool, store_url
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Exit after taking this many jobs.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
+    "--limit",
+    "type_limits",
+    multiple=True,
+    metavar="TYPE=N",
+    help="At most N jobs of TYPE at once in this worker; other types keep flowing (repeatable).",
+)
+@click.option(
     "--lease",
     type=click.FloatRange(min=0.1),
     default=300.0,
@@ -459,6 +466,7 @@ def work(
     once: bool,
     max_jobs: int | None,
     concurrency: int,
+    type_limits: tuple[str, ...],
     lease: float,
     timeout: float | None,
     labels: tuple[str, ...],
@@ -493,6 +501,7 @@ def work(
             queue,
             handler,
             concurrency=concurrency,
+            concurrency_per_type=parse_type_limits(type_limits),
             lease=lease,
             timeout=timeout,
             labels=labels,
@@ -522,6 +531,17 @@ def work(
         click.echo(stats.summary(), err=True)
     if strict and not stats.all_succeeded:
         sys.exit(FAILURES_EXIT_STATUS)
+
+
+def parse_type_limits(given: tuple[str, ...]) -> dict[str, int]:
+    """``("email=2", ...)`` as ``{"email": 2}``; a bad entry is a usage error."""
+    limits: dict[str, int] = {}
+    for item in given:
+        name, sep, count = item.partition("=")
+        if not sep or not name.strip() or not count.strip().isdigit() or int(count) < 1:
+            raise click.BadParameter(f"{item!r}: give TYPE=N, N a whole number of at least 1", param_hint="--limit")
+        limits[name.strip()] = int(count)
+    return limits
 
 
 def _serve_metrics(host: str, port: int) -> Callable[[Job, JobReport], None]:
