@@ -25,6 +25,7 @@ from octoqueue.errors import (
     InvalidTransition,
     JobNotFound,
     JobTooLarge,
+    OctoqueueError,
     RateLimited,
     StateConflict,
 )
@@ -402,12 +403,7 @@ class Queue:
         for job in jobs:
             then = "back to pending" if job.state is JobState.PENDING else "no attempts left: failed"
             text = f"Attempt {job.attempt} lost its lease ({then}): {job.last_error}."
-            try:
-                self._say(
-                    job.id, with_note(text, ended(job, Outcome.EXPIRED, at=self.store.now(), error=job.last_error))
-                )
-            except (JobNotFound, RateLimited) as exc:  # the move is done; its comment is history only
-                log.warning("no history comment for job %s: %s", job.id, exc)
+            self._say_history(job.id, text, ended(job, Outcome.EXPIRED, at=self.store.now(), error=job.last_error))
         pending = [job for job in jobs if job.state is JobState.PENDING]
         if pending:
             self._notify(*pending)
@@ -567,7 +563,7 @@ class Queue:
         )
         self._forget(job.id)
         text = f"Attempt {job.attempt} was given back (it does not count against the job's attempts)."
-        self._say(job.id, with_note(text, ended(released, Outcome.RELEASED, at=self.store.now(), worker=job.worker)))
+        self._say_history(job.id, text, ended(released, Outcome.RELEASED, at=self.store.now(), worker=job.worker))
         return released
 
     def cancel(self, job: JobRef, comment: str | None = None) -> Job:
@@ -725,6 +721,15 @@ class Queue:
     def _say(self, job_id: int, text: str) -> Comment:
         """Post ``text`` on the job, defused: no line of a comment octoqueue writes is ever a ChatOps command."""
         return self.store.comment(job_id, defuse(text))
+
+    def _say_history(self, job_id: int, text: str, attempt: Attempt | None) -> None:
+        """Post the comment of a move already made, which only records the attempt it ended: a store that refuses
+        it now is logged, not raised (the move stands; the history then lacks that attempt's worker and times)."""
+        try:
+            self._say(job_id, with_note(text, attempt))
+        except OctoqueueError as exc:
+            number = attempt.attempt if attempt is not None else "?"
+            log.warning("job %s: the history comment of attempt %s was not posted: %s", job_id, number, exc)
 
     def _check_comment(self, text: str | None, what: str, room: int = 0) -> None:
         """Raise :class:`JobTooLarge` when ``text``, as :meth:`_say` would post it with ``room`` characters more,
