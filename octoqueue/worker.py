@@ -126,6 +126,17 @@ class WorkerStats:
         }
 
 
+def parse_type_limits(items: Collection[str]) -> dict[str, int]:
+    """``["email=2", ...]`` (the command line's ``--limit``) as ``{"email": 2}``; a bad item is a ConfigurationError."""
+    limits: dict[str, int] = {}
+    for item in items:
+        name, sep, count = item.partition("=")
+        if not sep or not name.strip() or not count.strip().isdigit() or int(count) < 1:
+            raise ConfigurationError(f"--limit {item!r}: give TYPE=N, N a whole number of at least 1")
+        limits[name.strip()] = int(count)
+    return limits
+
+
 class _JobThreads:
     """Up to ``size`` threads running the calls handed to :meth:`submit`, in order. A ThreadPoolExecutor without
     its futures (nothing waits on one: :meth:`Worker._process` records every outcome itself), which keeps a job's

@@ -239,6 +239,7 @@ def _start_worker(settings: Settings, queue: Queue, metrics: Metrics) -> Worker 
         queue,
         handler,
         concurrency=settings.concurrency,
+        concurrency_per_type=settings.worker_type_limits,
         lease=settings.lease,
         labels=settings.worker_label_list,
         on_report=metrics.jobs.observe,

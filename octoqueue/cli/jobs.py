@@ -488,7 +488,7 @@ def work(
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (or --once / --max-jobs). Ends with a summary line on stderr: jobs
     processed, elapsed time, jobs/s."""
-    from octoqueue.worker import Worker
+    from octoqueue.worker import Worker, parse_type_limits
 
     configure_logging(log_level, log_format)
     if bool(handler_spec) == bool(command):
@@ -531,17 +531,6 @@ def work(
         click.echo(stats.summary(), err=True)
     if strict and not stats.all_succeeded:
         sys.exit(FAILURES_EXIT_STATUS)
-
-
-def parse_type_limits(given: tuple[str, ...]) -> dict[str, int]:
-    """``("email=2", ...)`` as ``{"email": 2}``; a bad entry is a usage error."""
-    limits: dict[str, int] = {}
-    for item in given:
-        name, sep, count = item.partition("=")
-        if not sep or not name.strip() or not count.strip().isdigit() or int(count) < 1:
-            raise click.BadParameter(f"{item!r}: give TYPE=N, N a whole number of at least 1", param_hint="--limit")
-        limits[name.strip()] = int(count)
-    return limits
 
 
 def _serve_metrics(host: str, port: int) -> Callable[[Job, JobReport], None]:

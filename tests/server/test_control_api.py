@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .conftest import LiveServer, headers
 
 
@@ -58,3 +60,13 @@ def test_a_paused_named_queue_gives_its_worker_api_claims_nothing(server: LiveSe
     server.post("/admin/resume", json={"label": "queue:images"}, headers=admin)
     claim = server.post("/api/v1/queues/images/jobs/claim", json={"count": 1, "block_ms": 0}, headers=worker)
     assert [job["payload"] for job in claim.json()["jobs"]] == [{"n": 1}]
+
+
+def test_serve_takes_per_type_limits_for_its_worker() -> None:
+    from octoqueue.cli.serve import build_settings
+    from octoqueue.errors import ConfigurationError
+
+    settings = build_settings({"worker_limits": ("email=2", "report=1")})
+    assert settings.worker_type_limits == {"email": 2, "report": 1}
+    with pytest.raises(ConfigurationError, match="TYPE=N"):
+        build_settings({"worker_limits": ("email=0",)})
