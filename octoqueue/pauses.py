@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from octoqueue.errors import InvalidLabel
@@ -141,14 +140,4 @@ class PauseControl:
         return pauses
 
 
-def since(value: str | None) -> datetime | None:
-    """A pause's start as a datetime (None when unknown or unreadable)."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-__all__ = ["DEFAULT_TTL", "SETTING", "PauseControl", "Pauses", "check_label", "since"]
+__all__ = ["DEFAULT_TTL", "SETTING", "PauseControl", "Pauses", "check_label"]
