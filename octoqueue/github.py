@@ -12,8 +12,8 @@ import inspect
 from typing import Any
 
 from octoqueue.queue import Queue
-from octoqueue.stores._github_client import RateLimit
 from octoqueue.stores.github import GitHubStore
+from octoqueue.stores.github.client import RateLimit
 
 #: Keyword options that belong to Queue (the rest configure the store).
 _QUEUE_OPTIONS = frozenset(

@@ -96,8 +96,8 @@ class Snapshot:
     def take(cls, store: Store, clock: Clock = utcnow) -> Snapshot:
         before = _request_stats(store)
         counts = store.count()
-        pending = store.list(states=[JobState.PENDING], limit=PENDING_SAMPLED).jobs
-        processing = store.list(states=[JobState.PROCESSING], limit=PROCESSING_SHOWN).jobs
+        pending = store.list_jobs(states=[JobState.PENDING], limit=PENDING_SAMPLED).jobs
+        processing = store.list_jobs(states=[JobState.PROCESSING], limit=PROCESSING_SHOWN).jobs
         failures = store.recently_changed([JobState.FAILED], limit=FAILURES_SHOWN)
         registered = live_workers(store.get_setting(WORKERS_SETTING), store.now())
         pauses = Pauses.from_setting(store.get_setting(PAUSES_SETTING))

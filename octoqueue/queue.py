@@ -83,6 +83,11 @@ class Queue:
     ``rate_limit_patience``: the longest a holder's ``complete``/``fail`` waits out a store's rate limit before
     raising it (None: as long as the lease allows; the server gives its HTTP requests 10 s, then answers 503).
     ``pause_check_interval``: seconds a claim trusts the pause state it read last (:mod:`octoqueue.pauses`).
+
+    The primary names are ``enqueue_job``/``enqueue_many``, ``claim``/``claim_batch``, ``heartbeat``, ``complete``,
+    ``fail``, ``requeue``, ``cancel``, ``release``, ``get``, ``wait``, ``result``, ``counts``, ``list_jobs``,
+    ``comments``, ``clear``. The original Octoqueue's ``enqueue``, ``dequeue``, ``count_open``, ``get_job_status``
+    and ``get_jobs`` are the compatibility surface, grouped in their own section below.
     """
 
     def __init__(
@@ -135,16 +140,6 @@ class Queue:
         return f"Queue({self.store.url!r})"
 
     # -- producing ---------------------------------------------------------------------------------------------
-    def enqueue(
-        self,
-        data: Any,
-        title: str | None = None,
-        additional_labels: Iterable[str] | None = None,
-        **options: Any,
-    ) -> int:
-        """Add a job; return its id (the issue number). Options as :meth:`enqueue_job`."""
-        return self.enqueue_job(data, title, additional_labels, **options).id
-
     def enqueue_job(
         self,
         data: Any,
@@ -271,12 +266,6 @@ class Queue:
         )
 
     # -- consuming ---------------------------------------------------------------------------------------------
-    def dequeue(self, wait_sec: float = 0) -> tuple[int, Any] | None:
-        """Claim the next job; return ``(job_id, data)``, or None when none arrives within ``wait_sec`` (also while
-        the store is rate limited: the original's loops never see a RateLimited)."""
-        job = self.claim(wait=wait_sec)
-        return (job.id, job.data) if job is not None else None
-
     def claim(
         self,
         *,
@@ -663,41 +652,8 @@ class Queue:
             return _result_from_comments(job.id, self.store.comments(job.id))
         return job.result
 
-    def get_job_status(self, job_id: int) -> str | None:
-        """The job's status label text, or None when there is no such job (or it has no status label)."""
-        try:
-            return self.store.get(int(job_id)).status
-        except JobNotFound:
-            return None
-
-    def count_open(self, wait_sec: float = 0) -> int:
-        """Jobs pending or processing, counted after waiting ``wait_sec`` seconds (as the original Octoqueue)."""
-        if wait_sec > 0:
-            time.sleep(wait_sec)
-        counts = self.store.count([JobState.PENDING, JobState.PROCESSING])
-        return sum(counts.values())
-
     def counts(self) -> dict[JobState, int]:
         return self.store.count()
-
-    def get_jobs(self, labels: Iterable[str] = ("processing",), state: str = "open") -> list[tuple[int, datetime, Any]]:
-        """``[(job_id, created_at, data)]`` for jobs carrying all ``labels`` (status labels included) in issue
-        ``state`` open, closed or all — the original Octoqueue's shape."""
-        if state not in ("open", "closed", "all"):
-            raise ValueError("state must be open, closed or all")
-        wanted_states: set[JobState] = set()
-        extras = []
-        for label in labels:
-            found = self.store.labels.state_of([label])
-            if found is not None and self.store.labels.is_status(label):
-                wanted_states.add(found)
-            else:
-                extras.append(label)
-        if len(wanted_states) > 1:
-            return []  # a job carries one status label: asking for two at once matches nothing
-        is_open = {"open": True, "closed": False, "all": None}[state]
-        jobs = self.store.iter_jobs(states=wanted_states or None, labels=extras, open=is_open)
-        return [(job.id, job.created_at, job.data) for job in jobs]
 
     def list_jobs(
         self,
@@ -709,7 +665,7 @@ class Queue:
     ) -> Page:
         """One page of jobs, oldest first."""
         wanted = [JobState(s) for s in states] if states is not None else None
-        return self.store.list(states=wanted, labels=labels, cursor=cursor, limit=limit)
+        return self.store.list_jobs(states=wanted, labels=labels, cursor=cursor, limit=limit)
 
     def create_comment(self, job_id: int, comment: str | None = None) -> Comment | None:
         """Post ``comment`` on the job (defused: never a ChatOps command); None posts nothing and returns None."""
@@ -803,6 +759,73 @@ class Queue:
     def paused(self) -> Pauses:
         """What is paused now, read from the store."""
         return self.pauses.read()
+
+    # -- the original Octoqueue's names: the compatibility surface -------------------------------------------
+    # Kept with the original's parameters and return shapes (tests/core/test_original_api.py holds them); new code
+    # uses the primary names: enqueue_job, claim, counts, get, list_jobs.
+    def enqueue(
+        self,
+        data: Any,
+        title: str | None = None,
+        additional_labels: Iterable[str] | None = None,
+        **options: Any,
+    ) -> int:
+        """Add a job; return its id (the issue number). Options as :meth:`enqueue_job`.
+
+        Compatibility surface (the original Octoqueue's name); primary: :meth:`enqueue_job`, which returns the Job.
+        """
+        return self.enqueue_job(data, title, additional_labels, **options).id
+
+    def dequeue(self, wait_sec: float = 0) -> tuple[int, Any] | None:
+        """Claim the next job; return ``(job_id, data)``, or None when none arrives within ``wait_sec`` (also while
+        the store is rate limited: the original's loops never see a RateLimited).
+
+        Compatibility surface; primary: :meth:`claim`, which returns the Job with its lease and attempt.
+        """
+        job = self.claim(wait=wait_sec)
+        return (job.id, job.data) if job is not None else None
+
+    def count_open(self, wait_sec: float = 0) -> int:
+        """Jobs pending or processing, counted after waiting ``wait_sec`` seconds (as the original Octoqueue).
+
+        Compatibility surface; primary: :meth:`counts`.
+        """
+        if wait_sec > 0:
+            time.sleep(wait_sec)
+        counts = self.store.count([JobState.PENDING, JobState.PROCESSING])
+        return sum(counts.values())
+
+    def get_job_status(self, job_id: int) -> str | None:
+        """The job's status label text, or None when there is no such job (or it has no status label).
+
+        Compatibility surface; primary: :meth:`get` (the Job, its ``state``).
+        """
+        try:
+            return self.store.get(int(job_id)).status
+        except JobNotFound:
+            return None
+
+    def get_jobs(self, labels: Iterable[str] = ("processing",), state: str = "open") -> list[tuple[int, datetime, Any]]:
+        """``[(job_id, created_at, data)]`` for jobs carrying all ``labels`` (status labels included) in issue
+        ``state`` open, closed or all — the original Octoqueue's shape.
+
+        Compatibility surface; primary: :meth:`list_jobs` (pages of Jobs).
+        """
+        if state not in ("open", "closed", "all"):
+            raise ValueError("state must be open, closed or all")
+        wanted_states: set[JobState] = set()
+        extras = []
+        for label in labels:
+            found = self.store.labels.state_of([label])
+            if found is not None and self.store.labels.is_status(label):
+                wanted_states.add(found)
+            else:
+                extras.append(label)
+        if len(wanted_states) > 1:
+            return []  # a job carries one status label: asking for two at once matches nothing
+        is_open = {"open": True, "closed": False, "all": None}[state]
+        jobs = self.store.iter_jobs(states=wanted_states or None, labels=extras, open=is_open)
+        return [(job.id, job.created_at, job.data) for job in jobs]
 
     # -- schedules (see octoqueue.schedules; oq's method names) -----------------------------------------------
     @property

@@ -16,7 +16,6 @@ the job with an error saying the key is missing; a person who adds the key reque
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import re
@@ -150,7 +149,7 @@ class SealedStore(Store):
             update["body_error"] = WRONG_KEY
         return job.model_copy(update=update)
 
-    def _open_jobs(self, jobs: builtins.list[Job]) -> builtins.list[Job]:
+    def _open_jobs(self, jobs: list[Job]) -> list[Job]:
         return [self._open_job(job) for job in jobs]
 
     def _seal_new(self, new: NewJob) -> NewJob:
@@ -171,13 +170,13 @@ class SealedStore(Store):
     def create(self, new: NewJob) -> Job:
         return self._open_job(self.inner.create(self._seal_new(new)))
 
-    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+    def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         return self._open_jobs(self.inner.create_many([self._seal_new(item) for item in items]))
 
     def get(self, job_id: int) -> Job:
         return self._open_job(self.inner.get(job_id))
 
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -186,10 +185,10 @@ class SealedStore(Store):
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page:
-        page = self.inner.list(states=states, labels=labels, open=open, cursor=cursor, limit=limit)
+        page = self.inner.list_jobs(states=states, labels=labels, open=open, cursor=cursor, limit=limit)
         return Page(jobs=self._open_jobs(page.jobs), cursor=page.cursor)
 
-    def claim(self, **options: Any) -> builtins.list[Job]:
+    def claim(self, **options: Any) -> list[Job]:
         return self._open_jobs(self.inner.claim(**options))
 
     def transition(
@@ -206,11 +205,11 @@ class SealedStore(Store):
         )
         return self._open_job(moved)
 
-    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+    def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         sealed = [Move(m.job_id, m.expected, m.target, m.attempt, self._seal_changes(m.changes)) for m in moves]
         return [r if isinstance(r, Exception) else self._open_job(r) for r in self.inner.transition_many(sealed)]
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
         return self._open_jobs(self.inner.recover_expired(limit=limit))
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
@@ -223,7 +222,7 @@ class SealedStore(Store):
         made = self.inner.comment(job_id, self.sealer.seal_comment(body))
         return made.model_copy(update={"body": body})
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         return [c.model_copy(update={"body": self.sealer.open_comment(c.body)}) for c in self.inner.comments(job_id)]
 
     def get_setting(self, key: str) -> Any:

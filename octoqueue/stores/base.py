@@ -14,7 +14,6 @@ Abilities only some stores have are declared as protocols (:class:`RemovesLabels
 
 from __future__ import annotations
 
-import builtins
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -96,7 +95,7 @@ class Store(ABC):
         """The job with this id; raise :class:`~octoqueue.errors.JobNotFound` when there is none."""
 
     @abstractmethod
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -123,7 +122,7 @@ class Store(ABC):
         ids: Collection[int] | None = None,
         exclude_labels: Collection[str] = (),
         exclude_types: Collection[str] = (),
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         """Atomically take up to ``limit`` runnable pending jobs for ``worker``.
 
         Runnable: pending, ``run_at`` absent or not after :meth:`now`, carrying all ``labels``, of one of
@@ -158,13 +157,13 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
         """Return processing jobs whose lease expired to pending (failed when no attempts are left).
 
         Exactly one caller recovers a given expired attempt. Returns the jobs as they are afterwards.
         """
 
-    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
         """Up to ``limit`` jobs in ``states``, the last changed first (``updated_at``, then the higher id).
 
         This default reads every job in ``states``; stores that can read them latest first override it."""
@@ -181,7 +180,7 @@ class Store(ABC):
         ``older_than``; return how many."""
 
     # -- batches (stores that can do them in one round trip or one transaction override these) ---------------
-    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+    def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         """Create several jobs, each as :meth:`create` would (idempotency keys included); return them in order."""
         return [self.create(item) for item in items]
 
@@ -189,13 +188,13 @@ class Store(ABC):
     #: Worker batches completions only then, and completes one by one (each patient with a rate limit) otherwise.
     batches_transitions: bool = False
 
-    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+    def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         """Apply several transitions, each on its own terms: one result per move, in order.
 
         A move that succeeds gives the new record; one that fails gives the exception :meth:`transition` would
         have raised (StateConflict, LeaseLost, JobNotFound, InvalidTransition), and the other moves still apply.
         """
-        results: builtins.list[Job | Exception] = []
+        results: list[Job | Exception] = []
         for move in moves:
             try:
                 results.append(
@@ -217,7 +216,7 @@ class Store(ABC):
         """Add a comment to the job's history; raise JobNotFound when there is no such job."""
 
     @abstractmethod
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         """The job's comments, oldest first."""
 
     # -- settings (the admin schema, queue definitions) -------------------------------------------------------
@@ -255,10 +254,10 @@ class Store(ABC):
 
     # -- helpers shared by implementations --------------------------------------------------------------------
     def iter_jobs(self, **filters: Any) -> Iterator[Job]:
-        """Every job matching ``filters`` (as :meth:`list`), following cursors."""
+        """Every job matching ``filters`` (as :meth:`list_jobs`), following cursors."""
         cursor = None
         while True:
-            page = self.list(cursor=cursor, **filters)
+            page = self.list_jobs(cursor=cursor, **filters)
             yield from page.jobs
             if page.cursor is None:
                 return
@@ -298,7 +297,7 @@ def is_runnable(
 def is_listed(
     job: Job, *, states: Collection[JobState] | None = None, labels: Collection[str] = (), open: bool | None = None
 ) -> bool:
-    """Whether :meth:`Store.list` with these filters lists ``job``: in one of ``states`` (any state, or none, when
+    """Whether :meth:`Store.list_jobs` with these filters lists ``job``: in one of ``states`` (any state, or none, when
     None), carrying every one of ``labels`` (ignoring case), open or closed as ``open`` says (either when None)."""
     return (
         (states is None or job.state in states)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import copy
 import itertools
 import threading
@@ -62,7 +61,7 @@ class MemoryStore(Store):
             except KeyError:
                 raise JobNotFound(job_id) from None
 
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -87,7 +86,7 @@ class MemoryStore(Store):
         found = found[:limit]
         return Page(jobs=found, cursor=str(found[-1].id) if more and found else None)
 
-    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
         wanted = set(states)
         with self._lock:
             found = [job for job in self._jobs.values() if job.state in wanted]
@@ -104,7 +103,7 @@ class MemoryStore(Store):
         ids: Collection[int] | None = None,
         exclude_labels: Collection[str] = (),
         exclude_types: Collection[str] = (),
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         with self._lock:
             now = self.now()
             runnable = [
@@ -145,7 +144,7 @@ class MemoryStore(Store):
             self._jobs[job_id] = new
             return new
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
         with self._lock:
             now = self.now()
             expired = [j for j in self._jobs.values() if j.state is JobState.PROCESSING and j.lease_expired(now)]
@@ -183,7 +182,7 @@ class MemoryStore(Store):
             self._jobs[job_id] = job.model_copy(update={"comments": job.comments + 1})
             return note
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         with self._lock:
             self.get(job_id)
             return list(self._comments[job_id])

@@ -15,7 +15,6 @@ docs/benchmarks.md.
 
 from __future__ import annotations
 
-import builtins
 import json
 import sqlite3
 import threading
@@ -207,7 +206,7 @@ class SQLiteStore(Store):
             raise JobNotFound(job_id)
         return row_to_job(row)
 
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -245,7 +244,7 @@ class SQLiteStore(Store):
         jobs = [row_to_job(r) for r in rows[:limit]]
         return Page(jobs=jobs, cursor=str(jobs[-1].id) if len(rows) > limit else None)
 
-    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
         wanted = [s.value for s in states]
         if not wanted:
             return []
@@ -271,7 +270,7 @@ class SQLiteStore(Store):
         ids: Collection[int] | None = None,
         exclude_labels: Collection[str] = (),
         exclude_types: Collection[str] = (),
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         now = self.now().timestamp()
         params: list[Any] = [worker, now + lease, now, now]
         wanted = list(dict.fromkeys(labels))
@@ -400,8 +399,8 @@ class SQLiteStore(Store):
         rows = self._writes.statement(sql, params)
         return row_to_job(rows[0]) if rows else None
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
-        def recover(db: sqlite3.Connection) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
+        def recover(db: sqlite3.Connection) -> list[Job]:
             now = self.now()
             rows = db.execute(
                 f"SELECT {SELECT_LIST} FROM jobs WHERE state = 'processing' AND lease_expires_at <= ? "
@@ -454,7 +453,7 @@ class SQLiteStore(Store):
 
         return Comment(id=self._writes.transaction(add), job_id=job_id, body=body, created_at=now)
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         self.get(job_id)
         rows = self._conn().execute(
             "SELECT id, job_id, body, author, created_at FROM comments WHERE job_id = ? ORDER BY id",

@@ -299,7 +299,7 @@ class StoreContract(_KitBase):
     def test_list_labels_ignore_case(self, store: Store) -> None:
         big = store.create(new({"i": 1}, labels=("Big",)))
         store.create(new({"i": 2}))
-        assert [j.id for j in store.list(labels=["big"]).jobs] == [big.id]
+        assert [j.id for j in store.list_jobs(labels=["big"]).jobs] == [big.id]
 
     def test_claim_batch(self, store: Store) -> None:
         ids = [store.create(new({"i": i})).id for i in range(5)]
@@ -446,17 +446,17 @@ class StoreContract(_KitBase):
         store.transition(taken.id, expected=JobState.PROCESSING, target=JobState.COMPLETED)
         everything = list(store.iter_jobs(limit=3))
         assert [j.id for j in everything] == ids
-        page = store.list(limit=3)
+        page = store.list_jobs(limit=3)
         assert len(page.jobs) == 3 and page.cursor is not None
-        page2 = store.list(limit=3, cursor=page.cursor)
+        page2 = store.list_jobs(limit=3, cursor=page.cursor)
         assert [j.id for j in page2.jobs] == ids[3:6]
-        last = store.list(limit=3, cursor=page2.cursor)
+        last = store.list_jobs(limit=3, cursor=page2.cursor)
         assert [j.id for j in last.jobs] == ids[6:] and last.cursor is None
-        assert [j.id for j in store.list(states=[JobState.COMPLETED]).jobs] == [ids[0]]
-        assert [j.id for j in store.list(labels=["even"]).jobs] == ids[0::2]
-        assert [j.id for j in store.list(open=False).jobs] == [ids[0]]
-        assert len(store.list(states=[JobState.PENDING], open=True).jobs) == 6
-        assert store.list(states=[]).jobs == []
+        assert [j.id for j in store.list_jobs(states=[JobState.COMPLETED]).jobs] == [ids[0]]
+        assert [j.id for j in store.list_jobs(labels=["even"]).jobs] == ids[0::2]
+        assert [j.id for j in store.list_jobs(open=False).jobs] == [ids[0]]
+        assert len(store.list_jobs(states=[JobState.PENDING], open=True).jobs) == 6
+        assert store.list_jobs(states=[]).jobs == []
 
     def test_count(self, store: Store) -> None:
         for i in range(4):

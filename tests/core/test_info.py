@@ -150,9 +150,9 @@ class CountingStore(MemoryStore):
         self.calls.append("count")
         return super().count(states)
 
-    def list(self, **filters: Any) -> Page:  # type: ignore[override]
-        self.calls.append("list")
-        return super().list(**filters)
+    def list_jobs(self, **filters: Any) -> Page:  # type: ignore[override]
+        self.calls.append("list_jobs")
+        return super().list_jobs(**filters)
 
     def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
         self.calls.append("recently_changed")

@@ -118,7 +118,7 @@ def test_a_file_from_release_a70015e_opens_and_works(release_file: Path) -> None
         # claim by label in claim order (the release's pending_labels rows serve it); job 3 waits until 2099
         claimed = store.claim(worker="w-new", lease=60, labels=["queue:mail"], limit=5)
         assert [j.id for j in claimed] == [2, 1]
-        assert [j.id for j in store.list(states=[JobState.PENDING], labels=["queue:mail"]).jobs] == [3]
+        assert [j.id for j in store.list_jobs(states=[JobState.PENDING], labels=["queue:mail"]).jobs] == [3]
         done = store.transition(2, expected=JobState.PROCESSING, target=JobState.COMPLETED, attempt=1, result=7)
         assert done.state is JobState.COMPLETED and store.get(2).result == 7
         # the release's leases: one expired and comes back, the other still holds against a stale attempt
@@ -249,7 +249,7 @@ def test_processes_opening_an_old_file_at_once_migrate_it_once(release_file: Pat
 def test_after_the_migration_labels_of_old_jobs_match_in_any_case(release_file: Path) -> None:
     store = SQLiteStore(release_file)
     try:
-        pending = store.list(states=[JobState.PENDING], labels=["QUEUE:Mail"]).jobs
+        pending = store.list_jobs(states=[JobState.PENDING], labels=["QUEUE:Mail"]).jobs
         assert [j.id for j in pending] == [1, 2, 3]  # 3 waits for its run_at: listed, not claimed
         assert [j.id for j in store.claim(worker="w", lease=60, labels=["Queue:MAIL"], limit=5)] == [2, 1]
     finally:

@@ -9,7 +9,6 @@ records. Time is read only through :meth:`Store.now`, so the contract kit can mo
 
 from __future__ import annotations
 
-import builtins
 import copy
 import json
 import os
@@ -80,7 +79,7 @@ class JsonFileStore(Store):
         data["jobs"][str(job.id)] = job.model_dump(mode="json")
         return job
 
-    def _jobs(self, data: dict[str, Any]) -> builtins.list[Job]:
+    def _jobs(self, data: dict[str, Any]) -> list[Job]:
         return sorted((Job.model_validate(raw) for raw in data["jobs"].values()), key=lambda job: job.id)
 
     # -- jobs -------------------------------------------------------------------------------------------------
@@ -100,7 +99,7 @@ class JsonFileStore(Store):
         with self._data() as data:
             return self._job(data, job_id)
 
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -130,7 +129,7 @@ class JsonFileStore(Store):
         ids: Collection[int] | None = None,
         exclude_labels: Collection[str] = (),
         exclude_types: Collection[str] = (),
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         with self._data(write=True) as data:
             now = self.now()
             runnable = [
@@ -167,7 +166,7 @@ class JsonFileStore(Store):
             )
             return self._put(data, moved)
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
         with self._data(write=True) as data:
             now = self.now()
             expired = [j for j in self._jobs(data) if j.state is JobState.PROCESSING and j.lease_expired(now)]
@@ -200,7 +199,7 @@ class JsonFileStore(Store):
             self._put(data, job.model_copy(update={"comments": job.comments + 1}))
             return note
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         with self._data() as data:
             self._job(data, job_id)
             return [Comment.model_validate(raw) for raw in data["comments"][str(job_id)]]

@@ -12,8 +12,8 @@ import pytest
 
 from octoqueue.errors import AccessDenied, JobNotFound, RateLimited, StoreUnavailable
 from octoqueue.job import NewJob
-from octoqueue.stores._github_client import Pacer, ServerClock, _Window, parse_links
 from octoqueue.stores.github import GitHubStore
+from octoqueue.stores.github.client import Pacer, ServerClock, _Window, parse_links
 from octoqueue.testing.fake_github import IN_PROCESS_URL, FakeGitHub
 
 from .conftest import FAST, REPO, TOKEN
@@ -108,7 +108,7 @@ def test_long_waits_are_raised_not_slept(fake: FakeGitHub) -> None:
         store.get(1)  # refused without knocking on GitHub's door again
     assert fake.request_log == []
     fake.advance_time(3601)  # the window passes
-    store.client.pacer.clear()
+    store._client.pacer.clear()
     assert store.get(1).id == 1
     store.close()
 
@@ -280,14 +280,14 @@ def test_link_header_parsing() -> None:
 def test_one_http_client_per_store(fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
     store = store_on(fake.transport())
     made: list[object] = []
-    original = type(store.client.gh)._create_sync_client
+    original = type(store._client.gh)._create_sync_client
 
     def counting(self: object) -> httpx.Client:
         client = original(self)  # type: ignore[arg-type]
         made.append(client)
         return client
 
-    monkeypatch.setattr(type(store.client.gh), "_create_sync_client", counting)
+    monkeypatch.setattr(type(store._client.gh), "_create_sync_client", counting)
     threads = [threading.Thread(target=lambda: store.create(job())) for _ in range(4)]
     for t in threads:
         t.start()

@@ -266,7 +266,7 @@ def test_githubs_own_secondary_limit_trips_and_nothing_is_lost(fake: FakeGitHub,
                 tripped += 1
                 assert 0 < exc.retry_after <= 61
                 fake.advance_time(exc.retry_after)  # let GitHub's minute pass without sleeping through it
-                store.client.pacer.clear()
+                store._client.pacer.clear()
 
     ids = [patiently(lambda i=i: queue.enqueue({"i": i})) for i in range(15)]
     done: list[int] = []

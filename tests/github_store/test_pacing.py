@@ -19,8 +19,9 @@ from octoqueue.github import GithubQueue
 from octoqueue.job import Job
 from octoqueue.queue import Queue
 from octoqueue.states import JobState
-from octoqueue.stores import _github_claims, _github_client, _github_posts, _github_refs, _github_settings, github
-from octoqueue.stores._github_client import PACING_MARGIN, Pacer, credential_key, shared_pacer
+from octoqueue.stores.github import claims, client, posts, refs, settings
+from octoqueue.stores.github import store as github_store
+from octoqueue.stores.github.client import PACING_MARGIN, Pacer, credential_key, shared_pacer
 from octoqueue.stores.memory import MemoryStore
 from octoqueue.testing.fake_github import IN_PROCESS_URL, FakeGitHub
 
@@ -63,7 +64,7 @@ def fake() -> Iterator[FakeGitHub]:
 @pytest.fixture
 def virtual_time(fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
     clock = VirtualTime(fake)
-    for module in (_github_client, github, _github_refs, _github_claims, _github_posts, _github_settings):
+    for module in (client, github_store, refs, claims, posts, settings):
         monkeypatch.setattr(module, "time", clock)
     import octoqueue.queue
 
@@ -94,8 +95,8 @@ def test_stores_on_one_token_share_their_pacer_and_its_holds(fake: FakeGitHub) -
     one, two = (GithubQueue(REPO, TOKEN, base_url=IN_PROCESS_URL, transport=transport) for _ in range(2))
     other = GithubQueue(REPO, "another-token", base_url=IN_PROCESS_URL, transport=transport)
     try:
-        assert one.store.client.pacer is two.store.client.pacer
-        assert other.store.client.pacer is not one.store.client.pacer
+        assert one.store._client.pacer is two.store._client.pacer
+        assert other.store._client.pacer is not one.store._client.pacer
     finally:
         for queue in (one, two, other):
             queue.close()
@@ -112,14 +113,14 @@ def test_a_write_with_a_deadline_takes_the_last_free_place() -> None:
 def test_the_pacer_refuses_a_wait_past_the_requests_deadline() -> None:
     pacer = Pacer(per_minute=None, per_hour=None)
     pacer.hold(30)
-    token = _github_client._DEADLINE.set(time.monotonic() + 5)
+    token = client._DEADLINE.set(time.monotonic() + 5)
     try:
         started = time.monotonic()
         with pytest.raises(DeadlinePassed) as refused, pacer.acquire(httpx.Request("PATCH", "http://x/")):
             pass
         assert time.monotonic() - started < 1 and refused.value.retry_after > 25
     finally:
-        _github_client._DEADLINE.reset(token)
+        client._DEADLINE.reset(token)
 
 
 # -- the queue waits limits out ------------------------------------------------------------------------------------

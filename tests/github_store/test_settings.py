@@ -78,7 +78,7 @@ def test_after_an_upgrade_the_old_revision_refs_do_not_block_writes(fake: FakeGi
     number = _labelled_settings(fake, {"queues": ["old"]})
     old = make_store()
     for revision in range(3):
-        assert old.refs.create(f"refs/octoqueue/settings/default-{revision}")
+        assert old._refs.create(f"refs/octoqueue/settings/default-{revision}")
     store = make_store(orphan_grace=3600)  # no rescue can help within the test
     store.set_setting("queues", ["new"])
     store.update_setting("queues", lambda queues: [*queues, "newer"])
@@ -96,6 +96,6 @@ def test_the_settings_issue_stays_out_of_the_jobs_when_its_label_is_taken_off(
     (number,) = [n for n, issue in fake.issues.items() if issue["title"] == "octoqueue settings"]
     fake.remove_label(number, "octoqueue-settings")
     assert store.get_setting("api_cursor_key") == "k" * 64
-    assert number not in [job.id for job in store.list().jobs]
+    assert number not in [job.id for job in store.list_jobs().jobs]
     with pytest.raises(JobNotFound):
         store.get(number)

@@ -23,8 +23,8 @@ from octoqueue.job import NewJob
 from octoqueue.queue import Queue
 from octoqueue.states import JobState
 from octoqueue.stores import open_store
-from octoqueue.stores._github_client import Ambiguous
 from octoqueue.stores.github import GitHubStore
+from octoqueue.stores.github.client import Ambiguous
 from octoqueue.testing.fake_github import IN_PROCESS_URL, FakeGitHub
 from octoqueue.worker import Worker
 
@@ -131,7 +131,7 @@ def test_closed_by_hand_reads_as_cancelled(fake: FakeGitHub, store: GitHubStore)
     assert got.state is JobState.CANCELLED and not got.open
     assert store.claim(worker="w", lease=60) == []
     assert store.count([JobState.CANCELLED, JobState.PENDING]) == {JobState.CANCELLED: 1, JobState.PENDING: 0}
-    assert [j.id for j in store.list(states=[JobState.CANCELLED]).jobs] == [job.id]
+    assert [j.id for j in store.list_jobs(states=[JobState.CANCELLED]).jobs] == [job.id]
     back = store.transition(job.id, expected=JobState.CANCELLED, target=JobState.PENDING)
     assert back.state is JobState.PENDING and back.open
     assert [j.id for j in store.claim(worker="w", lease=60)] == [job.id]
@@ -143,8 +143,8 @@ def test_status_label_removed_by_hand(fake: FakeGitHub, store: GitHubStore) -> N
     fake.remove_label(job.id, "pending")
     got = store.get(job.id)
     assert got.state is None and got.status is None and got.labels == ("keep",)
-    assert [j.id for j in store.list().jobs] == [job.id, other.id]
-    assert [j.id for j in store.list(states=[JobState.PENDING]).jobs] == [other.id]
+    assert [j.id for j in store.list_jobs().jobs] == [job.id, other.id]
+    assert [j.id for j in store.list_jobs(states=[JobState.PENDING]).jobs] == [other.id]
     assert [j.id for j in store.claim(worker="w", lease=60)] == [other.id]
     assert store.claim(worker="w", lease=60) == []
     back = store.transition(job.id, expected=None, target=JobState.PENDING)
@@ -221,7 +221,7 @@ def test_body_edited_into_invalid_json(fake: FakeGitHub, store: GitHubStore) -> 
     fake.edit_issue(job.id, body=broken)
     got = store.get(job.id)
     assert got.data is None and got.body_error is not None and "not valid JSON" in got.body_error
-    assert [j.id for j in store.list().jobs] == [job.id]
+    assert [j.id for j in store.list_jobs().jobs] == [job.id]
     queue = Queue(store)
     assert queue.claim() is None  # the queue fails it at once, with a comment saying why
     failed = store.get(job.id)
@@ -242,7 +242,7 @@ def test_pull_requests_are_never_jobs(fake: FakeGitHub, store: GitHubStore) -> N
     pr = fake.create_pull_request("feature", "not a job")
     fake.add_label(pr, "pending")
     job = store.create(new())
-    assert [j.id for j in store.list().jobs] == [job.id]
+    assert [j.id for j in store.list_jobs().jobs] == [job.id]
     assert store.count([JobState.PENDING]) == {JobState.PENDING: 1}
     with pytest.raises(JobNotFound):
         store.get(pr)
@@ -255,14 +255,14 @@ def test_listing_follows_pages(store: GitHubStore) -> None:
     ids = [store.create(new({"i": i})).id for i in range(130)]
     got, cursor, pages = [], None, 0
     while True:
-        page = store.list(limit=45, cursor=cursor)
+        page = store.list_jobs(limit=45, cursor=cursor)
         got += [j.id for j in page.jobs]
         pages += 1
         if page.cursor is None:
             break
         cursor = page.cursor
     assert got == ids and pages == 3
-    assert [j.id for j in store.list(limit=500).jobs] == ids
+    assert [j.id for j in store.list_jobs(limit=500).jobs] == ids
 
 
 def test_count_of_long_listings_reads_first_and_last_page(fake: FakeGitHub, store: GitHubStore) -> None:
@@ -459,7 +459,7 @@ def test_github_app_installation_auth() -> None:
     ).decode()
     store = GitHubStore(REPO, app_id=123, private_key=pem, installation_id=456, base_url=IN_PROCESS_URL, **FAST)
     try:
-        auth = store.client.gh.auth
+        auth = store._client.gh.auth
         assert isinstance(auth, AppInstallationAuthStrategy)
         assert (auth.app_id, auth.installation_id) == (123, 456)
     finally:
@@ -490,14 +490,14 @@ class _Killed(BaseException):
 
 def _dies_before_recording_its_key(store: GitHubStore) -> GitHubStore:
     """``store``, made to die (raise ``_Killed``) between posting a keyed issue and writing its keyjobs ref."""
-    create_ref = store.refs.create
+    create_ref = store._refs.create
 
     def die_before_the_key_is_recorded(name: str, *args: object, **kwargs: object) -> object:
         if "/keyjobs/" in name:
             raise _Killed
         return create_ref(name, *args, **kwargs)
 
-    store.refs.create = die_before_the_key_is_recorded  # type: ignore[method-assign]
+    store._refs.create = die_before_the_key_is_recorded  # type: ignore[method-assign]
     return store
 
 
@@ -544,7 +544,7 @@ def test_a_keyed_create_does_not_post_after_a_rescuer_may_have(fake: FakeGitHub,
     # A creator whose POST hung (and then failed without effect) for longer than orphan_grace: meanwhile another
     # create with its key rescued the key ref and made the job. The first must not post after its deadline.
     slow, rescuer = make_store(orphan_grace=0.2), make_store(orphan_grace=0.2)
-    call = slow.client.call
+    call = slow._client.call
     hung: list[int] = []
 
     def hang_then_fail(fn: Any, **kwargs: Any) -> Any:
@@ -553,7 +553,7 @@ def test_a_keyed_create_does_not_post_after_a_rescuer_may_have(fake: FakeGitHub,
             raise Ambiguous("create a job: the connection dropped")
         return call(fn, **kwargs)
 
-    slow.client.call = hang_then_fail  # type: ignore[method-assign]
+    slow._client.call = hang_then_fail  # type: ignore[method-assign]
     with pytest.raises(DeadlinePassed, match="deadline passed"):
         slow.create(NewJob(data={"n": 1}, title="once", idempotency_key="k-1"))
     assert list(fake.issues) == hung
@@ -566,11 +566,11 @@ def test_the_holder_does_not_wait_out_another_threads_rate_limit_hold(make_store
     worker = make_store(max_rate_limit_wait=120)
     worker.create(new(max_attempts=2))
     (job,) = worker.claim(worker="w", lease=30)
-    worker.client.pacer.hold(60)  # another thread met a secondary limit: every request of this store waits
+    worker._client.pacer.hold(60)  # another thread met a secondary limit: every request of this store waits
     with pytest.raises(DeadlinePassed) as refused:
         worker.transition(job.id, expected=JobState.PROCESSING, target=JobState.COMPLETED, attempt=1)
     assert isinstance(refused.value, RateLimited) and refused.value.retry_after > 50
-    worker.client.pacer.clear()
+    worker._client.pacer.clear()
     assert worker.get(job.id).state is JobState.PROCESSING  # nothing was written
 
 
@@ -583,7 +583,7 @@ def test_a_heartbeat_in_flight_cannot_undo_the_same_processes_finish(make_store:
     job = queue.claim()
     assert job is not None
     read_done, go = threading.Event(), threading.Event()
-    fetch = store.fetch
+    fetch = store._fetch
 
     def slow_fetch(job_id: int) -> Any:
         record = fetch(job_id)
@@ -592,7 +592,7 @@ def test_a_heartbeat_in_flight_cannot_undo_the_same_processes_finish(make_store:
             go.wait(5)
         return record
 
-    store.fetch = slow_fetch  # type: ignore[method-assign]
+    store._fetch = slow_fetch  # type: ignore[method-assign]
     beat = threading.Thread(target=queue.heartbeat, args=(job,), name="heartbeat")
     beat.start()
     assert read_done.wait(5)
@@ -602,4 +602,4 @@ def test_a_heartbeat_in_flight_cannot_undo_the_same_processes_finish(make_store:
     go.set()
     beat.join(5)
     finish.join(5)
-    assert store.fetch(job.id).job.state is JobState.COMPLETED
+    assert store._fetch(job.id).job.state is JobState.COMPLETED

@@ -46,7 +46,7 @@ def test_create_many_round_trips_awkward_values(pg: PostgresStore) -> None:
     assert got == made
     assert got.labels == tuple(odd) and got.title == 't"{,}\\' and got.data == {"s": 'q"\\{}'}
     assert (got.run_at, got.timeout, got.type) == (when, 1.5, "NULL")
-    assert pg.list(labels=['we"ird', "NULL"]).jobs == [got]
+    assert pg.list_jobs(labels=['we"ird', "NULL"]).jobs == [got]
 
 
 def test_transition_many_judges_each_move_on_its_own(pg: PostgresStore) -> None:
@@ -115,7 +115,7 @@ def test_a_schema_of_version_1_gains_started_at_and_keeps_its_jobs(request: pyte
         conn.execute("INSERT INTO jobs (title, data, state) VALUES ('old', '{\"n\": 1}', 'pending')")
     store = PostgresStore.from_url(store_url(schema))
     try:
-        (old,) = store.list().jobs
+        (old,) = store.list_jobs().jobs
         assert old.title == "old" and old.data == {"n": 1} and old.started_at is None
         (taken,) = store.claim(worker="w", lease=60)
         assert taken.started_at is not None and store.get(old.id).started_at == taken.started_at

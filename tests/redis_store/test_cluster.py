@@ -131,7 +131,7 @@ def test_a_queue_works_on_a_redis_cluster(cluster: str, prefix: str) -> None:
         assert [c.body for c in store.comments(second.id)] == ["hi"]
         store.set_setting("k", [1])
         assert store.get_setting("k") == [1]
-        assert [j.id for j in store.list(states=[JobState.PENDING]).jobs] == [second.id]
+        assert [j.id for j in store.list_jobs(states=[JobState.PENDING]).jobs] == [second.id]
         assert store.count()[JobState.COMPLETED] == 1
         assert store.purge(states=[JobState.COMPLETED], older_than=store.now() + timedelta(seconds=1)) == 1
     finally:

@@ -107,11 +107,11 @@ def test_a_signed_cursor_to_another_host_is_refused_and_no_token_leaves(stack: S
 
 def test_the_store_refuses_link_urls_off_the_api_root(stack: Stack) -> None:
     """The last line of defence: the GitHub client sends nothing outside its API root, whatever asks it to."""
-    from octoqueue.stores._github_client import OffRoot
+    from octoqueue.stores.github.client import OffRoot
 
     store = stack.queue.store
     with FakeGitHub(repo="evil/loot", token="whatever") as evil, evil.serve() as evil_url:
         for url in (f"{evil_url}/repos/evil/loot/issues", f"{store.base_url}/../x", f"{store.base_url}@evil/x"):
             with pytest.raises(OffRoot):
-                store.client.get(url)
+                store._client.get(url)
         assert evil.request_log == []

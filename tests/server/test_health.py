@@ -9,7 +9,7 @@ from typing import Any
 from octoqueue.errors import StoreUnavailable
 from octoqueue.queue import Queue
 from octoqueue.states import JobState
-from octoqueue.stores._github_client import RateLimit
+from octoqueue.stores.github.client import RateLimit
 from octoqueue.stores.memory import MemoryStore
 
 from .conftest import LiveServer, headers

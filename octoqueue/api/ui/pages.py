@@ -158,7 +158,7 @@ async def overview(request: Request, board: Board) -> Response:
 
     def gather() -> dict[str, Any]:
         sample = board.history.latest()
-        oldest = queue.store.list(states=[JobState.PENDING], limit=1).jobs
+        oldest = queue.store.list_jobs(states=[JobState.PENDING], limit=1).jobs
         try:
             schedules = queue.list_schedules()
         except OctoqueueError:
@@ -244,7 +244,7 @@ async def jobs(
         found: list[Job] = []
         at = cursor
         for _ in range(SCAN_PAGES if (type or q) else 1):
-            page = store.list(states=states, labels=labels, cursor=at, limit=PAGE_SIZE)
+            page = store.list_jobs(states=states, labels=labels, cursor=at, limit=PAGE_SIZE)
             found.extend(job for job in page.jobs if _matches(job, type, q))
             at = page.cursor
             if at is None or len(found) >= PAGE_SIZE:

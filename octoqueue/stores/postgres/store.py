@@ -11,7 +11,6 @@ the store objects of other processes that watch arrivals (:mod:`octoqueue.stores
 
 from __future__ import annotations
 
-import builtins
 import json
 import uuid
 from collections.abc import Callable, Collection, Sequence
@@ -260,14 +259,14 @@ def parse_url(url: str) -> tuple[str, dict[str, Any]]:
     return conninfo, kwargs
 
 
-def migrate_url(url: str) -> tuple[str, builtins.list[int]]:
+def migrate_url(url: str) -> tuple[str, list[int]]:
     """Bring the schema the store URL names to this octoqueue's version; (schema, versions applied)."""
     conninfo, kwargs = parse_url(url)
     schema = check_schema_name(kwargs.get("schema", "octoqueue"))
     return schema, _migrate(conninfo, schema, kwargs["url"])
 
 
-def _migrate(conninfo: str, schema: str, shown: str) -> builtins.list[int]:
+def _migrate(conninfo: str, schema: str, shown: str) -> list[int]:
     try:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             return migrate(conn, schema)
@@ -382,7 +381,7 @@ class PostgresStore(Store):
     def create(self, new: NewJob) -> Job:
         return self.create_many([new])[0]
 
-    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+    def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         """One ``INSERT ... SELECT FROM unnest(...)`` for all items (one round trip); jobs whose idempotency key is
         taken are read back in the same connection. New jobs' records are made from the items and the ids and
         times the insert returns, not read back."""
@@ -413,7 +412,7 @@ class PostgresStore(Store):
         params = [*(_array(column) for column in columns), self._source]
         keys = {item.idempotency_key for item in items if item.idempotency_key is not None}
 
-        def work(conn: psycopg.Connection[Any]) -> tuple[builtins.list[Any], builtins.list[Any]]:
+        def work(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
             made = conn.execute(sql, params).fetchall()
             taken = keys - {row[2] for row in made}
             existing = []
@@ -427,7 +426,7 @@ class PostgresStore(Store):
         inserted = {row[2] for row in made if row[2] is not None}
         by_key = {row[16]: _row_to_job(row) for row in existing}
         fresh = iter(sorted(made))  # ids follow the items' order (the insert reads them in order)
-        out: builtins.list[Job] = []
+        out: list[Job] = []
         for item in items:
             key = item.idempotency_key
             if key is not None and key in by_key:
@@ -448,7 +447,7 @@ class PostgresStore(Store):
             raise JobNotFound(job_id)
         return _row_to_job(row)
 
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -458,7 +457,7 @@ class PostgresStore(Store):
         limit: int = 100,
     ) -> Page:
         where = ["id > %s"]
-        params: builtins.list[Any] = [int(cursor) if cursor else 0]
+        params: list[Any] = [int(cursor) if cursor else 0]
         if states is not None:
             if not states:
                 return Page(jobs=[])
@@ -487,9 +486,9 @@ class PostgresStore(Store):
         ids: Collection[int] | None = None,
         exclude_labels: Collection[str] = (),
         exclude_types: Collection[str] = (),
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         where = ["state = 'pending'", f"(run_at IS NULL OR run_at <= {_NOW})"]
-        params: builtins.list[Any] = [worker, float(lease)]
+        params: list[Any] = [worker, float(lease)]
         if labels:
             where.append("lower(labels::text)::text[] @> %s::text[]")  # label names ignore case, as on GitHub
             params.append([label_key(label) for label in labels])
@@ -538,14 +537,14 @@ class PostgresStore(Store):
 
     batches_transitions = True
 
-    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+    def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         """All moves in one transaction: the moves of one shape (target, expected states, fenced or not, fields
         changed) as one ``UPDATE ... FROM unnest(...)``, every shape's statement sent in one pipeline; a move its
         statement did not match is then judged by the shared rules on the row read ``FOR UPDATE``."""
         moves = list(moves)
         for move in moves:
             check_changes(move.changes)
-        groups: dict[tuple[Any, ...], builtins.list[int]] = {}
+        groups: dict[tuple[Any, ...], list[int]] = {}
         seen: set[int] = set()
         for index, move in enumerate(moves):
             wanted = expected_set(move.expected)
@@ -557,7 +556,7 @@ class PostgresStore(Store):
         for indexes in groups.values():
             indexes.sort(key=lambda i: moves[i].job_id)  # rows locked in id order: fewer deadlocks between batches
         statements = [self._group_statement(key, [moves[i] for i in indexes]) for key, indexes in groups.items()]
-        results: builtins.list[Job | Exception | None] = [None] * len(moves)
+        results: list[Job | Exception | None] = [None] * len(moves)
 
         def work(conn: psycopg.Connection[Any]) -> None:
             results[:] = [None] * len(moves)
@@ -576,7 +575,7 @@ class PostgresStore(Store):
         self._run(work)
         return [r for r in results if r is not None]
 
-    def _group_statement(self, key: tuple[Any, ...], moves: builtins.list[Move]) -> tuple[str, builtins.list[Any]]:
+    def _group_statement(self, key: tuple[Any, ...], moves: list[Move]) -> tuple[str, list[Any]]:
         target, wanted, unfenced, fields = key
         sql = self._fast_sql.get(key)
         if sql is None:
@@ -597,7 +596,7 @@ class PostgresStore(Store):
             if target is JobState.PENDING:
                 sql = self._announcing(sql)
             self._fast_sql[key] = sql
-        params: builtins.list[Any] = [_array([m.job_id for m in moves]), _array([m.attempt for m in moves])]
+        params: list[Any] = [_array([m.job_id for m in moves]), _array([m.attempt for m in moves])]
         params.extend(_array([_field_value(name, m.changes[name]) for m in moves]) for name in fields)
         if target is JobState.PENDING:
             params.append(self._source)
@@ -622,12 +621,12 @@ class PostgresStore(Store):
         self._save(conn, [new])
         return new
 
-    def _save(self, conn: psycopg.Connection[Any], jobs: builtins.list[Job]) -> None:
+    def _save(self, conn: psycopg.Connection[Any], jobs: list[Job]) -> None:
         """Write the records (inside the caller's transaction), and announce those that are pending."""
         names = [name for name, _ in _SAVED]
         arrays = ", ".join(["%s::bigint[]"] + [f"%s::{kind}[]" for _, kind in _SAVED])
         sets = ", ".join(f"{name} = v.{name}" for name in names)
-        params: builtins.list[Any] = [_array([job.id for job in jobs])]
+        params: list[Any] = [_array([job.id for job in jobs])]
         for name in names:
             if name == "state":
                 params.append(_array([job.state.value if job.state is not None else None for job in jobs]))
@@ -642,8 +641,8 @@ class PostgresStore(Store):
             params,
         )
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
-        def work(conn: psycopg.Connection[Any]) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
+        def work(conn: psycopg.Connection[Any]) -> list[Job]:
             with conn.transaction():
                 rows = conn.execute(
                     f"SELECT {_COLUMNS}, {_NOW} FROM jobs WHERE state = 'processing' AND lease_expires_at <= {_NOW} "
@@ -655,11 +654,11 @@ class PostgresStore(Store):
                     self._save(conn, recovered)
                 return recovered
 
-        result: builtins.list[Job] = self._run(work)
+        result: list[Job] = self._run(work)
         return result
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
-        wanted = builtins.list(states) if states is not None else builtins.list(JobState)
+        wanted = list(states) if states is not None else list(JobState)
         counts = dict.fromkeys(wanted, 0)
         if not wanted:
             return counts
@@ -674,7 +673,7 @@ class PostgresStore(Store):
         return counts
 
     def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
-        states = builtins.list(states)
+        states = list(states)
         if not states:
             return 0
         finished = f"state IN ({_states_sql(FINISHED)}) AND " if set(states) <= FINISHED else ""
@@ -706,7 +705,7 @@ class PostgresStore(Store):
             raise JobNotFound(job_id)
         return Comment(id=row[0], job_id=job_id, body=body, created_at=row[1])
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         rows = self._run(
             lambda conn: conn.execute(
                 "SELECT c.id, c.body, c.author, c.created_at FROM jobs AS j LEFT JOIN comments AS c "

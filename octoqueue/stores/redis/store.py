@@ -8,7 +8,6 @@ a pub/sub channel, so waiting claims in other processes wake at once (:meth:`Red
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import json
 import logging
@@ -240,7 +239,7 @@ class RedisStore(Store):
     def create(self, new: NewJob) -> Job:
         return self.create_many([new])[0]
 
-    def create_many(self, items: Sequence[NewJob]) -> builtins.list[Job]:
+    def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         if not items:
             return []
         rows = []
@@ -302,7 +301,7 @@ class RedisStore(Store):
             flat = [x for pair in flat.items() for x in pair]
         return _job(flat)
 
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -312,7 +311,7 @@ class RedisStore(Store):
         limit: int = 100,
     ) -> Page:
         if states is not None:
-            states = builtins.list(states)
+            states = list(states)
             if not states:
                 return Page(jobs=[])
         try:
@@ -322,7 +321,7 @@ class RedisStore(Store):
         found = self._run(
             "list",
             json.dumps([s.value for s in states]) if states is not None else "",
-            json.dumps(builtins.list(dict.fromkeys(labels)), ensure_ascii=False),
+            json.dumps(list(dict.fromkeys(labels)), ensure_ascii=False),
             "" if open is None else str(int(open)),
             after,
             max(1, int(limit)),
@@ -341,7 +340,7 @@ class RedisStore(Store):
         ids: Collection[int] | None = None,
         exclude_labels: Collection[str] = (),
         exclude_types: Collection[str] = (),
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
             return []
         found = self._run(
@@ -349,7 +348,7 @@ class RedisStore(Store):
             worker,
             max(0, int(lease * 1_000_000)),
             int(limit),
-            json.dumps(builtins.list(dict.fromkeys(labels)), ensure_ascii=False),
+            json.dumps(list(dict.fromkeys(labels)), ensure_ascii=False),
             json.dumps(sorted(types), ensure_ascii=False) if types is not None else "",
             json.dumps([int(i) for i in ids]) if ids is not None else "",
             json.dumps(sorted({label_key(label) for label in exclude_labels}), ensure_ascii=False),
@@ -374,12 +373,12 @@ class RedisStore(Store):
 
     batches_transitions = True
 
-    def transition_many(self, moves: Sequence[Move]) -> builtins.list[Job | Exception]:
+    def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         for move in moves:
             check_changes(move.changes)
         return self._transitions(moves) if moves else []
 
-    def _transitions(self, moves: Sequence[Move], *, lease_due: bool = False) -> builtins.list[Job | Exception]:
+    def _transitions(self, moves: Sequence[Move], *, lease_due: bool = False) -> list[Job | Exception]:
         payload = []
         for move in moves:
             wanted = expected_set(move.expected)
@@ -402,7 +401,7 @@ class RedisStore(Store):
                 ]
             )
         replies = self._run("transition", self._origin, json.dumps(payload, ensure_ascii=False))
-        results: builtins.list[Job | Exception] = []
+        results: list[Job | Exception] = []
         for move, (kind, *rest) in zip(moves, replies, strict=True):
             if kind == "ok":
                 results.append(_job(rest[0]))
@@ -428,7 +427,7 @@ class RedisStore(Store):
             return exc
         return StateConflict(job.id, f"its lease was renewed (it is {job.status}, attempt {job.attempt})")
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
         now_us, found = self._run("expired", max(1, int(limit)))
         now = _dt(now_us)
         moves = []
@@ -444,7 +443,7 @@ class RedisStore(Store):
         return [r for r in self._transitions(moves, lease_due=True) if isinstance(r, Job)]
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
-        wanted = builtins.list(states) if states is not None else builtins.list(JobState)
+        wanted = list(states) if states is not None else list(JobState)
         with self._errors():
             pipe = self._client.pipeline(transaction=False)
             for state in wanted:
@@ -470,7 +469,7 @@ class RedisStore(Store):
             raise JobNotFound(job_id)
         return Comment(id=int(made[0]), job_id=int(job_id), body=body, created_at=_dt(made[1]))
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         with self._errors():
             pipe = self._client.pipeline(transaction=False)
             pipe.exists(f"{self._tag}:job:{int(job_id)}")
@@ -565,7 +564,7 @@ class RedisStore(Store):
 
     def _tell(self, arrival: Arrival) -> None:
         with self._watch_lock:
-            callbacks = builtins.list(self._watchers)
+            callbacks = list(self._watchers)
         for callback in callbacks:
             try:
                 callback(arrival)

@@ -83,7 +83,7 @@ class S3Client:
             is not None
         )
 
-    def list(self, prefix: str, *, start_after: str = "") -> Iterator[Listed]:
+    def list_objects(self, prefix: str, *, start_after: str = "") -> Iterator[Listed]:
         """Every key under ``prefix`` after ``start_after``, in key order (a LIST request per 1,000 keys)."""
         token: str | None = None
         while True:

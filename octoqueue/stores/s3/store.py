@@ -15,7 +15,6 @@ hand, or all of ``index/``, are rebuilt from the job objects by :meth:`S3Store.r
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import heapq
 import itertools
@@ -112,7 +111,7 @@ class S3Store(Store):
         self._ids_until = 0.0
         self._known: OrderedDict[int, tuple[Job, str, str]] = OrderedDict()
         self._static: dict[int, tuple[frozenset[str], str | None]] = {}
-        self._listing: builtins.list[layout.Marker] = []
+        self._listing: list[layout.Marker] = []
         self._listed_at = -1e9
         self._listing_whole = False
         self._leases: dict[tuple[int, str], datetime] = {}
@@ -277,7 +276,7 @@ class S3Store(Store):
             raise JobNotFound(job_id)
         return found[0]
 
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -293,7 +292,7 @@ class S3Store(Store):
             wanted = by_open if wanted is None else wanted & by_open
         if wanted is not None and not wanted:
             return Page(jobs=[])
-        found: builtins.list[Job] = []
+        found: list[Job] = []
         seen: set[int] = set()
         for job_id in self._candidate_ids(wanted, after):
             if job_id in seen:
@@ -317,10 +316,10 @@ class S3Store(Store):
     def _candidate_ids(self, states: set[JobState] | None, after: int) -> Iterator[int]:
         """Job numbers after ``after`` in order: every job, or those the indexes put in ``states``."""
         if states is None:
-            for item in self.s3.list(layout.JOBS, start_after=layout.job_key(after)):
+            for item in self.s3.list_objects(layout.JOBS, start_after=layout.job_key(after)):
                 yield layout.job_id_of(item.key)
             return
-        streams: builtins.list[Iterator[int]] = []
+        streams: list[Iterator[int]] = []
         for state in sorted(states):
             if state is JobState.PENDING:  # keyed by priority first: read it all, sort by number
                 pending = sorted(m.job_id for m in self._markers(state) if m.job_id > after)
@@ -331,7 +330,7 @@ class S3Store(Store):
         yield from heapq.merge(*streams)
 
     def _markers(self, state: JobState, *, start_after: str = "") -> Iterator[layout.Marker]:
-        for item in self.s3.list(layout.state_prefix(state), start_after=start_after):
+        for item in self.s3.list_objects(layout.state_prefix(state), start_after=start_after):
             marker = layout.read_marker(item.key, item.etag, item.last_modified)
             if marker is not None:
                 yield marker
@@ -347,7 +346,7 @@ class S3Store(Store):
         did not hold the whole index; so an idle or busy process makes at most one LIST per ``list_ttl``."""
         now_ms = now.timestamp() * 1000
         with self._lock:
-            cached = builtins.list(self._listing) if time.monotonic() - self._listed_at < self._list_ttl else None
+            cached = list(self._listing) if time.monotonic() - self._listed_at < self._list_ttl else None
             whole = self._listing_whole
         if cached is not None:
             yield from (m for m in cached if m.run_at_ms <= now_ms)
@@ -355,7 +354,7 @@ class S3Store(Store):
                 return
         listed_at = time.monotonic()
         listing = self._markers(JobState.PENDING)
-        head = builtins.list(itertools.islice(listing, LISTING_SIZE))
+        head = list(itertools.islice(listing, LISTING_SIZE))
         with self._lock:
             self._listing = head
             self._listed_at = listed_at
@@ -378,17 +377,17 @@ class S3Store(Store):
         ids: Collection[int] | None = None,
         exclude_labels: Collection[str] = (),
         exclude_types: Collection[str] = (),
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         if limit <= 0 or (types is not None and not types) or (ids is not None and not ids):
             return []
         wanted_labels = frozenset(label_key(name) for name in labels)  # names compare as GitHub compares them
         unwanted_labels = frozenset(label_key(name) for name in exclude_labels)
         unwanted_types = frozenset(exclude_types)
         now = self.now()
-        claimed: builtins.list[Job] = []
+        claimed: list[Job] = []
         tried: set[int] = set()
         skip = 0
-        deferred: builtins.list[layout.Marker] = []  # stepped past after a collision: tried last, not dropped
+        deferred: list[layout.Marker] = []  # stepped past after a collision: tried last, not dropped
         deferred_keys: set[str] = set()
         for marker in itertools.chain(self._pending_candidates(now), deferred):
             if marker.job_id in tried or (ids is not None and marker.job_id not in ids):
@@ -480,9 +479,9 @@ class S3Store(Store):
                 continue
             return new
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
         now = self.now()
-        recovered: builtins.list[Job] = []
+        recovered: list[Job] = []
         for marker in self._markers(JobState.PROCESSING):
             if len(recovered) >= limit:
                 break
@@ -538,13 +537,13 @@ class S3Store(Store):
 
         Costs a LIST per 1,000 markers and per 1,000 jobs, and a GET per job."""
         now = self.now()
-        markers: dict[int, builtins.list[layout.Marker]] = {}
-        for item in self.s3.list(layout.INDEX):
+        markers: dict[int, list[layout.Marker]] = {}
+        for item in self.s3.list_objects(layout.INDEX):
             marker = layout.read_marker(item.key, item.etag, item.last_modified)
             if marker is not None:
                 markers.setdefault(marker.job_id, []).append(marker)
         fixed = 0
-        for item in self.s3.list(layout.JOBS):
+        for item in self.s3.list_objects(layout.JOBS):
             job_id = layout.job_id_of(item.key)
             found = self._read(job_id)
             if found is None:
@@ -575,13 +574,13 @@ class S3Store(Store):
         return fixed
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
-        wanted = builtins.list(states) if states is not None else builtins.list(JobState)
+        wanted = list(states) if states is not None else list(JobState)
         return {state: len({m.job_id for m in self._markers(state)}) for state in wanted}
 
     def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
         removed = 0
         for state in states:
-            for marker in builtins.list(self._markers(state)):
+            for marker in list(self._markers(state)):
                 found = self._read(marker.job_id)
                 if found is None or found[0].state is not state:
                     continue
@@ -596,7 +595,7 @@ class S3Store(Store):
                 removed += 1
                 if job.idempotency_key is not None:
                     self.s3.delete(layout.key_key(job.idempotency_key))
-                for item in builtins.list(self.s3.list(layout.comments_prefix(job.id))):
+                for item in list(self.s3.list_objects(layout.comments_prefix(job.id))):
                     self.s3.delete(item.key)
                 self._drop_marker(marker.key, marker.etag)
         return removed
@@ -627,10 +626,10 @@ class S3Store(Store):
                 job, etag, marker_etag = found
         return note
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
+    def comments(self, job_id: int) -> list[Comment]:
         self.get(job_id)
         notes = []
-        for item in self.s3.list(layout.comments_prefix(job_id)):
+        for item in self.s3.list_objects(layout.comments_prefix(job_id)):
             stored = self.s3.get(item.key)
             if stored is not None:
                 notes.append(layout.load_comment(stored.body))

@@ -219,7 +219,7 @@ def _final_states(store_url: str, options: dict[str, Any]) -> dict[int, tuple[Jo
     try:
         cursor: str | None = None
         while True:
-            page = store.list(cursor=cursor, limit=100)
+            page = store.list_jobs(cursor=cursor, limit=100)
             job: Job
             for job in page.jobs:
                 out[job.id] = (job.state, job.attempt)

@@ -31,7 +31,6 @@ first (a conditional GET) and the expected state and attempt are checked. See ``
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import logging
 import os
@@ -48,11 +47,12 @@ from octoqueue.dispatch import DEFAULT_EVENT_TYPE, dispatch_enabled
 from octoqueue.errors import ConfigurationError, JobNotFound, OctoqueueError, StateConflict
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState, LabelScheme, label_key
-from octoqueue.stores import _github_listing, _github_people, _github_posts
-from octoqueue.stores._github_claims import Claimer, Wanted
-from octoqueue.stores._github_client import Fetched, GitHubClient, RateLimit, credential_key, shared_pacer
-from octoqueue.stores._github_dropped import check_label_kept
-from octoqueue.stores._github_issues import (
+from octoqueue.stores.base import Clock, Store, apply_transition, check_changes, expire
+from octoqueue.stores.github import listing, people, posts
+from octoqueue.stores.github.claims import Claimer, Wanted
+from octoqueue.stores.github.client import Fetched, GitHubClient, RateLimit, credential_key, shared_pacer
+from octoqueue.stores.github.dropped import check_label_kept
+from octoqueue.stores.github.issues import (
     ARCHIVED_COLOUR,
     SETTINGS_COLOUR,
     STATE_COLOURS,
@@ -62,9 +62,8 @@ from octoqueue.stores._github_issues import (
     issue_record,
     patch_for,
 )
-from octoqueue.stores._github_refs import RefLocks
-from octoqueue.stores._github_settings import SettingsIssue
-from octoqueue.stores.base import Clock, Store, apply_transition, check_changes, expire
+from octoqueue.stores.github.refs import RefLocks
+from octoqueue.stores.github.settings import SettingsIssue
 
 log = logging.getLogger("octoqueue.github")
 
@@ -87,7 +86,7 @@ class GitHubStore(Store):
     Tuning: ``writes_per_minute``/``writes_per_hour`` pace writes (``paced_methods``: every mutating method by
     default, as GitHub may count any of them against its secondary limits; None = unpaced) — per token, not per
     store: every store of the process on one token and API root shares one pacer, with a margin to spare
-    (:func:`~octoqueue.stores._github_client.shared_pacer`); ``retries`` and
+    (:func:`~octoqueue.stores.github.client.shared_pacer`); ``retries`` and
     ``retry_backoff`` for 5xx and network errors; ``rate_limit_backoff`` is the first wait after a rate-limit
     answer without ``retry-after`` (doubling), ``max_rate_limit_wait`` the longest wait slept before
     :class:`~octoqueue.errors.RateLimited` is raised; ``lease_margin`` the seconds of lease a holder must have
@@ -104,6 +103,12 @@ class GitHubStore(Store):
     producers whose issues start no workflow run (those using a workflow's ``GITHUB_TOKEN``). ``clock``: what
     :meth:`now` reads, by default GitHub's clock as estimated from its ``Date`` headers (tests pass a
     :class:`~octoqueue.testing.clock.ManualClock`; rate-limit waits stay on GitHub's clock).
+
+    Public surface: the :class:`~octoqueue.stores.base.Store` contract plus these GitHub extras — ``owner``,
+    ``repo``, ``base_url``, ``wake_workflow``, :attr:`rate_limit`, :attr:`request_stats`, :meth:`ensure_ready`,
+    :meth:`remove_label`, :meth:`workflow_woken`, :meth:`full_name`, :meth:`own_login`, :meth:`permission_of`,
+    :meth:`adopt_settings_issue`. Members with a leading underscore are shared with the helper modules of
+    this package only.
     """
 
     #: A waiter re-reads the issue this often: a conditional GET that GitHub answers 304 costs no rate limit.
@@ -154,9 +159,9 @@ class GitHubStore(Store):
         self.url = f"github://{self.owner}/{self.repo}" + (
             "?" + "&".join(f"{k}={v}" for k, v in query) if query else ""
         )
-        self.lease_margin = lease_margin
-        self.read_lag = read_lag
-        self.lock_purged = lock_purged
+        self._lease_margin = lease_margin
+        self._read_lag = read_lag
+        self._lock_purged = lock_purged
         # Issues created with a workflow's GITHUB_TOKEN start no workflow run: send repository_dispatch instead.
         self.wake_workflow = dispatch_enabled() if wake_workflow is None else wake_workflow
         self._wakes: OrderedDict[int, bool] = OrderedDict()  # job id -> whether its dispatch went through
@@ -195,7 +200,7 @@ class GitHubStore(Store):
         self._job_locks = [threading.RLock() for _ in range(64)]  # striped by job id: bounded, per-job enough
         self._records: OrderedDict[tuple[Any, ...], Record] = OrderedDict()
         self._settings = SettingsIssue(self)
-        self.refs = RefLocks(self._client, self.owner, self.repo, orphan_grace=orphan_grace)
+        self._refs = RefLocks(self._client, self.owner, self.repo, orphan_grace=orphan_grace)
         self._claimer = Claimer(self, listing_ttl=listing_ttl, claim_spread=claim_spread, scan_pages=scan_pages)
         self._own_login: tuple[str | None] | None = None
 
@@ -214,14 +219,6 @@ class GitHubStore(Store):
 
     # -- plumbing shared with the helpers ---------------------------------------------------------------------
     @property
-    def client(self) -> GitHubClient:
-        return self._client
-
-    @property
-    def path(self) -> str:
-        return self._path
-
-    @property
     def rate_limit(self) -> RateLimit:
         """GitHub's primary rate-limit counters (limit, remaining, used, reset) from the latest response."""
         return self._client.rate_limit
@@ -234,7 +231,7 @@ class GitHubStore(Store):
     def close(self) -> None:
         self._client.close()
 
-    def record(self, item: dict[str, Any]) -> Record:
+    def _record(self, item: dict[str, Any]) -> Record:
         """The issue as a job record; parsed once per distinct content (listings repeat most issues)."""
         labels = item.get("labels") or ()
         key = (
@@ -261,7 +258,7 @@ class GitHubStore(Store):
                 self._records.popitem(last=False)
         return record
 
-    def issues_url(self, **params: Any) -> str:
+    def _issues_url(self, **params: Any) -> str:
         query = {"per_page": PER_PAGE, "sort": "created", "direction": "asc"}
         query.update(params)
         return self._client.url(f"{self._path}/issues", query)
@@ -295,7 +292,7 @@ class GitHubStore(Store):
             self._labels_ready = True
 
     # -- reading ------------------------------------------------------------------------------------------------
-    def fetch(self, job_id: int) -> Record:
+    def _fetch(self, job_id: int) -> Record:
         """The job's issue, read with a conditional GET; JobNotFound for PRs, settings and archived issues.
 
         When this store wrote the job less than ``read_lag`` seconds ago, an answer older than that write (or a
@@ -305,7 +302,7 @@ class GitHubStore(Store):
         while True:
             with self._lock:
                 mine = self._written.get(int(job_id))
-            behind = mine is not None and time.monotonic() - mine[0] < self.read_lag
+            behind = mine is not None and time.monotonic() - mine[0] < self._read_lag
             try:
                 fetched = self._client.get(url, job_id=job_id, what=f"read job {job_id}", use_cache=not behind)
             except JobNotFound:
@@ -316,18 +313,18 @@ class GitHubStore(Store):
                     break
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-        record = self.record(fetched.data)
+        record = self._record(fetched.data)
         if record.kind != "job":
             raise JobNotFound(job_id)
         return record
 
     def get(self, job_id: int) -> Job:
-        return self.fetch(job_id).job
+        return self._fetch(job_id).job
 
-    def unchanged(self, record: Record) -> bool:
+    def _unchanged(self, record: Record) -> bool:
         """Whether the issue still is as ``record`` says (state, attempt, lease, pending generation)."""
         try:
-            fresh = self.fetch(record.job.id)
+            fresh = self._fetch(record.job.id)
         except JobNotFound:
             return False
         a, b = fresh.job, record.job
@@ -339,24 +336,24 @@ class GitHubStore(Store):
             b.lease_expires_at,
         )
 
-    def wrote(self, item: dict[str, Any]) -> None:
-        """Note that this store just wrote issue ``item`` (as GitHub answered the write), for :meth:`fetch`."""
+    def _wrote(self, item: dict[str, Any]) -> None:
+        """Note that this store just wrote issue ``item`` (as GitHub answered the write), for :meth:`_fetch`."""
         now = time.monotonic()
         with self._lock:
             self._written[int(item["number"])] = (now, item)
             self._written.move_to_end(int(item["number"]))
-            while self._written and now - next(iter(self._written.values()))[0] >= self.read_lag:
+            while self._written and now - next(iter(self._written.values()))[0] >= self._read_lag:
                 self._written.popitem(last=False)
 
-    def pages(self, url: str | None) -> Iterator[tuple[Fetched, list[Record]]]:
+    def _pages(self, url: str | None) -> Iterator[tuple[Fetched, list[Record]]]:
         """Each page of an issue listing from ``url`` on, with its job records (PRs dropped)."""
         while url:
             fetched = self._client.get(url, what="list jobs")
-            yield fetched, [self.record(item) for item in fetched.data]
+            yield fetched, [self._record(item) for item in fetched.data]
             url = fetched.links.get("next")
 
     # -- the store verbs ----------------------------------------------------------------------------------------
-    def list(
+    def list_jobs(
         self,
         *,
         states: Collection[JobState] | None = None,
@@ -365,22 +362,22 @@ class GitHubStore(Store):
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page:
-        return _github_listing.list_jobs(self, states=states, labels=labels, open=open, cursor=cursor, limit=limit)
+        return listing.list_jobs(self, states=states, labels=labels, open=open, cursor=cursor, limit=limit)
 
-    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> builtins.list[Job]:
-        return _github_listing.recently_changed(self, states, limit)
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
+        return listing.recently_changed(self, states, limit)
 
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
-        return _github_listing.count_jobs(self, states)
+        return listing.count_jobs(self, states)
 
     def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
-        """Archives (see :func:`~octoqueue.stores._github_listing.purge_jobs`): GitHub cannot delete issues."""
+        """Archives (see :func:`~octoqueue.stores.github.listing.purge_jobs`): GitHub cannot delete issues."""
         self.ensure_ready()
-        return _github_listing.purge_jobs(self, states, older_than)
+        return listing.purge_jobs(self, states, older_than)
 
     def create(self, new: NewJob) -> Job:
         self.ensure_ready()
-        job = _github_posts.create_job(self, new)
+        job = posts.create_job(self, new)
         if self.wake_workflow and (job.run_at is None or job.run_at <= self.now()):
             sent = self._wake(job.id)
             with self._wakes_lock:
@@ -426,17 +423,17 @@ class GitHubStore(Store):
         ids: Collection[int] | None = None,
         exclude_labels: Collection[str] = (),
         exclude_types: Collection[str] = (),
-    ) -> builtins.list[Job]:
+    ) -> list[Job]:
         self.ensure_ready()
         wanted = Wanted(labels, types, exclude_labels, exclude_types)
         return self._claimer.claim(worker=worker, lease=lease, limit=limit, wanted=wanted, ids=ids)
 
     def comment(self, job_id: int, body: str) -> Comment:
         self.ensure_ready()
-        return _github_posts.post_comment(self, job_id, body)
+        return posts.post_comment(self, job_id, body)
 
-    def comments(self, job_id: int) -> builtins.list[Comment]:
-        return _github_posts.list_comments(self, job_id)
+    def comments(self, job_id: int) -> list[Comment]:
+        return posts.list_comments(self, job_id)
 
     def remove_label(self, job_id: int, name: str) -> None:
         """Take the extra label ``name`` off job ``job_id``'s issue: one DELETE; a label already gone is fine.
@@ -462,12 +459,12 @@ class GitHubStore(Store):
     def own_login(self) -> str | None:
         """The login this store writes as (``GET /user``, asked once); None for a GitHub App's token."""
         if self._own_login is None:  # two threads asking at once both ask GitHub; the answer is the same
-            self._own_login = (_github_people.authenticated_login(self),)
+            self._own_login = (people.authenticated_login(self),)
         return self._own_login[0]
 
     def permission_of(self, login: str) -> str:
         """``login``'s base permission on the repository, as GitHub tells it: admin, write, read or none."""
-        return _github_people.permission(self, login)
+        return people.permission(self, login)
 
     def get_setting(self, key: str) -> Any:
         return self._settings.get(key)
@@ -484,7 +481,7 @@ class GitHubStore(Store):
         self._settings.adopt(number)
 
     # -- moving -------------------------------------------------------------------------------------------------
-    def write(self, record: Record, job: Job, gen: int, *, deadline: float | None = None) -> Job:
+    def _write(self, record: Record, job: Job, gen: int, *, deadline: float | None = None) -> Job:
         """PATCH the issue to ``job`` in one request (labels, state, state_reason, body); return the new record."""
         data = patch_for(self.labels, record, job, gen)
         response = self._client.call(
@@ -494,9 +491,9 @@ class GitHubStore(Store):
             what=f"move job {job.id} to {job.status}",
         )
         item = response.json()
-        self.wrote(item)
+        self._wrote(item)
         check_label_kept(item, data["labels"][0], repo=f"{self.owner}/{self.repo}", what=f"updated job {job.id}")
-        written = self.record(item)
+        written = self._record(item)
         with self._lock:
             if written.job.state is JobState.PROCESSING:
                 self._held[job.id] = written
@@ -509,12 +506,12 @@ class GitHubStore(Store):
         lease ends on GitHub's clock, so retries and rate-limit waits cannot land it after another store took the
         job back."""
         assert job.lease_expires_at is not None
-        left = (job.lease_expires_at - now).total_seconds() - self.lease_margin / 2
+        left = (job.lease_expires_at - now).total_seconds() - self._lease_margin / 2
         return time.monotonic() + left
 
     def _lease_safe(self, job: Job) -> bool:
         until = job.lease_expires_at
-        return until is not None and self.now() + timedelta(seconds=self.lease_margin) < until
+        return until is not None and self.now() + timedelta(seconds=self._lease_margin) < until
 
     def transition(
         self,
@@ -546,10 +543,10 @@ class GitHubStore(Store):
                 job = apply_transition(
                     held.job, expected=expected, target=target, attempt=attempt, changes=changes, now=now
                 )
-                return self.write(held, job, held.gen, deadline=self._holder_deadline(held.job, now))
+                return self._write(held, job, held.gen, deadline=self._holder_deadline(held.job, now))
             self.ensure_ready()
             for delay in (0.1, 0.3, 0.9, 2.7, None):
-                record = self.fetch(job_id)
+                record = self._fetch(job_id)
                 current = record.job
                 if held is not None and (
                     current.state is not JobState.PROCESSING or current.attempt != held.job.attempt
@@ -563,33 +560,33 @@ class GitHubStore(Store):
                 )
                 gen = record.gen
                 if current.state is JobState.PENDING and current.open:
-                    won = self.refs.take(
+                    won = self._refs.take(
                         claim_ref(job_id, current.attempt + 1, record.gen),
-                        still_current=lambda record=record: self.unchanged(record),  # type: ignore[misc]
+                        still_current=lambda record=record: self._unchanged(record),  # type: ignore[misc]
                     )
-                    deadline = self.refs.deadline(self._client.last_sent())  # from when the ref was sent
+                    deadline = self._refs.deadline(self._client.last_sent())  # from when the ref was sent
                     gen += 1  # this pending spell ended without a new attempt: the next one needs new names
                 elif current.state is JobState.PROCESSING and current.open and not self._lease_safe(current):
-                    won = self.refs.take(
+                    won = self._refs.take(
                         expired_ref(job_id, current.attempt, current.lease_expires_at or current.updated_at),
-                        still_current=lambda record=record: self.unchanged(record),  # type: ignore[misc]
+                        still_current=lambda record=record: self._unchanged(record),  # type: ignore[misc]
                     )
-                    deadline = self.refs.deadline(self._client.last_sent())
+                    deadline = self._refs.deadline(self._client.last_sent())
                 elif current.state is JobState.PROCESSING and current.open:
                     won, deadline = True, self._holder_deadline(current, self.now())  # no ref: the lease guards it
                 else:
-                    won, deadline = True, self.refs.deadline(time.monotonic())
+                    won, deadline = True, self._refs.deadline(time.monotonic())
                 if won:
-                    return self.write(record, job, gen, deadline=deadline)
+                    return self._write(record, job, gen, deadline=deadline)
                 if delay is None:
                     break
                 time.sleep(delay)  # someone else is moving the job right now: look again
             raise StateConflict(job_id, "another client kept changing the job at the same time; try again")
 
-    def recover_expired(self, *, limit: int = 100) -> builtins.list[Job]:
+    def recover_expired(self, *, limit: int = 100) -> list[Job]:
         self.ensure_ready()
-        url = self.issues_url(state="open", labels=self.labels.label(JobState.PROCESSING))
-        records = [r for _, page in self.pages(url) for r in page]
+        url = self._issues_url(state="open", labels=self.labels.label(JobState.PROCESSING))
+        records = [r for _, page in self._pages(url) for r in page]
         now = self.now()
         expired = sorted(
             (
@@ -599,20 +596,20 @@ class GitHubStore(Store):
             ),
             key=lambda r: r.job.id,
         )
-        recovered: builtins.list[Job] = []
+        recovered: list[Job] = []
         for record in expired:
             if len(recovered) >= limit:
                 break
             job = record.job
             assert job.lease_expires_at is not None
             name = expired_ref(job.id, job.attempt, job.lease_expires_at)
-            if not self.refs.take(name, still_current=lambda record=record: self.unchanged(record)):  # type: ignore[misc]
+            if not self._refs.take(name, still_current=lambda record=record: self._unchanged(record)):  # type: ignore[misc]
                 continue
             started = self._client.last_sent()  # when the ref was sent
-            if not self.unchanged(record):
+            if not self._unchanged(record):
                 continue  # the listing was behind (a renewal or a finish landed): this lease is not ours to end
             recovered.append(
-                self.write(record, expire(job, self.now()), record.gen, deadline=self.refs.deadline(started))
+                self._write(record, expire(job, self.now()), record.gen, deadline=self._refs.deadline(started))
             )
         return recovered
 

@@ -16,11 +16,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from octoqueue.job import Job, Page
 from octoqueue.states import JobState, LabelScheme, has_labels
-from octoqueue.stores._github_client import Fetched
-from octoqueue.stores._github_issues import Record, key_job_ref, key_ref
+from octoqueue.stores.github.client import Fetched
+from octoqueue.stores.github.issues import Record, key_job_ref, key_ref
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github import GitHubStore
+    from octoqueue.stores.github.store import GitHubStore
 
 PER_PAGE = 100
 
@@ -56,7 +56,7 @@ def list_jobs(
     cursor: str | None,
     limit: int,
 ) -> Page:
-    """:meth:`Store.list`: the cursor is the URL of the page to read next and how many of its issues to skip."""
+    """:meth:`Store.list_jobs`: the cursor is the URL of the page to read next and how many of its issues to skip."""
     wanted = set(states) if states is not None else None
     if wanted is not None and not wanted:
         return Page(jobs=[], cursor=None)
@@ -73,9 +73,9 @@ def list_jobs(
     if cursor:
         url, skip = decode_cursor(store, cursor)
     else:
-        url, skip = store.issues_url(**list_query(store.labels, states, labels, open)), 0
+        url, skip = store._issues_url(**list_query(store.labels, states, labels, open)), 0
     found: list[Job] = []
-    for fetched, records in store.pages(url):
+    for fetched, records in store._pages(url):
         for index in range(skip, len(records)):
             if not matches(records[index]):
                 continue
@@ -93,9 +93,9 @@ def recently_changed(store: GitHubStore, states: Collection[JobState], limit: in
     wanted = set(states)
     if not wanted:
         return []
-    url = store.issues_url(**list_query(store.labels, wanted, (), None), sort="updated", direction="desc")
+    url = store._issues_url(**list_query(store.labels, wanted, (), None), sort="updated", direction="desc")
     found: list[Job] = []
-    for _, records in store.pages(url):
+    for _, records in store._pages(url):
         found.extend(r.job for r in records if r.kind == "job" and r.job.state in wanted)
         if len(found) >= limit:
             break
@@ -126,19 +126,19 @@ def count_jobs(store: GitHubStore, states: Collection[JobState] | None) -> dict[
 
 
 def _count(store: GitHubStore, label_state: JobState, issue_state: str, counted: JobState) -> int:
-    url = store.issues_url(state=issue_state, labels=store.labels.label(label_state))
+    url = store._issues_url(state=issue_state, labels=store.labels.label(label_state))
 
     def hits(fetched: Fetched) -> int:
-        records = (store.record(item) for item in fetched.data)
+        records = (store._record(item) for item in fetched.data)
         return sum(1 for r in records if r.kind == "job" and r.job.state is counted)
 
-    first = store.client.get(url, what="count jobs")
+    first = store._client.get(url, what="count jobs")
     total = hits(first)
     last_url = first.links.get("last")
     last_page = page_number(last_url)
     if last_url and last_page and last_page > 2:
-        return total + (last_page - 2) * PER_PAGE + hits(store.client.get(last_url, what="count jobs"))
-    for _, records in store.pages(first.links.get("next")):
+        return total + (last_page - 2) * PER_PAGE + hits(store._client.get(last_url, what="count jobs"))
+    for _, records in store._pages(first.links.get("next")):
         total += sum(1 for r in records if r.kind == "job" and r.job.state is counted)
     return total
 
@@ -153,7 +153,7 @@ def purge_jobs(store: GitHubStore, states: Collection[JobState], older_than: dat
     wanted = set(states)
     doomed: dict[int, Record] = {}
     for state in wanted:
-        for _, records in store.pages(store.issues_url(**list_query(store.labels, {state}, (), None))):
+        for _, records in store._pages(store._issues_url(**list_query(store.labels, {state}, (), None))):
             for record in records:
                 job = record.job
                 if record.kind == "job" and job.state in wanted and job.updated_at < older_than:
@@ -168,15 +168,15 @@ def _archive(store: GitHubStore, record: Record) -> None:
     data: dict[str, Any] = {"labels": [store.labels.archived, *job.labels], "state": "closed"}
     if job.state is not None and job.state.state_reason:
         data["state_reason"] = job.state.state_reason
-    client = store.client
+    client = store._client
     response = client.call(
         lambda gh: gh.rest.issues.update(store.owner, store.repo, job.id, data=cast(Any, data)),
         expect=(404, 410),
         what=f"archive job {job.id}",
     )
     if response.status_code == 200:
-        store.wrote(response.json())  # else a read of the job waits out read_lag for the completed write
-    if store.lock_purged:
+        store._wrote(response.json())  # else a read of the job waits out read_lag for the completed write
+    if store._lock_purged:
         client.call(
             lambda gh: gh.rest.issues.lock(store.owner, store.repo, job.id, data={"lock_reason": "resolved"}),
             expect=(403, 404, 410, 422),
@@ -187,7 +187,7 @@ def _archive(store: GitHubStore, record: Record) -> None:
         prefixes.append(key_ref(store.labels.prefix, job.idempotency_key)[len("refs/") :])
         prefixes.append(key_job_ref(store.labels.prefix, job.idempotency_key, 0)[len("refs/") : -1])
     for prefix in prefixes:
-        store.refs.delete_under(prefix)
+        store._refs.delete_under(prefix)
 
 
 # -- cursors and links ---------------------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ def decode_cursor(store: GitHubStore, cursor: str) -> tuple[str, int]:
         raise ValueError(f"not a cursor of this store: {cursor!r}") from exc
     if not set(query) <= CURSOR_PARAMS or skip < 0:
         raise ValueError(f"not a cursor of this store: {cursor!r}")
-    return store.issues_url(**query), skip
+    return store._issues_url(**query), skip
 
 
 def page_number(url: str | None) -> int | None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from octoqueue.errors import AccessDenied
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github import GitHubStore
+    from octoqueue.stores.github.store import GitHubStore
 
 #: The ``permission`` values of the endpoint, weakest first.
 PERMISSIONS = ("none", "read", "write", "admin")
@@ -22,7 +22,7 @@ PERMISSIONS = ("none", "read", "write", "admin")
 def authenticated_login(store: GitHubStore) -> str | None:
     """The login the store's token acts as; None for a GitHub App installation token (``GET /user`` is 403)."""
     try:
-        response = store.client.call(lambda gh: gh.rest.users.get_authenticated(), what="GET /user")
+        response = store._client.call(lambda gh: gh.rest.users.get_authenticated(), what="GET /user")
     except AccessDenied:
         return None
     data: Any = response.json()
@@ -32,7 +32,7 @@ def authenticated_login(store: GitHubStore) -> str | None:
 
 def permission(store: GitHubStore, login: str) -> str:
     """``login``'s base permission on the store's repository; ``none`` for an unknown user (404)."""
-    response = store.client.call(
+    response = store._client.call(
         lambda gh: gh.rest.repos.get_collaborator_permission_level(store.owner, store.repo, login),
         expect=(404,),
         what=f"GET permission of @{login}",

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 from octoqueue.errors import JobNotFound
 from octoqueue.job import Job
 from octoqueue.states import JobState
-from octoqueue.stores._github_issues import Record, claim_ref
 from octoqueue.stores.base import claim_order, claimed, is_runnable
+from octoqueue.stores.github.issues import Record, claim_ref
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github import GitHubStore
+    from octoqueue.stores.github.store import GitHubStore
 
 log = logging.getLogger("octoqueue.github")
 
@@ -101,7 +101,7 @@ class Claimer:
 
     @property
     def grace(self) -> float:
-        return self._store.refs.orphan_grace
+        return self._store._refs.orphan_grace
 
     def claim(
         self,
@@ -137,12 +137,12 @@ class Claimer:
         store = self._store
         names = ",".join([store.labels.label(JobState.PENDING), *key])
         records: list[Record] = []
-        url: str | None = store.issues_url(state="open", labels=names)
+        url: str | None = store._issues_url(state="open", labels=names)
         for _ in range(self.scan_pages):
             if not url:
                 break
-            fetched = store.client.get(url, what="list pending jobs")
-            records.extend(r for r in (store.record(item) for item in fetched.data) if r.kind == "job")
+            fetched = store._client.get(url, what="list pending jobs")
+            records.extend(r for r in (store._record(item) for item in fetched.data) if r.kind == "job")
             url = fetched.links.get("next")
         with self._lock:
             old = self._listings.get(key)
@@ -202,11 +202,11 @@ class Claimer:
     def claim_one(self, record: Record, worker: str, lease: float) -> Job | None:
         """Take the claim ref of ``record``'s pending spell and write the claim; None when another won it."""
         store = self._store
-        if not store.refs.take(claim_name(record), still_current=lambda: store.unchanged(record)):
+        if not store._refs.take(claim_name(record), still_current=lambda: store._unchanged(record)):
             return None
-        started = store.client.last_sent()  # when the ref was sent: the wait for the pacer before it does not count
+        started = store._client.last_sent()  # when the ref was sent: the wait for the pacer before it does not count
         job = claimed(record.job, worker=worker, lease=lease, now=store.now())
-        return store.write(record, job, record.gen, deadline=store.refs.deadline(started))
+        return store._write(record, job, record.gen, deadline=store._refs.deadline(started))
 
     def _claim_ids(
         self,
@@ -220,7 +220,7 @@ class Claimer:
         records: list[Record] = []
         for job_id in sorted(set(ids)):
             try:
-                records.append(self._store.fetch(job_id))
+                records.append(self._store._fetch(job_id))
             except JobNotFound:
                 continue
         now = self._store.now()

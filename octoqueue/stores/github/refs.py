@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from octoqueue.errors import ConfigurationError, StoreUnavailable
-from octoqueue.stores._github_client import GitHubClient, error_message
+from octoqueue.stores.github.client import GitHubClient, error_message
 
 log = logging.getLogger("octoqueue.github")
 

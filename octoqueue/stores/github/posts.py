@@ -11,7 +11,7 @@ store has kept looking for ``read_lag`` seconds after the failed POST (:func:`lo
 Idempotency keys go further: ``refs/octoqueue/keys/{sha256}`` is taken before the issue is created (one creator
 per key, even across processes), and ``refs/octoqueue/keyjobs/{sha256}-{number}`` afterwards records which issue
 holds the key, so a second create finds it with one ``matching-refs`` request. The issue's create-token is derived
-from the key ref's name (:func:`~octoqueue.stores._github_issues.key_create_token`): a creator that dies between
+from the key ref's name (:func:`~octoqueue.stores.github.issues.key_create_token`): a creator that dies between
 its POST and the ``keyjobs`` ref leaves an issue that whoever rescues the key ref finds by that token (refs are
 read consistently, so the rescuer knows every name taken for the key) instead of posting the job again.
 """
@@ -38,12 +38,12 @@ from octoqueue.errors import (
 )
 from octoqueue.job import Comment, Job, NewJob
 from octoqueue.states import JobState
-from octoqueue.stores._github_client import Ambiguous, error_message
-from octoqueue.stores._github_dropped import check_label_kept
-from octoqueue.stores._github_issues import job_meta, key_create_token, key_job_ref, key_ref, parse_time
+from octoqueue.stores.github.client import Ambiguous, error_message
+from octoqueue.stores.github.dropped import check_label_kept
+from octoqueue.stores.github.issues import job_meta, key_create_token, key_job_ref, key_ref, parse_time
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github import GitHubStore
+    from octoqueue.stores.github.store import GitHubStore
 
 log = logging.getLogger("octoqueue.github")
 
@@ -56,7 +56,7 @@ def create_job(store: GitHubStore, new: NewJob) -> Job:
         return post_issue(store, new)
     key = new.idempotency_key
     name = key_ref(store.labels.prefix, key)
-    give_up_waiting = time.monotonic() + store.refs.orphan_grace
+    give_up_waiting = time.monotonic() + store._refs.orphan_grace
     delay = 0.05
     first = True
     made: list[Job] = []  # a job for the key, found by a rescue's look for a dead creator's issue
@@ -69,11 +69,11 @@ def create_job(store: GitHubStore, new: NewJob) -> Job:
 
     while True:
         if first or time.monotonic() >= give_up_waiting:
-            taken = store.refs.take_name(name, still_current=nothing_made)
+            taken = store._refs.take_name(name, still_current=nothing_made)
             if taken is not None:
                 # The ref was made just now: post while a rescuer would still wait (RefLocks.deadline), or not at
                 # all, so a rescuer's look for this issue cannot come before the issue.
-                deadline = store.refs.deadline(time.monotonic())
+                deadline = store._refs.deadline(time.monotonic())
                 job = post_issue(store, new, token=key_create_token(taken), deadline=deadline)
                 _record_key(store, key, job.id)
                 return job
@@ -90,7 +90,7 @@ def create_job(store: GitHubStore, new: NewJob) -> Job:
 def _record_key(store: GitHubStore, key: str, number: int) -> None:
     """Write the ref that names issue ``number`` as the holder of idempotency key ``key``."""
     try:
-        store.refs.create(key_job_ref(store.labels.prefix, key, number))
+        store._refs.create(key_job_ref(store.labels.prefix, key, number))
     except StoreUnavailable:
         log.warning("job %s: could not record idempotency key %r", number, key, exc_info=True)
 
@@ -98,7 +98,7 @@ def _record_key(store: GitHubStore, key: str, number: int) -> None:
 def keyed_job(store: GitHubStore, key: str) -> Job | None:
     """The job that holds idempotency key ``key`` by its ``keyjobs`` ref, or None."""
     prefix = key_job_ref(store.labels.prefix, key, 0)[len("refs/") : -1]
-    for ref in store.refs.find(prefix):
+    for ref in store._refs.find(prefix):
         number = ref.rsplit("-", 1)[-1]
         if number.isdigit():
             found = look_through_lag(store, lambda number=int(number): _job_or_none(store, number))  # type: ignore[misc]
@@ -114,7 +114,7 @@ def key_holder(store: GitHubStore, key: str) -> Job | None:
     job = keyed_job(store, key)
     if job is not None:
         return job
-    taken = store.refs.find(key_ref(store.labels.prefix, key)[len("refs/") :])  # the name and its rescue names
+    taken = store._refs.find(key_ref(store.labels.prefix, key)[len("refs/") :])  # the name and its rescue names
     tokens = {key_create_token(name) for name in taken}
     if not tokens:
         return None
@@ -138,7 +138,7 @@ def _job_or_none(store: GitHubStore, number: int) -> Job | None:
 def post_issue(store: GitHubStore, new: NewJob, *, token: str | None = None, deadline: float | None = None) -> Job:
     """Create the issue of ``new``, with ``token`` (random by default) as its create-token; after an ambiguous
     failure, look for it before posting again. No POST is sent after ``deadline`` (``time.monotonic()``)."""
-    client = store.client
+    client = store._client
     token = token or secrets.token_hex(8)
     draft = new.to_job(0, store.now())
     body = issue_body.render(draft.data, job_meta(draft, 0, create_token=token))
@@ -169,20 +169,20 @@ def post_issue(store: GitHubStore, new: NewJob, *, token: str | None = None, dea
                 raise JobTooLarge(f"GitHub refused the job: {message}")
             raise InvalidJobData(f"GitHub refused the job: {message}")
         item = response.json()
-        store.wrote(item)
+        store._wrote(item)
         try:
             check_label_kept(item, status, repo=f"{store.owner}/{store.repo}", what=f"created issue #{item['number']}")
         except AccessDenied:
             _close_unlabelled(store, int(item["number"]))
             raise
-        return store.record(item).job
+        return store._record(item).job
     raise StoreUnavailable(f"could not create the job: {failure}") from failure
 
 
 def _close_unlabelled(store: GitHubStore, number: int) -> None:
     """Close an issue made without its status label (it then reads as a cancelled job, never as a runnable one)."""
     try:
-        store.client.call(
+        store._client.call(
             lambda gh: gh.rest.issues.update(
                 store.owner, store.repo, number, data={"state": "closed", "state_reason": "not_planned"}
             ),
@@ -194,9 +194,9 @@ def _close_unlabelled(store: GitHubStore, number: int) -> None:
 
 
 def look_through_lag(store: GitHubStore, check: Callable[[], T | None]) -> T | None:
-    """Run ``check`` until it finds something or ``store.read_lag`` seconds have passed: a replica GitHub reads
+    """Run ``check`` until it finds something or ``store._read_lag`` seconds have passed: a replica GitHub reads
     from may not show a write for that long, so only a miss after that is a real one."""
-    until = time.monotonic() + store.read_lag
+    until = time.monotonic() + store._read_lag
     delay = 0.05
     while True:
         found = check()
@@ -225,14 +225,14 @@ def _insist(check: Callable[[], T], doubt: str, tries: int = 8) -> T:
 def _find_created(store: GitHubStore, tokens: set[str], *, every_page: bool = False) -> Job | None:
     """The job whose issue carries one of ``tokens`` as its create-token, among the 100 newest issues (or all of
     them, newest first: an issue made meanwhile moves the others down a page, so none is skipped)."""
-    url: str | None = store.issues_url(state="all", direction="desc")
+    url: str | None = store._issues_url(state="all", direction="desc")
     markers = [f'"create_token":"{token}"' for token in tokens]
     while url:
-        fetched = store.client.get(url, what="look for a job that may have been created", use_cache=False)
+        fetched = store._client.get(url, what="look for a job that may have been created", use_cache=False)
         for item in fetched.data:
             text = item.get("body") or ""
             if any(marker in text for marker in markers):
-                record = store.record(item)
+                record = store._record(item)
                 if record.kind == "job":  # an archived job's key was freed by the purge
                     return record.job
         url = fetched.links.get("next") if every_page else None
@@ -243,7 +243,7 @@ def post_comment(store: GitHubStore, job_id: int, body: str) -> Comment:
     """:meth:`Store.comment`; after an ambiguous failure, look for the comment before posting again."""
     if len(body) > issue_body.MAX_BODY_CHARS:
         raise JobTooLarge(f"a comment holds at most {issue_body.MAX_BODY_CHARS:,} characters")
-    client = store.client
+    client = store._client
     since = store.now() - timedelta(seconds=5)
     for tries in range(client.retries + 1):
         try:
@@ -272,10 +272,10 @@ def list_comments(store: GitHubStore, job_id: int, since: datetime | None = None
     query: dict[str, Any] = {"per_page": 100}
     if since is not None:
         query["since"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
-    url: str | None = store.client.url(f"{store.path}/issues/{int(job_id)}/comments", query)
+    url: str | None = store._client.url(f"{store._path}/issues/{int(job_id)}/comments", query)
     notes: list[Comment] = []
     while url:
-        fetched = store.client.get(url, job_id=job_id, what=f"read comments of job {job_id}")
+        fetched = store._client.get(url, job_id=job_id, what=f"read comments of job {job_id}")
         notes.extend(comment_of(job_id, item) for item in fetched.data)
         url = fetched.links.get("next")
     return notes

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from octoqueue import body as issue_body
 from octoqueue.errors import ConfigurationError, StoreUnavailable
-from octoqueue.stores._github_client import Ambiguous
-from octoqueue.stores._github_issues import settings_create_ref, settings_issue_ref, settings_ref
 from octoqueue.stores.base import checked_setting
+from octoqueue.stores.github.client import Ambiguous
+from octoqueue.stores.github.issues import settings_create_ref, settings_issue_ref, settings_ref
 
 if TYPE_CHECKING:
-    from octoqueue.stores.github import GitHubStore
+    from octoqueue.stores.github.store import GitHubStore
 
 TITLE = "octoqueue settings"
 
@@ -56,7 +56,7 @@ class SettingsIssue:
                 return self._number
         store = self._store
         named = settings_issue_ref(store.labels.prefix, 0).removesuffix("0")
-        tails = [ref[len(named) :] for ref in store.refs.find(named[len("refs/") :])]
+        tails = [ref[len(named) :] for ref in store._refs.find(named[len("refs/") :])]
         numbers = [int(tail) for tail in tails if tail.isdigit() and int(tail) > 0]
         if not numbers:
             return None
@@ -75,7 +75,7 @@ class SettingsIssue:
         if number is None:
             return None
         store = self._store
-        fetched = store.client.get(f"{store.path}/issues/{number}", what="read the settings")
+        fetched = store._client.get(f"{store._path}/issues/{number}", what="read the settings")
         text = fetched.data.get("body") or ""
         parsed = issue_body.parse(text)
         values = parsed.data if isinstance(parsed.data, dict) else {}
@@ -101,7 +101,7 @@ class SettingsIssue:
             found = self._read()
             if found is None:
                 value = checked_setting(key, update(None))  # before the ref: an update that raises takes nothing
-                if store.refs.take(
+                if store._refs.take(
                     settings_create_ref(store.labels.prefix), still_current=lambda: self._find() is None
                 ):
                     self._create({} if value is None else {key: value})
@@ -116,18 +116,18 @@ class SettingsIssue:
                     return now is not None and now[2] == revision
 
                 value = checked_setting(key, update(copy.deepcopy(values.get(key))))
-                if store.refs.take(name, still_current=unchanged):
+                if store._refs.take(name, still_current=unchanged):
                     values = dict(values)
                     if value is None:
                         values.pop(key, None)
                     else:
                         values[key] = value
                     body = issue_body.render(values, {"revision": revision + 1})
-                    store.client.call(
+                    store._client.call(
                         lambda gh, number=number, body=body: gh.rest.issues.update(  # type: ignore[misc]
                             store.owner, store.repo, number, data={"body": body}
                         ),
-                        deadline=store.refs.deadline(started),
+                        deadline=store._refs.deadline(started),
                         what="write the settings",
                     )
                     return value
@@ -141,10 +141,10 @@ class SettingsIssue:
         store = self._store
         if self._find() is not None:
             raise ConfigurationError(f"the settings issue is already #{self._find()}")
-        fetched = store.client.get(f"{store.path}/issues/{number}", what="read the issue to adopt", use_cache=False)
-        if "pull_request" in fetched.data or store.record(fetched.data).kind != "settings":
+        fetched = store._client.get(f"{store._path}/issues/{number}", what="read the issue to adopt", use_cache=False)
+        if "pull_request" in fetched.data or store._record(fetched.data).kind != "settings":
             raise ConfigurationError(f"#{number} is not an issue labelled {store.labels.settings!r}")
-        if not store.refs.create(settings_issue_ref(store.labels.prefix, number)):
+        if not store._refs.create(settings_issue_ref(store.labels.prefix, number)):
             raise ConfigurationError(f"#{number} is already named as the settings issue")
 
     def _create(self, values: dict[str, Any]) -> None:
@@ -154,18 +154,18 @@ class SettingsIssue:
             "body": issue_body.render(values, {"revision": 1}),
             "labels": [store.labels.settings],
         }
-        for tries in range(store.client.retries + 1):
+        for tries in range(store._client.retries + 1):
             try:
-                response = store.client.call(
+                response = store._client.call(
                     lambda gh: gh.rest.issues.create(store.owner, store.repo, data=cast(Any, data)),
                     idempotent=False,
                     what="create the settings issue",
                 )
             except Ambiguous:
-                time.sleep(store.client.retry_backoff * (2**tries))
+                time.sleep(store._client.retry_backoff * (2**tries))
                 continue  # an issue the lost answer made stays unnamed, so it is never read
             number = int(response.json()["number"])
-            store.refs.create(settings_issue_ref(store.labels.prefix, number))
+            store._refs.create(settings_issue_ref(store.labels.prefix, number))
             with self._lock:
                 self._number = number
             return
