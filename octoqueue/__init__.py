@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from octoqueue.retry import RetryPolicy
     from octoqueue.states import JobState, LabelScheme, Priority
     from octoqueue.worker import Worker
+    from octoqueue.workflows import Workflow
 
 __version__ = "0.2.0"
 
@@ -52,6 +53,7 @@ _LAZY = {
     "Priority": "octoqueue.states",
     "GithubQueue": "octoqueue.github",
     "Worker": "octoqueue.worker",
+    "Workflow": "octoqueue.workflows",
 }
 
 
@@ -96,6 +98,7 @@ __all__ = [
     "StateConflict",
     "StoreUnavailable",
     "Worker",
+    "Workflow",
     "__version__",
     "connect",
 ]

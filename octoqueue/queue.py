@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.commands import defuse
+from octoqueue.dependencies import WAITING_UNTIL, Dependencies, read_marker
 from octoqueue.errors import (
     InvalidJobData,
     InvalidTransition,
@@ -122,6 +123,8 @@ class Queue:
         self._watch_lock = threading.Lock()
         self._watching = False
         self._unwatch: Callable[[], None] | None = None
+        #: The dependencies between this queue's jobs (``enqueue(..., depends_on=...)``, workflows).
+        self.dependencies = Dependencies(self)
 
     def __enter__(self) -> Queue:
         return self
@@ -154,6 +157,8 @@ class Queue:
         idempotency_key: str | None = None,
         timeout: float | None = None,
         queue: str | None = None,
+        depends_on: Iterable[JobRef] | None = None,
+        on_parent_failure: str = "fail",
     ) -> Job:
         """Add a job and return its record.
 
@@ -164,7 +169,16 @@ class Queue:
         ``max_attempts``: tries before the job is dead (failed and closed); ``type``: which handler runs it;
         ``idempotency_key``: a second enqueue with the same key returns the first job; ``timeout``: seconds a
         handler may run before it is stopped.
+        ``depends_on``: jobs (ids or records) that must all complete before this one may run; when one of them fails
+        or is cancelled this job fails (``on_parent_failure="cancel"``: is cancelled) with an error naming it, and
+        requeueing that parent brings it back (see :mod:`octoqueue.dependencies`). Not with ``run_at``/``delay``.
         """
+        parents = None
+        if depends_on is not None:
+            if run_at is not None or delay is not None:
+                raise ValueError("a job with depends_on runs when its parents completed: give no run_at or delay")
+            parents = self.dependencies.check([_job_id(p) for p in depends_on], on_parent_failure)
+            run_at = WAITING_UNTIL if parents else None
         new = self._new_job(
             data,
             title,
@@ -179,6 +193,9 @@ class Queue:
             queue=queue,
         )
         job = self.store.create(new)
+        if parents:
+            known = idempotency_key is not None and read_marker(self.store.comments(job.id)) is not None
+            return job if known else self.dependencies.attach(job, parents, on_parent_failure)
         self._notify(job)
         return job
 
@@ -201,6 +218,8 @@ class Queue:
             raise ValueError(f"{len(datas)} items but {len(keys)} idempotency keys")
         if "idempotency_key" in options:
             raise ValueError("enqueue_many takes idempotency_keys, one per item")
+        if "depends_on" in options:
+            raise ValueError("enqueue_many takes no depends_on: enqueue jobs with parents one by one (or a Workflow)")
         if not datas:
             return []
         if any(key is not None and not isinstance(key, str) for key in keys):
@@ -369,7 +388,8 @@ class Queue:
             )
             self._say(job.id, with_note(message, ended(failed, Outcome.FAILED, at=self.store.now(), error=error)))
         except StateConflict:
-            pass
+            return True
+        self._settle_dependents(failed)
         return True
 
     def heartbeat(self, job: Job, lease: float | None = None) -> Job:
@@ -396,6 +416,7 @@ class Queue:
         pending = [job for job in jobs if job.state is JobState.PENDING]
         if pending:
             self._notify(*pending)
+        self._settle_dependents(*[job for job in jobs if job.state is JobState.FAILED])
         return jobs
 
     # -- finishing ---------------------------------------------------------------------------------------------
@@ -428,6 +449,7 @@ class Queue:
         if text:
             self._say_patiently(number, with_note(text, ended(done, Outcome.COMPLETED, at=self.store.now())))
         self._notify_finished()
+        self._settle_dependents(done)
         return done
 
     def complete_many(self, jobs: Sequence[JobRef], results: Sequence[Any] | None = None) -> list[Job | Exception]:
@@ -463,6 +485,7 @@ class Queue:
                 if text:
                     self._say(outcome.id, with_note(text, ended(outcome, Outcome.COMPLETED, at=self.store.now())))
         self._notify_finished()
+        self._settle_dependents(*[outcome for outcome in outcomes if isinstance(outcome, Job)])
         return outcomes
 
     def fail(
@@ -521,12 +544,15 @@ class Queue:
         text = self._fit(comment, self.store.max_comment_chars - len(footer)) if comment else None
         self._say_patiently(number, (text or f"This job has failed: {error}") + footer)
         self._notify_finished()
+        self._settle_dependents(new)
         return new
 
     def requeue(self, job_id: JobRef, comment: str | None = None) -> Job:
         """Put any job back to pending with a fresh attempt budget (its failed/completed label goes)."""
         number = _job_id(job_id)
         current = self.store.get(number)
+        if current.state is JobState.PENDING:  # pending -> pending releases a waiting job; it is no requeue
+            raise InvalidTransition(number, current.state, JobState.PENDING)
         new = self.store.transition(
             number,
             expected=current.state,
@@ -537,6 +563,7 @@ class Queue:
         )
         last = read_history(current, ()) if current.state in FINISHED else []
         self._say(number, with_note(comment or "Job has been requeued for processing", last[-1] if last else None))
+        new = self.dependencies.requeued(new)
         self._notify(new)
         return new
 
@@ -562,6 +589,7 @@ class Queue:
         new = self.store.transition(job_id, expected=(JobState.PENDING, JobState.PROCESSING), target=JobState.CANCELLED)
         self._say(job_id, comment or "This job has been cancelled")
         self._notify_finished()
+        self._settle_dependents(new)
         return new
 
     def requeue_where(
@@ -904,7 +932,11 @@ class Queue:
                 if until is None or self.store.now() + timedelta(seconds=pause) >= until:
                     raise
                 log.info("rate limited; trying again in %.1f s, within the lease: %s", pause, exc)
-                time.sleep(pause)
+                self._pause(pause)
+
+    def _pause(self, seconds: float) -> None:
+        """Let ``seconds`` pass before a store call is tried again (on an event loop, :mod:`octoqueue.aio` awaits)."""
+        time.sleep(seconds)
 
     def _say_patiently(self, job_id: int, text: str) -> Comment:
         """:meth:`_say` for the comment that follows a move: the move is done, so a rate limit is waited out for up
@@ -936,6 +968,21 @@ class Queue:
     def _arrived_elsewhere(self, arrival: Arrival) -> None:
         wakes = 1 if arrival.labels is None else min(arrival.count, MAX_WAKES_PER_ARRIVAL)
         self._notify(*[arrival] * wakes)
+
+    def _settle_dependents(self, *jobs: Job) -> None:
+        """Release or fail the jobs waiting for ``jobs``, which just finished. The finish stands whatever happens
+        here: a store error is logged, and :meth:`settle_waiting` (which workers run now and then) catches up."""
+        if not jobs:
+            return
+        try:
+            self.dependencies.finished(jobs)
+        except Exception as exc:  # the jobs are finished whatever happens: their dependents are settled later
+            log.warning("the jobs waiting for %s are settled later: %s", ", ".join(str(j.id) for j in jobs), exc)
+
+    def settle_waiting(self) -> int:
+        """Settle the jobs waiting for parents that finished without settling them (a finisher that stopped
+        half-way, an issue closed by hand); return how many parents were looked at. Workers run it every minute."""
+        return self.dependencies.catch_up()
 
     def _notify_finished(self) -> None:
         with self._finished:

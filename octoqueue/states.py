@@ -41,9 +41,12 @@ class JobState(StrEnum):
 
 FINISHED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 
-#: from-state -> the states a job may move to. ``processing -> processing`` is a lease renewal.
+#: from-state -> the states a job may move to. ``processing -> processing`` is a lease renewal; ``pending ->
+#: pending`` changes when a waiting job may run (a job whose parents completed is released, see dependencies.py).
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.PENDING: frozenset({JobState.PROCESSING, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED}),
+    JobState.PENDING: frozenset(
+        {JobState.PENDING, JobState.PROCESSING, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED}
+    ),
     JobState.PROCESSING: frozenset(
         {JobState.PROCESSING, JobState.PENDING, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED}
     ),

@@ -20,10 +20,10 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from octoqueue.errors import (
     AccessDenied,
@@ -45,6 +45,8 @@ log = logging.getLogger("octoqueue.worker")
 
 #: How many of the oldest pending jobs a worker without a catch-all handler looks at for types it cannot run.
 UNHANDLED_SAMPLE = 100
+#: How often (seconds) a worker settles jobs left waiting for parents that finished (Queue.settle_waiting).
+SETTLE_INTERVAL = 60.0
 
 OnFailure = Literal["retry", "fail"]
 
@@ -93,6 +95,19 @@ class WorkerStats:
     @property
     def job_ids(self) -> list[int]:
         return [r.id for r in self.reports]
+
+    def add(self, report: JobReport) -> None:
+        """Count a job the worker is done with, by its report's status."""
+        self.processed += 1
+        self.reports.append(report)
+        if report.status == "completed":
+            self.completed += 1
+        elif report.status == "failed":
+            self.failed += 1
+        elif report.status == "pending":
+            self.retried += 1
+        elif report.status == "lost":
+            self.lost += 1
 
     @property
     def jobs_per_second(self) -> float:
@@ -241,29 +256,26 @@ class _Completion:
     outcome: Job | Exception | None = None
 
 
-class Worker:
-    """Runs jobs from ``queue``.
+class _HasLease(Protocol):
+    @property
+    def lease(self) -> float: ...
 
-    ``handler``: one callable for every job (called as ``fn(data)`` or ``fn(data, job)``), a
-    :class:`CommandHandler`, or None when handlers are registered per job type with :meth:`handler`.
-    ``concurrency``: jobs run at once (threads); jobs that finish together are completed in one
-    :meth:`Queue.complete_many` call, each still fenced by its attempt. ``lease``: seconds a claim holds a job;
-    renewed every ``lease / 3`` while the handler runs. ``timeout``: seconds a handler may run (a job's own
-    ``timeout`` wins); with a timeout, Python handlers run in a child process so they can really be stopped.
-    ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
-    :class:`RetryableError` still retries). ``labels``/``ids``: only jobs carrying these labels / with these ids.
-    ``concurrency_per_type``: at most this many jobs of a type running at once in this worker (``{"email": 2}``);
-    while a type is at its limit, claims skip its jobs and the other types keep flowing.
-    ``on_report``: called with each job taken and its :class:`JobReport` once it is finished (e.g. to count it in
-    metrics); it must be quick and must not raise. ``register_every``: seconds between rewrites of the worker's record
-    in the store's ``workers`` setting (:mod:`octoqueue.registry`, what ``octoqueue info`` shows; one settings update
-    each, and one more to remove it at a clean stop); runs with ``once`` or ``ids`` do not register.
-    """
+    @property
+    def worker_name(self) -> str: ...
+
+
+Q = TypeVar("Q", bound=_HasLease)
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+class WorkerBase(Generic[Q, H]):
+    """What every worker has: its settings (checked here), its handlers by job type (``H``: a handler's type), the
+    types it claims, its stats. :class:`Worker` runs jobs in threads, :class:`octoqueue.aio.AsyncWorker` in tasks."""
 
     def __init__(
         self,
-        queue: Queue,
-        handler: Handler | CommandHandler | None = None,
+        queue: Q,
+        handler: H | CommandHandler | None = None,
         *,
         concurrency: int = 1,
         lease: float | None = None,
@@ -291,7 +303,7 @@ class Worker:
             raise ConfigurationError("timeout must be positive")
         self.queue = queue
         self.default_handler = handler
-        self.handlers: dict[str, Handler | CommandHandler] = {}
+        self.handlers: dict[str, H | CommandHandler] = {}
         self.concurrency = concurrency
         self.type_limits: dict[str, int] = limits
         self.lease = queue.lease if lease is None else float(lease)
@@ -304,10 +316,93 @@ class Worker:
         self.name = name or queue.worker_name
         self.on_failure: OnFailure = on_failure
         self.recover_interval = recover_interval
+        self._next_settle = 0.0
         self.shutdown_grace = shutdown_grace
         self.on_report = on_report
         self.register_every = register_every
         self.stats = WorkerStats()
+        self._signatures: dict[int, tuple[Any, bool]] = {}
+        self._setup()
+
+    def _setup(self) -> None:
+        """Make the worker's running state (called last by ``__init__``)."""
+        raise NotImplementedError
+
+    # -- registration ------------------------------------------------------------------------------------------
+    def handler(self, job_type: str | None = None) -> Callable[[H], H]:
+        """Decorator: run the function for jobs of ``job_type`` (None: for every job without its own)."""
+
+        def register(fn: H) -> H:
+            self.register(job_type, fn)
+            return fn
+
+        return register
+
+    def register(self, job_type: str | None, fn: H | CommandHandler) -> None:
+        if job_type is None:
+            self.default_handler = fn
+        else:
+            self.handlers[job_type] = fn
+
+    def _claim_filters(self) -> dict[str, Any]:
+        """What this worker's claims ask for: its name, lease, labels, ids and the types it has handlers for."""
+        return {
+            "worker": self.name,
+            "lease": self.lease,
+            "labels": self.labels,
+            "types": self._types(),
+            "ids": self.ids,
+        }
+
+    def _type_room(self, running: Iterable[Job]) -> tuple[list[str], int]:
+        """The types at their limit among the ``running`` jobs (claims skip their jobs for now), and how many jobs
+        a claim may take so that no other limited type goes over its limit whatever types it brings."""
+        if not self.type_limits:
+            return [], self.concurrency
+        counts = Counter(job.type for job in running)
+        left = {name: limit - counts[name] for name, limit in self.type_limits.items()}
+        full = sorted(name for name, n in left.items() if n <= 0)
+        return full, min((n for n in left.values() if n > 0), default=self.concurrency)
+
+    def _arguments(self, fn: H, job: Job) -> tuple[Any, ...]:
+        """What ``fn`` is called with: ``(data, job)`` or ``(data,)``, as its signature asks (looked up once)."""
+        known = self._signatures.get(id(fn))
+        if known is None or known[0] is not fn:
+            known = self._signatures[id(fn)] = (fn, wants_job(fn))
+        return (job.data, job) if known[1] else (job.data,)
+
+    def _types(self) -> list[str] | None:
+        # Without a catch-all handler, claim only the types this worker can run.
+        return None if self.default_handler is not None else sorted(self.handlers)
+
+    def _resolve(self, job: Job) -> H | CommandHandler:
+        if job.type is not None and job.type in self.handlers:
+            return self.handlers[job.type]
+        if self.default_handler is not None:
+            return self.default_handler
+        raise PermanentError(f"no handler is registered for job type {job.type!r}")
+
+
+class Worker(WorkerBase[Queue, Handler]):
+    """Runs jobs from ``queue``.
+
+    ``handler``: one callable for every job (called as ``fn(data)`` or ``fn(data, job)``), a
+    :class:`CommandHandler`, or None when handlers are registered per job type with :meth:`handler`.
+    ``concurrency``: jobs run at once (threads); jobs that finish together are completed in one
+    :meth:`Queue.complete_many` call, each still fenced by its attempt. ``lease``: seconds a claim holds a job;
+    renewed every ``lease / 3`` while the handler runs. ``timeout``: seconds a handler may run (a job's own
+    ``timeout`` wins); with a timeout, Python handlers run in a child process so they can really be stopped.
+    ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
+    :class:`RetryableError` still retries). ``labels``/``ids``: only jobs carrying these labels / with these ids.
+    ``concurrency_per_type``: at most this many jobs of a type running at once in this worker (``{"email": 2}``);
+    while a type is at its limit, claims skip its jobs and the other types keep flowing.
+    ``on_report``: called with each job taken and its :class:`JobReport` once it is finished (e.g. to count it in
+    metrics); it must be quick and must not raise. ``register_every``: seconds between rewrites of the worker's record
+    in the store's ``workers`` setting (:mod:`octoqueue.registry`, what ``octoqueue info`` shows; one settings update
+    each, and one more to remove it at a clean stop); runs with ``once`` or ``ids`` do not register.
+    """
+
+    def _setup(self) -> None:
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._finished = threading.Event()
@@ -316,26 +411,9 @@ class Worker:
         self._lock = threading.Lock()
         self._slots = threading.Condition(self._lock)
         self._children = ChildRunner()
-        self._signatures: dict[int, tuple[Handler, bool]] = {}
-        self._completions = _Completions(queue)
+        self._completions = _Completions(self.queue)
         self._thread: threading.Thread | None = None
         self._warned_types: set[str | None] = set()
-
-    # -- registration ------------------------------------------------------------------------------------------
-    def handler(self, job_type: str | None = None) -> Callable[[Handler], Handler]:
-        """Decorator: run the function for jobs of ``job_type`` (None: for every job without its own)."""
-
-        def register(fn: Handler) -> Handler:
-            self.register(job_type, fn)
-            return fn
-
-        return register
-
-    def register(self, job_type: str | None, fn: Handler | CommandHandler) -> None:
-        if job_type is None:
-            self.default_handler = fn
-        else:
-            self.handlers[job_type] = fn
 
     def accepts(self, job: Job) -> bool:
         """Whether this worker, started with :meth:`start` and not stopping, would claim ``job`` (its labels, id
@@ -348,10 +426,6 @@ class Worker:
             and (self.ids is None or job.id in self.ids)
             and (types is None or job.type in types)
         )
-
-    def _types(self) -> list[str] | None:
-        # Without a catch-all handler, claim only the types this worker can run.
-        return None if self.default_handler is not None else sorted(self.handlers)
 
     # -- running -----------------------------------------------------------------------------------------------
     def run(
@@ -394,7 +468,7 @@ class Worker:
                         self._slots.wait(self.poll_interval)
                     free = self.concurrency - len(self._inflight)
                     busy = len(self._inflight)
-                    full_types, room = self._type_room()
+                    full_types, room = self._type_room(self._inflight.values())
                 if self._stop.is_set():
                     break
                 want = min(free if max_jobs is None else min(free, max_jobs - taken), room)
@@ -489,28 +563,9 @@ class Worker:
                 extra={"job_type": job_type, "job_ids": ids},
             )
 
-    def _type_room(self) -> tuple[list[str], int]:
-        """The types at their limit (their jobs are not claimed now), and how many jobs a claim may take so that
-        no other limited type goes over its limit whatever types it brings. Called holding ``_slots``."""
-        if not self.type_limits:
-            return [], self.concurrency
-        running = Counter(job.type for job in self._inflight.values())
-        left = {name: limit - running[name] for name, limit in self.type_limits.items()}
-        full = sorted(name for name, n in left.items() if n <= 0)
-        return full, min((n for n in left.values() if n > 0), default=self.concurrency)
-
     def _claim(self, count: int, wait: float, exclude_types: Collection[str] = ()) -> list[Job]:
         try:
-            return self.queue.claim_batch(
-                count,
-                worker=self.name,
-                lease=self.lease,
-                wait=wait,
-                labels=self.labels,
-                types=self._types(),
-                ids=self.ids,
-                exclude_types=exclude_types,
-            )
+            return self.queue.claim_batch(count, wait=wait, exclude_types=exclude_types, **self._claim_filters())
         except AccessDenied:
             raise  # waiting cannot fix credentials: run() stops and raises it
         except OctoqueueError as exc:
@@ -522,6 +577,9 @@ class Worker:
         try:
             for job in self.queue.recover_expired():
                 log.warning("job %d: lease expired; now %s", job.id, job.status)
+            if time.monotonic() >= self._next_settle:
+                self._next_settle = time.monotonic() + SETTLE_INTERVAL
+                self.queue.settle_waiting()
         except AccessDenied:
             raise
         except OctoqueueError as exc:
@@ -599,13 +657,6 @@ class Worker:
                     self._inflight[job.id] = renewed
 
     # -- one job -----------------------------------------------------------------------------------------------
-    def _resolve(self, job: Job) -> Handler | CommandHandler:
-        if job.type is not None and job.type in self.handlers:
-            return self.handlers[job.type]
-        if self.default_handler is not None:
-            return self.default_handler
-        raise PermanentError(f"no handler is registered for job type {job.type!r}")
-
     def _process(self, job: Job) -> None:
         started = time.monotonic()
         report = JobReport(id=job.id, title=job.title, status="processing", attempt=job.attempt, seconds=0.0)
@@ -615,25 +666,13 @@ class Worker:
                     result = self._execute(job)
                 finally:
                     report.seconds = time.monotonic() - started
-            except PermanentError as exc:
-                self._finish_failed(job, report, describe(exc), retry=False)
-            except RetryableError as exc:
-                self._finish_failed(job, report, describe(exc), retry=True, delay=exc.delay)
             except Exception as exc:
-                self._finish_failed(job, report, describe(exc, with_trace=True), retry=self.on_failure == "retry")
+                error, retry, delay = failure(exc, self.on_failure)
+                self._finish_failed(job, report, error, retry=retry, delay=delay)
             else:
                 self._finish_completed(job, report, result)
-        except (LeaseLost, StateConflict) as exc:
-            report.status = "lost"
-            report.error = str(exc)
-            log.warning("job %d: result refused, the job moved on: %s", job.id, exc)
-        except OctoqueueError as exc:
-            report.status = "unfinished"
-            report.error = str(exc)
-            log.error("job %d: could not record the outcome (%s); its lease will expire and it reruns", job.id, exc)
-        except Exception:
-            report.status = "unfinished"
-            log.exception("job %d: unexpected error while recording its outcome", job.id)
+        except Exception as exc:
+            unrecorded(job, report, exc)
         finally:
             with self._slots:
                 current = self._inflight.pop(job.id, None)
@@ -641,7 +680,7 @@ class Worker:
                 self._lost.discard(job.id)
                 counted = not was_lost or report.status != "lost"
                 if counted:
-                    self._count(report)
+                    self.stats.add(report)
                 self._slots.notify_all()
             if current is not None and current.type in self.type_limits:
                 self.queue.wake_claims()  # a claim waiting with this type skipped may now take one
@@ -651,19 +690,6 @@ class Worker:
                     self.on_report(job, report)
                 except Exception:
                     log.exception("job %d: on_report failed", job.id)
-
-    def _count(self, report: JobReport) -> None:
-        stats = self.stats
-        stats.processed += 1
-        stats.reports.append(report)
-        if report.status == "completed":
-            stats.completed += 1
-        elif report.status == "failed":
-            stats.failed += 1
-        elif report.status == "pending":
-            stats.retried += 1
-        elif report.status == "lost":
-            stats.lost += 1
 
     def _current(self, job: Job) -> Job:
         with self._lock:
@@ -678,11 +704,7 @@ class Worker:
             return fn.run(job, timeout)
         if timeout is not None:
             return self._children.run(fn, job, timeout)
-        # call(fn, job) inspects fn's signature on every call; look it up once per handler instead
-        known = self._signatures.get(id(fn))
-        if known is None or known[0] is not fn:
-            known = self._signatures[id(fn)] = (fn, wants_job(fn))
-        return fn(job.data, job) if known[1] else fn(job.data)
+        return fn(*self._arguments(fn, job))
 
     def _finish_completed(self, job: Job, report: JobReport, result: Any) -> None:
         held = self._current(job)
@@ -691,34 +713,70 @@ class Worker:
         except JobTooLarge as exc:
             self._finish_failed(job, report, f"the result could not be stored: {exc}", retry=False)
             return
-        report.status = done.status or "completed"
-        report.result = result
-        log.info(
-            "job %d completed in %.3f s (attempt %d): %s",
-            job.id,
-            report.seconds,
-            job.attempt,
-            _preview(result),
-            extra=_fields(job, report, "completed"),
-        )
+        completed(job, report, done, result)
 
     def _finish_failed(
         self, job: Job, report: JobReport, error: str, *, retry: bool, delay: float | None = None
     ) -> None:
         held = self._current(job)
-        new = self.queue.fail(held, error=error, retry=retry, delay=delay)
-        report.status = new.status or "failed"
-        report.error = error
-        outcome = "failed" if report.status == "failed" else "to retry"
-        log.warning(
-            "job %d attempt %d failed after %.3f s (%s): %s",
-            job.id,
-            job.attempt,
-            report.seconds,
-            outcome,
-            error.splitlines()[0] if error else "",
-            extra=_fields(job, report, outcome),
-        )
+        failed(job, report, self.queue.fail(held, error=error, retry=retry, delay=delay), error)
+
+
+def failure(exc: Exception, on_failure: OnFailure) -> tuple[str, bool, float | None]:
+    """What a handler's exception makes of its job: (the error to record, whether to retry, the delay before the
+    retry, None: the retry policy's). A :class:`PermanentError` never retries, a :class:`RetryableError` always
+    does (after its own ``delay``); any other error retries when ``on_failure`` is ``retry``."""
+    if isinstance(exc, PermanentError):
+        return describe(exc), False, None
+    if isinstance(exc, RetryableError):
+        return describe(exc), True, exc.delay
+    return describe(exc, with_trace=True), on_failure == "retry", None
+
+
+def unrecorded(job: Job, report: JobReport, exc: Exception) -> None:
+    """Record on ``report`` (and log) why the outcome of ``job`` could not be recorded: ``lost`` when the job moved
+    on (its lease was taken back: the result is refused), else ``unfinished`` (its lease will expire, it reruns)."""
+    if isinstance(exc, LeaseLost | StateConflict):
+        report.status = "lost"
+        report.error = str(exc)
+        log.warning("job %d: result refused, the job moved on: %s", job.id, exc)
+    elif isinstance(exc, OctoqueueError):
+        report.status = "unfinished"
+        report.error = str(exc)
+        log.error("job %d: could not record the outcome (%s); its lease will expire and it reruns", job.id, exc)
+    else:
+        report.status = "unfinished"
+        log.error("job %d: unexpected error while recording its outcome", job.id, exc_info=exc)
+
+
+def completed(job: Job, report: JobReport, done: Job, result: Any) -> None:
+    """Record on ``report`` (and log) that ``job`` was completed as ``done`` with ``result``."""
+    report.status = done.status or "completed"
+    report.result = result
+    log.info(
+        "job %d completed in %.3f s (attempt %d): %s",
+        job.id,
+        report.seconds,
+        job.attempt,
+        _preview(result),
+        extra=_fields(job, report, "completed"),
+    )
+
+
+def failed(job: Job, report: JobReport, new: Job, error: str) -> None:
+    """Record on ``report`` (and log) that an attempt of ``job`` failed with ``error``, leaving it as ``new``."""
+    report.status = new.status or "failed"
+    report.error = error
+    outcome = "failed" if report.status == "failed" else "to retry"
+    log.warning(
+        "job %d attempt %d failed after %.3f s (%s): %s",
+        job.id,
+        job.attempt,
+        report.seconds,
+        outcome,
+        error.splitlines()[0] if error else "",
+        extra=_fields(job, report, outcome),
+    )
 
 
 def _fields(job: Job, report: JobReport, outcome: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from octoqueue.api.models import (
     errors,
 )
 from octoqueue.api.ratelimit import rate_limit
+from octoqueue.errors import JobNotFound
 from octoqueue.history import Outcome
 from octoqueue.job import Job
 from octoqueue.states import FINISHED, JobState
@@ -69,6 +70,12 @@ class CreateJobRequest(RequestBody):
     max_attempts: Attempts | None = Field(None, description="Tries before the job is failed for good.")
     type: JobType | None = Field(None, description="Job type: which handler runs it.")
     timeout: float | None = Field(None, gt=0, le=7 * 86400, description="Seconds a handler may run.")
+    depends_on: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, max_length=100, description="Jobs that must all complete before this one runs (not with delay/run_at)."
+    )
+    on_parent_failure: Literal["fail", "cancel"] = Field(
+        "fail", description="What this job does when one of depends_on fails or is cancelled."
+    )
 
     @model_validator(mode="after")
     def _one_start_time(self) -> CreateJobRequest:
@@ -155,9 +162,13 @@ def _create(runtime: Runtime, body: CreateJobRequest, idempotency_key: str | Non
             type=body.type,
             idempotency_key=idempotency_key,
             timeout=body.timeout,
+            depends_on=body.depends_on,
+            on_parent_failure=body.on_parent_failure,
         )
     except ValueError as exc:
         raise HTTPException(400, detail=str(exc)) from None
+    except JobNotFound as exc:
+        raise HTTPException(400, detail=f"depends_on names a job that does not exist: {exc}") from None
 
 
 class JobStatusResponse(BaseModel):

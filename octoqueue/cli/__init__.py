@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "serve": "octoqueue.cli.serve:serve",
     "fake-github": "octoqueue.cli.fake_github:fake_github",
     "schedule": "octoqueue.cli.schedules:schedule",
+    "workflow": "octoqueue.cli.workflows:workflow",
     "new-key": "octoqueue.cli.keys:new_key",
     "migrate": "octoqueue.cli.migrate:migrate",
 }

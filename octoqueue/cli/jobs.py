@@ -126,6 +126,20 @@ def newest_jobs(store: Store, *, states: Collection[str], labels: Collection[str
 @click.option("--type", "job_type", help="Job type, which picks the handler.")
 @click.option("--idempotency-key", help="A second enqueue with this key returns the first job.")
 @click.option("--timeout", type=float, help="Seconds a handler may run.")
+@click.option(
+    "--depends-on",
+    "depends_on",
+    multiple=True,
+    type=click.IntRange(min=1),
+    help="A job that must complete before this one runs (repeatable); not with --delay.",
+)
+@click.option(
+    "--on-parent-failure",
+    type=click.Choice(["fail", "cancel"]),
+    default="fail",
+    show_default=True,
+    help="What the job does when a --depends-on job fails or is cancelled.",
+)
 @store_option
 @prefix_option
 def enqueue(
@@ -138,6 +152,8 @@ def enqueue(
     job_type: str | None,
     idempotency_key: str | None,
     timeout: float | None,
+    depends_on: tuple[int, ...],
+    on_parent_failure: str,
     store_url: str,
     label_prefix: str,
 ) -> None:
@@ -161,6 +177,8 @@ def enqueue(
                 type=job_type,
                 idempotency_key=idempotency_key,
                 timeout=timeout,
+                depends_on=depends_on or None,
+                on_parent_failure=on_parent_failure,
             )
             click.echo(job.id)
             step()

@@ -9,7 +9,7 @@ it; ``docs/design.md`` ("Writing a store") shows how to write one.
 The job rules every store applies are written here once: :func:`is_runnable` (which pending jobs a claim may take),
 :func:`claim_order`, :func:`claimed` (the record a claim makes), :func:`apply_transition` and :func:`expire`.
 Abilities only some stores have are declared as protocols (:class:`RemovesLabels`, :class:`ReportsRateLimit`,
-:class:`WakesWorkflows`), checked with ``isinstance``.
+:class:`WakesWorkflows`, :class:`LinksDependencies`), checked with ``isinstance``.
 """
 
 from __future__ import annotations
@@ -442,6 +442,19 @@ class ReportsRateLimit(Protocol):
     @property
     def rate_limit(self) -> RateBudget:
         """The budget as the latest response told it."""
+
+
+@runtime_checkable
+class LinksDependencies(Protocol):
+    """A store that shows people what a job waits for in its own way (GitHub's issue dependencies)."""
+
+    def link_dependencies(self, job_id: int, parent_ids: Sequence[int]) -> None:
+        """Record where people see it that job ``job_id`` is blocked by each of ``parent_ids`` (all existing jobs).
+        Octoqueue itself reads a job's parents from its comment (see :mod:`octoqueue.dependencies`)."""
+
+    def blocks_others(self, job_id: int) -> bool | None:
+        """Whether job ``job_id`` blocks other jobs as the backend last said, without asking it again; None when
+        not known. Lets a finish skip reading the ``dependents`` setting for a job nothing waits for."""
 
 
 @runtime_checkable

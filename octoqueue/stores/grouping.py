@@ -12,19 +12,42 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
+class Signal(Protocol):
+    """Wakes one waiting caller: :meth:`wait` returns once :meth:`set` was called (before or after)."""
+
+    def wait(self) -> None: ...
+
+    def set(self) -> None: ...
+
+
+class ThreadSignal:
+    """A :class:`Signal` between threads: a bare lock, held until set (cheaper than an Event)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def wait(self) -> None:
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self._lock.release()
+
+
 class _Call(Generic[Item, Result]):
     __slots__ = ("error", "item", "lead", "ready", "result")
 
-    def __init__(self, item: Item) -> None:
+    def __init__(self, item: Item, ready: Signal) -> None:
         self.item = item
-        self.ready = threading.Lock()  # held until the call was sent (a bare lock: cheaper than an Event)
-        self.ready.acquire()
+        self.ready = ready  # set once the call was sent, or once it leads
         self.lead = False
         self.result: Result | None = None
         self.error: BaseException | None = None
@@ -36,23 +59,30 @@ class _Call(Generic[Item, Result]):
 
 
 class GroupSender(Generic[Item, Result]):
-    """Sends items through ``send`` (a batch in, one result per item out, in order), grouping concurrent calls."""
+    """Sends items through ``send`` (a batch in, one result per item out, in order), grouping concurrent calls.
+    ``signal`` makes what a waiting caller waits on (threads by default; :mod:`octoqueue.aio` passes tasks')."""
 
-    def __init__(self, send: Callable[[Sequence[Item]], Sequence[Result]], most: int = 500) -> None:
+    def __init__(
+        self,
+        send: Callable[[Sequence[Item]], Sequence[Result]],
+        most: int = 500,
+        signal: Callable[[], Signal] = ThreadSignal,
+    ) -> None:
         self._send = send
         self._most = most
+        self._signal = signal
         self._lock = threading.Lock()
         self._queued: list[_Call[Item, Result]] = []
         self._leading = False
 
     def __call__(self, item: Item) -> Result:
-        call: _Call[Item, Result] = _Call(item)
+        call: _Call[Item, Result] = _Call(item, self._signal())
         with self._lock:
             self._queued.append(call)
             lead = not self._leading
             self._leading = True
         if not lead:
-            call.ready.acquire()  # sent by a leader, or made the leader
+            call.ready.wait()  # sent by a leader, or made the leader
             if not call.lead:
                 return call.outcome()
         try:
@@ -67,16 +97,16 @@ class GroupSender(Generic[Item, Result]):
                     queued.error = exc
             for queued in batch:
                 if queued is not call:
-                    queued.ready.release()
+                    queued.ready.set()
         finally:
             with self._lock:
                 if self._queued:
                     successor = self._queued[0]
                     successor.lead = True
-                    successor.ready.release()
+                    successor.ready.set()
                 else:
                     self._leading = False
         return call.outcome()
 
 
-__all__ = ["GroupSender"]
+__all__ = ["GroupSender", "Signal", "ThreadSignal"]

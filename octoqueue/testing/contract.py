@@ -912,7 +912,71 @@ class QueueContract(_KitBase):
             job.title = "changed"  # type: ignore[misc]
 
 
-class StoreKit(StoreContract, QueueContract):
+class DependencyContract(_KitBase):
+    """Jobs that wait for other jobs (:mod:`octoqueue.dependencies`), through the Queue, on the store under test."""
+
+    @pytest.fixture
+    def queue(self, store: Store) -> Queue:
+        return Queue(store, max_attempts=1, lease=30)
+
+    def test_a_job_waits_until_all_its_parents_completed(self, queue: Queue) -> None:
+        first, second = queue.enqueue({"n": 1}), queue.enqueue({"n": 2})
+        child = queue.enqueue_job({"n": 3}, depends_on=[first, second])
+        assert child.state is JobState.PENDING and queue.dependencies.parents(child.id) == [first, second]
+        taken = queue.claim()
+        assert taken is not None and taken.id == first
+        queue.complete(taken)
+        assert queue.claim(ids=[child.id]) is None  # still waits for the second
+        queue.complete(second)
+        released = queue.claim()
+        assert released is not None and released.id == child.id
+        queue.complete(released)
+        assert queue.store.get_setting("dependents") is None  # finished edges are forgotten
+
+    def test_a_failed_parent_fails_the_subtree_naming_it_and_requeue_revives_it(self, queue: Queue) -> None:
+        root = queue.enqueue({"n": 1})
+        child = queue.enqueue({"n": 2}, depends_on=[root])
+        grandchild = queue.enqueue({"n": 3}, depends_on=[child], on_parent_failure="cancel")
+        queue.fail(root, error="boom")
+        failed, cancelled = queue.get(child), queue.get(grandchild)
+        assert failed.state is JobState.FAILED and failed.last_error == f"parent job {root} failed: boom"
+        assert cancelled.state is JobState.CANCELLED
+        assert cancelled.last_error == f"parent job {child} failed: parent job {root} failed: boom"
+        assert any(f"parent job {root} failed" in c.body for c in queue.comments(child))
+        queue.requeue(root)
+        assert [queue.get(i).state for i in (root, child, grandchild)] == [JobState.PENDING] * 3
+        for expected in (root, child, grandchild):
+            job = queue.claim()
+            assert job is not None and job.id == expected
+            assert queue.claim() is None  # the next one waits for this one
+            queue.complete(job)
+        assert queue.get(grandchild).state is JobState.COMPLETED
+
+    def test_parents_already_finished_settle_the_job_at_once(self, queue: Queue) -> None:
+        done, gone = queue.enqueue({"n": 1}), queue.enqueue({"n": 2})
+        queue.complete(done)
+        queue.cancel(gone)
+        assert queue.enqueue_job({"n": 3}, depends_on=[done]).run_at is None
+        refused = queue.enqueue_job({"n": 4}, depends_on=[done, gone])
+        assert refused.state is JobState.FAILED and refused.last_error == f"parent job {gone} was cancelled"
+        with pytest.raises(JobNotFound):
+            queue.enqueue({"n": 5}, depends_on=[424242])
+
+    def test_settle_waiting_catches_up_with_parents_finished_behind_its_back(self, queue: Queue) -> None:
+        done, broken = queue.enqueue({"n": 1}), queue.enqueue({"n": 2})
+        released = queue.enqueue({"n": 3}, depends_on=[done])
+        failed = queue.enqueue({"n": 4}, depends_on=[broken])
+        # finished straight in the store, as by a finisher that died before settling, or a person on GitHub
+        queue.store.transition(done, expected=JobState.PENDING, target=JobState.COMPLETED)
+        queue.store.transition(broken, expected=JobState.PENDING, target=JobState.CANCELLED)
+        assert queue.claim() is None
+        assert queue.settle_waiting() == 2
+        assert queue.get(failed).state is JobState.FAILED
+        taken = queue.claim()
+        assert taken is not None and taken.id == released
+
+
+class StoreKit(StoreContract, QueueContract, DependencyContract):
     """The whole contract: subclass it (as ``Test...``) and set :attr:`store_url` or override :meth:`make_store`."""
 
 

@@ -101,3 +101,30 @@ def test_a_type_at_its_limit_takes_the_next_job_as_soon_as_one_finishes() -> Non
 def test_limits_must_be_whole_numbers_of_at_least_one(limits: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError, match="concurrency_per_type"):
         Worker(Queue("memory://"), lambda data: None, concurrency_per_type=limits)
+
+
+def test_the_async_worker_keeps_the_limit_too() -> None:
+    import asyncio
+
+    from octoqueue.aio import AsyncQueue, AsyncWorker
+
+    async def main() -> tuple[Counter[str | None], list[Any]]:
+        async with AsyncQueue("memory://") as queue:
+            for n in range(6):
+                await queue.enqueue({"n": n}, type="email" if n < 4 else "report")
+            now: Counter[str | None] = Counter()
+            most: Counter[str | None] = Counter()
+
+            async def handle(data: Any, job: Job) -> None:
+                now[job.type] += 1
+                most[job.type] = max(most[job.type], now[job.type])
+                await asyncio.sleep(0)  # let the worker claim more while this one runs
+                await asyncio.sleep(0)
+                now[job.type] -= 1
+
+            worker = AsyncWorker(queue, handle, concurrency=4, concurrency_per_type={"email": 1}, poll_interval=0.01)
+            await worker.run(once=True)
+            return most, [await queue.history(n) for n in range(1, 7)]
+
+    most, histories = asyncio.run(main())
+    assert most["email"] == 1 and all(len(h) == 1 and h[0].outcome == "completed" for h in histories)

@@ -290,3 +290,15 @@ def test_cors_allows_the_configured_origins_only(make_server: Any) -> None:
 def test_keys_are_not_echoed(server: LiveServer) -> None:
     response = server.post("/create-job", json={"data": {}}, headers={"X-API-Key": KEYS["worker"]})
     assert KEYS["worker"] not in response.text
+
+
+def test_depends_on_makes_a_job_wait_for_its_parents(server: LiveServer) -> None:
+    parent = create(server, {"data": {"n": 1}}).json()["job_id"]
+    child = create(server, {"data": {"n": 2}, "depends_on": [parent], "on_parent_failure": "cancel"}).json()["job_id"]
+    assert server.queue.dependencies.parents(child) == [parent]
+    server.queue.cancel(parent)
+    assert server.queue.get(child).state is JobState.CANCELLED
+    unknown = create(server, {"data": {}, "depends_on": [987654]})
+    assert unknown.status_code == 400 and "987654" in unknown.json()["detail"]
+    both = create(server, {"data": {}, "depends_on": [parent], "delay": 5})
+    assert both.status_code == 400

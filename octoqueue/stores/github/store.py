@@ -37,7 +37,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -199,6 +199,9 @@ class GitHubStore(Store):
         self._written: OrderedDict[int, tuple[float, dict[str, Any]]] = OrderedDict()
         self._job_locks = [threading.RLock() for _ in range(64)]  # striped by job id: bounded, per-job enough
         self._records: OrderedDict[tuple[Any, ...], Record] = OrderedDict()
+        #: Issues that block others, as the latest read or write of each said (``issue_dependencies_summary``);
+        #: None until GitHub sent a summary at all.
+        self._blocking: set[int] | None = None
         self._settings = SettingsIssue(self)
         self._refs = RefLocks(self._client, self.owner, self.repo, orphan_grace=orphan_grace)
         self._claimer = Claimer(self, listing_ttl=listing_ttl, claim_spread=claim_spread, scan_pages=scan_pages)
@@ -233,6 +236,7 @@ class GitHubStore(Store):
 
     def _record(self, item: dict[str, Any]) -> Record:
         """The issue as a job record; parsed once per distinct content (listings repeat most issues)."""
+        self._note_blocking(item)
         labels = item.get("labels") or ()
         key = (
             item.get("number"),
@@ -449,6 +453,43 @@ class GitHubStore(Store):
             expect=(404,),  # the label (or the issue) is not there: nothing to remove
             what=f"remove label {name!r} from job {job_id}",
         )
+
+    def _note_blocking(self, item: dict[str, Any]) -> None:
+        summary, number = item.get("issue_dependencies_summary"), item.get("number")
+        if not isinstance(summary, dict) or not isinstance(number, int):
+            return
+        with self._lock:
+            if self._blocking is None:
+                self._blocking = set()
+            if summary.get("total_blocking"):
+                self._blocking.add(number)
+            else:
+                self._blocking.discard(number)
+
+    def blocks_others(self, job_id: int) -> bool | None:
+        """Whether job ``job_id``'s issue blocks other issues, as the latest response about it said (no request):
+        a finish's own PATCH answers it, so a finished job without dependents costs no request to look up."""
+        with self._lock:
+            return None if self._blocking is None else int(job_id) in self._blocking
+
+    def link_dependencies(self, job_id: int, parent_ids: Sequence[int]) -> None:
+        """Make each of ``parent_ids`` block job ``job_id`` with GitHub's issue dependencies (``POST
+        .../issues/{n}/dependencies/blocked_by`` with the parent's database id, read from its issue), so the issue
+        shows "Blocked by". A request per parent plus its read (usually a 304); one already linked (422) is fine.
+
+        Not part of the store contract: octoqueue reads a job's parents from its own comment, which every store
+        keeps (see :mod:`octoqueue.dependencies`); this is what people see on GitHub."""
+        for parent in parent_ids:
+            issue_id = int(self._client.get(f"{self._path}/issues/{int(parent)}", what=f"read job {parent}").data["id"])
+            self._client.call(
+                lambda gh, issue_id=issue_id: gh.rest.issues.add_blocked_by_dependency(  # type: ignore[misc]
+                    self.owner, self.repo, int(job_id), data={"issue_id": issue_id}
+                ),
+                idempotent=False,
+                expect=(422,),
+                job_id=job_id,
+                what=f"mark job {job_id} blocked by job {parent}",
+            )
 
     # -- people (the webhook's ChatOps; not part of the store contract) ----------------------------------------
     @property

@@ -11,11 +11,12 @@ the store objects of other processes that watch arrivals (:mod:`octoqueue.stores
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from octoqueue.errors import (
@@ -303,16 +304,27 @@ class PostgresStore(Store):
         self._fast_sql: dict[tuple[Any, ...], str] = {}
         self._listener: ArrivalListener | None = None
         # Transitions made at once by this process's threads (workers' completions, heartbeats) share a transaction.
-        self._transitions: GroupSender[Move, Job | Exception] = GroupSender(self.transition_many)
+        self._transitions = self._group_transitions()
         _migrate(conninfo, self.schema, self.url)
-        self._pool = ConnectionPool(
-            conninfo,
+        self._pool = self._open_pool(pool_min, pool_max, pool_timeout)
+
+    def _group_transitions(self) -> Callable[[Move], Job | Exception]:
+        """How a transition is sent: with the transitions other threads make at the same moment, in one transaction."""
+        return GroupSender(self.transition_many)
+
+    #: The connection pool's class (psycopg_pool's), and its name's prefix.
+    _pool_class: Any = ConnectionPool
+    _pool_name = "octoqueue"
+
+    def _open_pool(self, pool_min: int, pool_max: int, pool_timeout: float) -> Any:
+        return self._pool_class(
+            self._conninfo,
             min_size=pool_min,
             max_size=pool_max,
             timeout=pool_timeout,
             kwargs=self._connect_options(),
-            name=f"octoqueue-{self.schema}",
-            open=True,
+            name=f"{self._pool_name}-{self.schema}",
+            open=self._pool_class is ConnectionPool,  # an async pool opens on its event loop, at first use
         )
 
     def _connect_options(self) -> dict[str, Any]:
@@ -320,7 +332,7 @@ class PostgresStore(Store):
         return {"autocommit": True, "options": f"-c search_path={self.schema} -c TimeZone=UTC"}
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> PostgresStore:
+    def from_url(cls, url: str, **options: Any) -> Self:
         conninfo, kwargs = parse_url(url)
         kwargs.update(options)
         return cls(conninfo, **kwargs)
@@ -331,7 +343,7 @@ class PostgresStore(Store):
         (a terminated backend, a restart): the pool keeps idle connections that may have died meanwhile."""
         for tries_left in (1, 0):
             try:
-                with self._pool.connection() as conn:
+                with self._connection() as conn:
                     if self._given_clock is not None:
                         now = self._given_clock().isoformat()
                         conn.execute("SELECT set_config('octoqueue.now', %s, false)", (now,))
@@ -343,6 +355,10 @@ class PostgresStore(Store):
             except PoolTimeout as exc:
                 raise StoreUnavailable(f"PostgreSQL store {self.url}: no free connection: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        """A connection of the pool, for one piece of work."""
+        return self._pool.connection()  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._listener is not None:

@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -154,7 +154,7 @@ class RedisStore(Store):
         self._closed = threading.Event()
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> RedisStore:
+    def from_url(cls, url: str, **options: Any) -> Self:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         query = parse_qsl(parts.query, keep_blank_values=True)
@@ -174,18 +174,21 @@ class RedisStore(Store):
             rest.append(("socket_connect_timeout", str(CONNECT_TIMEOUT)))
         target = urlunsplit((_CLUSTER_SCHEMES.get(scheme, scheme), parts.netloc, parts.path, urlencode(rest), ""))
         try:
-            if scheme in _CLUSTER_SCHEMES:
-                client: redis.Redis | redis.cluster.RedisCluster = redis.cluster.RedisCluster.from_url(
-                    target, decode_responses=True
-                )
-            else:
-                client = redis.Redis.from_url(target, decode_responses=True)
-                client.connection_pool.make_connection()  # an unknown option fails here, not on first use
+            client = cls._connect(target, cluster=scheme in _CLUSTER_SCHEMES)
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"Redis store URL {_redacted(url)!r} cannot be used: {exc}") from None
         except redis.exceptions.RedisError as exc:
             raise StoreUnavailable(f"cannot reach Redis at {_redacted(url)}: {exc}") from exc
         return cls(client, prefix=prefix, url=_redacted(url), **options)
+
+    @classmethod
+    def _connect(cls, target: str, *, cluster: bool) -> Any:
+        """The client of the redis-py URL ``target``; an unknown option fails here, not on first use."""
+        if cluster:
+            return redis.cluster.RedisCluster.from_url(target, decode_responses=True)
+        client = redis.Redis.from_url(target, decode_responses=True)
+        client.connection_pool.make_connection()
+        return client
 
     # -- plumbing ---------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -226,13 +229,24 @@ class RedisStore(Store):
             try:
                 return self._command("EVALSHA", script.sha, 1, self._route, tag, *args)
             except redis.exceptions.NoScriptError:
-                return script(keys=[self._route], args=[tag, *args])
+                return self._evaluate(script, [self._route], [tag, *args])
+
+    def _evaluate(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run a registered script (loading it into Redis when Redis does not know it)."""
+        return script(keys=keys, args=args)
+
+    def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` in one round trip (no transaction); their replies, in order."""
+        pipe = self._client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return pipe.execute()  # type: ignore[no-any-return]
 
     def now(self) -> datetime:
         if self._own_clock:
             return self._clock()
         with self._errors():
-            seconds, micros = self._client.time()
+            seconds, micros = self._command("TIME")
         return _EPOCH + timedelta(seconds=int(seconds), microseconds=int(micros))
 
     # -- jobs -------------------------------------------------------------------------------------------------
@@ -445,10 +459,7 @@ class RedisStore(Store):
     def count(self, states: Collection[JobState] | None = None) -> dict[JobState, int]:
         wanted = list(states) if states is not None else list(JobState)
         with self._errors():
-            pipe = self._client.pipeline(transaction=False)
-            for state in wanted:
-                pipe.zcard(f"{self._tag}:state:{state.value}")
-            sizes = pipe.execute()
+            sizes = self._pipeline([("ZCARD", f"{self._tag}:state:{state.value}") for state in wanted])
         return {state: int(n) for state, n in zip(wanted, sizes, strict=True)}
 
     def purge(self, *, states: Collection[JobState], older_than: datetime) -> int:
@@ -471,10 +482,9 @@ class RedisStore(Store):
 
     def comments(self, job_id: int) -> list[Comment]:
         with self._errors():
-            pipe = self._client.pipeline(transaction=False)
-            pipe.exists(f"{self._tag}:job:{int(job_id)}")
-            pipe.lrange(f"{self._tag}:comments:{int(job_id)}", 0, -1)
-            exists, entries = pipe.execute()
+            exists, entries = self._pipeline(
+                [("EXISTS", f"{self._tag}:job:{int(job_id)}"), ("LRANGE", f"{self._tag}:comments:{int(job_id)}", 0, -1)]
+            )
         if not exists:
             raise JobNotFound(job_id)
         out = []
@@ -486,7 +496,7 @@ class RedisStore(Store):
     # -- settings ---------------------------------------------------------------------------------------------
     def get_setting(self, key: str) -> Any:
         with self._errors():
-            value = self._client.hget(f"{self._tag}:settings", key)
+            value = self._command("HGET", f"{self._tag}:settings", key)
         return json.loads(value) if value is not None else None
 
     def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any:
@@ -495,12 +505,14 @@ class RedisStore(Store):
         name = f"{self._tag}:settings"
         while True:
             with self._errors():
-                raw = self._client.hget(name, key)
+                raw = self._command("HGET", name, key)
             value = checked_setting(key, update(json.loads(raw) if raw is not None else None))
             old = "" if raw is None else (raw.decode() if isinstance(raw, bytes) else str(raw))
             with self._errors():
-                done = self._settings_cas(
-                    keys=[name], args=[key, int(raw is not None), old, "" if value is None else json.dumps(value)]
+                done = self._evaluate(
+                    self._settings_cas,
+                    [name],
+                    [key, int(raw is not None), old, "" if value is None else json.dumps(value)],
                 )
             if done:
                 return value
@@ -509,6 +521,17 @@ class RedisStore(Store):
     def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
         with self._watch_lock:
             self._watchers.append(callback)
+        self._start_watching()
+
+        def stop() -> None:
+            with self._watch_lock, contextlib.suppress(ValueError):
+                self._watchers.remove(callback)
+
+        return stop
+
+    def _start_watching(self) -> None:
+        """Subscribe to the arrivals channel, once; return when subscribed (or after the connect timeout)."""
+        with self._watch_lock:
             if self._watch_thread is None:
                 ready = threading.Event()
                 self._watch_thread = threading.Thread(
@@ -516,12 +539,6 @@ class RedisStore(Store):
                 )
                 self._watch_thread.start()
                 ready.wait(CONNECT_TIMEOUT)
-
-        def stop() -> None:
-            with self._watch_lock, contextlib.suppress(ValueError):
-                self._watchers.remove(callback)
-
-        return stop
 
     def _listen(self, ready: threading.Event) -> None:
         """The watch thread: one pub/sub connection, blocked reading the arrivals channel (it wakes once a second
@@ -548,19 +565,26 @@ class RedisStore(Store):
                 pubsub, missed = None, True
                 self._closed.wait(0.2)
                 continue
-            if message is None or message.get("type") != "message":
-                continue
-            try:
-                news = json.loads(message["data"])
-            except (TypeError, ValueError):
-                continue
-            if news.get("o") == self._origin:
-                continue
-            for _job_id, run_at, labels in news.get("j", []):
-                self._tell(Arrival(tuple(json.loads(labels)), 1, _dt(run_at) if run_at else None))
+            for arrival in self._arrivals_in(message):
+                self._tell(arrival)
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 pubsub.close()
+
+    def _arrivals_in(self, message: dict[str, Any] | None) -> list[Arrival]:
+        """The arrivals a pub/sub message announces (none when another store object's own or not ours)."""
+        if message is None or message.get("type") != "message":
+            return []
+        try:
+            news = json.loads(message["data"])
+        except (TypeError, ValueError):
+            return []
+        if news.get("o") == self._origin:
+            return []
+        return [
+            Arrival(tuple(json.loads(labels)), 1, _dt(run_at) if run_at else None)
+            for _, run_at, labels in news.get("j", [])
+        ]
 
     def _tell(self, arrival: Arrival) -> None:
         with self._watch_lock:

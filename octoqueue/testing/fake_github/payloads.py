@@ -167,12 +167,7 @@ class Renderer:
             "type": None,
             "active_lock_reason": None,
             "sub_issues_summary": {"total": 0, "completed": 0, "percent_completed": 0},
-            "issue_dependencies_summary": {
-                "blocked_by": 0,
-                "total_blocked_by": 0,
-                "blocking": 0,
-                "total_blocking": 0,
-            },
+            "issue_dependencies_summary": self.dependencies_summary(issue.number),
             "body": issue.body,
             "closed_by": self.user(issue.closed_by) if issue.closed_by else None,
             "reactions": self.reactions(url),
@@ -191,6 +186,18 @@ class Renderer:
                 "merged_at": None,
             }
         return out
+
+    def dependencies_summary(self, number: int) -> Json:
+        """Counts of the issue's dependencies: ``blocked_by``/``blocking`` count the open ones, ``total_*`` all."""
+        with self.state.lock:
+            parents = [self.state.issues[n] for n in self.state.blocked_by.get(number, []) if n in self.state.issues]
+            children = [self.state.issues[n] for n in self.state.blocking(number) if n in self.state.issues]
+        return {
+            "blocked_by": sum(i.state == "open" for i in parents),
+            "total_blocked_by": len(parents),
+            "blocking": sum(i.state == "open" for i in children),
+            "total_blocking": len(children),
+        }
 
     def reactions(self, subject_url: str) -> Json:
         counts = dict.fromkeys(("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes"), 0)

@@ -124,6 +124,8 @@ class RepoState:
     refs: dict[str, str] = field(default_factory=dict)
     commits: dict[str, Commit] = field(default_factory=dict)
     dispatches: list[dict[str, Any]] = field(default_factory=list)
+    #: Issue dependencies: issue number -> the numbers of the issues it is blocked by, in the order added.
+    blocked_by: dict[int, list[int]] = field(default_factory=dict)
     #: Organisation members (organisation-owned repositories only), by lower-case login.
     members: dict[str, Member] = field(default_factory=dict)
     #: Outside collaborators and their role, by lower-case login.
@@ -212,6 +214,10 @@ class RepoState:
         key = name.lower()
         with self.lock:
             return next((label for label in self.labels.values() if label.name.lower() == key), None)
+
+    def blocking(self, number: int) -> list[int]:
+        """The numbers of the issues that issue ``number`` blocks (the reverse of :attr:`blocked_by`)."""
+        return [child for child, parents in self.blocked_by.items() if number in parents]
 
     def issue_labels(self, issue: Issue) -> list[Label]:
         """The issue's labels in GitHub's order (by name)."""

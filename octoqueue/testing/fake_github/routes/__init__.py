@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from octoqueue.testing.fake_github.routes import comments, control, git, html, issues, labels, meta
+from octoqueue.testing.fake_github.routes import comments, control, dependencies, git, html, issues, labels, meta
 
 #: Order matters: literal segments (``issues/comments``) before parameters (``issues/{number}``), and the
 #: catch-all 404 last.
@@ -13,6 +13,7 @@ ROUTES: list[BaseRoute] = [
     *meta.routes,
     *comments.routes,
     *labels.routes,
+    *dependencies.routes,
     *issues.routes,
     *git.routes,
     *html.routes,

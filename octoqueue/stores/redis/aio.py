@@ -1,0 +1,100 @@
+"""The Redis store for asyncio: :class:`~octoqueue.stores.redis.RedisStore`'s code over ``redis.asyncio``.
+
+The Lua scripts, the key layout and the rules are the synchronous store's: :class:`BridgedRedisStore` changes only
+how a command, a pipeline and a script are sent (awaited on a ``redis.asyncio`` client, see
+:mod:`octoqueue.aio.bridge`), and listens for arrivals in a task instead of a thread. :class:`AsyncRedisStore` is the
+:class:`~octoqueue.aio.store.AsyncStore` over it. (A Redis Cluster is served by the threaded store.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import redis.asyncio
+import redis.exceptions
+
+from octoqueue.aio.bridge import await_
+from octoqueue.aio.store import BridgedStore
+from octoqueue.errors import ConfigurationError
+from octoqueue.stores.base import Arrival
+from octoqueue.stores.redis.store import CONNECT_TIMEOUT, RedisStore
+
+log = logging.getLogger(__name__)
+
+
+class BridgedRedisStore(RedisStore):
+    """:class:`RedisStore` on a ``redis.asyncio`` client; call it only through
+    :func:`~octoqueue.aio.bridge.run_sync` (as :class:`AsyncRedisStore` does)."""
+
+    _watch_task: asyncio.Task[None] | None = None
+    _subscribed: asyncio.Event | None = None
+
+    @classmethod
+    def _connect(cls, target: str, *, cluster: bool) -> Any:
+        if cluster:
+            raise ConfigurationError("the asyncio Redis store serves one Redis, not a cluster: use the threaded store")
+        return redis.asyncio.Redis.from_url(target, decode_responses=True)
+
+    def _command(self, *args: Any) -> Any:
+        return await_(self._client.execute_command(*args))
+
+    def _evaluate(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        return await_(script(keys=keys, args=args))
+
+    def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        pipe: Any = self._client.pipeline(transaction=False)  # a redis.asyncio pipeline
+        for command in commands:
+            pipe.execute_command(*command)
+        replies: list[Any] = await_(pipe.execute())
+        return replies
+
+    def _start_watching(self) -> None:
+        if self._watch_task is None:
+            self._subscribed = asyncio.Event()
+            self._watch_task = asyncio.create_task(
+                self._listen_on_loop(self._subscribed), name="octoqueue-redis-arrivals"
+            )
+        assert self._subscribed is not None
+        with contextlib.suppress(TimeoutError):
+            await_(asyncio.wait_for(self._subscribed.wait(), CONNECT_TIMEOUT))
+
+    async def _listen_on_loop(self, subscribed: asyncio.Event) -> None:
+        """The watch task: one pub/sub connection reading the arrivals channel; reconnects after a drop, and then
+        reports an arrival of unknown labels (what was sent meanwhile is lost)."""
+        while True:
+            try:
+                async with self._client.pubsub() as pubsub:
+                    await pubsub.subscribe(f"{self._tag}:arrivals")
+                    while (await pubsub.get_message(timeout=CONNECT_TIMEOUT) or {}).get("type") != "subscribe":
+                        pass
+                    if subscribed.is_set():
+                        self._tell(Arrival(None))
+                    subscribed.set()
+                    while True:
+                        for arrival in self._arrivals_in(await pubsub.get_message(timeout=None)):
+                            self._tell(arrival)
+            except (redis.exceptions.RedisError, OSError) as exc:
+                log.warning("arrivals watch on %s lost its connection (%s); reconnecting", self.url, exc)
+                await asyncio.sleep(0.2)
+
+    def close(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await_(self._watch_task)
+        client: Any = self._client  # a redis.asyncio client
+        await_(client.aclose())
+
+
+class AsyncRedisStore(BridgedStore):
+    """``redis://[:password@]host:port/db?prefix=oq``, as :class:`RedisStore`, for asyncio: every command awaited
+    on a ``redis.asyncio`` client (no thread), arrivals heard by a pub/sub task."""
+
+    opens = BridgedRedisStore
+    store: BridgedRedisStore
+
+
+__all__ = ["AsyncRedisStore", "BridgedRedisStore"]

@@ -1,0 +1,145 @@
+"""AsyncWorker on every store: async handlers run concurrently as tasks, outcomes as the Worker records them, a lost
+lease cancels the job's task, a stop past the grace period releases the jobs in hand."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from octoqueue.aio import AsyncQueue, AsyncWorker
+from octoqueue.aio.store import AsyncStore
+from octoqueue.errors import PermanentError, RetryableError
+from octoqueue.job import Job
+from octoqueue.registry import WORKERS_SETTING, live_workers
+from octoqueue.states import JobState
+from octoqueue.testing.clock import ManualClock
+from octoqueue.worker import WorkerStats
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_jobs_run_concurrently_and_each_outcome_is_recorded(astore: AsyncStore) -> None:
+    async with AsyncQueue(astore, max_attempts=3) as queue:
+        running = 0
+        most = 0
+        gate = asyncio.Event()
+        worker = AsyncWorker(queue, concurrency=4, poll_interval=0.05)
+
+        @worker.handler("add")
+        async def add(data: dict[str, Any], job: Job) -> int:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            if running == 4:
+                gate.set()
+            await asyncio.wait_for(gate.wait(), 5)  # nobody finishes before four run at once
+            running -= 1
+            return int(data["a"]) + job.attempt
+
+        @worker.handler("bad")
+        async def bad(data: Any) -> None:
+            raise PermanentError("never")
+
+        @worker.handler("later")
+        def later(data: Any) -> None:  # a plain function runs in a thread
+            raise RetryableError("not yet", delay=600)
+
+        batches: list[int] = []
+        complete_many = queue.complete_many
+
+        async def counted(jobs: Any, results: Any = None) -> Any:
+            batches.append(len(jobs))
+            return await complete_many(jobs, results)
+
+        queue.complete_many = counted  # type: ignore[method-assign]
+        ids = [j.id for j in await queue.enqueue_many([{"a": i} for i in range(8)], type="add")]
+        bad_id = await queue.enqueue({}, type="bad")
+        later_id = await queue.enqueue({}, type="later")
+        stats = await worker.run(once=True)
+
+        assert most == 4
+        assert stats.completed == 8 and stats.failed == 1 and stats.retried == 1 and stats.processed == 10
+        assert [await queue.result(i) for i in ids] == [i + 1 for i in range(8)]
+        if astore.batches_transitions:  # jobs finishing together are completed in one call, as the Worker does
+            assert sum(batches) == 8 and len(batches) < 8
+        else:
+            assert batches == []
+        failed = await queue.get(bad_id)
+        assert failed.state is JobState.FAILED and "never" in (failed.last_error or "")
+        assert (await queue.get(later_id)).state is JobState.PENDING
+
+
+async def test_a_lost_lease_cancels_the_handler_and_its_result_is_never_recorded(
+    astore: AsyncStore, clock: ManualClock
+) -> None:
+    async with AsyncQueue(astore) as queue:
+        started = asyncio.Event()
+        cancelled = asyncio.Event()
+
+        async def forever(data: Any) -> str:
+            started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            return "too late"
+
+        worker = AsyncWorker(queue, forever, lease=0.3, poll_interval=0.05, recover_interval=3600)
+        job_id = await queue.enqueue({"n": 1})
+        running = asyncio.create_task(worker.run(max_jobs=1))
+        await asyncio.wait_for(started.wait(), 10)
+        recovered: list[Job] = []
+        for _ in range(20):  # a heartbeat in flight may renew the lease past the first move of the clock
+            clock.advance(60)  # the lease runs out on the store's clock: another worker takes the job back
+            recovered = await queue.recover_expired()
+            if recovered:
+                break
+        assert [j.id for j in recovered] == [job_id]
+        await asyncio.wait_for(cancelled.wait(), 10)  # the next heartbeat finds the lease gone
+        stats = await asyncio.wait_for(running, 10)
+        assert stats.lost == 1 and stats.completed == 0
+        job = await queue.get(job_id)
+        assert job.state is JobState.PENDING and job.result is None
+
+
+async def test_a_stop_lets_jobs_in_hand_finish_and_past_the_grace_releases_them(astore: AsyncStore) -> None:
+    async with AsyncQueue(astore) as queue:
+        started = asyncio.Event()
+        go_on = asyncio.Event()
+
+        async def handler(data: dict[str, Any]) -> str:
+            started.set()
+            await go_on.wait()
+            return "done"
+
+        async def stopped_while_running(grace: float) -> tuple[int, WorkerStats]:
+            started.clear()
+            job_id = await queue.enqueue({})
+            worker = AsyncWorker(queue, handler, poll_interval=0.05, shutdown_grace=grace, name="aw")
+            running = asyncio.create_task(worker.run())
+            await asyncio.wait_for(started.wait(), 10)
+            for _ in range(200):  # its record is written when it starts
+                if live_workers(await astore.get_setting(WORKERS_SETTING), await astore.now()):
+                    break
+                await asyncio.sleep(0.01)
+            assert [w.name for w in live_workers(await astore.get_setting(WORKERS_SETTING), await astore.now())] == [
+                "aw"
+            ]
+            worker.stop()
+            if grace:
+                go_on.set()  # the job in hand finishes within the grace
+            stats = await asyncio.wait_for(running, 20)
+            go_on.clear()
+            assert await astore.get_setting(WORKERS_SETTING) is None  # its record went with a clean stop
+            return job_id, stats
+
+        finished, stats = await stopped_while_running(grace=10)
+        assert stats.completed == 1 and stats.released == 0
+        assert (await queue.get(finished)).state is JobState.COMPLETED
+        released, stats = await stopped_while_running(grace=0)
+        assert stats.completed == 0 and stats.released == 1
+        job = await queue.get(released)
+        assert job.state is JobState.PENDING and job.attempts_used == 0
