@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from bench import github as github_suite
-from bench import postgres_peers, redis_peers
+from bench import postgres_peers, redis_peers, sqlite_cpu
 from bench import server as server_suite
 from bench.sqlite_peers import PEERS, SYSTEMS, RunResult, versions
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.jobs} no-op jobs, {args.workers} workers, {args.repeat} round(s); {env['nproc']} CPUs, "
         f"Python {env['python']}, SQLite {ver['sqlite']}, octoqueue {ver['octoqueue']}, gigq {ver['gigq']}, "
-        f"huey {ver['huey']}",
+        f"huey {ver['huey']}; load average {' / '.join(f'{x:.2f}' for x in env['load_average'])}",
         flush=True,
     )
     sqlite_systems = [name for name in args.only if name in SYSTEMS]
@@ -183,12 +183,20 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(summary))
     peers = [p for p in PEERS if p in summary]
-    if "octoqueue" in summary and peers:
-        s = summary["octoqueue"]
-        print(
-            f"\noctoqueue vs the faster peer (medians): enqueue {s['enqueue_vs_peer']:.2f}x ({s['enqueue_peer']}), "
-            f"drain {s['drain_vs_peer']:.2f}x ({s['drain_peer']})"
-        )
+    if peers:
+        print()
+    for name, label in (("octoqueue", "NORMAL"), ("octoqueue-full", "FULL")):
+        if name in summary and peers:
+            s = summary[name]
+            print(
+                f"{name} ({label}) vs the faster peer (medians): enqueue {s['enqueue_vs_peer']:.2f}x "
+                f"({s['enqueue_peer']}), drain {s['drain_vs_peer']:.2f}x ({s['drain_peer']})"
+            )
+    print(f"load average at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    cpu = None
+    if any(name.startswith("octoqueue") for name in sqlite_systems):
+        print()
+        cpu = sqlite_cpu.report(min(args.jobs, sqlite_cpu.JOBS))
     redis_payload, redis_ok = None, True
     if args.suite == "all" and any(name in redis_peers.SYSTEMS for name in args.only):
         print()
@@ -213,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             "environment": env,
             "summary": summary,
             "rounds": {name: [r.as_dict() for r in rounds] for name, rounds in results.items()},
+            "cpu_us_per_job": cpu,
             "postgres": pg_payload,
             "redis": redis_payload,
             "server": server_payload,

@@ -35,7 +35,7 @@ from octoqueue.job import Comment, Job, NewJob, Page, utcnow
 from octoqueue.pauses import DEFAULT_TTL as DEFAULT_PAUSE_TTL
 from octoqueue.pauses import PauseControl, Pauses
 from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
-from octoqueue.sealing import seal_store, unreadable
+from octoqueue.sealing import is_encrypted, seal_store, unreadable
 from octoqueue.states import FINISHED, JobState, Priority, label_key, queue_label
 from octoqueue.stores import Store, open_store
 from octoqueue.stores.base import Arrival, Move
@@ -131,6 +131,11 @@ class Queue:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether this queue seals job data, results and errors (see :mod:`octoqueue.sealing`)."""
+        return is_encrypted(self.store)
 
     def close(self) -> None:
         with self._watch_lock:
@@ -314,11 +319,13 @@ class Queue:
         ids: Collection[int] | None = None,
         exclude_types: Collection[str] = (),
         poll_interval: float = 0.5,
+        on_rejected: Callable[[Job], None] | None = None,
     ) -> list[Job]:
         """Claim up to ``count`` runnable jobs, highest priority then oldest first.
 
         Each job comes back processing, with ``attempt`` as its fencing token and ``lease_expires_at``. Jobs whose
-        body is not valid JSON are failed on the spot with an explanatory comment and not returned. Waits up to
+        body is not valid JSON, or whose data is sealed with a key this queue lacks, are failed on the spot with an
+        explanatory comment and a warning in the log, and not returned: ``on_rejected`` gets each, failed. Waits up to
         ``wait`` seconds for jobs; a job enqueued through this Queue object wakes the waiter at once, and so does one
         enqueued elsewhere when the store reports other processes' arrivals (:meth:`Store.watch_arrivals`).
         ``labels``, ``types``, ``ids`` and ``exclude_types`` narrow which jobs may be claimed (see
@@ -357,7 +364,7 @@ class Queue:
                 log.info("no claim for now: %s", exc)
                 jobs, pause = [], max(exc.retry_after, MIN_PAUSE)
             else:
-                usable = [job for job in jobs if not self._reject_broken(job)]
+                usable = [job for job in jobs if not self._reject_broken(job, on_rejected)]
                 if usable:
                     self._remember(*usable)
                     return usable
@@ -370,7 +377,7 @@ class Queue:
                 if self._arrived == seen:
                     self._arrivals.wait(min(remaining, pause))
 
-    def _reject_broken(self, job: Job) -> bool:
+    def _reject_broken(self, job: Job, on_rejected: Callable[[Job], None] | None) -> bool:
         sealed = unreadable(job)
         error = sealed or job.body_error
         if error is None:
@@ -390,6 +397,9 @@ class Queue:
         except StateConflict:
             return True
         self._settle_dependents(failed)
+        log.warning("job %d cannot run and is failed: %s. %s and requeue it.", job.id, error, fix)
+        if on_rejected is not None:
+            on_rejected(failed)
         return True
 
     def heartbeat(self, job: Job, lease: float | None = None) -> Job:

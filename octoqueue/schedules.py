@@ -18,13 +18,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from croniter import CroniterBadDateError, croniter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from octoqueue.errors import InvalidJobData, OctoqueueError, ScheduleNotFound
 from octoqueue.states import Priority
@@ -97,24 +97,45 @@ class Schedule(BaseModel):
             raise ValueError("times must carry a time zone")
         return value
 
+    @model_validator(mode="after")
+    def _fires(self) -> Schedule:
+        # croniter accepts dates no calendar has ('0 0 31 2 *') and years gone by: such a schedule never fires.
+        if self.next_run(self.created_at) is None:
+            raise ValueError(f"cron: {self.cron!r} never fires: no date after {self.created_at:%Y-%m-%d} matches it")
+        return self
+
     # -- the timetable ------------------------------------------------------------------------------------------
+    def _ticks(self, start: datetime, *, backwards: bool) -> Iterator[datetime]:
+        """The ticks after ``start`` (before it, ``backwards``; both strict), in UTC, until the timetable ends.
+
+        A wall time that daylight saving's end repeats fires once, at its first occurrence, as cron does; except
+        for an expression that fires every hour anyway (hour field ``*``), whose repeated hour is a new hour."""
+        zone = ZoneInfo(self.timezone)
+        every_hour = croniter(self.cron).expanded[1] == ["*"]
+        walk = croniter(self.cron, start.astimezone(zone))
+        while True:
+            try:
+                tick = walk.get_prev(datetime) if backwards else walk.get_next(datetime)
+            except CroniterBadDateError:  # no further date matches (a year field that has run out)
+                return
+            if every_hour or not _repeated_wall_time(tick, zone):
+                yield _utc(tick)
+
     def due(self, now: datetime) -> list[datetime]:
         """The ticks to fire at ``now``, oldest first: due ticks after ``last_run`` (else after creation), at most
         ``1 + catchup`` of them, the newest ones."""
         after = self.last_run or self.created_at
         ticks: list[datetime] = []
         # Walk back from just after now: croniter's get_prev is strict, and a tick equal to now is due.
-        walk = croniter(self.cron, (now + timedelta(microseconds=1)).astimezone(ZoneInfo(self.timezone)))
-        while len(ticks) < 1 + self.catchup:
-            tick = walk.get_prev(datetime)
-            if tick <= after:
+        for tick in self._ticks(now + timedelta(microseconds=1), backwards=True):
+            if tick <= after or len(ticks) > self.catchup:
                 break
-            ticks.append(_utc(tick))
+            ticks.append(tick)
         return ticks[::-1]
 
-    def next_run(self, now: datetime) -> datetime:
-        """The first tick after ``now``."""
-        return _utc(croniter(self.cron, now.astimezone(ZoneInfo(self.timezone))).get_next(datetime))
+    def next_run(self, now: datetime) -> datetime | None:
+        """The first tick after ``now``; None when the timetable has ended (its year field has run out)."""
+        return next(self._ticks(now, backwards=False), None)
 
     def idempotency_key(self, tick: datetime) -> str:
         return f"cron:{self.id}:{_utc(tick).isoformat()}"
@@ -148,13 +169,14 @@ class Schedules:
 
     def all(self) -> list[Schedule]:
         """Every (valid) schedule, by id."""
-        return [schedule for _, schedule in sorted(self._all().items())]
+        return self.parse(self.store.get_setting(SETTING_KEY))
+
+    def parse(self, raw: Any) -> list[Schedule]:
+        """The valid schedules of a ``schedules`` setting's value (as read from the store), by id."""
+        return [schedule for _, schedule in sorted(self._all(raw, read=False).items())]
 
     def get(self, schedule_id: str) -> Schedule:
-        try:
-            return self._all()[schedule_id]
-        except KeyError:
-            raise ScheduleNotFound(schedule_id) from None
+        return find(self.all(), schedule_id)
 
     # -- writing ------------------------------------------------------------------------------------------------
     def _update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
@@ -320,7 +342,8 @@ class Schedules:
     ) -> float:
         """How long a scheduler may sleep before a tick is due (at most ``longest``, so hand edits are seen)."""
         now = now or self.store.now()
-        upcoming = [s.next_run(now) for s in (self.all() if schedules is None else schedules) if s.enabled]
+        found = self.all() if schedules is None else schedules
+        upcoming = [tick for tick in (s.next_run(now) for s in found if s.enabled) if tick is not None]
         if not upcoming:
             return longest
         return max(0.0, min(longest, (min(upcoming) - now).total_seconds()))
@@ -347,6 +370,9 @@ class Scheduler:
             wait = self.schedules.seconds_until_due(longest=self.longest_sleep, schedules=found)
         except OctoqueueError as exc:  # the store is down or rate limited: try again on the next pass
             log.warning("scheduler pass failed: %s", exc)
+            return [], self.longest_sleep
+        except Exception:  # a bug must not end the thread silently while /health stays green
+            log.exception("scheduler pass failed; trying again in %s s", self.longest_sleep)
             return [], self.longest_sleep
         for job in jobs:
             log.info("schedule fired: job %s (%s)", job.id, job.title)
@@ -376,6 +402,20 @@ class Scheduler:
             self._thread.join(timeout)
 
 
+def find(schedules: Iterable[Schedule], schedule_id: str) -> Schedule:
+    """The schedule ``schedule_id`` among ``schedules``; :class:`ScheduleNotFound` when it is not there."""
+    for schedule in schedules:
+        if schedule.id == schedule_id:
+            return schedule
+    raise ScheduleNotFound(schedule_id)
+
+
+def _repeated_wall_time(tick: datetime, zone: ZoneInfo) -> bool:
+    """Whether ``tick`` is the second occurrence of its wall time (the hour daylight saving's end repeats)."""
+    first = tick.replace(tzinfo=None).replace(tzinfo=zone, fold=0)
+    return first.astimezone(UTC) != tick.astimezone(UTC)
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
@@ -388,4 +428,5 @@ def _stored(schedule: Schedule) -> dict[str, Any]:
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg'].removeprefix('Value error, ')}" if where else error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

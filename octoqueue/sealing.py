@@ -16,6 +16,8 @@ the job with an error saying the key is missing; a person who adds the key reque
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -57,7 +59,21 @@ def split_keys(text: str) -> list[str]:
 
 
 def keys_from_env(env: Mapping[str, str] | None = None) -> list[str]:
-    return split_keys((os.environ if env is None else env).get(KEY_ENV, ""))
+    """The keys in ``OCTOQUEUE_ENCRYPTION_KEY`` ([] when it is not set)."""
+    text = (os.environ if env is None else env).get(KEY_ENV)
+    return [] if text is None else keys_from_text(text, KEY_ENV)
+
+
+def keys_from_text(text: str, source: str = "encryption_keys") -> list[str]:
+    """The keys in ``text``; :class:`ConfigurationError` when it holds none: a key that was meant to be set but came
+    out empty (an unset secret, say) must not silently mean "store everything in clear"."""
+    keys = split_keys(text)
+    if not keys:
+        raise ConfigurationError(
+            f"{source} is set but holds no key ({text!r}): give a key (`octoqueue new-key` makes one), or unset it "
+            "to store jobs unencrypted"
+        )
+    return keys
 
 
 class Sealer:
@@ -78,6 +94,13 @@ class Sealer:
                     "make one with `octoqueue new-key`"
                 ) from None
         self._fernet = MultiFernet(fernets)
+        # A key of its own for digests, derived from the sealing key (never the sealing key itself).
+        self._digest_key = hmac.new(keys[0].encode(), b"octoqueue/digest", hashlib.sha256).digest()
+
+    def digest(self, text: str) -> str:
+        """A keyed digest (HMAC-SHA256, hex) of ``text``: equal texts give equal digests, but without the key
+        nobody can test a guess against one. It follows the newest key, so it changes when the keys rotate."""
+        return hmac.new(self._digest_key, text.encode(), hashlib.sha256).hexdigest()
 
     def _seal(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
@@ -245,12 +268,26 @@ def seal_store(store: Store, keys: str | Sequence[str] | None) -> Store:
     """``store`` sealed with ``keys`` (a comma-separated string or a list; None reads ``OCTOQUEUE_ENCRYPTION_KEY``),
     or ``store`` itself when there are none."""
     if isinstance(keys, str):
-        keys = split_keys(keys)
+        keys = keys_from_text(keys)
     elif keys is None:
         keys = keys_from_env()
     if not keys or isinstance(store, SealedStore):
         return store
     return SealedStore(store, Sealer(list(keys)))
+
+
+def is_encrypted(store: Store) -> bool:
+    """Whether ``store`` seals what it writes: then job data, results and errors must not be shown in logs."""
+    return isinstance(store, SealedStore)
+
+
+def content_digest(store: Store, text: str) -> str:
+    """A digest of job content (a payload, say) that may be stored in clear beside it: plain SHA-256 on a store
+    that does not seal, a keyed digest (:meth:`Sealer.digest`) on one that does, so a guessed payload cannot be
+    confirmed against it."""
+    if isinstance(store, SealedStore):
+        return store.sealer.digest(text)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def unreadable(job: Job) -> str | None:

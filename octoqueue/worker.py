@@ -263,6 +263,9 @@ class _HasLease(Protocol):
     @property
     def worker_name(self) -> str: ...
 
+    @property
+    def encrypted(self) -> bool: ...
+
 
 Q = TypeVar("Q", bound=_HasLease)
 H = TypeVar("H", bound=Callable[..., Any])
@@ -322,6 +325,8 @@ class WorkerBase(Generic[Q, H]):
         self.register_every = register_every
         self.stats = WorkerStats()
         self._signatures: dict[int, tuple[Any, bool]] = {}
+        # On an encrypted queue results and errors are secrets: log lines say a job ended, not what it said.
+        self._secret = queue.encrypted
         self._setup()
 
     def _setup(self) -> None:
@@ -352,6 +357,7 @@ class WorkerBase(Generic[Q, H]):
             "labels": self.labels,
             "types": self._types(),
             "ids": self.ids,
+            "on_rejected": self._rejected,
         }
 
     def _type_room(self, running: Iterable[Job]) -> tuple[list[str], int]:
@@ -363,6 +369,25 @@ class WorkerBase(Generic[Q, H]):
         left = {name: limit - counts[name] for name, limit in self.type_limits.items()}
         full = sorted(name for name, n in left.items() if n <= 0)
         return full, min((n for n in left.values() if n > 0), default=self.concurrency)
+
+    def _rejected(self, job: Job) -> None:
+        """A job the claim failed unrun (a body that does not parse, data sealed with a key this worker lacks): a
+        failure of this worker's, so ``--strict`` and the metrics see it."""
+        report = JobReport(
+            id=job.id, title=job.title, status="failed", attempt=job.attempt, seconds=0.0, error=job.last_error
+        )
+        self._tally(report)
+        self._report(job, report)
+
+    def _tally(self, report: JobReport) -> None:
+        self.stats.add(report)
+
+    def _report(self, job: Job, report: JobReport) -> None:
+        if self.on_report is not None:
+            try:
+                self.on_report(job, report)
+            except Exception:
+                log.exception("job %d: on_report failed", job.id)
 
     def _arguments(self, fn: H, job: Job) -> tuple[Any, ...]:
         """What ``fn`` is called with: ``(data, job)`` or ``(data,)``, as its signature asks (looked up once)."""
@@ -389,7 +414,9 @@ class Worker(WorkerBase[Queue, Handler]):
     ``handler``: one callable for every job (called as ``fn(data)`` or ``fn(data, job)``), a
     :class:`CommandHandler`, or None when handlers are registered per job type with :meth:`handler`.
     ``concurrency``: jobs run at once (threads); jobs that finish together are completed in one
-    :meth:`Queue.complete_many` call, each still fenced by its attempt. ``lease``: seconds a claim holds a job;
+    :meth:`Queue.complete_many` call, each still fenced by its attempt. A job's slot frees when its handler returns,
+    so the next claim is made while that job's completion is written (at most ``2 * concurrency`` jobs are held, the
+    others only for the moment their outcome takes to record). ``lease``: seconds a claim holds a job;
     renewed every ``lease / 3`` while the handler runs. ``timeout``: seconds a handler may run (a job's own
     ``timeout`` wins); with a timeout, Python handlers run in a child process so they can really be stopped.
     ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
@@ -406,7 +433,11 @@ class Worker(WorkerBase[Queue, Handler]):
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._finished = threading.Event()
-        self._inflight: dict[int, Job] = {}
+        self._inflight: dict[int, Job] = {}  # claimed and not yet recorded as finished
+        # Handlers running: a job's slot frees when its handler returns, so the next claim is made while its
+        # outcome is written (on SQLite the two share a commit: one fsync at synchronous=FULL).
+        self._running = 0
+        self._freed = 0  # slots freed and jobs finished so far: the claiming loop sleeps only if none since its claim
         self._lost: set[int] = set()
         self._lock = threading.Lock()
         self._slots = threading.Condition(self._lock)
@@ -464,11 +495,12 @@ class Worker(WorkerBase[Queue, Handler]):
                     self._recover()
                     next_recover = time.monotonic() + self.recover_interval
                 with self._slots:
-                    while len(self._inflight) >= self.concurrency and not self._stop.is_set():
+                    while self._running >= self.concurrency and not self._stop.is_set():
                         self._slots.wait(self.poll_interval)
-                    free = self.concurrency - len(self._inflight)
+                    free = self.concurrency - self._running
                     busy = len(self._inflight)
                     full_types, room = self._type_room(self._inflight.values())
+                    freed = self._freed
                 if self._stop.is_set():
                     break
                 want = min(free if max_jobs is None else min(free, max_jobs - taken), room)
@@ -480,13 +512,14 @@ class Worker(WorkerBase[Queue, Handler]):
                     if once:
                         with self._slots:
                             # wait for a job to finish, unless one finished during the claim (its notify is gone)
-                            if len(self._inflight) >= busy:
+                            if self._freed == freed:
                                 self._slots.wait(self.poll_interval)
                     continue
                 for job in jobs:
                     taken += 1
                     with self._lock:
                         self._inflight[job.id] = job
+                        self._running += 1
                     pool.submit(self._process, job)
         finally:
             self._shutdown(pool)
@@ -666,6 +699,7 @@ class Worker(WorkerBase[Queue, Handler]):
                     result = self._execute(job)
                 finally:
                     report.seconds = time.monotonic() - started
+                    self._free_slot()
             except Exception as exc:
                 error, retry, delay = failure(exc, self.on_failure)
                 self._finish_failed(job, report, error, retry=retry, delay=delay)
@@ -681,15 +715,24 @@ class Worker(WorkerBase[Queue, Handler]):
                 counted = not was_lost or report.status != "lost"
                 if counted:
                     self.stats.add(report)
+                self._freed += 1
                 self._slots.notify_all()
             if current is not None and current.type in self.type_limits:
                 self.queue.wake_claims()  # a claim waiting with this type skipped may now take one
             del current
-            if counted and self.on_report is not None:
-                try:
-                    self.on_report(job, report)
-                except Exception:
-                    log.exception("job %d: on_report failed", job.id)
+            if counted:
+                self._report(job, report)
+
+    def _tally(self, report: JobReport) -> None:
+        with self._slots:  # the job threads count theirs under it too
+            self.stats.add(report)
+
+    def _free_slot(self) -> None:
+        """The handler returned: the claiming loop may take the next job while this one's outcome is written."""
+        with self._slots:
+            self._running -= 1
+            self._freed += 1
+            self._slots.notify_all()
 
     def _current(self, job: Job) -> Job:
         with self._lock:
@@ -713,13 +756,13 @@ class Worker(WorkerBase[Queue, Handler]):
         except JobTooLarge as exc:
             self._finish_failed(job, report, f"the result could not be stored: {exc}", retry=False)
             return
-        completed(job, report, done, result)
+        completed(job, report, done, result, secret=self._secret)
 
     def _finish_failed(
         self, job: Job, report: JobReport, error: str, *, retry: bool, delay: float | None = None
     ) -> None:
         held = self._current(job)
-        failed(job, report, self.queue.fail(held, error=error, retry=retry, delay=delay), error)
+        failed(job, report, self.queue.fail(held, error=error, retry=retry, delay=delay), error, secret=self._secret)
 
 
 def failure(exc: Exception, on_failure: OnFailure) -> tuple[str, bool, float | None]:
@@ -749,22 +792,25 @@ def unrecorded(job: Job, report: JobReport, exc: Exception) -> None:
         log.error("job %d: unexpected error while recording its outcome", job.id, exc_info=exc)
 
 
-def completed(job: Job, report: JobReport, done: Job, result: Any) -> None:
-    """Record on ``report`` (and log) that ``job`` was completed as ``done`` with ``result``."""
+def completed(job: Job, report: JobReport, done: Job, result: Any, *, secret: bool = False) -> None:
+    """Record on ``report`` (and log) that ``job`` was completed as ``done`` with ``result`` (``secret``: an
+    encrypted queue's, logged without the result)."""
     report.status = done.status or "completed"
     report.result = result
-    log.info(
-        "job %d completed in %.3f s (attempt %d): %s",
-        job.id,
-        report.seconds,
-        job.attempt,
-        _preview(result),
-        extra=_fields(job, report, "completed"),
-    )
+    if log.isEnabledFor(logging.INFO):  # the preview and the fields cost more than the rest of a no-op job's line
+        log.info(
+            "job %d completed in %.3f s (attempt %d): %s",
+            job.id,
+            report.seconds,
+            job.attempt,
+            "(encrypted)" if secret else _preview(result),
+            extra=_fields(job, report, "completed"),
+        )
 
 
-def failed(job: Job, report: JobReport, new: Job, error: str) -> None:
-    """Record on ``report`` (and log) that an attempt of ``job`` failed with ``error``, leaving it as ``new``."""
+def failed(job: Job, report: JobReport, new: Job, error: str, *, secret: bool = False) -> None:
+    """Record on ``report`` (and log) that an attempt of ``job`` failed with ``error``, leaving it as ``new``
+    (``secret``: an encrypted queue's, logged without the error)."""
     report.status = new.status or "failed"
     report.error = error
     outcome = "failed" if report.status == "failed" else "to retry"
@@ -774,7 +820,7 @@ def failed(job: Job, report: JobReport, new: Job, error: str) -> None:
         job.attempt,
         report.seconds,
         outcome,
-        error.splitlines()[0] if error else "",
+        "(encrypted)" if secret else error.splitlines()[0] if error else "",
         extra=_fields(job, report, outcome),
     )
 

@@ -77,6 +77,10 @@ class AsyncQueue:
         return self._queue.worker_name
 
     @property
+    def encrypted(self) -> bool:
+        return self._queue.encrypted
+
+    @property
     def max_attempts(self) -> int:
         return self._queue.max_attempts
 

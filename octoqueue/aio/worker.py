@@ -234,9 +234,8 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
                 return
             except Exception as exc:
                 error, retry, delay = failure(exc, self.on_failure)
-                failed(
-                    job, report, await self.queue.fail(self._held[job.id], error=error, retry=retry, delay=delay), error
-                )
+                new = await self.queue.fail(self._held[job.id], error=error, retry=retry, delay=delay)
+                failed(job, report, new, error, secret=self._secret)
             else:
                 await self._finish_completed(job, report, result)
         except Exception as exc:
@@ -248,13 +247,6 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
             if report.status != "released":
                 self.stats.add(report)
                 self._report(job, report)
-
-    def _report(self, job: Job, report: JobReport) -> None:
-        if self.on_report is not None:
-            try:
-                self.on_report(job, report)
-            except Exception:
-                log.exception("job %d: on_report failed", job.id)
 
     async def _execute(self, job: Job) -> Any:
         fn = self._resolve(job)
@@ -299,9 +291,10 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
             done = await self._complete(self._held[job.id], result)
         except JobTooLarge as exc:
             error = f"the result could not be stored: {exc}"
-            failed(job, report, await self.queue.fail(self._held[job.id], error=error, retry=False), error)
+            new = await self.queue.fail(self._held[job.id], error=error, retry=False)
+            failed(job, report, new, error, secret=self._secret)
             return
-        completed(job, report, done, result)
+        completed(job, report, done, result, secret=self._secret)
 
 
 __all__ = ["AsyncHandler", "AsyncWorker"]

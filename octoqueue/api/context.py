@@ -11,15 +11,17 @@ from fastapi import Depends, HTTPException, Request
 from octoqueue.api.chatops_access import ChatOpsAccess
 from octoqueue.api.cursors import CursorSigner
 from octoqueue.api.deliveries import DeliveryLog
-from octoqueue.api.jobschema import JobSchema
+from octoqueue.api.jobschema import CachedSetting, JobSchema
+from octoqueue.api.jobwatch import JobWatch
 from octoqueue.api.longpoll import ArrivalSignal
 from octoqueue.api.metrics import Metrics
 from octoqueue.api.queues import QueueRegistry
 from octoqueue.api.settings import Settings
 from octoqueue.queue import Queue
+from octoqueue.schedules import SETTING_KEY as SCHEDULES_SETTING
 
 if TYPE_CHECKING:
-    from octoqueue.schedules import Scheduler
+    from octoqueue.schedules import Schedule, Scheduler
     from octoqueue.worker import Worker
 
 
@@ -33,6 +35,11 @@ class Runtime:
     deliveries: DeliveryLog
     cursors: CursorSigner
     access: ChatOpsAccess
+    #: The schedules as anyone may read them (``/schedules``, the dashboard), cached like /metrics' counts: on
+    #: GitHub every store read is a request of the token's budget, and reads need no write role.
+    schedule_reads: CachedSetting
+    #: The requests waiting for jobs to finish (``GET /jobs/{id}?wait=``), served by one poller.
+    job_watch: JobWatch
     arrivals: ArrivalSignal = field(default_factory=ArrivalSignal)
     worker: Worker | None = None  # the in-process worker (--worker), once started
     scheduler: Scheduler | None = None  # the in-process scheduler (--scheduler), once started
@@ -49,7 +56,15 @@ class Runtime:
             deliveries=DeliveryLog(queue.store),
             cursors=CursorSigner(queue.store),
             access=ChatOpsAccess(queue.store, repository=settings.webhook_repo, trusted=settings.trusted_users),
+            schedule_reads=CachedSetting(queue.store, SCHEDULES_SETTING, settings.metrics_cache_seconds),
+            job_watch=JobWatch(
+                queue.get, interval=max(0.25, queue.store.wait_poll_interval), max_waiters=settings.max_job_waiters
+            ),
         )
+
+    def schedules(self) -> list[Schedule]:
+        """Every valid schedule, read through :attr:`schedule_reads`."""
+        return self.queue.schedules.parse(self.schedule_reads.get())
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -14,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from octoqueue.api.auth import ProducerKey, ReaderKey
 from octoqueue.api.context import Runtime, RuntimeDep
 from octoqueue.api.jobschema import SchemaMismatch
+from octoqueue.api.jobwatch import TooManyWaiters
 from octoqueue.api.models import (
     Attempts,
     IdempotencyKey,
@@ -30,7 +29,7 @@ from octoqueue.api.ratelimit import rate_limit
 from octoqueue.errors import JobNotFound
 from octoqueue.history import Outcome
 from octoqueue.job import Job
-from octoqueue.states import FINISHED, JobState
+from octoqueue.states import JobState
 from octoqueue.stores.base import WakesWorkflows
 
 router = APIRouter(tags=["jobs"])
@@ -204,13 +203,10 @@ async def job_status(
     reads are keyed (``--keyed-reads``). With ``?wait=30`` the answer comes when the job is finished (completed,
     failed or cancelled), or after 30 s with its state then."""
     job = await run_in_threadpool(runtime.queue.get, job_id)
-    deadline = time.monotonic() + wait
-    pause = 0.01
-    while job.state not in FINISHED and time.monotonic() < deadline:
-        # Sleep on the event loop (no thread held per waiter), re-reading ever less often up to the store's pace.
-        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 2, max(0.25, runtime.queue.store.wait_poll_interval))
-        job = await run_in_threadpool(runtime.queue.get, job_id)
+    try:
+        job = await runtime.job_watch.wait(job, wait)
+    except TooManyWaiters as exc:
+        raise HTTPException(503, detail=f"{exc}; ask again later", headers={"Retry-After": "5"}) from None
     return JobStatusResponse(
         job_id=job.id,
         status=job.status,

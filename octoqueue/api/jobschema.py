@@ -34,7 +34,8 @@ class SchemaMismatch(ValueError):
 
 
 class CachedSetting:
-    """One store setting, read through a short cache."""
+    """One store setting, read through a short cache. One read at a time goes to the store: callers that miss
+    together wait for it and share its answer, so a burst of requests costs one store read (one GitHub request)."""
 
     def __init__(self, store: Store, key: str, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
@@ -42,17 +43,31 @@ class CachedSetting:
         self.ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
+        self._reading = threading.Lock()
         self._value: Any = None
         self._fetched: float | None = None
 
+    def _fresh(self) -> tuple[bool, Any]:
+        with self._lock:
+            return self._fetched is not None and self._clock() - self._fetched < self.ttl, self._value
+
     def get(self) -> Any:
+        fresh, value = self._fresh()
+        if fresh:
+            return value
+        with self._reading:
+            fresh, value = self._fresh()
+            if fresh:  # another caller read it while this one waited
+                return value
+            value = self.store.get_setting(self.key)
+            with self._lock:
+                self._value, self._fetched = value, self._clock()
+            return value
+
+    def forget(self) -> None:
+        """Read the store on the next :meth:`get` (this process changed the setting another way)."""
         with self._lock:
-            if self._fetched is not None and self._clock() - self._fetched < self.ttl:
-                return self._value
-        value = self.store.get_setting(self.key)
-        with self._lock:
-            self._value, self._fetched = value, self._clock()
-        return value
+            self._fetched = None
 
     def set(self, value: Any) -> None:
         self.store.set_setting(self.key, value)

@@ -24,6 +24,9 @@ from octoqueue.stores.base import ReportsRateLimit
 
 log = logging.getLogger("octoqueue.api")
 
+#: The methods a request is labelled with; any other (a client may send any token as its method) is "other", so
+#: made-up methods cannot grow /metrics without bound.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -164,7 +167,8 @@ class RequestMetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], template, str(status)).observe(time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in _KNOWN_METHODS else "other"
+            self.metrics.requests.labels(method, template, str(status)).observe(time.perf_counter() - started)
 
 
 __all__ = ["Metrics", "RequestMetricsMiddleware"]

@@ -52,6 +52,14 @@ class RateLimiter:
 
     def hit(self, client: str) -> Decision:
         """Count one request by ``client`` unless it is over the limit; say whether it may proceed."""
+        return self._decide(client, count=True)
+
+    def check(self, client: str) -> Decision:
+        """Whether ``client`` is under the limit now, counting nothing (for limits on failures: count them with
+        :meth:`hit` once they happen)."""
+        return self._decide(client, count=False)
+
+    def _decide(self, client: str, *, count: bool) -> Decision:
         if not self.enabled:
             return Decision(True, 0, 0)
         now = self._clock()
@@ -62,7 +70,8 @@ class RateLimiter:
                 hits.popleft()
             if len(hits) >= self.requests:
                 return Decision(False, self.requests, 0, max(0.0, hits[0] + self.window - now))
-            hits.append(now)
+            if count:
+                hits.append(now)
             while len(self._hits) > self._max_clients:
                 self._hits.popitem(last=False)
             return Decision(True, self.requests, self.requests - len(hits))

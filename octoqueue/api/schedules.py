@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,7 +24,8 @@ from octoqueue.api.models import (
     Title,
     errors,
 )
-from octoqueue.schedules import MAX_CATCHUP, Schedule
+from octoqueue.api.ratelimit import rate_limit
+from octoqueue.schedules import MAX_CATCHUP, Schedule, find
 
 router = APIRouter(prefix="/schedules", tags=["schedules"])
 
@@ -64,7 +65,7 @@ class ScheduleView(BaseModel):
     updated_at: datetime
     last_run: datetime | None = Field(description="The newest tick that fired.")
     last_job_id: int | None = Field(description="The job that tick made.")
-    next_run: datetime | None = Field(description="The next tick (null while disabled).")
+    next_run: datetime | None = Field(description="The next tick (null while disabled or once the timetable ended).")
 
 
 class Triggered(BaseModel):
@@ -82,16 +83,18 @@ def _view(schedule: Schedule, now: datetime) -> ScheduleView:
 def list_schedules(runtime: RuntimeDep, principal: ReaderKey) -> list[ScheduleView]:
     """Every schedule, by id, with its last and next run."""
     now = runtime.queue.store.now()
-    return [_view(schedule, now) for schedule in runtime.queue.list_schedules()]
+    return [_view(schedule, now) for schedule in runtime.schedules()]
 
 
 @router.get("/{schedule_id}", response_model=ScheduleView, responses=errors(401, 403, 404, 503))
 def get_schedule(schedule_id: ScheduleId, runtime: RuntimeDep, principal: ReaderKey) -> ScheduleView:
     """One schedule, with its last and next run."""
-    return _view(runtime.queue.get_schedule(schedule_id), runtime.queue.store.now())
+    return _view(find(runtime.schedules(), schedule_id), runtime.queue.store.now())
 
 
-def _wake(runtime: Runtime) -> None:
+def _changed(runtime: Runtime) -> None:
+    """This process changed a schedule: read it afresh, and let the in-process scheduler look again."""
+    runtime.schedule_reads.forget()
     if runtime.scheduler is not None:
         runtime.scheduler.wake()
 
@@ -124,7 +127,7 @@ async def put_schedule(
     """Define or redefine a schedule. Redefining keeps its last run, so no tick fires twice; its data must match
     the admin schema as a /create-job job's would."""
     schedule = await run_in_threadpool(_define, runtime, schedule_id, body)
-    _wake(runtime)
+    _changed(runtime)
     return _view(schedule, runtime.queue.store.now())
 
 
@@ -132,23 +135,32 @@ async def put_schedule(
 def enable_schedule(schedule_id: ScheduleId, runtime: RuntimeDep, principal: AdminKey) -> ScheduleView:
     """Fire again from the next tick on (ticks missed while disabled do not fire)."""
     schedule = runtime.queue.enable_schedule(schedule_id)
-    _wake(runtime)
+    _changed(runtime)
     return _view(schedule, runtime.queue.store.now())
 
 
 @router.post("/{schedule_id}/disable", response_model=ScheduleView, responses=errors(401, 403, 404, 503))
 def disable_schedule(schedule_id: ScheduleId, runtime: RuntimeDep, principal: AdminKey) -> ScheduleView:
     """Stop firing the schedule (it is kept, and can be enabled again)."""
-    return _view(runtime.queue.disable_schedule(schedule_id), runtime.queue.store.now())
+    schedule = runtime.queue.disable_schedule(schedule_id)
+    _changed(runtime)
+    return _view(schedule, runtime.queue.store.now())
 
 
 @router.delete("/{schedule_id}", status_code=204, responses=errors(401, 403, 404, 503))
 def delete_schedule(schedule_id: ScheduleId, runtime: RuntimeDep, principal: AdminKey) -> None:
     """Remove the schedule (jobs it already made stay)."""
     runtime.queue.delete_schedule(schedule_id)
+    _changed(runtime)
 
 
-@router.post("/{schedule_id}/trigger", status_code=201, response_model=Triggered, responses=errors(401, 403, 404, 503))
+@router.post(
+    "/{schedule_id}/trigger",
+    status_code=201,
+    response_model=Triggered,
+    responses=errors(401, 403, 404, 429, 503),
+    dependencies=[Depends(rate_limit)],  # it makes a job, as /create-job does: the same producer limit
+)
 def trigger_schedule(schedule_id: ScheduleId, runtime: RuntimeDep, principal: ProducerKey) -> Triggered:
     """Enqueue the schedule's job now, outside its timetable (which is unchanged)."""
     job = runtime.queue.trigger_schedule(schedule_id)

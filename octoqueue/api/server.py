@@ -46,6 +46,7 @@ from octoqueue.errors import (
 from octoqueue.queue import Queue
 from octoqueue.retry import RetryPolicy
 from octoqueue.schedules import Scheduler
+from octoqueue.sealing import KEY_ENV, is_encrypted
 from octoqueue.states import LabelScheme
 from octoqueue.stores import open_store
 
@@ -199,6 +200,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime = Runtime.build(settings, queue, app.state.metrics)
     if not app.state.keys.enabled:
         log.warning("no API keys configured (API_KEY / API_KEYS): every endpoint is open")
+    if is_encrypted(queue.store) and (settings.open_reads or not app.state.keys.enabled):
+        log.warning(
+            "job data is encrypted (%s) but reads are open: anyone who reaches this server reads it decrypted "
+            "(GET /jobs/{id}, listings, the dashboard); set API_KEYS and OCTOQUEUE_OPEN_READS=false",
+            KEY_ENV,
+        )
     watcher = QueueWatcher(queue, runtime.arrivals, asyncio.get_running_loop())
     watcher.start()
     worker = _start_worker(settings, queue, app.state.metrics)

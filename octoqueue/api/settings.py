@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     recover_interval: float = Field(5.0, gt=0, validation_alias=_env("OCTOQUEUE_RECOVER_INTERVAL"))
     settings_cache_seconds: float = Field(1.0, ge=0, validation_alias=_env("OCTOQUEUE_SETTINGS_CACHE_SECONDS"))
     metrics_cache_seconds: float = Field(5.0, ge=0, validation_alias=_env("OCTOQUEUE_METRICS_CACHE_SECONDS"))
+    #: Most requests waiting on ``GET /jobs/{id}?wait=`` at once; more get 503 with Retry-After.
+    max_job_waiters: int = Field(1000, ge=0, validation_alias=_env("OCTOQUEUE_MAX_JOB_WAITERS"))
 
     # -- a worker in the same process ---------------------------------------------------------------------
     worker: bool = Field(False, validation_alias=_env("OCTOQUEUE_WORKER"))

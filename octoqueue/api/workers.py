@@ -8,7 +8,6 @@ comes back after the queue's backoff, not after the claim timeout.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import time
@@ -42,7 +41,9 @@ from octoqueue.api.ratelimit import rate_limit
 from octoqueue.errors import InvalidTransition, JobTooLarge, LeaseLost, StateConflict
 from octoqueue.job import Job
 from octoqueue.queue import check_data_size
+from octoqueue.sealing import content_digest
 from octoqueue.states import QUEUE_LABEL_PREFIX, JobState, has_labels, label_key
+from octoqueue.stores.base import Store
 
 router = APIRouter(prefix="/api/v1", tags=["workers"])
 
@@ -273,9 +274,9 @@ def _held(runtime: Runtime, name: str, job_id: str, attempt: int | None) -> Job:
     return job.model_copy(update={"attempt": token})
 
 
-def _dedupe_key(queue: str, payload: Any) -> str:
+def _dedupe_key(store: Store, queue: str, payload: Any) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return f"starq:{queue}:{hashlib.sha256(canonical.encode()).hexdigest()}"
+    return f"starq:{queue}:{content_digest(store, canonical)}"
 
 
 # -- queues ----------------------------------------------------------------------------------------------------
@@ -384,7 +385,7 @@ def _submit(runtime: Runtime, name: str, body: JobSubmission, idempotency_key: s
     keys: list[str | None] = []
     for i, item in enumerate(items):
         if config.dedupe:
-            keys.append(_dedupe_key(name, item.payload))
+            keys.append(_dedupe_key(queue.store, name, item.payload))
         else:
             keys.append(None if idempotency_key is None else f"starq:{name}:batch:{idempotency_key}:{i}")
     # One enqueue_many per (priority, delay): a batch whose jobs share them (the usual case) is one store call.

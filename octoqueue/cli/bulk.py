@@ -26,10 +26,10 @@ def read_json_lines(stream: IO[str]) -> list[Any]:
         raise click.BadParameter("stdin holds no JSON", param_hint="DATA")
     if len(lines) > 1:
         try:
-            return [_checked(json.loads(text), "stdin")]
+            return [job_data(json.loads(text), "stdin")]
         except json.JSONDecodeError:
             pass  # not one document: JSON lines
-    return [_checked(_parse(line, number), f"line {number}") for number, line in lines]
+    return [job_data(_parse(line, number), f"line {number}") for number, line in lines]
 
 
 def _parse(line: str, number: int) -> Any:
@@ -41,12 +41,25 @@ def _parse(line: str, number: int) -> Any:
         ) from None
 
 
-def _checked(value: Any, where: str) -> Any:
+def job_data(value: Any, where: str) -> dict[str, Any]:
+    """``value`` when it can be a job's data: a JSON object (as ``/create-job`` requires) that fits a job; else
+    :class:`click.BadParameter` naming ``where``."""
+    if not isinstance(value, dict):
+        raise click.BadParameter(
+            f"{where} is a JSON {_json_kind(value)}, not an object: a job's data is an object such as "
+            '{"key": "value"}; no job was enqueued',
+            param_hint="DATA",
+        )
     try:
         check_data_size(value)
     except OctoqueueError as exc:
         raise click.BadParameter(f"{where}: {exc}; no job was enqueued", param_hint="DATA") from None
     return value
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "array", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 @contextmanager
@@ -71,4 +84,4 @@ def progress(total: int, what: str = "enqueueing") -> Iterator[Callable[[], None
         yield lambda: bar.advance(task)
 
 
-__all__ = ["PROGRESS_FROM", "progress", "read_json_lines"]
+__all__ = ["PROGRESS_FROM", "job_data", "progress", "read_json_lines"]

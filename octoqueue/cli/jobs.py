@@ -76,6 +76,13 @@ def _json_arg(text: str, what: str) -> Any:
         raise click.BadParameter(f"{what} is not valid JSON: {exc}") from None
 
 
+def _label_filters(ctx: click.Context, param: click.Parameter, labels: tuple[str, ...]) -> tuple[str, ...]:
+    """``--label`` filters: a blank one would match no job (enqueue refuses blank labels), so it is a mistake."""
+    if any(not label.strip() for label in labels):
+        raise click.BadParameter("a label cannot be blank", ctx=ctx, param=param)
+    return labels
+
+
 #: The header of ``list``'s lines, in their columns.
 LIST_HEADER = f"{'ID':>6}  {'STATUS':<10}  {'P':<2}  {'CREATED (UTC)':<19}  TITLE  [LABELS]"
 
@@ -115,7 +122,7 @@ def newest_jobs(store: Store, *, states: Collection[str], labels: Collection[str
     "queue:... in any letter case.",
 )
 @click.option("--priority", default="normal", show_default=True, help="0-4 or critical/high/normal/low/bulk.")
-@click.option("--delay", type=float, help="Seconds before the job may run.")
+@click.option("--delay", type=click.FloatRange(min=0), help="Seconds before the job may run.")
 @click.option(
     "--max-attempts",
     type=click.IntRange(min=1),
@@ -125,7 +132,7 @@ def newest_jobs(store: Store, *, states: Collection[str], labels: Collection[str
 )
 @click.option("--type", "job_type", help="Job type, which picks the handler.")
 @click.option("--idempotency-key", help="A second enqueue with this key returns the first job.")
-@click.option("--timeout", type=float, help="Seconds a handler may run.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds a handler may run.")
 @click.option(
     "--depends-on",
     "depends_on",
@@ -157,11 +164,11 @@ def enqueue(
     store_url: str,
     label_prefix: str,
 ) -> None:
-    """Add a job. DATA is JSON; '-' reads JSON lines from stdin, a job a line, each checked before the first is
+    """Add a job. DATA is a JSON object; '-' reads JSON lines from stdin, a job a line, each checked before the first is
     made (a progress bar shows on a terminal for large inputs). Prints the job ids, one a line."""
-    from octoqueue.cli.bulk import progress, read_json_lines
+    from octoqueue.cli.bulk import job_data, progress, read_json_lines
 
-    values = read_json_lines(sys.stdin) if data == "-" else [_json_arg(data, "DATA")]
+    values = read_json_lines(sys.stdin) if data == "-" else [job_data(_json_arg(data, "DATA"), "DATA")]
     if idempotency_key is not None and len(values) > 1:
         raise click.UsageError(f"--idempotency-key names one job, but stdin holds {len(values)}")
     level = Priority.parse(priority)
@@ -192,7 +199,9 @@ def enqueue(
     type=click.Choice([s.value for s in JobState]),
     help="Only jobs in this state (repeatable).",
 )
-@click.option("--label", "labels", multiple=True, help="Only jobs with this label (repeatable).")
+@click.option(
+    "--label", "labels", multiple=True, callback=_label_filters, help="Only jobs with this label (repeatable)."
+)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--cursor", help="Continue a listing (printed at its end).")
 @click.option(
@@ -286,6 +295,10 @@ def fail(job_id: int, comment: str | None, store_url: str, label_prefix: str) ->
         click.echo(queue.fail(job_id, comment).status)
 
 
+#: What a bulk verb did to a job.
+_DONE = {"requeue": "requeued", "cancel": "cancelled"}
+
+
 def _bulk(
     job_ids: tuple[int, ...],
     statuses: tuple[str, ...],
@@ -312,8 +325,8 @@ def _bulk(
         filters["states"] = statuses
     jobs = many(**filters)
     for job in jobs:
-        click.echo(f"{job.id}  {'would be ' + verb + 'd' if dry_run else job.status}")
-    click.echo(f"{'would ' + verb if dry_run else verb.capitalize() + 'd'} {len(jobs)} job(s)", err=True)
+        click.echo(f"{job.id}  {'would be ' + _DONE[verb] if dry_run else job.status}")
+    click.echo(f"{'would ' + verb if dry_run else _DONE[verb].capitalize()} {len(jobs)} job(s)", err=True)
 
 
 @click.command()
@@ -325,7 +338,13 @@ def _bulk(
     type=click.Choice(["completed", "failed", "cancelled"]),
     help="Requeue every job in this state (repeatable; with only --label: failed) ...",
 )
-@click.option("--label", "labels", multiple=True, help="... carrying this label (repeatable; all must match).")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    callback=_label_filters,
+    help="... carrying this label (repeatable; all must match).",
+)
 @click.option("--dry-run", is_flag=True, help="List the jobs a filter matches; change nothing.")
 @click.option("--comment", help="Comment to add.")
 @store_option
@@ -355,7 +374,13 @@ def requeue(
     type=click.Choice(["pending", "processing"]),
     help="Cancel every job in this state (repeatable; with only --label: pending) ...",
 )
-@click.option("--label", "labels", multiple=True, help="... carrying this label (repeatable; all must match).")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    callback=_label_filters,
+    help="... carrying this label (repeatable; all must match).",
+)
 @click.option("--dry-run", is_flag=True, help="List the jobs a filter matches; change nothing.")
 @click.option("--comment", help="Comment to add.")
 @store_option
@@ -422,7 +447,9 @@ def clear(older_than: float, statuses: tuple[str, ...], as_json: bool, store_url
     help="Seconds a claim holds a job; renewed while the handler runs.",
 )
 @click.option("--timeout", type=click.FloatRange(min=0.001), help="Seconds a handler may run before it is stopped.")
-@click.option("--label", "labels", multiple=True, help="Only jobs with this label (repeatable).")
+@click.option(
+    "--label", "labels", multiple=True, callback=_label_filters, help="Only jobs with this label (repeatable)."
+)
 @click.option("--job", "job_ids", multiple=True, type=int, help="Only this job (repeatable).")
 @click.option(
     "--on-failure",

@@ -21,7 +21,11 @@ def schedule() -> None:
 
 
 def _line(found: Schedule, now: datetime) -> str:
-    state = f"next {found.next_run(now).isoformat(timespec='seconds')}" if found.enabled else "disabled"
+    upcoming = found.next_run(now)
+    if not found.enabled:
+        state = "disabled"
+    else:
+        state = f"next {upcoming.isoformat(timespec='seconds')}" if upcoming else "ended (no date matches any more)"
     last = found.last_run.isoformat(timespec="seconds") if found.last_run else "never"
     job = f" (job {found.last_job_id})" if found.last_job_id is not None else ""
     return f"{found.id:<24} {found.cron:<16} {found.timezone:<16} {state}; last {last}{job}"
@@ -104,7 +108,8 @@ def show(schedule_id: str, store_url: str, label_prefix: str) -> None:
     with open_queue(store_url, label_prefix) as queue:
         found = queue.get_schedule(schedule_id)
         out = found.model_dump(mode="json")
-        out["next_run"] = found.next_run(queue.store.now()).isoformat() if found.enabled else None
+        upcoming = found.next_run(queue.store.now()) if found.enabled else None
+        out["next_run"] = upcoming.isoformat() if upcoming else None
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
 
 

@@ -204,13 +204,16 @@ def run(settings: Settings) -> None:
             problem = store_problem(queue.store)
             if problem is not None:
                 raise StoreUnavailable(f"the store {queue.store.url} cannot be reached: {problem}")
+            app = create_app(
+                settings, queue
+            )  # refuses bad settings (API keys, ...) before the banner promises a server
             text = banner(settings, host, port)
             if settings.log_format == "json":  # stderr stays one JSON object a line
                 logging.getLogger("octoqueue.api").info(text.splitlines()[0], extra={"host": host, "port": port})
             else:
                 click.echo(text, err=True)
             if not settings.reload:
-                uvicorn.Server(uvicorn.Config(create_app(settings, queue), **common)).run(sockets=[sock])
+                uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=[sock])
                 return
     # The reloader binds the address itself and imports the app in a fresh process: hand it the settings
     # through the environment.

@@ -62,8 +62,7 @@ def _factory(scheme: str, url: str) -> Callable[..., object]:
     installed = installed_stores()
     point = installed.get(scheme)
     if point is None:
-        known = ", ".join(f"{s}://" for s in [*SCHEMES, *sorted(installed)])
-        raise ConfigurationError(f"unknown store URL {url!r}: use one of {known}")
+        raise _unknown(url, installed)
     package = point.dist.name if point.dist is not None else point.value
     try:
         loaded = point.load()
@@ -74,20 +73,44 @@ def _factory(scheme: str, url: str) -> Callable[..., object]:
     return loaded
 
 
+def _unknown(url: str, installed: dict[str, EntryPoint]) -> ConfigurationError:
+    known = ", ".join(f"{s}://" for s in [*SCHEMES, *sorted(installed)])
+    return ConfigurationError(f"unknown store URL {url!r}: use one of {known}")
+
+
+def store_scheme(url: str) -> str:
+    """The scheme of store URL ``url``, lower case; :class:`ConfigurationError` when no store (built in or
+    installed) takes it, or the URL cannot be read."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:  # e.g. an unclosed "[" (urlsplit reads it as an IPv6 address)
+        raise ConfigurationError(f"store URL {url!r} cannot be read: {exc}") from None
+    if scheme not in SCHEMES:
+        installed = installed_stores()
+        if scheme not in installed:
+            raise _unknown(url, installed)
+    return scheme
+
+
 def open_store(url: str | None = None, **options: object) -> Store:
     """Open the store named by ``url`` (else env ``OCTOQUEUE_STORE``, else the embedded SQLite default).
 
     ``options`` go to the store's factory (``clock=`` is one every store takes).
     """
     url = url or os.environ.get("OCTOQUEUE_STORE") or DEFAULT_STORE_URL
-    try:
-        scheme = urlsplit(url).scheme.lower()
-    except ValueError as exc:  # e.g. an unclosed "[" (urlsplit reads it as an IPv6 address)
-        raise ConfigurationError(f"store URL {url!r} cannot be read: {exc}") from None
+    scheme = store_scheme(url)
     store = _factory(scheme, url)(url, **options)
     if not isinstance(store, Store):
         raise ConfigurationError(f"the {scheme}:// factory made a {type(store).__name__}, not an octoqueue Store")
     return store
 
 
-__all__ = ["DEFAULT_STORE_URL", "ENTRY_POINT_GROUP", "SCHEMES", "Store", "installed_stores", "open_store"]
+__all__ = [
+    "DEFAULT_STORE_URL",
+    "ENTRY_POINT_GROUP",
+    "SCHEMES",
+    "Store",
+    "installed_stores",
+    "open_store",
+    "store_scheme",
+]

@@ -3,8 +3,9 @@
 WAL journal so readers never block the writer; every write takes SQLite's write lock before it reads (``BEGIN
 IMMEDIATE``, or a single statement), so two processes cannot both read a pending job and then both claim it. A claim
 is one ``UPDATE ... RETURNING`` over the runnable index; the usual transition (complete, fail, heartbeat) is one
-conditional ``UPDATE ... RETURNING`` that checks the state and the fencing attempt itself. Every write of a process
-goes through one connection in turn, and writes queued meanwhile share a commit (``_sqlite_group_commit``).
+conditional ``UPDATE ... RETURNING`` that checks the state and the fencing attempt itself; ``transition_many`` runs
+those in one transaction (so the Worker's batched completions cost one commit). Every write of a process goes through
+one connection in turn, and writes queued meanwhile share a commit (``_sqlite_group_commit``).
 ``synchronous=NORMAL``: a committed job survives a crash of the process; a power cut may lose the last transactions
 (set ``?synchronous=FULL`` in the URL for that too).
 
@@ -18,19 +19,20 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from octoqueue.errors import ConfigurationError, JobNotFound, StoreUnavailable
+from octoqueue.errors import ConfigurationError, InvalidTransition, JobNotFound, StateConflict, StoreUnavailable
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import FINISHED, TRANSITIONS, JobState, LabelScheme
 from octoqueue.stores._sqlite_columns import (
     INSERT_SQL,
     SELECT_LIST,
     UPDATE_SQL,
+    created_job,
     insert_params,
     row_to_job,
     stored,
@@ -40,6 +42,7 @@ from octoqueue.stores._sqlite_group_commit import GroupCommit
 from octoqueue.stores._sqlite_migrations import check_known, latest, migrate, version
 from octoqueue.stores.base import (
     Clock,
+    Move,
     Store,
     apply_transition,
     check_changes,
@@ -192,11 +195,13 @@ class SQLiteStore(Store):
         params = insert_params(new, state=JobState.PENDING, created_at=now, updated_at=now)
         key = new.idempotency_key
         if key is None:
-            return row_to_job(self._writes.statement(INSERT_SQL, params)[0])
+            return created_job(self._writes.statement(INSERT_SQL, params)[0][0], params)
 
         def create_once(db: sqlite3.Connection) -> Job:
             row = db.execute(f"SELECT {SELECT_LIST} FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
-            return row_to_job(row if row is not None else db.execute(INSERT_SQL, params).fetchone())
+            if row is not None:
+                return row_to_job(row)
+            return created_job(db.execute(INSERT_SQL, params).fetchone()[0], params)
 
         return self._writes.transaction(create_once)
 
@@ -345,36 +350,67 @@ class SQLiteStore(Store):
         **changes: Any,
     ) -> Job:
         check_changes(changes)
-        wanted = expected_set(expected)
-        if wanted and all(target in TRANSITIONS[state] for state in wanted):
-            # Fast path: one conditional UPDATE (atomic on its own) does the check and the write. When it matches
-            # no row, the slow path below reads the job and raises the contract's exact exception (or, if the
-            # job moved into an expected state in between, performs the transition).
-            done = self._transition_fast(job_id, wanted, target, attempt, changes)
-            if done is not None:
-                return done
+        move = Move(job_id, expected, target, attempt, changes)
+        fast = self._fast_update(move)
+        if fast is not None:
+            # One conditional UPDATE (atomic on its own) does the check and the write. When it matches no row, the
+            # read-check-write below raises the contract's exact exception (or, if the job moved into an expected
+            # state in between, performs the transition).
+            rows = self._writes.statement(*fast)
+            if rows:
+                return row_to_job(rows[0])
+        return self._writes.transaction(lambda db: self._read_check_write(db, move))
 
-        def read_check_write(db: sqlite3.Connection) -> Job:
-            row = db.execute(f"SELECT {SELECT_LIST} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                raise JobNotFound(job_id)
-            now = self.now()
-            new = apply_transition(
-                row_to_job(row), expected=expected, target=target, attempt=attempt, changes=changes, now=now
-            )
-            db.execute(UPDATE_SQL, update_params(new))
-            return new
+    batches_transitions = True
 
-        return self._writes.transaction(read_check_write)
+    def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
+        """Every move in one transaction (one commit, so one fsync at ``synchronous=FULL``), each as
+        :meth:`transition` does it: its conditional UPDATE, fenced by its attempt, then the read-check-write when
+        that matched no row. A move the rules refuse gives its exception; the others still apply."""
+        moves = list(moves)
+        for move in moves:
+            check_changes(move.changes)
+        updates = [self._fast_update(move) for move in moves]
 
-    def _transition_fast(
-        self,
-        job_id: int,
-        wanted: frozenset[JobState],
-        target: JobState,
-        attempt: int | None,
-        changes: dict[str, Any],
-    ) -> Job | None:
+        def apply_all(db: sqlite3.Connection) -> list[Job | Exception]:
+            outcomes: list[Job | Exception] = []
+            for move, fast in zip(moves, updates, strict=True):
+                row = db.execute(*fast).fetchone() if fast is not None else None
+                if row is not None:
+                    outcomes.append(row_to_job(row))
+                    continue
+                try:
+                    outcomes.append(self._read_check_write(db, move))
+                except (StateConflict, JobNotFound, InvalidTransition) as exc:  # checked before anything is written
+                    outcomes.append(exc)
+            return outcomes
+
+        return self._writes.transaction(apply_all) if moves else []
+
+    def _read_check_write(self, db: sqlite3.Connection, move: Move) -> Job:
+        """``move`` by the shared rules (``apply_transition``) on the row as read, inside a write transaction."""
+        row = db.execute(f"SELECT {SELECT_LIST} FROM jobs WHERE id = ?", (move.job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(move.job_id)
+        new = apply_transition(
+            row_to_job(row),
+            expected=move.expected,
+            target=move.target,
+            attempt=move.attempt,
+            changes=dict(move.changes),
+            now=self.now(),
+        )
+        db.execute(UPDATE_SQL, update_params(new))
+        return new
+
+    def _fast_update(self, move: Move) -> tuple[str, list[Any]] | None:
+        """The one conditional ``UPDATE ... RETURNING`` that performs ``move`` when the job is in an expected state
+        (and, when fenced, at the attempt): None when some expected state may not move to the target, which only
+        the read-check-write can judge."""
+        wanted = expected_set(move.expected)
+        target, attempt, changes = move.target, move.attempt, move.changes
+        if not wanted or not all(target in TRANSITIONS[state] for state in wanted):
+            return None
         key = (target, wanted, attempt is None, tuple(changes))
         sql = self._fast_sql.get(key)
         if sql is None:
@@ -393,11 +429,10 @@ class SQLiteStore(Store):
             self._fast_sql[key] = sql
         params: list[Any] = [target.value, int(target.is_open), self.now().timestamp()]
         params.extend(stored(column, value) for column, value in changes.items())
-        params.append(job_id)
+        params.append(move.job_id)
         if attempt is not None:
             params.append(attempt)
-        rows = self._writes.statement(sql, params)
-        return row_to_job(rows[0]) if rows else None
+        return sql, params
 
     def recover_expired(self, *, limit: int = 100) -> list[Job]:
         def recover(db: sqlite3.Connection) -> list[Job]:

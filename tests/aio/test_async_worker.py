@@ -143,3 +143,26 @@ async def test_a_stop_lets_jobs_in_hand_finish_and_past_the_grace_releases_them(
         assert stats.completed == 0 and stats.released == 1
         job = await queue.get(released)
         assert job.state is JobState.PENDING and job.attempts_used == 0
+
+
+async def test_on_an_encrypted_queue_logs_hide_content_and_a_keyless_claim_counts_as_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """B4a and B5 for the AsyncWorker: the rule lives in WorkerBase, so both workers follow it."""
+    from octoqueue.sealing import new_key
+    from octoqueue.stores.memory import MemoryStore
+
+    caplog.set_level("INFO", logger="octoqueue")
+    store = MemoryStore()
+    async with AsyncQueue(store, encryption_keys=new_key()) as sealed:
+        done = (await sealed.enqueue_job({"secret": "s3cr3t"})).id
+
+        async def echo(data: dict[str, Any]) -> dict[str, Any]:
+            return {"echo": data["secret"]}
+
+        assert (await AsyncWorker(sealed, echo).run(once=True)).completed == 1
+        unreadable = (await sealed.enqueue_job({"secret": "s3cr3t"})).id
+    assert f"job {done} completed" in caplog.text and "s3cr3t" not in caplog.text
+    async with AsyncQueue(store, encryption_keys=[]) as keyless:
+        stats = await AsyncWorker(keyless, echo).run(once=True)
+    assert (stats.failed, stats.job_ids, stats.all_succeeded) == (1, [unreadable], False)

@@ -63,7 +63,7 @@ def test_cli_prints_the_table_and_writes_json(tmp_path: Path, capsys: pytest.Cap
             "--repeat",
             "1",
             "--only",
-            "octoqueue,gigq,huey",
+            "octoqueue,octoqueue-full,gigq,huey",
             "--json",
             str(out),
             "--dir",
@@ -74,8 +74,12 @@ def test_cli_prints_the_table_and_writes_json(tmp_path: Path, capsys: pytest.Cap
     assert code == 0
     printed = capsys.readouterr().out
     assert "enqueue jobs/s" in printed and "drain jobs/s" in printed
+    assert "octoqueue (NORMAL) vs the faster peer" in printed and "octoqueue-full (FULL) vs the faster peer" in printed
+    assert "CPU µs per job" in printed
     payload = json.loads(out.read_text())
-    assert set(payload["summary"]) == {"octoqueue", "gigq", "huey"}
+    assert set(payload["summary"]) == {"octoqueue", "octoqueue-full", "gigq", "huey"}
+    cpu = payload["cpu_us_per_job"]
+    assert set(cpu) == {"NORMAL", "FULL"} and all(v > 0 for row in cpu.values() for v in row.values())
     for name, entry in payload["summary"].items():
         assert entry["exactly_once"], name
         assert entry["enqueue_rate"] > 0 and entry["drain_rate"] > 0

@@ -56,3 +56,17 @@ def test_the_cli_takes_ids_or_filters(tmp_path: Path) -> None:
     assert both.returncode == 0 and both.stdout.count("cancelled") == 2
     neither = oq("cancel", store=db)
     assert neither.returncode != 0 and "give the job ids to cancel" in neither.stderr
+
+
+def test_a_cancel_dry_run_speaks_english_and_blank_label_filters_are_refused(tmp_path: Path) -> None:
+    """A3: "would be canceld"; A4: `--label ''` was taken as a filter although enqueue refuses blank labels."""
+    db = tmp_path / "jobs.db"
+    queue, ids = _queue_with_jobs(db)
+    queue.close()
+    dry = oq("cancel", "--label", "images", "--dry-run", store=db)
+    assert dry.stdout.splitlines() == [f"{ids['pending-images']}  would be cancelled"]
+    done = oq("cancel", "--label", "images", store=db)
+    assert "Cancelled 1 job(s)" in done.stderr
+    for command in ("cancel", "requeue", "list"):
+        blank = oq(command, "--label", " ", store=db)
+        assert blank.returncode == 1 and "a label cannot be blank" in blank.stderr, command

@@ -132,3 +132,47 @@ def test_enqueue_refuses_a_reserved_label_in_one_line(db: Path, label: str) -> N
     assert result.returncode != 0
     assert repr(label) in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert oq("list", store=db).stdout.strip() == ""
+
+
+def test_work_strict_fails_when_it_lacks_the_key_of_an_encrypted_job(tmp_path: Path) -> None:
+    """B5: a worker without the key failed encrypted jobs silently: exit 0, '0 failed', no log line."""
+    from octoqueue.sealing import new_key
+
+    db = tmp_path / "w.db"
+    assert oq("enqueue", '{"card": "x"}', store=db, env={"OCTOQUEUE_ENCRYPTION_KEY": new_key()}).returncode == 0
+    worked = oq(
+        "work",
+        "--handler",
+        "tests.core.handlers_for_tests:double",
+        "--once",
+        "--strict",
+        store=db,
+    )
+    assert worked.returncode == 2, worked.stderr
+    assert "job 1 cannot run and is failed: its data is encrypted and this process has no key" in worked.stderr
+    assert "1 failed" in worked.stderr + worked.stdout
+
+
+def test_an_empty_encryption_key_stops_the_cli_with_one_line(tmp_path: Path) -> None:
+    """B11: `OCTOQUEUE_ENCRYPTION_KEY= octoqueue enqueue ...` stored the payload in clear."""
+    refused = oq("enqueue", '{"card": "x"}', store=tmp_path / "e.db", env={"OCTOQUEUE_ENCRYPTION_KEY": ""})
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: OCTOQUEUE_ENCRYPTION_KEY is set but holds no key ('')")
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (("[1,2]",), None, "DATA is a JSON array, not an object"),
+        (('"str"',), None, "DATA is a JSON string, not an object"),
+        (("-",), '{"a": 1}\n7\n', "line 2 is a JSON number, not an object"),
+        (("{}", "--delay", "-5"), None, "--delay"),
+        (("{}", "--timeout", "0"), None, "--timeout"),
+    ],
+)
+def test_enqueue_takes_what_create_job_takes(db: Path, args: tuple[str, ...], stdin: str | None, message: str) -> None:
+    """A4: enqueue accepted '[1,2]', '"str"' and --delay -5, which /create-job refuses."""
+    refused = oq("enqueue", *args, store=db, input=stdin)
+    assert refused.returncode == 1 and message in refused.stderr
+    assert oq("list", store=db).stdout.count("\n") <= 1  # nothing enqueued (the header at most)

@@ -134,6 +134,41 @@ def test_ticks_follow_the_schedule_s_time_zone_through_daylight_saving(store: Cl
     assert [j.idempotency_key for j in queue.run_schedules()] == ["cron:berlin:2026-03-29T07:00:00+00:00"]
 
 
+def test_a_daily_tick_fires_once_when_daylight_saving_repeats_its_hour(store: ClockedMemory, queue: Queue) -> None:
+    """B6: 02:30 happens twice in Berlin on 2027-10-31 (00:30Z and 01:30Z); cron fires it once, the first time."""
+    store.moment = datetime(2027, 10, 30, 12, tzinfo=UTC)
+    daily = queue.create_schedule("berlin", None, "30 2 * * *", timezone="Europe/Berlin", catchup=5)
+    # An expression that fires every hour fires in the repeated hour too: it is another hour.
+    hourly = queue.create_schedule("hourly", None, "30 * * * *", timezone="Europe/Berlin", catchup=5)
+    assert len(hourly.due(datetime(2027, 10, 31, 2, tzinfo=UTC))) == 6
+    assert daily.due(datetime(2027, 10, 31, 2, tzinfo=UTC)) == [datetime(2027, 10, 31, 0, 30, tzinfo=UTC)]
+    assert daily.next_run(datetime(2027, 10, 31, 0, 40, tzinfo=UTC)) == datetime(2027, 11, 1, 1, 30, tzinfo=UTC)
+    store.moment = datetime(2027, 10, 31, 2, tzinfo=UTC)
+    queue.disable_schedule("hourly")
+    assert [j.idempotency_key for j in queue.run_schedules()] == ["cron:berlin:2027-10-31T00:30:00+00:00"]
+
+
+def test_a_stored_schedule_that_can_never_fire_is_skipped_and_the_others_keep_firing(
+    store: ClockedMemory, queue: Queue, caplog: pytest.LogCaptureFixture
+) -> None:
+    """B2: an impossible date stored before it was refused (or by hand) neither stops the scheduler nor fails
+    reads; a year field that has run out ends the timetable."""
+    queue.create_schedule("good", None, "* * * * *")
+    queue.create_schedule("ends", None, "0 11 5 1 * 0 2026")  # 11:00 today, then never again
+    raw = store.get_setting(SETTING_KEY)
+    raw["feb31"] = {"cron": "0 0 31 2 *", "created_at": START.isoformat(), "updated_at": START.isoformat()}
+    store.set_setting(SETTING_KEY, raw)
+    assert [s.id for s in queue.list_schedules()] == ["ends", "good"]
+    assert "schedule 'feb31' is not valid and is skipped" in caplog.text
+    at(store, hours=1)
+    scheduler = Scheduler(queue.schedules)
+    assert sorted(j.title.split()[0] for j in scheduler.run_once()) == ["ends", "good"]
+    assert queue.get_schedule("ends").next_run(store.now()) is None
+    at(store, hours=2)
+    assert [j.title.split()[0] for j in scheduler.run_once()] == ["good"]
+    assert queue.schedules.seconds_until_due(store.now(), longest=600) == 60.0  # 'ends' is no longer waited for
+
+
 def test_disabled_schedules_do_not_fire_and_enabling_skips_what_was_missed(store: ClockedMemory, queue: Queue) -> None:
     queue.create_schedule("tick", None, "*/5 * * * *")
     queue.disable_schedule("tick")
@@ -170,6 +205,10 @@ def test_a_hand_edited_settings_document_is_obeyed_and_a_broken_entry_is_skipped
         (("x", None, "@daily"), {"labels": ["Pending"]}, InvalidLabel, "reserved"),
         (("x", None, "@daily"), {"catchup": 1000}, InvalidJobData, "catchup"),
         (("x", {1, 2}, "@daily"), {}, InvalidJobData, "JSON"),
+        (("x", None, "0 0 31 2 *"), {}, InvalidJobData, "never fires"),
+        (("x", None, "0 0 30 2 *"), {}, InvalidJobData, "never fires"),
+        (("x", None, "0 0 31 4,6,9,11 *"), {}, InvalidJobData, "never fires"),
+        (("x", None, "0 0 1 1 * 0 1970"), {}, InvalidJobData, "never fires"),
     ],
 )
 def test_bad_definitions_get_a_clear_error_and_store_nothing(
@@ -229,3 +268,17 @@ def test_two_concurrent_schedulers_over_100_ticks_make_exactly_100_jobs(tmp_path
     keys = [job.idempotency_key for job in schedulers[0].store.iter_jobs()]
     assert len(keys) == 100 == len(set(keys))
     assert schedulers[0].get_schedule("tick").last_run == START.replace(second=0) + timedelta(minutes=100)
+
+
+def test_an_unexpected_error_in_a_pass_is_logged_and_the_scheduler_goes_on(
+    queue: Queue, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B2: the scheduler thread caught only OctoqueueError; anything else ended it while /health stayed green."""
+    scheduler = Scheduler(queue.schedules, longest_sleep=7.0)
+
+    def broken(**_: Any) -> list[Any]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(scheduler.schedules, "run_due", broken)
+    assert scheduler._pass() == ([], 7.0)
+    assert "scheduler pass failed; trying again in 7.0 s" in caplog.text

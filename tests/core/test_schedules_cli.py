@@ -54,3 +54,13 @@ def test_work_once_with_the_scheduler_fires_then_runs_the_due_job(tmp_path: Path
     worked = oq("work", "--once", "--scheduler", "--handler", "examples.handlers:word_count", store=db)
     assert worked.returncode == 0, worked.stderr
     assert "processed 1 in " in worked.stderr and "jobs/s): 1 completed" in worked.stderr
+
+
+def test_a_cron_with_no_such_date_is_refused_and_nothing_is_stored(tmp_path: Path) -> None:
+    """B2: `schedule add` refused '0 0 30 2 *' only after saving it, and `schedule list` failed from then on."""
+    db = tmp_path / "cli.db"
+    refused = oq("schedule", "add", "feb30", "0 0 30 2 *", store=db)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: schedule 'feb30': cron: '0 0 30 2 *' never fires: no date after ")
+    listed = oq("schedule", "list", store=db)
+    assert (listed.returncode, listed.stdout) == (0, "")

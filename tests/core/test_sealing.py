@@ -11,7 +11,7 @@ import pytest
 
 from octoqueue import Queue
 from octoqueue.errors import ConfigurationError
-from octoqueue.sealing import MISSING_KEY, WRONG_KEY, is_sealed, new_key
+from octoqueue.sealing import MISSING_KEY, WRONG_KEY, is_encrypted, is_sealed, new_key
 from octoqueue.states import JobState
 from octoqueue.stores.sqlite import SQLiteStore
 from octoqueue.worker import Worker
@@ -69,16 +69,19 @@ def test_rotation_old_jobs_still_run_after_a_new_key_is_added(tmp_path: Path) ->
 
 @pytest.mark.parametrize(("keys", "error"), [(None, MISSING_KEY), ("other", WRONG_KEY)])
 def test_a_worker_without_the_key_fails_the_job_with_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: str | None, error: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, keys: str | None, error: str
 ) -> None:
     monkeypatch.delenv("OCTOQUEUE_ENCRYPTION_KEY", raising=False)
     path = tmp_path / "jobs.db"
     job_id = Queue(SQLiteStore(path), encryption_keys=new_key()).enqueue({"secret": SECRET})
     ran: list[Any] = []
     keyless = Queue(SQLiteStore(path), encryption_keys=new_key() if keys else None)
-    assert keyless.claim() is None  # never handed to a handler
-    Worker(keyless, ran.append).run(once=True)
-    assert ran == []
+    # B5: a failure of the worker's, counted (so --strict exits non-zero) and logged, not a silent one.
+    stats = Worker(keyless, ran.append).run(once=True)
+    assert ran == []  # never handed to a handler
+    assert (stats.failed, stats.all_succeeded, stats.job_ids) == (1, False, [job_id])
+    assert f"job {job_id} cannot run and is failed: {error}" in caplog.text
+    assert keyless.claim() is None
     job = keyless.get(job_id)
     assert (job.state, job.last_error) == (JobState.FAILED, error)
     assert "Give this worker the queue's key and requeue the job." in keyless.comments(job_id)[-1].body
@@ -111,3 +114,36 @@ def test_a_schedule_s_data_is_sealed_in_the_settings_too(tmp_path: Path) -> None
     job = queue.trigger_schedule("s")
     assert job.data == {"secret": SECRET}
     assert is_sealed(queue.store.inner.get(job.id).data)  # type: ignore[attr-defined]
+
+
+def test_a_worker_on_an_encrypted_queue_logs_no_result_or_error_text(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """B4a: results were logged at INFO and errors at WARNING in clear."""
+    caplog.set_level("INFO", logger="octoqueue")
+    queue = Queue(SQLiteStore(tmp_path / "jobs.db"), encryption_keys=new_key())
+    done, failed = queue.enqueue({"secret": SECRET}), queue.enqueue({"secret": SECRET, "fail": True})
+
+    def handler(data: dict[str, Any]) -> dict[str, str]:
+        if data.get("fail"):
+            raise ValueError(f"boom {data['secret']}")
+        return {"echo": data["secret"]}
+
+    Worker(queue, handler, on_failure="fail").run(once=True)
+    assert (queue.get(done).state, queue.get(failed).state) == (JobState.COMPLETED, JobState.FAILED)
+    assert f"job {done} completed" in caplog.text and f"job {failed} attempt 1 failed" in caplog.text
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("value", ["", "  ", ",", " , "])
+def test_a_set_but_empty_key_is_an_error_not_plaintext(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """B11: an empty key (an unset secret passed through, say) silently meant "no encryption"."""
+    monkeypatch.setenv("OCTOQUEUE_ENCRYPTION_KEY", value)
+    with pytest.raises(ConfigurationError, match="OCTOQUEUE_ENCRYPTION_KEY is set but holds no key"):
+        Queue(SQLiteStore(tmp_path / "jobs.db"))
+    monkeypatch.delenv("OCTOQUEUE_ENCRYPTION_KEY")
+    with pytest.raises(ConfigurationError, match="encryption_keys is set but holds no key"):
+        Queue("memory://", encryption_keys=value)
+    assert not is_encrypted(Queue("memory://", encryption_keys=[]).store)  # no keys on purpose: a list, or unset

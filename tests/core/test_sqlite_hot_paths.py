@@ -164,3 +164,35 @@ def test_a_once_drain_ends_when_the_last_job_ends(store: SQLiteStore) -> None:
         stats = worker.run(once=True, install_signal_handlers=False)
         assert stats.completed == 40
         assert time.monotonic() - started < 10
+
+
+def test_a_created_job_is_the_row_written(store: SQLiteStore) -> None:
+    """create reads back only the id and makes the rest from what it wrote and the columns' defaults."""
+    queue = Queue(store)
+    plain = queue.enqueue_job({"n": 1, "text": "é"})
+    full = queue.enqueue_job(
+        [1, 2], "t", ["Tag"], priority="high", delay=30, max_attempts=4, type="t", idempotency_key="k", timeout=9
+    )
+    again = queue.enqueue_job([3], idempotency_key="k")
+    for job in (plain, full, again):
+        assert job == store.get(job.id)
+    assert again.id == full.id
+
+
+def test_transition_many_is_one_transaction(store: SQLiteStore) -> None:
+    """The Worker batches completions on SQLite because its transition_many is one commit (one fsync at FULL),
+    each move still fenced by its own attempt."""
+    queue = Queue(store)
+    for i in range(4):
+        queue.enqueue({"n": i})
+    jobs = queue.claim_batch(4)
+    stale = jobs[1].model_copy(update={"attempt": jobs[1].attempt + 1})
+    statements: list[str] = []
+    store._writer().set_trace_callback(statements.append)
+    outcomes = queue.complete_many([jobs[0], stale, jobs[2], jobs[3]])  # no results: no result comments to write
+    store._writer().set_trace_callback(None)
+    assert store.batches_transitions
+    assert [s for s in statements if s.split()[0] in ("BEGIN", "COMMIT", "SAVEPOINT")] == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert isinstance(outcomes[1], LeaseLost)
+    assert [o.state for o in outcomes if not isinstance(o, Exception)] == [JobState.COMPLETED] * 3
+    assert store.get(jobs[1].id).state is JobState.PROCESSING

@@ -100,3 +100,21 @@ rest = st.text(alphabet="abcXYZ019._-~@:[]%?=&#!$ ", max_size=25)
 @settings(max_examples=300, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_any_url_opens_or_is_refused_clearly(scheme: str, netloc: str, path: str) -> None:
     opens_or_refuses(f"{scheme}://{netloc}/{path}")
+
+
+def test_a_redis_url_without_a_host_says_so_and_migrate_knows_every_store() -> None:
+    """A5: `--store redis://` said "Redis URL must specify one of the following schemes (redis://, ...)", and
+    `migrate redis://` "unknown store URL 'redis://'"."""
+    from click.testing import CliRunner
+
+    from octoqueue.cli import main
+
+    with pytest.raises(ConfigurationError, match=r"names no host: give one, like redis://localhost:6379/0"):
+        open_store("redis://")
+    runner = CliRunner()
+    for url in ("redis://", "rediss://cache:6380/1", "s3://bucket/jobs", "memory://"):
+        answer = runner.invoke(main, ["migrate", url])
+        assert (answer.exit_code, answer.output.split(":")[0]) == (0, url.split(":")[0]), answer.output
+        assert "need no migration" in answer.output
+    unknown = runner.invoke(main, ["migrate", "mongo://x"])
+    assert unknown.exit_code == 1 and "unknown store URL 'mongo://x': use one of memory://" in unknown.output

@@ -354,7 +354,39 @@ def test_a_store_without_a_batch_verb_completes_one_by_one(queue: Queue, monkeyp
     ids = [queue.enqueue({"n": i}) for i in range(4)]
     worker = Worker(queue, lambda data: data["n"], concurrency=4)
     calls: list[int] = []
+    monkeypatch.setattr(queue.store, "batches_transitions", False)  # as GitHub's store says
     monkeypatch.setattr(queue.store, "transition_many", lambda moves: calls.append(len(moves)) or [])
     worker.run(once=True)
     assert calls == []
     assert all(queue.get(i).state is JobState.COMPLETED for i in ids)
+
+
+def test_the_next_claim_is_made_while_a_completion_is_written(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slot frees when the handler returns: the claiming loop takes the next job while the finished one's outcome
+    is still being written (on SQLite the two then share a commit)."""
+    first, second = queue.enqueue({"n": 1}), queue.enqueue({"n": 2})
+    store = queue.store
+    claim, transition = store.claim, store.transition
+    claimed_second = threading.Event()
+    running: list[int] = []
+
+    def claiming(**kw: Any) -> list[Job]:
+        jobs = claim(**kw)
+        if any(job.id == second for job in jobs):
+            claimed_second.set()
+        return jobs
+
+    def completing(job_id: int, **kw: Any) -> Job:
+        if job_id == first:
+            assert claimed_second.wait(10), "the second job was claimed only after the first one's completion"
+        return transition(job_id, **kw)
+
+    def handler(data: Any) -> None:
+        running.append(data["n"])
+
+    monkeypatch.setattr(store, "claim", claiming)
+    monkeypatch.setattr(store, "transition", completing)
+    worker = Worker(queue, handler, concurrency=1, poll_interval=0.05)
+    run_once(worker)
+    assert (worker.stats.completed, running) == (2, [1, 2])
+    assert {queue.get(first).state, queue.get(second).state} == {JobState.COMPLETED}

@@ -50,6 +50,7 @@ SAMPLES: dict[str, str] = {
     "recover_interval": "2",
     "settings_cache_seconds": "0",
     "metrics_cache_seconds": "2.5",
+    "max_job_waiters": "50",
     "worker": "false",
     "scheduler": "true",
     "handler": "mod:fn",
@@ -139,6 +140,18 @@ def test_bad_options_exit_1_with_one_line(monkeypatch: pytest.MonkeyPatch) -> No
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: repo:")
+
+
+def test_bad_api_keys_stop_serve_before_it_says_it_is_listening(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A1: the banner ("listening on ... Send it a job") came first, then the error about API_KEYS."""
+    _clean_env(monkeypatch)
+    monkeypatch.setenv("API_KEYS", "no-role-here")
+    result = CliRunner().invoke(main, ["serve", "--port", "0", "--store", f"sqlite:///{tmp_path}/a.db"])
+    assert result.exit_code == 1
+    assert "listening on" not in result.output and "Send it a job" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: ")
 
 
 def test_help_lists_every_option() -> None:

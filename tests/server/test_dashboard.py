@@ -114,3 +114,50 @@ def test_the_overview_and_the_stream_show_a_pause(server: LiveServer) -> None:
     with requests.get(server("/ui/events"), stream=True, timeout=10) as events:
         data = next(line for line in events.iter_lines(decode_unicode=True) if line.startswith("data: "))
     assert json.loads(data.removeprefix("data: "))["paused"]["labels"].keys() == {"images"}
+
+
+def test_one_key_s_logins_cannot_log_another_key_out() -> None:
+    """B8: 10,050 logins with the reader key evicted the admin's session (the cap dropped the oldest first)."""
+    from octoqueue.api.auth import Principal, Role
+    from octoqueue.api.ui.sessions import MAX_SESSIONS_PER_KEY, Sessions
+
+    sessions = Sessions()
+    admin = Principal("admin", frozenset({Role.ADMIN}), fingerprint="a")
+    reader = Principal("reader", frozenset({Role.READER}), fingerprint="r")
+    kept = sessions.open(admin)
+    readers = [sessions.open(reader) for _ in range(10_050)]
+    assert sessions.find(kept) is admin
+    assert sessions.find(readers[-1]) is reader
+    assert sessions.find(readers[-MAX_SESSIONS_PER_KEY - 1]) is None  # the reader key's own oldest went
+
+
+def test_failed_logins_are_limited_per_client(server: LiveServer) -> None:
+    """B8: /ui/login let one client guess keys without limit."""
+    from octoqueue.api.ui.sessions import LOGIN_FAILURES
+
+    browser = requests.Session()
+    token = _csrf(browser.get(server("/ui/login")).text)
+    for _ in range(LOGIN_FAILURES):
+        assert browser.post(server("/ui/login"), data={"csrf": token, "key": "guess"}).status_code == 401
+    blocked = browser.post(server("/ui/login"), data={"csrf": token, "key": KEYS["admin"]}, allow_redirects=False)
+    assert (blocked.status_code, blocked.headers["Retry-After"]) == (429, "300")
+
+
+def test_a_planted_csrf_cookie_does_not_pass_with_an_admin_session(server: LiveServer) -> None:
+    """B9: the token was any value equal to the oq_csrf cookie, so a cookie planted beside the admin's session
+    (a sibling subdomain can set one) made a matching form pass. It is bound to the session now."""
+    job = server.queue.enqueue({"a": 1})
+    admin = _session(server, KEYS["admin"])
+    session = admin.cookies["oq_session"]
+    planted = requests.post(
+        server(f"/ui/jobs/{job}/cancel"),
+        data={"csrf": "attacker"},
+        cookies={"oq_session": session, "oq_csrf": "attacker"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert planted.status_code == 403
+    assert server.queue.get(job).status == "pending"
+    other = _session(server, KEYS["admin"])  # another session's token does not fit this one
+    stolen = _csrf(other.get(server(f"/ui/jobs/{job}")).text)
+    assert admin.post(server(f"/ui/jobs/{job}/cancel"), data={"csrf": stolen}).status_code == 403

@@ -130,3 +130,14 @@ def test_openapi_documents_every_endpoint(server: LiveServer) -> None:
     assert create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith("CreateJobResponse")
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
     assert server.get("/docs").status_code == 200
+
+
+def test_made_up_http_methods_cannot_grow_metrics(server: LiveServer) -> None:
+    """B3: the request histogram was labelled with whatever method a client sent (unbounded series)."""
+    import requests
+
+    for n in range(30):
+        requests.request(f"MADEUP{n}X", server("/health"), timeout=10)
+    text = requests.get(server("/metrics"), timeout=10).text
+    assert "MADEUP" not in text
+    assert 'method="other",route="/health"' in text

@@ -47,6 +47,7 @@ def test_bad_definitions_are_a_400_or_422_and_store_nothing(server: LiveServer) 
     admin = headers("admin")
     cases = [
         ({**DEFINITION, "cron": "every tuesday"}, 400, "is not a cron expression"),
+        ({**DEFINITION, "cron": "0 0 31 2 *"}, 400, "never fires"),  # B2: refused, not a 500 after storing it
         ({**DEFINITION, "timezone": "Mars/Olympus"}, 400, "unknown time zone"),
         ({**DEFINITION, "labels": ["completed"]}, 400, "reserved"),
         ({**DEFINITION, "catchup": 1.0}, 422, None),
@@ -78,3 +79,21 @@ def test_the_server_s_scheduler_fires_due_ticks(make_server: Any) -> None:
         time.sleep(0.05)
     assert server.queue.counts().get(JobState.PENDING, 0) >= 1
     assert server.get("/schedules/every-second").json()["last_job_id"] is not None
+
+
+def test_anonymous_schedule_reads_spend_no_github_budget_within_the_cache(github_queue: Any, make_server: Any) -> None:
+    """B1: /schedules, /schedules/{id} and /ui read the schedules through the /metrics cache, not once each (with
+    no settings issue yet, every uncached read lists refs: a counted request)."""
+    gh, queue = github_queue
+    server = make_server(queue=queue, metrics_cache_seconds=3600.0)
+    assert server.get("/ui").status_code == 200  # the dashboard's first count sample (then one per 20 s)
+    gh.reset_counters()
+    for _ in range(20):
+        assert server.get("/schedules").json() == []
+        assert server.get("/schedules/nightly").status_code == 404
+        assert server.get("/ui").status_code == 200
+    # Reads GitHub counts (not a 304); the store's start-up label creation may still be under way.
+    counted = [(m, path) for m, path, status in gh.request_log if status != 304 and not path.endswith("/labels")]
+    assert counted == [], counted
+    assert server.put("/schedules/nightly", json=DEFINITION, headers=headers("admin")).status_code == 200
+    assert [s["id"] for s in server.get("/schedules").json()] == ["nightly"]  # a write here is seen at once

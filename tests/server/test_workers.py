@@ -413,3 +413,35 @@ def test_reads_are_open_by_default_and_keyed_on_request(make_server: Any) -> Non
     assert keyed.get(f"{Q}/work/jobs").status_code == 401
     for role in ["reader", "worker", "producer", "admin"]:
         assert keyed.get(f"{Q}/work/jobs", headers=headers(role)).status_code == 200
+
+
+def test_an_encrypted_dedupe_queue_keeps_no_guessable_digest_of_the_payload(make_server: Any) -> None:
+    """B4b: the dedupe key was sha256(payload) in clear beside the sealed data: a guessed payload could be
+    confirmed. On an encrypted queue it is keyed by the queue's key; dedupe still works."""
+    import hashlib
+
+    from octoqueue.queue import Queue
+    from octoqueue.sealing import new_key
+
+    queue = Queue("memory://", encryption_keys=new_key())
+    server: LiveServer = make_server(queue=queue)
+    make_queue(server, "dq", dedupe=True)
+    first = submit(server, {"payload": {"card": "4111"}}, "dq").json()
+    assert submit(server, {"payload": {"card": "4111"}}, "dq").json()["skipped"] == 1
+    stored = queue.store.inner.get(first["jobs"][0]["job_id"])  # type: ignore[attr-defined]
+    guess = "starq:dq:" + hashlib.sha256(b'{"card":"4111"}').hexdigest()
+    assert stored.idempotency_key is not None and stored.idempotency_key.startswith("starq:dq:")
+    assert stored.idempotency_key != guess
+
+
+def test_the_server_warns_at_startup_when_encrypted_data_is_open_to_read(
+    make_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """B4c: an encrypted queue behind open reads hands out decrypted data to anyone; say so at startup."""
+    from octoqueue.queue import Queue
+    from octoqueue.sealing import new_key
+
+    make_server(queue=Queue("memory://", encryption_keys=new_key()), open_reads=False)
+    assert "reads are open" not in caplog.text
+    make_server(queue=Queue("memory://", encryption_keys=new_key()), api_keys=None)
+    assert "job data is encrypted (OCTOQUEUE_ENCRYPTION_KEY) but reads are open" in caplog.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -24,13 +25,14 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from octoqueue.api.context import Runtime
+from octoqueue.api.ratelimit import RateLimiter, client_identity
 from octoqueue.api.ui.history import CountHistory, sparkline
 from octoqueue.api.ui.sessions import (
+    LOGIN_FAILURE_WINDOW,
+    LOGIN_FAILURES,
     SESSION_COOKIE,
     Sessions,
     Viewer,
-    csrf_ok,
-    csrf_token,
     set_csrf_cookie,
     set_session_cookie,
     viewer,
@@ -64,6 +66,7 @@ class Dashboard:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.sessions = Sessions()
+        self.failed_logins = RateLimiter(LOGIN_FAILURES, LOGIN_FAILURE_WINDOW)
         # Counts at most every 2 s, and no oftener than ten times a waiter's poll of the store: on GitHub (2 s polls)
         # that is every 20 s, so live viewers cost the rate limit a few hundred requests an hour, not thousands.
         every = max(2.0, 10 * runtime.queue.store.wait_poll_interval)
@@ -89,7 +92,7 @@ def _viewer(request: Request, board: Dashboard) -> Viewer:
 
 def _page(request: Request, board: Dashboard, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     who = _viewer(request, board)
-    token = csrf_token(request)
+    token = board.sessions.csrf_token(request)
     flashed = request.cookies.get(FLASH_COOKIE)
     if flashed and "message" not in context:
         context["message"] = flashed[:500]
@@ -144,6 +147,10 @@ def _paused_text(pauses: Pauses) -> str:
     return ", ".join(parts)
 
 
+def _when(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%d %H:%M %Z") if moment else None
+
+
 def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
@@ -160,7 +167,7 @@ async def overview(request: Request, board: Board) -> Response:
         sample = board.history.latest()
         oldest = queue.store.list_jobs(states=[JobState.PENDING], limit=1).jobs
         try:
-            schedules = queue.list_schedules()
+            schedules = board.runtime.schedules()
         except OctoqueueError:
             schedules = []
         return {
@@ -186,8 +193,8 @@ async def overview(request: Request, board: Board) -> Response:
             "id": s.id,
             "cron": s.cron,
             "timezone": s.timezone,
-            "next": s.next_run(now).strftime("%Y-%m-%d %H:%M %Z") if s.enabled else None,
-            "last": s.last_run.strftime("%Y-%m-%d %H:%M %Z") if s.last_run else None,
+            "next": _when(s.next_run(now) if s.enabled else None),
+            "last": _when(s.last_run),
         }
         for s in found["schedules"]
     ]
@@ -354,7 +361,7 @@ def _refused(request: Request, why: str, status: int = 403) -> Response:
 async def _checked(request: Request, board: Dashboard) -> dict[str, str] | Response:
     """The submitted form when the viewer may act and the CSRF token holds; else the refusal."""
     form = await _form(request)
-    if not csrf_ok(request, form.get("csrf")):
+    if not board.sessions.csrf_ok(request, form.get("csrf")):
         return _refused(request, STALE_FORM)
     if not _viewer(request, board).can_act:
         return _refused(request, "Log in with an admin key to change jobs.")
@@ -406,10 +413,17 @@ async def login_page(
 @router.post("/login")
 async def login(request: Request, board: Board) -> Response:
     form = await _form(request)
-    if not csrf_ok(request, form.get("csrf")):
+    if not board.sessions.csrf_ok(request, form.get("csrf")):
         return _refused(request, STALE_FORM)
+    client = client_identity(request, request.app.state.keys, None)  # the IP: failures are counted per client
+    blocked = board.failed_logins.check(client)
+    if not blocked.allowed:
+        refused = _refused(request, "Too many failed logins from here; try again in a few minutes.", status=429)
+        refused.headers["Retry-After"] = str(max(1, math.ceil(blocked.retry_after)))
+        return refused
     principal = request.app.state.keys.identify(form.get("key") or None)
     if principal is None:
+        board.failed_logins.hit(client)
         return _page(
             request,
             board,
@@ -427,7 +441,7 @@ async def login(request: Request, board: Board) -> Response:
 @router.post("/logout")
 async def logout(request: Request, board: Board) -> Response:
     form = await _form(request)
-    if not csrf_ok(request, form.get("csrf")):
+    if not board.sessions.csrf_ok(request, form.get("csrf")):
         return _refused(request, STALE_FORM)
     board.sessions.close(request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/ui", status_code=303)

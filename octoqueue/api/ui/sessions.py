@@ -2,12 +2,15 @@
 
 A session lives in this server process's memory (a restart or another server behind a load balancer asks for the
 key again). Its cookie is ``HttpOnly``, ``SameSite=Strict`` and scoped to ``/ui``. Every form that changes
-something carries a CSRF token that must equal the ``oq_csrf`` cookie (a double-submit token): a page of another
-site can make a browser send the cookies, but cannot read them to fill in the form.
+something carries a CSRF token. With a session it is bound to it (an HMAC of the session id under a key of this
+process), so a cookie planted by someone else (from a sibling subdomain, say) cannot stand in for it; without one
+(the login form) it must equal the ``oq_csrf`` cookie (a double-submit token). A page of another site can make a
+browser send the cookies, but cannot read them to fill in the form.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import threading
@@ -22,8 +25,13 @@ from octoqueue.api.auth import ANONYMOUS, OPEN, KeyRing, Principal, Role
 SESSION_COOKIE = "oq_session"
 CSRF_COOKIE = "oq_csrf"
 SESSION_SECONDS = 8 * 3600
-#: Most sessions kept at once; the oldest are forgotten first.
+#: Most sessions kept at once, and per key. A key that opens more forgets its own oldest session, so no key's
+#: logins can log another key's holder out; when all are full, the key holding the most gives one up.
 MAX_SESSIONS = 10_000
+MAX_SESSIONS_PER_KEY = 50
+#: Failed logins one client (IP) may make per window before /ui/login answers 429.
+LOGIN_FAILURES = 10
+LOGIN_FAILURE_WINDOW = 300.0
 
 
 @dataclass(frozen=True)
@@ -46,13 +54,20 @@ class Sessions:
     def __init__(self) -> None:
         self._sessions: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
+        self._csrf_key = secrets.token_bytes(32)
 
     def open(self, principal: Principal) -> str:
         token = secrets.token_urlsafe(32)
         with self._lock:
-            if len(self._sessions) >= MAX_SESSIONS:
-                oldest = min(self._sessions, key=lambda t: self._sessions[t][1])
-                del self._sessions[oldest]
+            # Sessions are kept oldest first (all last SESSION_SECONDS), so the first one found is the oldest.
+            by_key: dict[str | None, list[str]] = {}
+            for held, (holder, _) in self._sessions.items():
+                by_key.setdefault(holder.fingerprint, []).append(held)
+            mine = by_key.get(principal.fingerprint, [])
+            if len(mine) >= MAX_SESSIONS_PER_KEY:
+                del self._sessions[mine[0]]
+            elif len(self._sessions) >= MAX_SESSIONS:
+                del self._sessions[max(by_key.values(), key=len)[0]]
             self._sessions[token] = (principal, time.monotonic() + SESSION_SECONDS)
         return token
 
@@ -72,6 +87,23 @@ class Sessions:
         with self._lock:
             self._sessions.pop(token or "", None)
 
+    # -- CSRF -------------------------------------------------------------------------------------------------
+    def _bound_token(self, request: Request) -> str | None:
+        """The CSRF token of the browser's session (None without a live one)."""
+        session = request.cookies.get(SESSION_COOKIE)
+        if session is None or self.find(session) is None:
+            return None
+        return hmac.new(self._csrf_key, session.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_token(self, request: Request) -> str:
+        """The token a form must carry: the session's, else the browser's ``oq_csrf`` cookie (a new one when it
+        has none; :func:`set_csrf_cookie` sends it)."""
+        return self._bound_token(request) or request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+
+    def csrf_ok(self, request: Request, submitted: str | None) -> bool:
+        expected = self._bound_token(request) or request.cookies.get(CSRF_COOKIE)
+        return bool(expected and submitted) and hmac.compare_digest(str(expected), str(submitted))
+
 
 def viewer(request: Request, ring: KeyRing, sessions: Sessions, open_reads: bool) -> Viewer:
     """Who is at the browser: everyone when no key is configured, a logged-in key's holder, else anonymous (who
@@ -82,16 +114,6 @@ def viewer(request: Request, ring: KeyRing, sessions: Sessions, open_reads: bool
     if principal is not None:
         return Viewer(principal, logged_in=True)
     return Viewer(ANONYMOUS if open_reads else Principal("nobody", frozenset()), logged_in=False)
-
-
-def csrf_token(request: Request) -> str:
-    """The browser's CSRF token (a new one when it has none; :func:`set_csrf_cookie` sends it)."""
-    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-
-
-def csrf_ok(request: Request, submitted: str | None) -> bool:
-    cookie = request.cookies.get(CSRF_COOKIE)
-    return bool(cookie and submitted) and hmac.compare_digest(str(cookie), str(submitted))
 
 
 def set_csrf_cookie(request: Request, response: Response, token: str) -> None:

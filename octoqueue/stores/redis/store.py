@@ -165,6 +165,10 @@ class RedisStore(Store):
                 prefix = value
             else:
                 rest.append((key, value))
+        if not parts.hostname:
+            raise ConfigurationError(
+                f"Redis store URL {_redacted(url)!r} names no host: give one, like redis://localhost:6379/0"
+            )
         if parts.path.strip("/") and not parts.path.strip("/").isdigit():
             raise ConfigurationError(f"Redis store URL {_redacted(url)!r}: the path is the database number, like /0")
         names = {key for key, _ in rest}
