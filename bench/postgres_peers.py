@@ -8,8 +8,8 @@ Each system gets a fresh schema of the benchmark server (``OCTOQUEUE_BENCH_POSTG
 2. **enqueue, batch**: the same number of jobs in batches of ``batch`` (octoqueue ``Queue.enqueue_many``,
    procrastinate ``batch_defer_async``, PGQueuer ``Queries.enqueue`` with lists);
 3. **drain**: ``workers`` consumers run every job of phase 2, each handler recording the job's number; timed
-   until every job ran and its completion is written. octoqueue: ``workers`` threads, each claiming up to
-   ``batch`` jobs (``claim_batch``) and acknowledging them in one transaction (``complete_many``), every job
+   until every job ran and its completion is written. octoqueue: ``workers`` threads, each acknowledging its
+   ``batch`` jobs and claiming the next ``batch`` in one transaction (``complete_and_claim``), every job
    leased and fenced. procrastinate: its worker, ``concurrency=workers``. PGQueuer: ``workers`` queue managers
    in drain mode, ``batch_size=batch``, on asyncpg. Jobs of phase 1 are drained untimed first (octoqueue: by its
    ``Worker``
@@ -122,12 +122,12 @@ def run_octoqueue(jobs: int, workers: int, batch: int) -> PgResult:
             seen: list[int] = []
 
             def consume() -> None:
-                while True:
-                    claimed = queue.claim_batch(batch, lease=60)
-                    if not claimed:
-                        return
+                claimed = queue.claim_batch(batch, lease=60)
+                while claimed:
                     seen.extend(job.data["n"] for job in claimed)
-                    for outcome in queue.complete_many(claimed):
+                    # this batch's acknowledgements and the next batch's claim: one transaction, one round trip
+                    outcomes, claimed = queue.complete_and_claim(claimed, None, batch, lease=60)
+                    for outcome in outcomes:
                         if isinstance(outcome, Exception):
                             raise outcome
 
@@ -153,7 +153,7 @@ def run_octoqueue(jobs: int, workers: int, batch: int) -> PgResult:
         drain,
         missing,
         duplicates,
-        f"{workers} threads: claim_batch({batch}) + complete_many",
+        f"{workers} threads: complete_and_claim({batch}), a transaction a batch",
         worker_rate,
     )
 

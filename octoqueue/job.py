@@ -95,6 +95,25 @@ class Job(BaseModel):
         return meta
 
 
+_JOB_FIELDS = frozenset(Job.model_fields)
+
+
+def trusted_job(fields: dict[str, Any]) -> Job:
+    """A :class:`Job` from ``fields``, a value for every field, already valid (a store's own record read back):
+    no validation and no copying, about 1 µs where ``model_copy`` costs about 10 µs and ``model_construct`` as
+    much, which counts on a claim or completion path of a few tens of µs. ``fields`` becomes the job's own."""
+    if fields.keys() != _JOB_FIELDS:
+        raise ValueError(
+            f"a trusted job needs exactly the fields of Job; differs on {sorted(fields.keys() ^ _JOB_FIELDS)}"
+        )
+    job = object.__new__(Job)
+    object.__setattr__(job, "__dict__", fields)
+    object.__setattr__(job, "__pydantic_fields_set__", set(_JOB_FIELDS))
+    object.__setattr__(job, "__pydantic_extra__", None)
+    object.__setattr__(job, "__pydantic_private__", None)
+    return job
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 

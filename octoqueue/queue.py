@@ -404,17 +404,29 @@ class Queue:
 
     def heartbeat(self, job: Job, lease: float | None = None) -> Job:
         """Extend the lease of a job this worker holds; raise LeaseLost when it no longer holds it."""
-        until = self.store.now() + timedelta(seconds=self.lease if lease is None else lease)
+        move = self._renewal(job, lease)
         renewed = self.store.transition(
-            job.id,
-            expected=JobState.PROCESSING,
-            target=JobState.PROCESSING,
-            attempt=job.attempt,
-            lease_expires_at=until,
-            worker=job.worker,
+            move.job_id, expected=move.expected, target=move.target, attempt=move.attempt, **move.changes
         )
         self._remember(renewed)
         return renewed
+
+    def heartbeat_many(self, jobs: Sequence[Job], lease: float | None = None) -> list[Job | Exception]:
+        """:meth:`heartbeat` for several jobs, in one round trip where the store batches transitions: one outcome
+        per job, in order — the renewed record, or the exception :meth:`heartbeat` would have raised."""
+        if not jobs:
+            return []
+        now = self.store.now()
+        outcomes = self.store.transition_many([self._renewal(job, lease, now=now) for job in jobs])
+        self._remember(*[outcome for outcome in outcomes if isinstance(outcome, Job)])
+        return outcomes
+
+    def _renewal(self, job: Job, lease: float | None, *, now: datetime | None = None) -> Move:
+        """The move that renews ``job``'s lease for ``lease`` seconds (the queue's by default), fenced by its
+        attempt."""
+        until = (self.store.now() if now is None else now) + timedelta(seconds=self.lease if lease is None else lease)
+        changes = {"lease_expires_at": until, "worker": job.worker}
+        return Move(job.id, JobState.PROCESSING, JobState.PROCESSING, job.attempt, changes)
 
     def recover_expired(self) -> list[Job]:
         """Put jobs whose lease expired back to pending (failed when out of attempts); return them."""
@@ -468,6 +480,52 @@ class Queue:
         exception :meth:`complete` would have raised (LeaseLost, StateConflict, JobNotFound, JobTooLarge for a
         result too large for a comment, that job left as it was) — the others still complete. A result
         (``results``, one per job, None for none) is kept as :meth:`complete` keeps it."""
+        given, refused, moves = self._completions(jobs, results)
+        return self._completed(given, refused, self.store.transition_many(moves) if moves else [])
+
+    def complete_and_claim(
+        self,
+        jobs: Sequence[JobRef],
+        results: Sequence[Any] | None,
+        count: int,
+        *,
+        worker: str | None = None,
+        lease: float | None = None,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+        on_rejected: Callable[[Job], None] | None = None,
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        """:meth:`complete_many`, then claim up to ``count`` jobs as :meth:`claim_batch` does without waiting: a
+        worker handing back what it finished and taking what it runs next, in one round trip on a store that
+        can (:meth:`Store.transition_and_claim`; Redis). A claimed job that cannot run is failed and given to
+        ``on_rejected``, as :meth:`claim_batch` does. Returns the completions' outcomes and the claimed jobs."""
+        given, refused, moves = self._completions(jobs, results)
+        paused = self.pauses.current()
+        excluded: dict[str, Any] = {"exclude_labels": tuple(paused.labels)} if paused.labels else {}
+        taken: list[Job] = []
+        if paused.stops(labels) or count < 1:  # a paused queue or label: the completions alone
+            moved = self.store.transition_many(moves) if moves else []
+        else:
+            moved, taken = self.store.transition_and_claim(
+                moves,
+                worker=worker or self.worker_name,
+                lease=self.lease if lease is None else lease,
+                limit=count,
+                labels=labels,
+                types=types,
+                ids=ids,
+                **excluded,
+            )
+        outcomes = self._completed(given, refused, moved)
+        usable = [job for job in taken if not self._reject_broken(job, on_rejected)]
+        self._remember(*usable)
+        return outcomes, usable
+
+    def _completions(
+        self, jobs: Sequence[JobRef], results: Sequence[Any] | None
+    ) -> tuple[list[Any], dict[int, Exception], list[Move]]:
+        """The completions' results, the jobs refused up front (by their place), and the moves for the rest."""
         given = list(results) if results is not None else [None] * len(jobs)
         if len(given) != len(jobs):
             raise ValueError(f"{len(jobs)} jobs but {len(given)} results")
@@ -486,8 +544,15 @@ class Queue:
             if result is not None:
                 changes["result"] = _result_for_meta(result)
             moves.append(Move(job_id, expected, JobState.COMPLETED, attempt, changes))
-        moved = iter(self.store.transition_many(moves) if moves else [])
-        outcomes = [refused[i] if i in refused else next(moved) for i in range(len(given))]
+        return given, refused, moves
+
+    def _completed(
+        self, given: list[Any], refused: dict[int, Exception], moved: list[Job | Exception]
+    ) -> list[Job | Exception]:
+        """One outcome per completion, in order; the completed jobs forgotten, their result comments said, their
+        waiters woken and their dependents settled."""
+        results = iter(moved)
+        outcomes = [refused[i] if i in refused else next(results) for i in range(len(given))]
         for outcome, result in zip(outcomes, given, strict=True):
             if isinstance(outcome, Job):
                 self._forget(outcome.id)

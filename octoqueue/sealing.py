@@ -157,6 +157,7 @@ class SealedStore(Store):
         self.inner = inner
         self.sealer = sealer
         self.batches_transitions = inner.batches_transitions
+        self.batches_claims = inner.batches_claims
         self.labels = inner.labels
         self.url = inner.url
 
@@ -228,9 +229,18 @@ class SealedStore(Store):
         )
         return self._open_job(moved)
 
+    def _seal_moves(self, moves: Sequence[Move]) -> list[Move]:
+        return [Move(m.job_id, m.expected, m.target, m.attempt, self._seal_changes(m.changes)) for m in moves]
+
+    def _open_moved(self, moved: list[Job | Exception]) -> list[Job | Exception]:
+        return [r if isinstance(r, Exception) else self._open_job(r) for r in moved]
+
     def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
-        sealed = [Move(m.job_id, m.expected, m.target, m.attempt, self._seal_changes(m.changes)) for m in moves]
-        return [r if isinstance(r, Exception) else self._open_job(r) for r in self.inner.transition_many(sealed)]
+        return self._open_moved(self.inner.transition_many(self._seal_moves(moves)))
+
+    def transition_and_claim(self, moves: Sequence[Move], **claim: Any) -> tuple[list[Job | Exception], list[Job]]:
+        moved, taken = self.inner.transition_and_claim(self._seal_moves(moves), **claim)
+        return self._open_moved(moved), self._open_jobs(taken)
 
     def recover_expired(self, *, limit: int = 100) -> list[Job]:
         return self._open_jobs(self.inner.recover_expired(limit=limit))

@@ -200,17 +200,24 @@ class _Completions:
     finish together. A thread that finishes while no completion call runs makes one at once (no waiting for
     company) with every job then waiting, its own included; jobs that finish during that call wait for it to end,
     and the first of them makes the next call for all of them. So each thread makes at most one call, each
-    completion stays fenced by its job's attempt, and each thread gets its own outcome."""
+    completion stays fenced by its job's attempt, and each thread gets its own outcome.
 
-    def __init__(self, queue: Queue) -> None:
+    A thread may ask for its next job with its completion (``take_next``): the call then also claims one job per
+    such thread (:meth:`Queue.complete_and_claim`, one round trip on PostgreSQL and Redis), with the worker's
+    ``claim_filters``.
+    """
+
+    def __init__(self, queue: Queue, claim_filters: Callable[[], dict[str, Any]]) -> None:
         self._queue = queue
+        self._claim_filters = claim_filters
         self._changed = threading.Condition()
         self._waiting: list[_Completion] = []
         self._calling = False
 
-    def complete(self, held: Job, result: Any) -> Job:
-        """Complete ``held`` with ``result``: the new record, or the exception :meth:`Queue.complete` raises."""
-        mine = _Completion(held, result)
+    def complete(self, held: Job, result: Any, *, take_next: bool = False) -> tuple[Job | Exception, Job | None]:
+        """Complete ``held`` with ``result``: the new record or the exception :meth:`Queue.complete` raises, and
+        with ``take_next`` the job this thread runs next (None when none was runnable or the completion failed)."""
+        mine = _Completion(held, result, take_next)
         with self._changed:
             self._waiting.append(mine)
             while mine.outcome is None:
@@ -221,39 +228,63 @@ class _Completions:
                 batch, self._waiting = self._waiting, []
                 self._changed.release()
                 try:
-                    outcomes = self._complete(batch)
+                    self._complete(batch)
                 finally:
                     self._changed.acquire()
                     self._calling = False
                     self._changed.notify_all()
-                for completion, outcome in zip(batch, outcomes, strict=True):
-                    completion.outcome = outcome
-        if isinstance(mine.outcome, Job):
-            return mine.outcome
-        raise mine.outcome
+        return mine.outcome, mine.next
 
-    def _complete(self, batch: list[_Completion]) -> list[Job | Exception]:
+    def _complete(self, batch: list[_Completion]) -> None:
+        queue = self._queue
+        wanting = [c for c in batch if c.take_next]
         try:
-            if len(batch) > 1 and self._queue.store.batches_transitions:
-                return self._queue.complete_many([c.held for c in batch], [c.result for c in batch])
+            if wanting:
+                outcomes, taken = queue.complete_and_claim(
+                    [c.held for c in batch], [c.result for c in batch], len(wanting), **self._claim_filters()
+                )
+                self._hand_out(batch, outcomes, taken)
+                return
+            if len(batch) > 1 and queue.store.batches_transitions:
+                for completion, outcome in zip(
+                    batch, queue.complete_many([c.held for c in batch], [c.result for c in batch]), strict=True
+                ):
+                    completion.outcome = outcome
+                return
         except Exception as exc:  # the whole call failed: every job in it gets the error
-            return [exc] * len(batch)
+            for completion in batch:
+                completion.outcome = exc
+            return
         # Alone, or a store without a batch verb (GitHub: one request a job anyway): each as Queue.complete does it,
         # patient with a busy store.
-        outcomes: list[Job | Exception] = []
         for completion in batch:
             try:
-                outcomes.append(self._queue.complete(completion.held, result=completion.result))
+                completion.outcome = queue.complete(completion.held, result=completion.result)
             except Exception as exc:
-                outcomes.append(exc)
-        return outcomes
+                completion.outcome = exc
+
+    def _hand_out(self, batch: list[_Completion], outcomes: list[Job | Exception], taken: list[Job]) -> None:
+        """Each completion its outcome; each thread that asked and completed its job one of the jobs claimed; a
+        claimed job nobody can take (its thread's completion failed) is released at once."""
+        spare = iter(taken)
+        for completion, outcome in zip(batch, outcomes, strict=True):
+            completion.outcome = outcome
+            if completion.take_next and isinstance(outcome, Job):
+                completion.next = next(spare, None)
+        for job in spare:
+            try:
+                self._queue.release(job)
+            except OctoqueueError as exc:
+                log.warning("job %d could not be released (%s); its lease will expire", job.id, exc)
 
 
 @dataclass
 class _Completion:
     held: Job
     result: Any
+    take_next: bool = False
     outcome: Job | Exception | None = None
+    next: Job | None = None
 
 
 class _HasLease(Protocol):
@@ -414,9 +445,11 @@ class Worker(WorkerBase[Queue, Handler]):
     ``handler``: one callable for every job (called as ``fn(data)`` or ``fn(data, job)``), a
     :class:`CommandHandler`, or None when handlers are registered per job type with :meth:`handler`.
     ``concurrency``: jobs run at once (threads); jobs that finish together are completed in one
-    :meth:`Queue.complete_many` call, each still fenced by its attempt. A job's slot frees when its handler returns,
-    so the next claim is made while that job's completion is written (at most ``2 * concurrency`` jobs are held, the
-    others only for the moment their outcome takes to record). ``lease``: seconds a claim holds a job;
+    :meth:`Queue.complete_many` call, each still fenced by its attempt; on a store that claims with its transitions
+    in one round trip (``Store.batches_claims``: PostgreSQL, Redis) a thread that completed a job takes its next
+    one in that same call (not with ``max_jobs``). Elsewhere a job's slot frees when its handler returns, so the next
+    claim is made while that job's completion is written (at most ``2 * concurrency`` jobs are held, the others only
+    for the moment their outcome takes to record). ``lease``: seconds a claim holds a job;
     renewed every ``lease / 3`` while the handler runs. ``timeout``: seconds a handler may run (a job's own
     ``timeout`` wins); with a timeout, Python handlers run in a child process so they can really be stopped.
     ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
@@ -442,9 +475,10 @@ class Worker(WorkerBase[Queue, Handler]):
         self._lock = threading.Lock()
         self._slots = threading.Condition(self._lock)
         self._children = ChildRunner()
-        self._completions = _Completions(self.queue)
+        self._completions = _Completions(self.queue, self._claim_filters)
         self._thread: threading.Thread | None = None
         self._warned_types: set[str | None] = set()
+        self._take_next = False
 
     def accepts(self, job: Job) -> bool:
         """Whether this worker, started with :meth:`start` and not stopping, would claim ``job`` (its labels, id
@@ -476,6 +510,9 @@ class Worker(WorkerBase[Queue, Handler]):
         self._abort.clear()
         self._finished.clear()
         taken = 0
+        # Threads take their next job with their completion where that is one round trip; not when counting jobs.
+        # With per-type limits each claim needs the limits of that moment: the claiming loop makes them all.
+        self._take_next = max_jobs is None and self.queue.store.batches_claims and not self.type_limits
         next_recover = 0.0
         began = time.monotonic()
         self._warn_unhandled()
@@ -520,7 +557,7 @@ class Worker(WorkerBase[Queue, Handler]):
                     with self._lock:
                         self._inflight[job.id] = job
                         self._running += 1
-                    pool.submit(self._process, job)
+                    pool.submit(self._run_from, job)
         finally:
             self._shutdown(pool)
             beat.join(timeout=1)
@@ -690,7 +727,31 @@ class Worker(WorkerBase[Queue, Handler]):
                     self._inflight[job.id] = renewed
 
     # -- one job -----------------------------------------------------------------------------------------------
-    def _process(self, job: Job) -> None:
+    def _run_from(self, job: Job) -> None:
+        """Run ``job`` in this thread, then each job its completion brought (see :class:`_Completions`)."""
+        chained: Job | None = job
+        while chained is not None:
+            if self._stop.is_set() and chained is not job:
+                self._give_back(chained)
+                return
+            chained = self._process(chained)
+
+    def _give_back(self, job: Job) -> None:
+        """Release a job taken but not started (the worker is stopping)."""
+        try:
+            self.queue.release(job)
+            self.stats.released += 1
+        except OctoqueueError as exc:
+            log.warning("job %d could not be released (%s); its lease will expire", job.id, exc)
+        with self._slots:
+            self._inflight.pop(job.id, None)
+            self._running -= 1
+            self._freed += 1
+            self._slots.notify_all()
+
+    def _process(self, job: Job) -> Job | None:
+        """Run one job and record its outcome; the next job for this thread, when its completion brought one."""
+        chained: Job | None = None
         started = time.monotonic()
         report = JobReport(id=job.id, title=job.title, status="processing", attempt=job.attempt, seconds=0.0)
         try:
@@ -699,17 +760,22 @@ class Worker(WorkerBase[Queue, Handler]):
                     result = self._execute(job)
                 finally:
                     report.seconds = time.monotonic() - started
-                    self._free_slot()
+                    if not self._take_next:  # a thread that takes its next job with its completion keeps its slot
+                        self._free_slot()
             except Exception as exc:
                 error, retry, delay = failure(exc, self.on_failure)
                 self._finish_failed(job, report, error, retry=retry, delay=delay)
             else:
-                self._finish_completed(job, report, result)
+                chained = self._finish_completed(job, report, result)
         except Exception as exc:
             unrecorded(job, report, exc)
         finally:
             with self._slots:
                 current = self._inflight.pop(job.id, None)
+                if chained is not None:
+                    self._inflight[chained.id] = chained  # in hand from now on: heartbeats, the same slot
+                elif self._take_next:
+                    self._running -= 1
                 was_lost = job.id in self._lost
                 self._lost.discard(job.id)
                 counted = not was_lost or report.status != "lost"
@@ -722,6 +788,7 @@ class Worker(WorkerBase[Queue, Handler]):
             del current
             if counted:
                 self._report(job, report)
+        return chained
 
     def _tally(self, report: JobReport) -> None:
         with self._slots:  # the job threads count theirs under it too
@@ -749,14 +816,17 @@ class Worker(WorkerBase[Queue, Handler]):
             return self._children.run(fn, job, timeout)
         return fn(*self._arguments(fn, job))
 
-    def _finish_completed(self, job: Job, report: JobReport, result: Any) -> None:
+    def _finish_completed(self, job: Job, report: JobReport, result: Any) -> Job | None:
         held = self._current(job)
-        try:
-            done = self._completions.complete(held, result)
-        except JobTooLarge as exc:
-            self._finish_failed(job, report, f"the result could not be stored: {exc}", retry=False)
-            return
+        take_next = self._take_next and not self._stop.is_set()
+        done, chained = self._completions.complete(held, result, take_next=take_next)
+        if isinstance(done, JobTooLarge):
+            self._finish_failed(job, report, f"the result could not be stored: {done}", retry=False)
+            return None
+        if isinstance(done, Exception):
+            raise done
         completed(job, report, done, result, secret=self._secret)
+        return chained
 
     def _finish_failed(
         self, job: Job, report: JobReport, error: str, *, retry: bool, delay: float | None = None

@@ -8,11 +8,44 @@ from typing import Annotated, Any, Literal
 from fastapi import Header
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints
 
+from octoqueue.errors import (
+    AccessDenied,
+    ConfigurationError,
+    InvalidJobData,
+    InvalidTransition,
+    JobNotFound,
+    JobTooLarge,
+    RateLimited,
+    ScheduleNotFound,
+    StateConflict,
+    StoreUnavailable,
+)
+
 
 class RequestBody(BaseModel):
     """Base of request bodies: strict types (no ``true`` for a number, no ``"5"`` for an integer)."""
 
     model_config = ConfigDict(strict=True)
+
+
+#: Library errors -> HTTP status. The most specific class listed first wins.
+_STATUS: list[tuple[type[Exception], int]] = [
+    (JobNotFound, 404),
+    (ScheduleNotFound, 404),
+    (StateConflict, 409),  # LeaseLost included: a stale claim
+    (InvalidTransition, 409),
+    (JobTooLarge, 413),
+    (InvalidJobData, 400),
+    (RateLimited, 503),
+    (StoreUnavailable, 503),
+    (AccessDenied, 503),  # the store refuses the server's credentials: an operator must fix them
+    (ConfigurationError, 500),
+]
+
+
+def status_of(exc: Exception) -> int:
+    """The HTTP status that answers a library error (500 for one not listed)."""
+    return next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
 
 
 class ErrorResponse(BaseModel):
@@ -111,4 +144,5 @@ __all__ = [
     "check_json",
     "check_text",
     "errors",
+    "status_of",
 ]

@@ -28,20 +28,12 @@ from octoqueue.api.duplicatekeys import DuplicateKeyMiddleware
 from octoqueue.api.health import store_problem
 from octoqueue.api.longpoll import QueueWatcher
 from octoqueue.api.metrics import Metrics, RequestMetricsMiddleware
+from octoqueue.api.models import status_of
 from octoqueue.api.ratelimit import RateLimiter
 from octoqueue.api.settings import Settings
 from octoqueue.errors import (
-    AccessDenied,
-    ConfigurationError,
-    InvalidJobData,
-    InvalidTransition,
-    JobNotFound,
-    JobTooLarge,
     OctoqueueError,
     RateLimited,
-    ScheduleNotFound,
-    StateConflict,
-    StoreUnavailable,
 )
 from octoqueue.queue import Queue
 from octoqueue.retry import RetryPolicy
@@ -61,21 +53,6 @@ workers over plain HTTP (Starq-compatible `/api/v1`), receive GitHub webhooks, a
 
 Authentication: the `X-API-Key` header; what a key may do depends on its roles (producer, worker, reader, admin).
 """
-
-#: Library errors -> HTTP status. The most specific class listed first wins.
-_STATUS: list[tuple[type[OctoqueueError], int]] = [
-    (JobNotFound, 404),
-    (ScheduleNotFound, 404),
-    (StateConflict, 409),  # LeaseLost included: a stale claim
-    (InvalidTransition, 409),
-    (JobTooLarge, 413),
-    (InvalidJobData, 400),
-    (RateLimited, 503),
-    (StoreUnavailable, 503),
-    (AccessDenied, 503),  # the store refuses the server's credentials: an operator must fix them
-    (ConfigurationError, 500),
-]
-
 
 ROUTERS = (
     jobs.router,
@@ -290,7 +267,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
 
     async def octoqueue_error(request: Request, exc: Exception) -> JSONResponse:
-        status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+        status = status_of(exc)
         headers = {}
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))

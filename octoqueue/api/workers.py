@@ -12,7 +12,9 @@ import json
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
@@ -35,10 +37,11 @@ from octoqueue.api.models import (
     Seconds,
     check_text,
     errors,
+    status_of,
 )
 from octoqueue.api.queues import QueueConfig, QueueExists, QueueName, queue_label
 from octoqueue.api.ratelimit import rate_limit
-from octoqueue.errors import InvalidTransition, JobTooLarge, LeaseLost, StateConflict
+from octoqueue.errors import InvalidTransition, JobTooLarge, LeaseLost, OctoqueueError, StateConflict
 from octoqueue.job import Job
 from octoqueue.queue import check_data_size
 from octoqueue.sealing import content_digest
@@ -184,6 +187,47 @@ class FinishResponse(BaseModel):
     attempts_left: int
     retry_at: datetime | None = None
     lease_expires_at: datetime | None = None
+
+
+JobIdText = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,15}(\.[0-9]{1,9})?$")]
+
+
+class CompleteItem(CompleteRequest):
+    id: JobIdText = Field(description="'<job>.<attempt>' as the claim returned it.")
+
+
+class FailItem(FailRequest):
+    id: JobIdText
+
+
+class HeartbeatItem(HeartbeatRequest):
+    id: JobIdText
+
+
+class CompleteBatch(RequestBody):
+    jobs: list[CompleteItem] = Field(min_length=1, max_length=1000)
+
+
+class FailBatch(RequestBody):
+    jobs: list[FailItem] = Field(min_length=1, max_length=1000)
+
+
+class HeartbeatBatch(RequestBody):
+    jobs: list[HeartbeatItem] = Field(min_length=1, max_length=1000)
+
+
+class ItemOutcome(BaseModel):
+    """What became of one job of a batch: what its own endpoint would have answered."""
+
+    id: str
+    code: int = Field(description="The status its own endpoint would answer: 200, or 400, 404, 409 (stale), 413, 503.")
+    detail: str = Field("", description="Why, when the code is not 200.")
+    job: FinishResponse | None = Field(None, description="The job now, when the code is 200.")
+
+
+class BatchResponse(BaseModel):
+    results: list[ItemOutcome] = Field(description="One per job of the request, in its order.")
+    done: int = Field(description="How many of them succeeded (code 200).")
 
 
 class JobList(BaseModel):
@@ -548,6 +592,112 @@ def _heartbeat(runtime: Runtime, name: str, job_id: str, body: HeartbeatRequest 
     lease = float(config.claim_timeout) if config else runtime.queue.lease
     renewed = _fenced(runtime, name, lambda: runtime.queue.heartbeat(held, lease))
     return _finish_response(renewed, job_id)
+
+
+# -- batches: one request for the jobs a worker has in hand, each still fenced by its own attempt ----------------
+@router.post(
+    "/queues/{name}/jobs/complete", response_model=BatchResponse, responses=errors(400, 401, 403, 404, 413, 503)
+)
+async def complete_jobs(
+    name: QueuePath, body: CompleteBatch, runtime: RuntimeDep, principal: WorkerKey
+) -> BatchResponse:
+    """Complete several claimed jobs, each with its ``result``, in one store round trip where the store batches
+    transitions (PostgreSQL, Redis). Each job answers as its own ``complete`` would."""
+    return await run_in_threadpool(_complete_many, runtime, name, body.jobs)
+
+
+def _complete_many(runtime: Runtime, name: str, items: list[CompleteItem]) -> BatchResponse:
+    _config(runtime, name)
+    outcomes: list[Job | Exception | None] = [None] * len(items)
+    held: list[tuple[int, Job]] = []
+    for i, item in enumerate(items):
+        try:
+            held.append((i, _held(runtime, name, item.id, item.attempt)))
+        except (HTTPException, OctoqueueError) as exc:
+            outcomes[i] = exc
+    queue = runtime.queue
+    if queue.store.batches_transitions:
+        moved = queue.complete_many([job for _, job in held], [items[i].result for i, _ in held])
+    else:  # one request a job anyway (GitHub): each patient with a rate limit, as the per-job endpoint is
+        moved = [_outcome(partial(queue.complete, job, result=items[i].result)) for i, job in held]
+    for (i, _), outcome in zip(held, moved, strict=True):
+        outcomes[i] = outcome
+    runtime.metrics.completions.labels(name).inc(sum(isinstance(o, Job) for o in outcomes))
+    return _batch_response(runtime, name, items, outcomes)
+
+
+@router.post("/queues/{name}/jobs/fail", response_model=BatchResponse, responses=errors(400, 401, 403, 404, 413, 503))
+async def fail_jobs(name: QueuePath, body: FailBatch, runtime: RuntimeDep, principal: WorkerKey) -> BatchResponse:
+    """Fail several claimed jobs, each as its own ``fail`` would (retried after the backoff while retries
+    remain, unless ``retry`` is false)."""
+    return await run_in_threadpool(_fail_many, runtime, name, body.jobs)
+
+
+def _fail_many(runtime: Runtime, name: str, items: list[FailItem]) -> BatchResponse:
+    _config(runtime, name)
+    outcomes: list[Job | Exception | None] = []
+    for item in items:
+        try:
+            held = _held(runtime, name, item.id, item.attempt)
+        except (HTTPException, OctoqueueError) as exc:
+            outcomes.append(exc)
+            continue
+        error = item.error or "failed by the worker"
+        new = _outcome(partial(runtime.queue.fail, held, error=error, retry=item.retry))
+        if isinstance(new, Job):
+            runtime.metrics.failures.labels(name, "retry" if new.state is JobState.PENDING else "failed").inc()
+        outcomes.append(new)
+    return _batch_response(runtime, name, items, outcomes)
+
+
+@router.post(
+    "/queues/{name}/jobs/heartbeat", response_model=BatchResponse, responses=errors(400, 401, 403, 404, 413, 503)
+)
+async def heartbeat_jobs(
+    name: QueuePath, body: HeartbeatBatch, runtime: RuntimeDep, principal: WorkerKey
+) -> BatchResponse:
+    """Extend the leases of several claimed jobs by the queue's ``claim_timeout``: one store round trip where the
+    store batches. Each job answers as its own ``heartbeat`` would."""
+    return await run_in_threadpool(_heartbeat_many, runtime, name, body.jobs)
+
+
+def _heartbeat_many(runtime: Runtime, name: str, items: list[HeartbeatItem]) -> BatchResponse:
+    config = _config(runtime, name)
+    outcomes: list[Job | Exception | None] = [None] * len(items)
+    held: list[tuple[int, Job]] = []
+    for i, item in enumerate(items):
+        try:
+            held.append((i, _held(runtime, name, item.id, item.attempt)))
+        except (HTTPException, OctoqueueError) as exc:
+            outcomes[i] = exc
+    renewed = runtime.queue.heartbeat_many([job for _, job in held], float(config.claim_timeout))
+    for (i, _), outcome in zip(held, renewed, strict=True):
+        outcomes[i] = outcome
+    return _batch_response(runtime, name, items, outcomes)
+
+
+def _outcome(action: Callable[[], Job]) -> Job | Exception:
+    """One job's move of a batch: its record, or the library error that refused it (the others go on)."""
+    try:
+        return action()
+    except OctoqueueError as exc:
+        return exc
+
+
+def _batch_response(
+    runtime: Runtime, name: str, items: Sequence[CompleteItem | FailItem | HeartbeatItem], outcomes: list[Any]
+) -> BatchResponse:
+    results = []
+    for item, outcome in zip(items, outcomes, strict=True):
+        if isinstance(outcome, Job):
+            results.append(ItemOutcome(id=item.id, code=200, job=_finish_response(outcome, item.id)))
+        elif isinstance(outcome, HTTPException):
+            results.append(ItemOutcome(id=item.id, code=outcome.status_code, detail=str(outcome.detail)))
+        else:
+            if isinstance(outcome, (LeaseLost, StateConflict, InvalidTransition)):
+                runtime.metrics.stale.labels(name).inc()
+            results.append(ItemOutcome(id=item.id, code=status_of(outcome), detail=str(outcome)))
+    return BatchResponse(results=results, done=sum(r.code == 200 for r in results))
 
 
 @router.get("/queues/{name}/jobs", response_model=JobList, responses=errors(400, 401, 404, 503))

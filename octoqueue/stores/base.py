@@ -210,6 +210,30 @@ class Store(ABC):
                 results.append(exc)
         return results
 
+    #: Whether :meth:`transition_and_claim` is one round trip (a store that overrides it says so): the Worker's
+    #: threads then take their next job with their completion instead of through the claiming loop.
+    batches_claims: bool = False
+
+    def transition_and_claim(
+        self,
+        moves: Sequence[Move],
+        *,
+        worker: str,
+        lease: float,
+        limit: int = 1,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        """:meth:`transition_many` then :meth:`claim`: a worker finishing jobs and taking the next ones. A store
+        that can do both in one round trip overrides this (one script on Redis); the default makes two calls."""
+        moved = self.transition_many(moves) if moves else []
+        excluded = {"exclude_labels": exclude_labels, "exclude_types": exclude_types}
+        passed = {name: value for name, value in excluded.items() if value}  # as the queue passes them: when set
+        return moved, self.claim(worker=worker, lease=lease, limit=limit, labels=labels, types=types, ids=ids, **passed)
+
     # -- comments ---------------------------------------------------------------------------------------------
     @abstractmethod
     def comment(self, job_id: int, body: str) -> Comment:

@@ -231,6 +231,30 @@ class StoreContract(_KitBase):
         assert store.get(first.id).state is JobState.COMPLETED and store.get(third.id).state is JobState.PENDING
         assert store.transition_many([]) == []
 
+    def test_transition_and_claim_moves_then_claims(self, store: Store) -> None:
+        """A worker finishing jobs and taking the next: each move on its own terms, then a claim as claim()'s."""
+        store.create_many([new({"i": i}) for i in range(2)])
+        gpu = store.create(new({"i": "gpu"}, labels=("gpu",)))
+        plain = store.create(new({"i": "plain"}))
+        first, second = store.claim(worker="w", lease=60, limit=2)
+        moved, taken = store.transition_and_claim(
+            [
+                Move(first.id, JobState.PROCESSING, JobState.COMPLETED, first.attempt, {"result": {"ok": 1}}),
+                Move(second.id, JobState.PROCESSING, JobState.COMPLETED, second.attempt + 1),  # stale attempt
+            ],
+            worker="w-2",
+            lease=60,
+            limit=3,
+            labels=["GPU"],
+        )
+        done, stale = moved
+        assert isinstance(done, Job) and done.state is JobState.COMPLETED and done.result == {"ok": 1}
+        assert isinstance(stale, LeaseLost) and store.get(second.id).state is JobState.PROCESSING
+        assert [(j.id, j.state, j.worker, j.attempt) for j in taken] == [(gpu.id, JobState.PROCESSING, "w-2", 1)]
+        moved, taken = store.transition_and_claim([], worker="w-3", lease=60, limit=2)
+        assert moved == [] and [j.id for j in taken] == [plain.id]
+        assert store.transition_and_claim([], worker="w-3", lease=60, limit=2) == ([], [])
+
     # -- claims ----------------------------------------------------------------------------------------------------
     def test_claim_fifo_within_priority_and_priority_first(self, store: Store) -> None:
         low = store.create(new({"i": "low"}, priority=3))

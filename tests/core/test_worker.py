@@ -390,3 +390,74 @@ def test_the_next_claim_is_made_while_a_completion_is_written(queue: Queue, monk
     run_once(worker)
     assert (worker.stats.completed, running) == (2, [1, 2])
     assert {queue.get(first).state, queue.get(second).state} == {JobState.COMPLETED}
+
+
+def _count_claims(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Say the store claims with its transitions in one round trip (as Redis's does); count the worker's claims
+    from its loop and the store's transition_and_claim calls."""
+    store = queue.store
+    calls = {"claim": 0, "transition_and_claim": 0}
+    claim, transition_and_claim = queue.claim_batch, store.transition_and_claim
+
+    def counted_claim(count: int, **kw: Any) -> list[Job]:
+        calls["claim"] += 1
+        return claim(count, **kw)
+
+    def counted_both(moves: Any, **kw: Any) -> Any:
+        calls["transition_and_claim"] += 1
+        return transition_and_claim(moves, **kw)
+
+    monkeypatch.setattr(store, "batches_claims", True)
+    monkeypatch.setattr(queue, "claim_batch", counted_claim)
+    monkeypatch.setattr(store, "transition_and_claim", counted_both)
+    return calls
+
+
+def test_a_thread_takes_its_next_job_with_its_completion(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [queue.enqueue({"n": i}) for i in range(6)]
+    calls = _count_claims(queue, monkeypatch)
+    seen: list[int] = []
+    worker = Worker(queue, lambda data: seen.append(data["n"]) or data["n"], concurrency=1)
+    run_once(worker)
+    assert sorted(seen) == list(range(6)) and worker.stats.completed == 6
+    assert [queue.get(i).result for i in ids] == list(range(6))
+    # the loop claimed the first job (and found none at the end); each completion brought the next job
+    assert calls == {"claim": 2, "transition_and_claim": 6}
+
+
+def test_a_job_taken_with_a_completion_while_stopping_is_released(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = queue.enqueue({"n": 1}), queue.enqueue({"n": 2})
+    calls = _count_claims(queue, monkeypatch)
+    worker = Worker(queue, lambda data: data["n"], concurrency=1)
+    both = queue.store.transition_and_claim
+
+    def stop_meanwhile(moves: Any, **kw: Any) -> Any:
+        worker._stop.set()  # a SIGTERM arriving while the completion is on its way
+        return both(moves, **kw)
+
+    monkeypatch.setattr(queue.store, "transition_and_claim", stop_meanwhile)
+    worker.run(install_signal_handlers=False)
+    assert queue.get(first).state is JobState.COMPLETED
+    released = queue.get(second)
+    assert (released.state, released.attempts_used, worker.stats.released) == (JobState.PENDING, 0, 1)
+    assert calls["claim"] == 1
+
+
+def test_a_job_taken_with_a_refused_completion_is_released(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    stale, other = queue.enqueue({"n": 1}), queue.enqueue({"n": 2})
+    _count_claims(queue, monkeypatch)
+
+    def handler(data: Any, job: Job) -> int:
+        if job.id == stale:  # another worker takes the job over: this one's completion is refused
+            queue.release(job)
+            retaken = queue.claim(ids=[stale])
+            assert retaken is not None and retaken.attempt == 2
+        return int(data["n"])
+
+    worker = Worker(queue, handler, concurrency=1)
+    run_once(worker)
+    assert (worker.stats.completed, worker.stats.lost) == (1, 1)
+    assert queue.get(other).state is JobState.COMPLETED  # released by the refused completion, then run
+    assert (queue.get(stale).state, queue.get(stale).attempt) == (JobState.PROCESSING, 2)

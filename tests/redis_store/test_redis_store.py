@@ -102,13 +102,14 @@ class _Counter:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[str] = []
-        original = redis.connection.AbstractConnection.send_command
+        original = redis.connection.AbstractConnection.send_packed_command
 
-        def counted(conn: Any, *args: Any, **kw: Any) -> Any:
-            self.calls.append(str(args[0]))
-            return original(conn, *args, **kw)
+        def counted(conn: Any, command: Any, *args: Any, **kw: Any) -> Any:
+            packed = b"".join(command) if isinstance(command, (list, tuple)) else command
+            self.calls.append(packed.split(b"\r\n")[2].decode())  # *<n>, $<length>, then the command's name
+            return original(conn, command, *args, **kw)
 
-        monkeypatch.setattr(redis.connection.AbstractConnection, "send_command", counted)
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
 
 
 def test_create_many_is_one_round_trip_and_keeps_idempotency(
@@ -153,6 +154,22 @@ def test_transition_many_is_one_round_trip_each_move_on_its_own(
         JobState.FAILED: 0,
         JobState.CANCELLED: 0,
     }
+
+
+def test_transition_and_claim_is_one_round_trip(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.create_many([new(i) for i in range(4)])
+    a, b = store.claim(worker="w", lease=60, limit=2)
+    counter = _Counter(monkeypatch)
+    moved, taken = store.transition_and_claim(
+        [Move(a.id, JobState.PROCESSING, JobState.COMPLETED, a.attempt), Move(b.id, None, JobState.PENDING)],
+        worker="w-2",
+        lease=60,
+        limit=3,
+    )
+    assert counter.calls == ["EVALSHA"]
+    assert [m.state for m in moved if not isinstance(m, Exception)] == [JobState.COMPLETED, JobState.PENDING]
+    assert [j.id for j in taken] == [b.id, b.id + 1, b.id + 2]  # b was put back first: it is the oldest again
+    assert {j.worker for j in taken} == {"w-2"}
 
 
 def test_claim_by_type_and_labels_keeps_priority_order(store: RedisStore) -> None:

@@ -15,7 +15,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
@@ -27,7 +27,7 @@ from octoqueue.errors import (
     StateConflict,
     StoreUnavailable,
 )
-from octoqueue.job import Comment, Job, NewJob, Page
+from octoqueue.job import Comment, Job, NewJob, Page, trusted_job
 from octoqueue.states import FINISHED, TRANSITIONS, JobState, LabelScheme, label_key
 from octoqueue.stores.base import (
     Arrival,
@@ -115,11 +115,6 @@ def _field_value(name: str, value: Any) -> Any:
 
 
 _STATES = {state.value: state for state in JobState}
-#: Rows become copies of this record with all fields replaced: model_copy is the cheapest public way to build a
-#: model from trusted values (the row was validated when it was written).
-_TEMPLATE = Job.model_construct(
-    id=0, title="", state=None, created_at=datetime.fromtimestamp(0, UTC), updated_at=datetime.fromtimestamp(0, UTC)
-)
 
 
 def _row_to_job(row: Sequence[Any]) -> Job:
@@ -148,8 +143,8 @@ def _row_to_job(row: Sequence[Any]) -> Job:
         body_error,
         started,
     ) = row[:23]
-    return _TEMPLATE.model_copy(
-        update={
+    return trusted_job(  # the row was validated when it was written
+        {
             "id": job_id,
             "title": title,
             "data": json.loads(data) if data is not None else None,
@@ -180,8 +175,8 @@ def _row_to_job(row: Sequence[Any]) -> Job:
 
 def _new_record(item: NewJob, job_id: int, created: datetime) -> Job:
     """The record of a job just inserted from ``item`` (what a read would return), built without a read."""
-    return _TEMPLATE.model_copy(
-        update={
+    return trusted_job(
+        {
             "id": job_id,
             "title": item.title,
             "data": item.data,
@@ -235,6 +230,53 @@ def _element(value: Any) -> str:
 
 def _states_sql(states: Collection[JobState]) -> str:
     return ", ".join(f"'{state.value}'" for state in sorted(states))
+
+
+def _claim_statement(
+    worker: str,
+    lease: float,
+    limit: int,
+    labels: Collection[str],
+    types: Collection[str] | None,
+    ids: Collection[int] | None,
+    exclude_labels: Collection[str] = (),
+    exclude_types: Collection[str] = (),
+) -> tuple[str, list[Any]] | None:
+    """The claim's ``UPDATE ... FOR UPDATE SKIP LOCKED`` and its parameters; None when it can take nothing."""
+    if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
+        return None
+    where = ["state = 'pending'", f"(run_at IS NULL OR run_at <= {_NOW})"]
+    params: list[Any] = [worker, float(lease)]
+    if labels:
+        where.append("lower(labels::text)::text[] @> %s::text[]")  # label names ignore case, as on GitHub
+        params.append([label_key(label) for label in labels])
+    if types is not None:
+        where.append("type = ANY(%s::text[])")
+        params.append(list(types))
+    if ids is not None:
+        where.append("id = ANY(%s::bigint[])")
+        params.append([int(i) for i in ids])
+    if exclude_labels:
+        where.append("NOT (lower(labels::text)::text[] && %s::text[])")
+        params.append([label_key(label) for label in exclude_labels])
+    if exclude_types:
+        where.append("(type IS NULL OR NOT type = ANY(%s::text[]))")
+        params.append(list(exclude_types))
+    params.append(int(limit))
+    sql = (
+        "UPDATE jobs AS j SET state = 'processing', open = true, attempt = j.attempt + 1, worker = %s, "
+        f"lease_expires_at = {_NOW} + make_interval(secs => %s), started_at = {_NOW}, updated_at = {_NOW} "
+        f"FROM (SELECT id FROM jobs WHERE {' AND '.join(where)} ORDER BY priority, id LIMIT %s "
+        f"FOR UPDATE SKIP LOCKED) AS picked WHERE j.id = picked.id RETURNING {_qualified('j')}"
+    )
+    return sql, params
+
+
+def _claimed(rows: list[Any]) -> list[Job]:
+    """A claim's rows as jobs, in claim order."""
+    jobs = [_row_to_job(r) for r in rows]
+    jobs.sort(key=lambda j: (j.priority, j.id))
+    return jobs
 
 
 def parse_url(url: str) -> tuple[str, dict[str, Any]]:
@@ -503,38 +545,34 @@ class PostgresStore(Store):
         exclude_labels: Collection[str] = (),
         exclude_types: Collection[str] = (),
     ) -> list[Job]:
-        where = ["state = 'pending'", f"(run_at IS NULL OR run_at <= {_NOW})"]
-        params: list[Any] = [worker, float(lease)]
-        if labels:
-            where.append("lower(labels::text)::text[] @> %s::text[]")  # label names ignore case, as on GitHub
-            params.append([label_key(label) for label in labels])
-        if types is not None:
-            if not types:
-                return []
-            where.append("type = ANY(%s::text[])")
-            params.append(list(types))
-        if ids is not None:
-            if not ids:
-                return []
-            where.append("id = ANY(%s::bigint[])")
-            params.append([int(i) for i in ids])
-        if exclude_labels:
-            where.append("NOT (lower(labels::text)::text[] && %s::text[])")
-            params.append([label_key(label) for label in exclude_labels])
-        if exclude_types:
-            where.append("(type IS NULL OR NOT type = ANY(%s::text[]))")
-            params.append(list(exclude_types))
-        params.append(int(limit))
-        sql = (
-            "UPDATE jobs AS j SET state = 'processing', open = true, attempt = j.attempt + 1, worker = %s, "
-            f"lease_expires_at = {_NOW} + make_interval(secs => %s), started_at = {_NOW}, updated_at = {_NOW} "
-            f"FROM (SELECT id FROM jobs WHERE {' AND '.join(where)} ORDER BY priority, id LIMIT %s "
-            f"FOR UPDATE SKIP LOCKED) AS picked WHERE j.id = picked.id RETURNING {_qualified('j')}"
-        )
-        rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
-        jobs = [_row_to_job(r) for r in rows]
-        jobs.sort(key=lambda j: (j.priority, j.id))
-        return jobs
+        statement = _claim_statement(worker, lease, limit, labels, types, ids, exclude_labels, exclude_types)
+        if statement is None:
+            return []
+        rows = self._run(lambda conn: conn.execute(*statement).fetchall())
+        return _claimed(rows)
+
+    batches_claims = True
+
+    def transition_and_claim(
+        self,
+        moves: Sequence[Move],
+        *,
+        worker: str,
+        lease: float,
+        limit: int = 1,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        """The moves as :meth:`transition_many` makes them and the claim's statement, in one transaction and one
+        pipeline: one round trip."""
+        statement = _claim_statement(worker, lease, limit, labels, types, ids, exclude_labels, exclude_types)
+        if statement is None:
+            return self.transition_many(moves), []
+        moved, rows = self._transitions_then(moves, statement)
+        return moved, _claimed(rows)
 
     def transition(
         self,
@@ -557,6 +595,12 @@ class PostgresStore(Store):
         """All moves in one transaction: the moves of one shape (target, expected states, fenced or not, fields
         changed) as one ``UPDATE ... FROM unnest(...)``, every shape's statement sent in one pipeline; a move its
         statement did not match is then judged by the shared rules on the row read ``FOR UPDATE``."""
+        return self._transitions_then(moves, None)[0]
+
+    def _transitions_then(
+        self, moves: Sequence[Move], then: tuple[str, list[Any]] | None
+    ) -> tuple[list[Job | Exception], list[Any]]:
+        """:meth:`transition_many`, then the statement ``then`` in the same transaction and pipeline; its rows."""
         moves = list(moves)
         for move in moves:
             check_changes(move.changes)
@@ -573,23 +617,26 @@ class PostgresStore(Store):
             indexes.sort(key=lambda i: moves[i].job_id)  # rows locked in id order: fewer deadlocks between batches
         statements = [self._group_statement(key, [moves[i] for i in indexes]) for key, indexes in groups.items()]
         results: list[Job | Exception | None] = [None] * len(moves)
+        after: list[Any] = []
 
         def work(conn: psycopg.Connection[Any]) -> None:
             results[:] = [None] * len(moves)
             with conn.transaction():
-                if statements:
+                if statements or then is not None:
                     with conn.pipeline():
                         cursors = [conn.execute(sql, params) for sql, params in statements]
+                        last = conn.execute(*then) if then is not None else None
                     for indexes, cursor in zip(groups.values(), cursors, strict=True):
                         done = {row[0]: _row_to_job(row) for row in cursor.fetchall()}
                         for i in indexes:
                             results[i] = done.get(moves[i].job_id)
+                    after[:] = last.fetchall() if last is not None else []
                 for i, move in enumerate(moves):
                     if results[i] is None:
                         results[i] = self._judge(conn, move)
 
         self._run(work)
-        return [r for r in results if r is not None]
+        return [r for r in results if r is not None], after
 
     def _group_statement(self, key: tuple[Any, ...], moves: list[Move]) -> tuple[str, list[Any]]:
         target, wanted, unfenced, fields = key

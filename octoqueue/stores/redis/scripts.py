@@ -153,21 +153,19 @@ return out
 """
 )
 
-#: ARGV: prefix, worker, lease µs, limit, labels (JSON list), types (JSON list or ''), ids (JSON list or ''),
-#: labels to exclude (JSON list, lower-case), types to exclude (JSON list).
-#: Returns the claimed jobs' fields, in claim order.
-CLAIM = (
-    _COMMON
-    + r"""
-local now = now_us()
-local worker, lease, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local labels = cjson.decode(ARGV[5])
+_CLAIM_FUNCTION = r"""
+-- claim(now, worker, lease µs, limit, labels (JSON list), types (JSON list or ''), ids (JSON list or ''), labels to
+-- exclude (JSON list, lower-case), types to exclude (JSON list)): the claimed jobs' fields, in claim order.
+local function claim(now, worker, lease, limit, labels, types_arg, ids_arg, unwanted_labels_arg, unwanted_types_arg)
+limit = tonumber(limit)
+lease = tonumber(lease)
+labels = cjson.decode(labels)
 for i, label in ipairs(labels) do labels[i] = string.lower(label) end  -- label names ignore case, as on GitHub
 local types = false
-if ARGV[6] ~= '' then types = {}; for _, t in ipairs(cjson.decode(ARGV[6])) do types[t] = true end end
+if types_arg ~= '' then types = {}; for _, t in ipairs(cjson.decode(types_arg)) do types[t] = true end end
 local unwanted_labels, unwanted_types = {}, {}
-for _, label in ipairs(cjson.decode(ARGV[8])) do unwanted_labels[label] = true end
-for _, t in ipairs(cjson.decode(ARGV[9])) do unwanted_types[t] = true end
+for _, label in ipairs(cjson.decode(unwanted_labels_arg)) do unwanted_labels[label] = true end
+for _, t in ipairs(cjson.decode(unwanted_types_arg)) do unwanted_types[t] = true end
 local excluding = next(unwanted_labels) ~= nil or next(unwanted_types) ~= nil
 -- Delayed jobs whose time came join the claim order first.
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. ':delayed', '-inf', s(now), 'LIMIT', 0, 1000)) do
@@ -194,9 +192,9 @@ local function fits(id, skip_label)
   return true
 end
 local chosen = {}
-if ARGV[7] ~= '' then
+if ids_arg ~= '' then
   local found = {}
-  for _, id in ipairs(cjson.decode(ARGV[7])) do
+  for _, id in ipairs(cjson.decode(ids_arg)) do
     id = s(id)
     local score = redis.call('ZSCORE', P .. ':ready', id)
     if score and fits(id, 0) then found[#found + 1] = {tonumber(score), id} end
@@ -247,20 +245,25 @@ for _, id in ipairs(chosen) do
   out[#out + 1] = flat
 end
 return out
+end
 """
+
+#: ARGV: prefix, worker, lease µs, limit, labels (JSON list), types (JSON list or ''), ids (JSON list or ''), labels
+#: and types to exclude (JSON lists).
+#: Returns the claimed jobs' fields, in claim order.
+CLAIM = (
+    _COMMON
+    + _CLAIM_FUNCTION
+    + "return claim(now_us(), ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])\n"
 )
 
-#: ARGV: prefix, origin, moves (JSON list of [id, expected states or '', target, attempt or -1, {field: value},
-#: [fields to clear], lease_due]). ``lease_due``: refuse unless the job's lease has expired by Redis's clock.
-#: Returns per move ``{'ok', fields}``, ``{'refused', fields}`` (the caller finds out which rule refused it) or
-#: ``{'missing'}``.
-TRANSITION = (
-    _COMMON
-    + _ALLOWED
+_TRANSITION_FUNCTION = (
+    _ALLOWED
     + r"""
-local now = now_us()
+-- transition(now, moves (JSON)): one reply per move (see TRANSITION).
+local function transition(now, moves)
 local out = {}
-for _, move in ipairs(cjson.decode(ARGV[3])) do
+for _, move in ipairs(cjson.decode(moves)) do
   local id, expected, target, attempt, set, clear, lease_due = move[1], move[2], move[3], move[4], move[5], move[6],
     move[7]
   id = s(id)
@@ -306,8 +309,30 @@ for _, move in ipairs(cjson.decode(ARGV[3])) do
     end
   end
 end
-announce(ARGV[2])
 return out
+end
+"""
+)
+
+#: ARGV: prefix, origin, moves (JSON list of [id, expected states or '', target, attempt or -1, {field: value},
+#: [fields to clear], lease_due]). ``lease_due``: refuse unless the job's lease has expired by Redis's clock.
+#: Returns per move ``{'ok', fields}``, ``{'refused', fields}`` (the caller finds out which rule refused it) or
+#: ``{'missing'}``.
+TRANSITION = (
+    _COMMON + _TRANSITION_FUNCTION + "local out = transition(now_us(), ARGV[3])\nannounce(ARGV[2])\nreturn out\n"
+)
+
+#: ARGV: prefix, origin, moves (as TRANSITION's), then a claim's worker, lease µs, limit, labels, types, ids (as
+#: CLAIM's): the moves, then the claim, on one clock reading. Returns ``{TRANSITION's replies, CLAIM's jobs}``.
+TRANSITION_AND_CLAIM = (
+    _COMMON
+    + _TRANSITION_FUNCTION
+    + _CLAIM_FUNCTION
+    + r"""
+local now = now_us()
+local moved = transition(now, ARGV[3])
+announce(ARGV[2])
+return {moved, claim(now, ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11])}
 """
 )
 

@@ -24,7 +24,7 @@ import redis.cluster
 import redis.exceptions
 
 from octoqueue.errors import ConfigurationError, JobNotFound, StateConflict, StoreUnavailable
-from octoqueue.job import Comment, Job, NewJob, Page
+from octoqueue.job import Comment, Job, NewJob, Page, trusted_job
 from octoqueue.states import JobState, LabelScheme, label_key
 from octoqueue.stores.base import (
     Arrival,
@@ -39,6 +39,12 @@ from octoqueue.stores.base import (
 )
 from octoqueue.stores.redis import scripts
 
+_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _pack
+except ImportError:  # pragma: no cover - the redis extra installs hiredis; without it redis-py packs
+    _pack = None
+
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -50,7 +56,6 @@ SOCKET_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0
 
 _STATES = {state.value: state for state in JobState}
-_TEMPLATE = Job.model_construct(id=0, title="", state=None, created_at=_EPOCH, updated_at=_EPOCH)
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
@@ -64,19 +69,20 @@ def _dt(value: str) -> datetime:
 
 def _job(flat: Sequence[str]) -> Job:
     h = dict(zip(flat[::2], flat[1::2], strict=True))
-    state = h.get("state")
-    run_at, lease, timeout, result = h.get("run_at"), h.get("lease_expires_at"), h.get("timeout"), h.get("result")
-    started = h.get("started_at")
+    get = h.get
+    state, labels = get("state"), get("labels")
+    run_at, lease, timeout, result = get("run_at"), get("lease_expires_at"), get("timeout"), get("result")
+    started = get("started_at")
     # No validation: the fields were validated when the job was made; this is the claim and completion hot path.
-    return _TEMPLATE.model_copy(
-        update={
+    return trusted_job(
+        {
             "id": int(h["id"]) if "id" in h else 0,
             "title": h["title"],
             "data": json.loads(h["data"]),
             "state": _STATES[state] if state is not None else None,
-            "labels": tuple(json.loads(h["labels"])) if h.get("labels", "[]") != "[]" else (),
+            "labels": tuple(json.loads(labels)) if labels is not None and labels != "[]" else (),
             "open": h["open"] == "1",
-            "type": h.get("type"),
+            "type": get("type"),
             "priority": int(h["priority"]),
             "run_at": _dt(run_at) if run_at is not None else None,
             "attempt": int(h["attempt"]),
@@ -84,10 +90,10 @@ def _job(flat: Sequence[str]) -> Job:
             "max_attempts": int(h["max_attempts"]),
             "lease_expires_at": _dt(lease) if lease is not None else None,
             "started_at": _dt(started) if started is not None else None,
-            "worker": h.get("worker"),
+            "worker": get("worker"),
             "result": json.loads(result) if result is not None else None,
-            "last_error": h.get("last_error"),
-            "idempotency_key": h.get("idempotency_key"),
+            "last_error": get("last_error"),
+            "idempotency_key": get("idempotency_key"),
             "timeout": float(timeout) if timeout is not None else None,
             "created_at": _dt(h["created_at"]),
             "updated_at": _dt(h["updated_at"]),
@@ -109,6 +115,55 @@ def _field(name: str, value: Any) -> str | None:
     if name in ("attempt_base", "max_attempts", "priority"):
         return str(int(value))
     return str(value)
+
+
+def _moves_arg(moves: Sequence[Move], *, lease_due: bool = False) -> str:
+    """The transition script's moves argument (see ``scripts.TRANSITION``)."""
+    payload = []
+    for move in moves:
+        wanted = expected_set(move.expected)
+        set_, clear = {}, []
+        for name, value in move.changes.items():
+            text = _field(name, value)
+            if text is None:
+                clear.append(name)
+            else:
+                set_[name] = text
+        payload.append(
+            [
+                int(move.job_id),
+                sorted(s.value for s in wanted) if wanted is not None else "",
+                move.target.value,
+                int(move.attempt) if move.attempt is not None else -1,
+                set_,
+                clear,
+                lease_due,
+            ]
+        )
+    return json.dumps(payload, ensure_ascii=False)
+
+
+def _claim_args(
+    worker: str,
+    lease: float,
+    limit: int,
+    labels: Collection[str],
+    types: Collection[str] | None,
+    ids: Collection[int] | None,
+    exclude_labels: Collection[str] = (),
+    exclude_types: Collection[str] = (),
+) -> tuple[Any, ...]:
+    """The claim script's arguments after the prefix (see ``scripts.CLAIM``)."""
+    return (
+        worker,
+        max(0, int(lease * 1_000_000)),
+        int(limit),
+        json.dumps(list(dict.fromkeys(labels)), ensure_ascii=False),
+        json.dumps(sorted(types), ensure_ascii=False) if types is not None else "",
+        json.dumps([int(i) for i in ids]) if ids is not None else "",
+        json.dumps(sorted({label_key(label) for label in exclude_labels}), ensure_ascii=False),
+        json.dumps(sorted(set(exclude_types)), ensure_ascii=False),
+    )
 
 
 class RedisStore(Store):
@@ -140,6 +195,7 @@ class RedisStore(Store):
                 ("create", scripts.CREATE),
                 ("claim", scripts.CLAIM),
                 ("transition", scripts.TRANSITION),
+                ("transition_and_claim", scripts.TRANSITION_AND_CLAIM),
                 ("expired", scripts.EXPIRED),
                 ("comment", scripts.COMMENT),
                 ("list", scripts.LIST),
@@ -214,7 +270,10 @@ class RedisStore(Store):
             held = self._local.held = _Held(self._client.connection_pool)
         conn = held.conn
         try:
-            conn.send_command(*args)
+            if _pack is None:
+                conn.send_command(*args)
+            else:  # hiredis packs the command at once; redis-py's packer re-checks every argument first
+                conn.send_packed_command((_pack(args),), check_health=False)
             return conn.read_response()
         except redis.exceptions.ResponseError:
             raise  # Redis answered: the connection is in step
@@ -287,8 +346,8 @@ class RedisStore(Store):
                 continue
             job_id, now = int(rest[0]), _dt(rest[1])
             jobs.append(
-                _TEMPLATE.model_copy(
-                    update={
+                trusted_job(
+                    {
                         "id": job_id,
                         "title": new.title,
                         "data": new.data,
@@ -298,11 +357,18 @@ class RedisStore(Store):
                         "type": new.type,
                         "priority": int(new.priority),
                         "run_at": new.run_at,
+                        "attempt": 0,
+                        "attempt_base": 0,
                         "max_attempts": new.max_attempts,
+                        "lease_expires_at": None,
+                        "worker": None,
+                        "result": None,
+                        "last_error": None,
                         "idempotency_key": new.idempotency_key,
                         "timeout": new.timeout,
                         "created_at": now,
                         "updated_at": now,
+                        "comments": 0,
                         "body_error": None,
                         "url": None,
                     }
@@ -362,17 +428,34 @@ class RedisStore(Store):
         if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
             return []
         found = self._run(
-            "claim",
-            worker,
-            max(0, int(lease * 1_000_000)),
-            int(limit),
-            json.dumps(list(dict.fromkeys(labels)), ensure_ascii=False),
-            json.dumps(sorted(types), ensure_ascii=False) if types is not None else "",
-            json.dumps([int(i) for i in ids]) if ids is not None else "",
-            json.dumps(sorted({label_key(label) for label in exclude_labels}), ensure_ascii=False),
-            json.dumps(sorted(set(exclude_types)), ensure_ascii=False),
+            "claim", *_claim_args(worker, lease, limit, labels, types, ids, exclude_labels, exclude_types)
         )
         return [_job(flat) for flat in found]
+
+    def transition_and_claim(
+        self,
+        moves: Sequence[Move],
+        *,
+        worker: str,
+        lease: float,
+        limit: int = 1,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
+            return self.transition_many(moves), []
+        for move in moves:
+            check_changes(move.changes)
+        replies, found = self._run(
+            "transition_and_claim",
+            self._origin,
+            _moves_arg(moves),
+            *_claim_args(worker, lease, limit, labels, types, ids, exclude_labels, exclude_types),
+        )
+        return self._moved(moves, replies), [_job(flat) for flat in found]
 
     def transition(
         self,
@@ -390,6 +473,7 @@ class RedisStore(Store):
         return result
 
     batches_transitions = True
+    batches_claims = True
 
     def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         for move in moves:
@@ -397,28 +481,11 @@ class RedisStore(Store):
         return self._transitions(moves) if moves else []
 
     def _transitions(self, moves: Sequence[Move], *, lease_due: bool = False) -> list[Job | Exception]:
-        payload = []
-        for move in moves:
-            wanted = expected_set(move.expected)
-            set_, clear = {}, []
-            for name, value in move.changes.items():
-                text = _field(name, value)
-                if text is None:
-                    clear.append(name)
-                else:
-                    set_[name] = text
-            payload.append(
-                [
-                    int(move.job_id),
-                    sorted(s.value for s in wanted) if wanted is not None else "",
-                    move.target.value,
-                    int(move.attempt) if move.attempt is not None else -1,
-                    set_,
-                    clear,
-                    lease_due,
-                ]
-            )
-        replies = self._run("transition", self._origin, json.dumps(payload, ensure_ascii=False))
+        replies = self._run("transition", self._origin, _moves_arg(moves, lease_due=lease_due))
+        return self._moved(moves, replies)
+
+    def _moved(self, moves: Sequence[Move], replies: Sequence[Any]) -> list[Job | Exception]:
+        """The transition script's replies as the contract's results: the new record or the exception."""
         results: list[Job | Exception] = []
         for move, (kind, *rest) in zip(moves, replies, strict=True):
             if kind == "ok":
