@@ -361,6 +361,7 @@ class RedisStore(Store):
                         "attempt_base": 0,
                         "max_attempts": new.max_attempts,
                         "lease_expires_at": None,
+                        "started_at": None,
                         "worker": None,
                         "result": None,
                         "last_error": None,
