@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8080
 
-.PHONY: install run test lint format typecheck bench chaos screenshots clean
+.PHONY: install run test lint format typecheck bench chaos mirror-pacing screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# A 2,000-job mirror into the GitHub emulator under its secondary limits, killed once and resumed (docs/mirror.md).
+mirror-pacing: $(STAMP)
+	OCTOQUEUE_MIRROR_PACING_JOBS=2000 $(BIN)/pytest tests/mirror/test_github_pacing.py -q -s
 
 # Real server and worker processes, SIGKILLs, restarts and emulator faults: 0 lost, 0 completed twice (docs/reliability.md).
 chaos: $(STAMP)

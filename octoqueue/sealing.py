@@ -242,6 +242,12 @@ class SealedStore(Store):
         moved, taken = self.inner.transition_and_claim(self._seal_moves(moves), **claim)
         return self._open_moved(moved), self._open_jobs(taken)
 
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        secret = {"result": job.result, "last_error": job.last_error}
+        sealed = job.model_copy(update={"data": self.sealer.seal(job.data), **self._seal_changes(secret)})
+        notes = [note.model_copy(update={"body": self.sealer.seal_comment(note.body)}) for note in comments]
+        return self._open_job(self.inner.import_job(sealed, notes))
+
     def recover_expired(self, *, limit: int = 100) -> list[Job]:
         return self._open_jobs(self.inner.recover_expired(limit=limit))
 

@@ -69,6 +69,7 @@ class AsyncStore(Protocol):
     async def purge(self, *, states: Collection[JobState], older_than: datetime) -> int: ...
     async def comment(self, job_id: int, body: str) -> Comment: ...
     async def comments(self, job_id: int) -> list[Comment]: ...
+    async def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job: ...
     async def get_setting(self, key: str) -> Any: ...
     async def update_setting(self, key: str, update: Callable[[Any], Any]) -> Any: ...
     async def set_setting(self, key: str, value: Any) -> None: ...
@@ -137,6 +138,9 @@ class _OverStore:
 
     async def comments(self, job_id: int) -> list[Comment]:
         return await self._call(self.store.comments, job_id)
+
+    async def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        return await self._call(self.store.import_job, job, comments)
 
     async def get_setting(self, key: str) -> Any:
         return await self._call(self.store.get_setting, key)
@@ -233,6 +237,9 @@ class AwaitingStore(Store):
 
     def comments(self, job_id: int) -> list[Comment]:
         return self._wait(self.inner.comments(job_id))
+
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        return self._wait(self.inner.import_job(job, comments))
 
     def get_setting(self, key: str) -> Any:
         return self._wait(self.inner.get_setting(key))

@@ -160,6 +160,11 @@ HTTP_RATE_LIMIT_PATIENCE = 10.0
 def open_queue(settings: Settings) -> Queue:
     """The Queue ``settings`` describe: its store, label prefix, lease and attempt defaults."""
     store = open_store(settings.store_url, labels=LabelScheme(settings.label_prefix))
+    if settings.read_mirror:
+        from octoqueue.mirror_reads import ReadFromMirror
+
+        local = open_store(settings.read_mirror, labels=LabelScheme(settings.label_prefix))
+        store = ReadFromMirror(store, local, interval=settings.read_mirror_interval)
     return Queue(
         store,
         retry=RetryPolicy(),

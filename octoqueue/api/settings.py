@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     label_prefix: str = Field("", validation_alias=_env("OCTOQUEUE_LABEL_PREFIX"))
     lease: float = Field(300.0, gt=0, validation_alias=_env("OCTOQUEUE_LEASE"))
     max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=100, validation_alias=_env("OCTOQUEUE_MAX_ATTEMPTS"))
+    #: A local store that answers reads, kept in step with the store (octoqueue.mirror_reads); writes still go to it.
+    read_mirror: str | None = Field(None, validation_alias=_env("OCTOQUEUE_READ_MIRROR"))
+    read_mirror_interval: float = Field(2.0, gt=0, validation_alias=_env("OCTOQUEUE_READ_MIRROR_INTERVAL"))
 
     # -- security -----------------------------------------------------------------------------------------
     allowed_origins: str = Field("", validation_alias=_env("ALLOWED_ORIGINS", "ALLOWED_ORIGIN"))

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "workflow": "octoqueue.cli.workflows:workflow",
     "new-key": "octoqueue.cli.keys:new_key",
     "migrate": "octoqueue.cli.migrate:migrate",
+    "mirror": "octoqueue.cli.mirror:mirror",
 }
 
 

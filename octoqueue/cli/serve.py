@@ -48,6 +48,13 @@ def _help(text: str, env: str, default: str | None = None) -> str:
 )
 @click.option("--label-prefix", help=_help("Prefix of the status labels.", "OCTOQUEUE_LABEL_PREFIX", "''"))
 @click.option(
+    "--read-mirror",
+    help=_help(
+        "Answer reads from this local store, kept in step with --store (docs/mirror.md); writes go to --store.",
+        "OCTOQUEUE_READ_MIRROR",
+    ),
+)
+@click.option(
     "--allowed-origin",
     "allowed_origins",
     multiple=True,

@@ -109,6 +109,15 @@ INSERT_SQL = (
     f"INSERT INTO jobs ({', '.join(c.name for c in _INSERTED)}) VALUES ({', '.join('?' * len(_INSERTED))}) RETURNING id"
 )
 
+#: Writes a whole job, its id included (an import; see :func:`import_params`).
+IMPORT_SQL = f"INSERT INTO jobs ({SELECT_LIST}) VALUES ({', '.join('?' * len(COLUMNS))}) RETURNING {SELECT_LIST}"
+
+
+def import_params(job: Job, comments: int) -> list[Any]:
+    """:data:`IMPORT_SQL`'s parameters: every field of ``job`` as its column holds it, ``comments`` as the count."""
+    return [comments if c.name == "comments" else stored(c.name, getattr(job, c.name)) for c in COLUMNS]
+
+
 #: Writes a changed job from :func:`update_params`.
 UPDATE_SQL = f"UPDATE jobs SET {', '.join(f'{c.name} = ?' for c in _UPDATED)} WHERE id = ?"
 

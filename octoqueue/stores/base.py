@@ -179,6 +179,20 @@ class Store(ABC):
         """Delete (or, where the backend cannot delete, archive) finished jobs last updated before
         ``older_than``; return how many."""
 
+    @abstractmethod
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        """Write ``job`` as it is and return it as stored: its id, title, data, state, labels, open/closed, every
+        metadata field and both timestamps; then append ``comments`` after the job's own, keeping their bodies,
+        authors and times (their ids are the store's). A job with that id is created when there is none and
+        replaced when there is (its comments stay). The returned job's ``comments`` counts what the store now
+        holds (``job.comments`` is not written). Later :meth:`create` calls take ids above every imported one.
+
+        Not a queue move: no transition rule is checked and no lease honoured — it is how ``octoqueue mirror``
+        copies a queue, which the other verbs cannot do (:meth:`create` picks a new id and stamps the time,
+        :meth:`transition` stamps the time and refuses moves such as completed -> processing, :meth:`comment`
+        stamps the time). Refuses (:class:`~octoqueue.errors.StateConflict`) an id the store cannot give this job.
+        """
+
     # -- batches (stores that can do them in one round trip or one transaction override these) ---------------
     def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         """Create several jobs, each as :meth:`create` would (idempotency keys included); return them in order."""

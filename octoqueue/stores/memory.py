@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,21 @@ class MemoryStore(Store):
             if new.idempotency_key is not None:
                 self._keys[new.idempotency_key] = job.id
             return job
+
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        with self._lock:
+            old = self._jobs.get(job.id)
+            if old is not None and old.idempotency_key is not None:
+                self._keys.pop(old.idempotency_key, None)
+            notes = self._comments.setdefault(job.id, [])
+            notes.extend(note.model_copy(update={"id": next(self._comment_ids), "job_id": job.id}) for note in comments)
+            stored = job.model_copy(update={"comments": len(notes), "url": None})
+            self._jobs[job.id] = stored
+            if job.idempotency_key is not None:
+                self._keys[job.idempotency_key] = job.id
+            top = max(self._jobs)
+            self._ids = itertools.count(max(top + 1, next(self._ids)))
+            return stored
 
     def get(self, job_id: int) -> Job:
         with self._lock:

@@ -29,10 +29,12 @@ from octoqueue.errors import ConfigurationError, InvalidTransition, JobNotFound,
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import FINISHED, TRANSITIONS, JobState, LabelScheme
 from octoqueue.stores._sqlite_columns import (
+    IMPORT_SQL,
     INSERT_SQL,
     SELECT_LIST,
     UPDATE_SQL,
     created_job,
+    import_params,
     insert_params,
     row_to_job,
     stored,
@@ -204,6 +206,19 @@ class SQLiteStore(Store):
             return created_job(db.execute(INSERT_SQL, params).fetchone()[0], params)
 
         return self._writes.transaction(create_once)
+
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        def write(db: sqlite3.Connection) -> Job:
+            rows = [(job.id, note.body, note.author, note.created_at.timestamp()) for note in comments]
+            db.executemany("INSERT INTO comments (job_id, body, author, created_at) VALUES (?, ?, ?, ?)", rows)
+            (count,) = db.execute("SELECT COUNT(*) FROM comments WHERE job_id = ?", (job.id,)).fetchone()
+            db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))  # its triggers clear the old pending_labels rows
+            try:
+                return row_to_job(db.execute(IMPORT_SQL, import_params(job, count)).fetchone())
+            except sqlite3.IntegrityError as exc:
+                raise StateConflict(job.id, f"cannot import it: {exc}") from exc
+
+        return self._writes.transaction(write)
 
     def get(self, job_id: int) -> Job:
         row = self._conn().execute(f"SELECT {SELECT_LIST} FROM jobs WHERE id = ?", (job_id,)).fetchone()

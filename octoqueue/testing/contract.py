@@ -52,7 +52,8 @@ from octoqueue.errors import (
     StateConflict,
 )
 from octoqueue.history import Outcome
-from octoqueue.job import Job, NewJob
+from octoqueue.job import Comment, Job, NewJob
+from octoqueue.mirror import job_fields
 from octoqueue.queue import Queue
 from octoqueue.retry import RetryPolicy
 from octoqueue.states import TRANSITIONS, JobState, Priority
@@ -505,6 +506,66 @@ class StoreContract(_KitBase):
         assert store.get(job.id).comments == 2
         with pytest.raises(JobNotFound):
             store.comment(777777, "nobody")
+
+    def test_import_job_keeps_its_number_fields_times_and_comments(self, store: Store, clock: ManualClock) -> None:
+        made = clock() - timedelta(days=3, microseconds=250)
+        job = Job(
+            id=41,
+            title="imported",
+            data={"n": [1, "two"], "text": "```"},
+            state=JobState.FAILED,
+            labels=("queue:mail", "Urgent"),
+            open=False,
+            type="email",
+            priority=Priority.HIGH,
+            attempt=3,
+            attempt_base=1,
+            max_attempts=2,
+            result={"partial": True},
+            last_error="boom",
+            idempotency_key="imported-41",
+            timeout=30.0,
+            created_at=made,
+            updated_at=made + timedelta(hours=1),
+        )
+        notes = [
+            Comment(id=7, job_id=41, body="first", author="octocat", created_at=made + timedelta(minutes=1)),
+            Comment(id=8, job_id=41, body="second\n/requeue", created_at=made + timedelta(minutes=2)),
+        ]
+        stored = store.import_job(job, notes)
+        for got in (stored, store.get(41)):
+            assert job_fields(got) == job_fields(job)
+            assert got.comments == 2
+        assert [(c.body, c.author, c.created_at, c.job_id) for c in store.comments(41)] == [
+            (c.body, c.author, c.created_at, 41) for c in notes
+        ]
+        assert [j.id for j in store.iter_jobs(states=[JobState.FAILED])] == [41]
+        assert store.count([JobState.FAILED, JobState.PENDING]) == {JobState.FAILED: 1, JobState.PENDING: 0}
+        assert store.create(new({"after": True})).id > 41
+
+    def test_import_job_replaces_a_job_and_its_state_indexes_follow(self, store: Store, clock: ManualClock) -> None:
+        job = store.create(new({"a": 1}, labels=("x",)))
+        store.comment(job.id, "made here")
+        done = job.model_copy(
+            update={
+                "state": JobState.COMPLETED,
+                "open": False,
+                "attempt": 1,
+                "result": {"ok": True},
+                "updated_at": clock() + timedelta(seconds=5),
+            }
+        )
+        copied = Comment(id=1, job_id=job.id, body="copied", author="someone", created_at=clock())
+        assert store.import_job(done, [copied]).comments == 2
+        got = store.get(job.id)
+        assert job_fields(got) == job_fields(done)
+        assert [c.body for c in store.comments(job.id)] == ["made here", "copied"]
+        assert got.comments == 2
+        assert store.claim(worker="w", lease=30) == []
+        assert store.count([JobState.PENDING, JobState.COMPLETED]) == {JobState.PENDING: 0, JobState.COMPLETED: 1}
+        again = done.model_copy(update={"state": JobState.PENDING, "open": True, "result": None})
+        store.import_job(again)
+        assert [j.id for j in store.claim(worker="w", lease=30, labels=["x"])] == [job.id]
 
     def test_purge_finished_jobs_only(self, store: Store, clock: ManualClock) -> None:
         keep = store.create(new({"keep": True}))

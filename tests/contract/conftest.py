@@ -56,6 +56,15 @@ def _sealed(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) 
     return seal_store(MemoryStore(clock=clock), [new_key()])
 
 
+def _read_mirror(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    """Reads from a SQLite mirror, writes to memory (octoqueue.mirror_reads, the server's --read-mirror)."""
+    from octoqueue.mirror_reads import ReadFromMirror
+
+    store = ReadFromMirror(MemoryStore(clock=clock), SQLiteStore(tmp_path / "mirror.db", clock=clock), interval=3600)
+    store.wait_ready(30)
+    return store
+
+
 def _redis(clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
     from tests.redis_store.server import fresh_store
 
@@ -82,6 +91,7 @@ STORE_FACTORIES: dict[str, StoreFactory] = {
     "sqlite": _sqlite,
     "github": _github,
     "sealed": _sealed,
+    "read_mirror": _read_mirror,
     "redis": _redis,
     "s3": _s3,
     "postgres": _postgres,

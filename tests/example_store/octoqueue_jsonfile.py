@@ -13,7 +13,7 @@ import copy
 import json
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -94,6 +94,22 @@ class JsonFileStore(Store):
             if key is not None:
                 data["keys"][key] = job.id
             return self._put(data, job)
+
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        with self._data(write=True) as data:
+            old = data["jobs"].get(str(job.id))
+            if old is not None and old.get("idempotency_key") is not None:
+                data["keys"].pop(old["idempotency_key"], None)
+            notes = data["comments"].setdefault(str(job.id), [])
+            for note in comments:
+                notes.append(
+                    note.model_copy(update={"id": data["next_comment"], "job_id": job.id}).model_dump(mode="json")
+                )
+                data["next_comment"] += 1
+            if job.idempotency_key is not None:
+                data["keys"][job.idempotency_key] = job.id
+            data["next_id"] = max(data["next_id"], job.id + 1)
+            return self._put(data, job.model_copy(update={"comments": len(notes), "url": None}))
 
     def get(self, job_id: int) -> Job:
         with self._data() as data:

@@ -33,6 +33,8 @@ SAMPLES: dict[str, str] = {
     "reload": "true",
     "repo": "acme/jobs",
     "label_prefix": "oq-",
+    "read_mirror": "sqlite:///read-mirror.db",
+    "read_mirror_interval": "7.5",
     "lease": "42",
     "max_attempts": "3",
     "allowed_origins": "https://a.example,https://b.example",

@@ -55,6 +55,9 @@ class Record:
     #: The random token the creating POST put in the metadata; kept for good, so that a client retrying an
     #: ambiguous create finds the issue even after a worker claimed it and rewrote the body.
     create_token: str | None = None
+    #: The job's creation time when it was imported (metadata key ``created_at``; GitHub's own is the import's),
+    #: kept for good as the create-token is.
+    imported_created: str | None = None
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -111,7 +114,10 @@ def issue_record(item: dict[str, Any], scheme: LabelScheme) -> Record:
     state = scheme.state_of(names)
     if not is_open and state not in FINISHED:
         state = JobState.CANCELLED
-    created = parse_time(item.get("created_at")) or datetime.now(UTC)
+    # An imported job keeps its times in the metadata: its creation for good, its last change until octoqueue
+    # next writes the issue (which drops ``updated_at`` from the metadata: GitHub's own is right from then on).
+    created = parse_time(parsed.meta.get("created_at")) or parse_time(item.get("created_at")) or datetime.now(UTC)
+    updated = parse_time(parsed.meta.get("updated_at")) or parse_time(item.get("updated_at")) or created
     fields = _meta_fields(parsed.meta)
     fields.setdefault("max_attempts", 1)
     gen = parsed.meta.get("gen")
@@ -129,19 +135,21 @@ def issue_record(item: dict[str, Any], scheme: LabelScheme) -> Record:
         labels=extras,
         open=is_open,
         created_at=created,
-        updated_at=parse_time(item.get("updated_at")) or created,
+        updated_at=updated,
         comments=int(item.get("comments") or 0),
         body_error=parsed.error,
         url=item.get("html_url"),
         **fields,
     )
     token = parsed.meta.get("create_token")
+    imported = parsed.meta.get("created_at")
     return Record(
         job=job,
         body=text,
         gen=gen if isinstance(gen, int) and gen > 0 else 0,
         kind=kind,
         create_token=token if isinstance(token, str) else None,
+        imported_created=imported if isinstance(imported, str) else None,
     )
 
 
@@ -164,7 +172,7 @@ def job_meta(job: Job, gen: int, **extra: Any) -> dict[str, Any]:
 def body_for(record: Record, job: Job, gen: int) -> str:
     """The body to write for ``job``: re-rendered, or — when a person left data that does not parse — their
     text kept as it is with only octoqueue's metadata block replaced."""
-    meta = job_meta(job, gen, create_token=record.create_token)
+    meta = job_meta(job, gen, create_token=record.create_token, created_at=record.imported_created)
     if record.job.body_error is None:
         return issue_body.render(job.data, meta)
     text = _META_RE.sub("\n", record.body).rstrip() + "\n\n" + render_meta(meta)

@@ -18,8 +18,10 @@ read consistently, so the rescuer knows every name taken for the key) instead of
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -138,12 +140,28 @@ def _job_or_none(store: GitHubStore, number: int) -> Job | None:
 def post_issue(store: GitHubStore, new: NewJob, *, token: str | None = None, deadline: float | None = None) -> Job:
     """Create the issue of ``new``, with ``token`` (random by default) as its create-token; after an ambiguous
     failure, look for it before posting again. No POST is sent after ``deadline`` (``time.monotonic()``)."""
-    client = store._client
     token = token or secrets.token_hex(8)
     draft = new.to_job(0, store.now())
     body = issue_body.render(draft.data, job_meta(draft, 0, create_token=token))
     status = store.labels.label(JobState.PENDING)
     data = {"title": new.title, "body": body, "labels": [status, *new.labels]}
+    item = post_issue_data(store, data, token, deadline=deadline)
+    if isinstance(item, Job):
+        return item
+    try:
+        check_label_kept(item, status, repo=f"{store.owner}/{store.repo}", what=f"created issue #{item['number']}")
+    except AccessDenied:
+        _close_unlabelled(store, int(item["number"]))
+        raise
+    return store._record(item).job
+
+
+def post_issue_data(
+    store: GitHubStore, data: dict[str, Any], token: str, *, deadline: float | None = None
+) -> dict[str, Any] | Job:
+    """POST issue ``data``, whose body carries create-token ``token``: the new issue as GitHub answered, or — after
+    an ambiguous failure — the job found carrying the token. No POST is sent after ``deadline``."""
+    client = store._client
     failure: Ambiguous | None = None
     doubt = f"the job may have been created (token {token})"
     for tries in range(client.retries + 1):
@@ -168,14 +186,9 @@ def post_issue(store: GitHubStore, new: NewJob, *, token: str | None = None, dea
             if "too long" in message:
                 raise JobTooLarge(f"GitHub refused the job: {message}")
             raise InvalidJobData(f"GitHub refused the job: {message}")
-        item = response.json()
+        item: dict[str, Any] = response.json()
         store._wrote(item)
-        try:
-            check_label_kept(item, status, repo=f"{store.owner}/{store.repo}", what=f"created issue #{item['number']}")
-        except AccessDenied:
-            _close_unlabelled(store, int(item["number"]))
-            raise
-        return store._record(item).job
+        return item
     raise StoreUnavailable(f"could not create the job: {failure}") from failure
 
 
@@ -239,16 +252,18 @@ def _find_created(store: GitHubStore, tokens: set[str], *, every_page: bool = Fa
     return None
 
 
-def post_comment(store: GitHubStore, job_id: int, body: str) -> Comment:
-    """:meth:`Store.comment`; after an ambiguous failure, look for the comment before posting again."""
-    if len(body) > issue_body.MAX_BODY_CHARS:
+def post_comment(store: GitHubStore, job_id: int, body: str, *, kept: Comment | None = None) -> Comment:
+    """:meth:`Store.comment`; after an ambiguous failure, look for the comment before posting again. ``kept``: an
+    imported comment, whose author and time go into a hidden block at the end (:func:`comment_of` reads them)."""
+    text = body if kept is None else body + _comment_meta(kept)
+    if len(text) > issue_body.MAX_BODY_CHARS:
         raise JobTooLarge(f"a comment holds at most {issue_body.MAX_BODY_CHARS:,} characters")
     client = store._client
     since = store.now() - timedelta(seconds=5)
     for tries in range(client.retries + 1):
         try:
             response = client.call(
-                lambda gh: gh.rest.issues.create_comment(store.owner, store.repo, int(job_id), data={"body": body}),
+                lambda gh: gh.rest.issues.create_comment(store.owner, store.repo, int(job_id), data={"body": text}),
                 idempotent=False,
                 job_id=job_id,
                 what=f"comment on job {job_id}",
@@ -281,12 +296,34 @@ def list_comments(store: GitHubStore, job_id: int, since: datetime | None = None
     return notes
 
 
+#: The hidden block an imported comment ends with: its author and time where it was first made.
+_COMMENT_META_RE = re.compile(r"\n\n<!-- octoqueue:comment (\{[^\n]*\}) -->\s*\Z")
+
+
+def _comment_meta(note: Comment) -> str:
+    meta = json.dumps({"author": note.author, "created_at": note.created_at.isoformat()}, separators=(",", ":"))
+    return "\n\n<!-- octoqueue:comment " + meta.replace("--", "-\\u002d") + " -->\n"
+
+
 def comment_of(job_id: int, item: dict[str, Any]) -> Comment:
     user = item.get("user") or {}
+    body = str(item.get("body") or "")
+    author = user.get("login") if isinstance(user, dict) else None
+    created = parse_time(item.get("created_at"))
+    found = _COMMENT_META_RE.search(body)
+    if found is not None:
+        try:
+            meta = json.loads(found.group(1))
+        except ValueError:
+            meta = None
+        if isinstance(meta, dict) and parse_time(meta.get("created_at")) is not None:
+            body = body[: found.start()]
+            author = meta.get("author") if isinstance(meta.get("author"), str) else None
+            created = parse_time(meta.get("created_at"))
     return Comment(
         id=int(item["id"]),
         job_id=int(job_id),
-        body=str(item.get("body") or ""),
-        author=user.get("login") if isinstance(user, dict) else None,
-        created_at=parse_time(item.get("created_at")) or datetime.now().astimezone(),
+        body=body,
+        author=author,
+        created_at=created or datetime.now().astimezone(),
     )

@@ -48,7 +48,7 @@ from octoqueue.errors import ConfigurationError, JobNotFound, OctoqueueError, St
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState, LabelScheme, label_key
 from octoqueue.stores.base import Clock, Store, apply_transition, check_changes, expire
-from octoqueue.stores.github import listing, people, posts
+from octoqueue.stores.github import importing, listing, people, posts
 from octoqueue.stores.github.claims import Claimer, Wanted
 from octoqueue.stores.github.client import Fetched, GitHubClient, RateLimit, credential_key, shared_pacer
 from octoqueue.stores.github.dropped import check_label_kept
@@ -389,6 +389,11 @@ class GitHubStore(Store):
                 while len(self._wakes) > 1000:
                     self._wakes.popitem(last=False)
         return job
+
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        """See :mod:`~octoqueue.stores.github.importing`: the issue keeps the job's number, or StateConflict."""
+        self.ensure_ready()
+        return importing.import_job(self, job, comments)
 
     def workflow_woken(self, job_id: int) -> bool | None:
         """Whether this store's ``repository_dispatch`` for a job it recently created went through; None when it

@@ -499,6 +499,71 @@ class PostgresStore(Store):
                 out.append(self.create(item))
         return out
 
+    def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
+        wanted = [state.value for state in states]
+        if not wanted:
+            return []
+        rows = self._run(
+            lambda conn: conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE state = ANY(%s) ORDER BY updated_at DESC, id DESC LIMIT %s",
+                (wanted, limit),
+            ).fetchall()
+        )
+        return [_row_to_job(row) for row in rows]
+
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        names = [name.strip() for name in _COLUMNS.split(",")]
+        values: list[Any] = []
+        for name in names:
+            if name == "comments":
+                values.append(0)
+            elif name == "data":
+                values.append(json.dumps(job.data, ensure_ascii=False, separators=(",", ":")))
+            elif name == "state":
+                values.append(job.state.value if job.state is not None else None)
+            elif name == "labels":
+                values.append(list(job.labels))
+            else:
+                values.append(_field_value(name, getattr(job, name)))
+        updates = ", ".join(f"{name} = excluded.{name}" for name in names if name not in ("id", "comments"))
+        upsert = self._announcing(
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join(['%s'] * len(names))}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates} RETURNING {_COLUMNS}"
+        )
+        notes = [
+            job.id,
+            _array([note.body for note in comments]),
+            _array([note.author for note in comments]),
+            _array([note.created_at for note in comments]),
+        ]
+
+        def work(conn: psycopg.Connection[Any]) -> Any:
+            with conn.transaction():
+                conn.execute(upsert, [*values, self._source])
+                # Later creates take ids above the imported one (an identity column does not follow explicit ids).
+                conn.execute(
+                    "SELECT setval(seq, greatest(coalesce(pg_sequence_last_value(seq), 0), %s)) "
+                    "FROM (SELECT pg_get_serial_sequence('jobs', 'id')::regclass AS seq) AS s",
+                    (job.id,),
+                )
+                if comments:
+                    conn.execute(
+                        "INSERT INTO comments (job_id, body, author, created_at) SELECT %s, v.body, v.author, v.at "
+                        "FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) WITH ORDINALITY "
+                        "AS v(body, author, at, ord) ORDER BY v.ord",
+                        notes,
+                    )
+                return conn.execute(
+                    "UPDATE jobs SET comments = (SELECT count(*) FROM comments WHERE job_id = %s) WHERE id = %s "
+                    f"RETURNING {_COLUMNS}",
+                    (job.id, job.id),
+                ).fetchone()
+
+        try:
+            return _row_to_job(self._run(work))
+        except psycopg.errors.UniqueViolation as exc:
+            raise StateConflict(job.id, f"cannot import it: {exc}") from exc
+
     def get(self, job_id: int) -> Job:
         row = self._run(lambda conn: conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone())
         if row is None:

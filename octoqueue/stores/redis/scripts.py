@@ -365,6 +365,40 @@ return {cid, s(now)}
 """
 )
 
+#: ARGV: prefix, origin, the job's hash fields (a JSON object of strings, ``id`` included), its new comments (a JSON
+#: list of ``<created µs>[,<quoted author>]:<body>`` tails). Writes the job as given, replacing one with its id (its
+#: comments stay), appends the comments, keeps ``P:seq`` at or above the id. Returns the job's fields.
+IMPORT = (
+    _COMMON
+    + r"""
+local now = now_us()
+local h = cjson.decode(ARGV[3])
+local id = h.id
+local old = fields(id)
+unplace(id, old)
+if old.idempotency_key and redis.call('HGET', P .. ':idem', old.idempotency_key) == id then
+  redis.call('HDEL', P .. ':idem', old.idempotency_key)
+end
+redis.call('DEL', jkey(id))
+for _, tail in ipairs(cjson.decode(ARGV[4])) do
+  local cid = redis.call('INCR', P .. ':cseq')
+  redis.call('RPUSH', P .. ':comments:' .. id, cid .. ':' .. tail)
+end
+h.comments = s(redis.call('LLEN', P .. ':comments:' .. id))
+local flat = {}
+for f, v in pairs(h) do flat[#flat + 1] = f; flat[#flat + 1] = v end
+redis.call('HSET', jkey(id), unpack(flat))
+redis.call('ZADD', P .. ':ids', id, id)
+place(id, h, now)
+if h.idempotency_key then redis.call('HSET', P .. ':idem', h.idempotency_key, id) end
+if tonumber(redis.call('GET', P .. ':seq') or '0') < tonumber(id) then redis.call('SET', P .. ':seq', id) end
+if h.state == 'pending' then arrived(id, h) end
+announce(ARGV[2])
+local _, after = fields(id)
+return after
+"""
+)
+
 #: ARGV: prefix, states (JSON list or ''), labels (JSON list), open ('', '0', '1'), after id, limit. Walks the one
 #: state's set (or every job) by id from ``after`` and returns up to ``limit + 1`` matching jobs' fields.
 LIST = (

@@ -17,14 +17,14 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.cluster
 import redis.exceptions
 
 from octoqueue.errors import ConfigurationError, JobNotFound, StateConflict, StoreUnavailable
-from octoqueue.job import Comment, Job, NewJob, Page, trusted_job
+from octoqueue.job import MUTABLE_FIELDS, Comment, Job, NewJob, Page, trusted_job
 from octoqueue.states import JobState, LabelScheme, label_key
 from octoqueue.stores.base import (
     Arrival,
@@ -117,6 +117,12 @@ def _field(name: str, value: Any) -> str | None:
     return str(value)
 
 
+def _comment_tail(note: Comment) -> str:
+    """An imported comment's entry after its id: ``<created µs>[,<quoted author>]:<body>``."""
+    author = "," + quote(note.author, safe="") if note.author else ""
+    return f"{_us(note.created_at)}{author}:{note.body}"
+
+
 def _moves_arg(moves: Sequence[Move], *, lease_due: bool = False) -> str:
     """The transition script's moves argument (see ``scripts.TRANSITION``)."""
     payload = []
@@ -198,6 +204,7 @@ class RedisStore(Store):
                 ("transition_and_claim", scripts.TRANSITION_AND_CLAIM),
                 ("expired", scripts.EXPIRED),
                 ("comment", scripts.COMMENT),
+                ("import", scripts.IMPORT),
                 ("list", scripts.LIST),
                 ("purge", scripts.PURGE),
             )
@@ -376,6 +383,32 @@ class RedisStore(Store):
                 )
             )
         return jobs
+
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        fields = {
+            "id": str(int(job.id)),
+            "title": job.title,
+            "data": json.dumps(job.data, ensure_ascii=False),
+            "labels": json.dumps(job.labels, ensure_ascii=False) if job.labels else "[]",
+            "state": job.state.value if job.state is not None else None,
+            "open": "1" if job.open else "0",
+            "type": job.type,
+            "attempt": str(int(job.attempt)),
+            "idempotency_key": job.idempotency_key,
+            "timeout": repr(float(job.timeout)) if job.timeout is not None else None,
+            "created_at": str(_us(job.created_at)),
+            "updated_at": str(_us(job.updated_at)),
+            "started_at": str(_us(job.started_at)) if job.started_at is not None else None,
+            **{name: _field(name, getattr(job, name)) for name in MUTABLE_FIELDS},
+        }
+        tails = [_comment_tail(note) for note in comments]
+        flat = self._run(
+            "import",
+            self._origin,
+            json.dumps({k: v for k, v in fields.items() if v is not None}, ensure_ascii=False),
+            json.dumps(tails, ensure_ascii=False),
+        )
+        return _job(flat)
 
     def get(self, job_id: int) -> Job:
         with self._errors():
@@ -562,7 +595,16 @@ class RedisStore(Store):
         out = []
         for entry in entries:
             comment_id, created, body = entry.split(":", 2)
-            out.append(Comment(id=int(comment_id), job_id=int(job_id), body=body, created_at=_dt(created)))
+            created, _, author = created.partition(",")  # an imported comment keeps its author
+            out.append(
+                Comment(
+                    id=int(comment_id),
+                    job_id=int(job_id),
+                    body=body,
+                    author=unquote(author) if author else None,
+                    created_at=_dt(created),
+                )
+            )
         return out
 
     # -- settings ---------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
@@ -269,6 +269,47 @@ class S3Store(Store):
             with contextlib.suppress(Precondition):
                 self._write_new(job)
             return self.get(job.id)
+
+    def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
+        found = self._read(job.id)
+        seq = found[0].comments if found is not None else 0
+        for note in comments:
+            while True:
+                seq += 1
+                kept = note.model_copy(update={"id": layout.comment_id(job.id, seq), "job_id": job.id})
+                try:
+                    self.s3.create(layout.comment_key(job.id, seq), layout.dump_comment(kept))
+                    break
+                except Precondition:
+                    continue  # a comment is there already (one made meanwhile): the next place
+        while True:
+            count = max(seq, found[0].comments) if found is not None else seq
+            new = job.model_copy(update={"comments": count, "url": None})
+            try:
+                if found is None:
+                    self._write_new(new)
+                else:
+                    self._move(*found, new)
+                break
+            except Precondition:
+                found = self._read(job.id)
+        self._raise_counter(job.id + 1)
+        return new
+
+    def _raise_counter(self, at_least: int) -> None:
+        """Make the job counter give no number below ``at_least`` (compare-and-swap), and drop this process's block."""
+        while True:
+            stored = self.s3.get(layout.COUNTER)
+            try:
+                if stored is None:
+                    self.s3.create(layout.COUNTER, layout.dump_json({"next": at_least}))
+                elif int(json.loads(stored.body)["next"]) < at_least:
+                    self.s3.swap(layout.COUNTER, layout.dump_json({"next": at_least}), stored.etag)
+                break
+            except Precondition:
+                continue
+        with self._id_lock:
+            self._ids = iter(())
 
     def get(self, job_id: int) -> Job:
         found = self._read(job_id)

@@ -1,0 +1,108 @@
+"""``--follow``: the mirror keeps up while the source works, costs nothing when idle, and GitHub as the face of a fast
+queue: a requeue made on the GitHub side runs the job again on the source."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from octoqueue.mirror import Mirror, Selection
+from octoqueue.mirror_requests import TargetRequests
+from octoqueue.queue import Queue
+from octoqueue.states import JobState
+from octoqueue.stores.sqlite import SQLiteStore
+from octoqueue.testing.clock import ManualClock
+from tests.mirror.conftest import MakeGitHub, assert_same_queue
+
+PROCESSED = 200
+
+
+def test_follow_keeps_the_copy_equal_while_200_jobs_are_processed(make_github: MakeGitHub, tmp_path: Path) -> None:
+    clock = ManualClock()
+    source = SQLiteStore(tmp_path / "fast.db", clock=clock)
+    queue = Queue(source, max_attempts=2)
+    _, face = make_github("octo-org/face")
+    for n in range(20):
+        queue.enqueue({"n": n})
+    done = 0
+
+    def work_meanwhile(_interval: float) -> None:
+        """Between two polls the source moves on: new jobs arrive, jobs are claimed, completed, failed, retried."""
+        nonlocal done
+        clock.advance(1)
+        for n in range(15):
+            queue.enqueue({"batch": done, "n": n})
+        for job in queue.claim_batch(25, lease=60):
+            if job.id % 7 == 0:
+                queue.fail(job, error=f"job {job.id} broke", retry=True)  # back to pending, or failed for good
+            elif job.id % 11 == 0:
+                continue  # stays processing for now
+            else:
+                queue.complete(job, result={"id": job.id})
+            done += 1
+
+    copier = Mirror(source, face, wait=work_meanwhile)
+    passes: list[int] = []
+    copier.follow(stop=lambda: done >= PROCESSED, on_pass=lambda tally: passes.append(tally.changed))
+    assert done >= PROCESSED and len(passes) > 5 and all(passes)
+    assert_same_queue(source, face)
+    assert copier.poll().changed == 0  # nothing moved since: nothing written
+    source.close()
+
+
+def test_an_idle_poll_of_a_github_source_is_a_304(make_github: MakeGitHub, tmp_path: Path) -> None:
+    fake, github = make_github("octo-org/source")
+    queue = Queue(github)
+    for n in range(3):
+        queue.enqueue({"n": n})
+    copy = SQLiteStore(tmp_path / "copy.db")
+    copier = Mirror(github, copy)
+    assert copier.run().created == 3
+    copier.poll()
+    fake.reset_counters()
+    assert copier.poll().changed == 0
+    assert [status for _, _, status in fake.request_log] == [304]  # GitHub does not count it against the limit
+    queue.cancel(2)
+    assert copier.poll().updated == 1 and copy.get(2).state is JobState.CANCELLED
+    copy.close()
+
+
+def test_a_requeue_on_github_runs_the_job_again_on_the_source(make_github: MakeGitHub, tmp_path: Path) -> None:
+    clock = ManualClock()
+    source = SQLiteStore(tmp_path / "fast.db", clock=clock)
+    queue = Queue(source, max_attempts=1)
+    for n in range(4):
+        queue.enqueue({"n": n})
+    for job in queue.claim_batch(4):
+        if job.id == 1:
+            queue.complete(job)
+        else:
+            queue.fail(job, error=f"job {job.id}: the SMTP server said no")
+    fake, face = make_github("octo-org/face")
+    copier = Mirror(source, face, selection=Selection(states=frozenset({JobState.FAILED})))
+    requests = TargetRequests(copier, queue)
+    assert copier.run().created == 3
+    assert face.get(2).state is JobState.FAILED and "SMTP server said no" in face.comments(2)[-1].body
+    assert requests.poll().requests == []  # nobody asked anything yet
+
+    fake.advance_time(5)  # people come by later (GitHub stamps comments in whole seconds)
+    fake.add_label(2, "requeue")  # a person with triage access, on the issue page
+    fake.comment(3, "/retry please", author="octo-org")  # the repository's owner
+    fake.comment(4, "/requeue", author="stranger")  # no write access: ignored
+    asked = requests.poll().requests
+    assert sorted(line.split(":")[0] for line in asked) == ["job 2", "job 3"]
+    assert source.get(2).state is JobState.PENDING and source.get(4).state is JobState.FAILED
+    copier.poll()
+    assert face.get(2).state is JobState.PENDING and face.get(2).labels == ()  # the requeue label is gone
+
+    clock.advance(5)
+    for job in queue.claim_batch(5):  # the fast queue's worker runs them again
+        queue.complete(job, result="sent")
+    copier.poll()
+    for number in (2, 3):
+        assert source.get(number).state is JobState.COMPLETED and source.get(number).attempt == 2
+        assert face.get(number).state is JobState.COMPLETED and not face.get(number).open
+    assert requests.poll().requests == []  # each request is acted upon once
+    clock.advance(timedelta(minutes=5))
+    assert requests.poll().requests == [] and copier.poll().changed == 0
+    source.close()
