@@ -63,6 +63,11 @@ def jobs_per_minute(writes_per_job: float) -> dict[str, float]:
     return {"per_minute_limit": burst, "per_hour_limit": hourly, "sustained": min(burst, hourly)}
 
 
+def _is_pause_check(method: str, path: str) -> bool:
+    """A read of the pause state (octoqueue.pauses): one per claiming process per 5 s, not per job."""
+    return method == "GET" and "/git/matching-refs/octoqueue/settings-issue" in path
+
+
 def _is_setup(method: str, path: str) -> bool:
     base = f"/repos/{REPO}"
     return path == base or path.startswith(f"{base}/labels") or path.startswith(f"{base}/git/ref/heads/")
@@ -79,6 +84,7 @@ class Row:
     complete_requests: int
     setup_requests: int
     setup_writes: int
+    pause_checks: int
     empty_poll: list[str]
     exactly_once: bool
     original_requests: int
@@ -125,13 +131,17 @@ def measure(backlog: int, result: bool = False) -> Row:
         try:
             phase: dict[str, list[tuple[str, str, int]]] = {"enqueue": [], "claim": [], "complete": []}
             setup: list[tuple[str, str, int]] = []
+            checks: list[tuple[str, str, int]] = []
             seen = 0
 
             def take(name: str) -> None:
                 nonlocal seen
                 log = fake.request_log
                 for entry in log[seen:]:
-                    (setup if _is_setup(entry[0], entry[1]) else phase[name]).append(entry)
+                    if _is_pause_check(entry[0], entry[1]):
+                        checks.append(entry)
+                    else:
+                        (setup if _is_setup(entry[0], entry[1]) else phase[name]).append(entry)
                 seen = len(log)
 
             ids = []
@@ -165,6 +175,7 @@ def measure(backlog: int, result: bool = False) -> Row:
         complete_requests=len(phase["complete"]),
         setup_requests=len(setup),
         setup_writes=sum(1 for e in setup if e[0] != "GET"),
+        pause_checks=len(checks),
         empty_poll=[f"{m} {p} {s}" for m, p, s in tail],
         exactly_once=leftover is None and sorted(done) == sorted(ids) and len(set(done)) == backlog,
         original_requests=original_requests(backlog),
@@ -229,7 +240,8 @@ def report(backlogs: tuple[int, ...] = BACKLOGS) -> tuple[dict[str, Any], bool]:
         print(
             f"\nonce per store (not in the per-job figures): {setup.setup_requests} requests, {setup.setup_writes} "
             f"writes (labels on a new repository, repo, branch ref); the claim that finds the queue empty after the "
-            f"drain: {', '.join(empty) or 'none'}"
+            f"drain: {', '.join(empty) or 'none'}; reads of the pause state (one per claiming process per 5 s, "
+            f"a conditional GET): {setup.pause_checks} in the first drain"
         )
     payload = {
         "backlogs": list(backlogs),

@@ -46,6 +46,8 @@ class Job(BaseModel):
     attempt_base: int = 0
     max_attempts: int = 1
     lease_expires_at: datetime | None = None
+    #: When the latest attempt was claimed (the store's clock); kept after it ends, until the next claim.
+    started_at: datetime | None = None
     worker: str | None = None
     result: Any = None
     last_error: str | None = None
@@ -82,6 +84,7 @@ class Job(BaseModel):
             "type": self.type,
             "run_at": _iso(self.run_at),
             "lease_expires_at": _iso(self.lease_expires_at),
+            "started_at": _iso(self.started_at),
             "worker": self.worker,
             "result": self.result,
             "last_error": self.last_error,

@@ -4,9 +4,10 @@ A :class:`Snapshot` costs the store :data:`QUERIES_PER_SNAPSHOT` calls: ``count(
 :data:`PENDING_SAMPLED` pending jobs (the first is the oldest pending; their labels and types give the pending counts
 per label and type, exact when no more are pending), up to :data:`PROCESSING_SHOWN` processing jobs (their
 ``worker`` fields name the workers and the jobs they hold; with the pending ones, the per-label counts) and the latest
-failures (``recently_changed``), and the ``workers`` setting where workers register themselves
-(:mod:`octoqueue.registry`: idle workers show too). Throughput is not stored anywhere: :class:`Rates` derives it from
-the finished counts of successive snapshots, so it needs two of them (``octoqueue info --watch``).
+failures (``recently_changed``), the ``workers`` setting where workers register themselves
+(:mod:`octoqueue.registry`: idle workers show too) and the ``paused`` setting (:mod:`octoqueue.pauses`). Throughput
+is not stored anywhere: :class:`Rates` derives it from the finished counts of successive snapshots, so it needs two
+of them (``octoqueue info --watch``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from octoqueue.job import Job, utcnow
+from octoqueue.pauses import SETTING as PAUSES_SETTING
+from octoqueue.pauses import Pauses
 from octoqueue.registry import WORKERS_SETTING, WorkerRecord, live_workers
 from octoqueue.states import JobState
 from octoqueue.stores.base import Store
 
 #: Store calls one snapshot makes.
-QUERIES_PER_SNAPSHOT = 5
+QUERIES_PER_SNAPSHOT = 6
 #: Processing jobs read per snapshot (their workers are the live workers shown).
 PROCESSING_SHOWN = 100
 #: Oldest pending jobs read per snapshot (one page of a GitHub listing): the per-label and per-type counts of
@@ -86,6 +89,8 @@ class Snapshot:
     pending: list[Job] = field(default_factory=list)
     #: The live records of the ``workers`` setting.
     registered: list[WorkerRecord] = field(default_factory=list)
+    #: What is paused (the ``paused`` setting).
+    pauses: Pauses = field(default_factory=Pauses)
 
     @classmethod
     def take(cls, store: Store, clock: Clock = utcnow) -> Snapshot:
@@ -95,6 +100,7 @@ class Snapshot:
         processing = store.list_jobs(states=[JobState.PROCESSING], limit=PROCESSING_SHOWN).jobs
         failures = store.recently_changed([JobState.FAILED], limit=FAILURES_SHOWN)
         registered = live_workers(store.get_setting(WORKERS_SETTING), store.now())
+        pauses = Pauses.from_setting(store.get_setting(PAUSES_SETTING))
         return cls(
             taken_at=clock(),
             store_url=store.url,
@@ -105,6 +111,7 @@ class Snapshot:
             budget=_budget(store, before),
             pending=pending,
             registered=registered,
+            pauses=pauses,
         )
 
     @property
@@ -169,6 +176,7 @@ class Snapshot:
             "counts": {state.value: n for state, n in self.counts.items()},
             "oldest_pending": None if self.oldest_pending is None else self.oldest_pending.id,
             "oldest_pending_age_seconds": None if age is None else round(age.total_seconds(), 3),
+            "paused": self.pauses.as_dict(),
             "workers": [
                 {"name": w.name, "host": w.host, "jobs": list(w.job_ids), "last_seen": w.last_seen.isoformat()}
                 for w in self.workers()

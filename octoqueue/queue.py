@@ -26,10 +26,14 @@ from octoqueue.errors import (
     InvalidTransition,
     JobNotFound,
     JobTooLarge,
+    OctoqueueError,
     RateLimited,
     StateConflict,
 )
+from octoqueue.history import NOTE_ROOM, Attempt, Outcome, ended, note, read_history, with_note
 from octoqueue.job import Comment, Job, NewJob, Page, utcnow
+from octoqueue.pauses import DEFAULT_TTL as DEFAULT_PAUSE_TTL
+from octoqueue.pauses import PauseControl, Pauses
 from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from octoqueue.sealing import is_encrypted, seal_store, unreadable
 from octoqueue.states import FINISHED, JobState, Priority, label_key, queue_label
@@ -79,6 +83,7 @@ class Queue:
     results, errors and comments before they reach the store (see :mod:`octoqueue.sealing`).
     ``rate_limit_patience``: the longest a holder's ``complete``/``fail`` waits out a store's rate limit before
     raising it (None: as long as the lease allows; the server gives its HTTP requests 10 s, then answers 503).
+    ``pause_check_interval``: seconds a claim trusts the pause state it read last (:mod:`octoqueue.pauses`).
 
     The primary names are ``enqueue_job``/``enqueue_many``, ``claim``/``claim_batch``, ``heartbeat``, ``complete``,
     ``fail``, ``requeue``, ``cancel``, ``release``, ``get``, ``wait``, ``result``, ``counts``, ``list_jobs``,
@@ -96,10 +101,12 @@ class Queue:
         worker_name: str | None = None,
         encryption_keys: str | Sequence[str] | None = None,
         rate_limit_patience: float | None = None,
+        pause_check_interval: float = DEFAULT_PAUSE_TTL,
     ) -> None:
         opened = store if isinstance(store, Store) else open_store(store)
         self.rate_limit_patience = rate_limit_patience
         self.store: Store = seal_store(opened, encryption_keys)
+        self.pauses = PauseControl(self.store, pause_check_interval)
         self.retry_policy = retry or RetryPolicy()
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -108,6 +115,7 @@ class Queue:
         self.worker_name = worker_name or default_worker_name()
         self._arrivals = threading.Condition()
         self._arrived = 0  # arrivals so far: a waiter sleeps only if none came since its claim began
+        self._wakes = 0  # wake_claims() calls so far: a waiter returns after one
         self._finished = threading.Condition()  # notified when this object finishes a job (see wait())
         self._listeners: list[tuple[Callable[..., None], bool]] = []
         self._claims: OrderedDict[int, Job] = OrderedDict()  # claimed here, not finished yet: their leases
@@ -291,9 +299,12 @@ class Queue:
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_types: Collection[str] = (),
     ) -> Job | None:
         """Claim one job with a lease (see :meth:`claim_batch`); None when none arrives within ``wait``."""
-        jobs = self.claim_batch(1, worker=worker, lease=lease, wait=wait, labels=labels, types=types, ids=ids)
+        jobs = self.claim_batch(
+            1, worker=worker, lease=lease, wait=wait, labels=labels, types=types, ids=ids, exclude_types=exclude_types
+        )
         return jobs[0] if jobs else None
 
     def claim_batch(
@@ -306,6 +317,7 @@ class Queue:
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_types: Collection[str] = (),
         poll_interval: float = 0.5,
         on_rejected: Callable[[Job], None] | None = None,
     ) -> list[Job]:
@@ -316,25 +328,38 @@ class Queue:
         explanatory comment and a warning in the log, and not returned: ``on_rejected`` gets each, failed. Waits up to
         ``wait`` seconds for jobs; a job enqueued through this Queue object wakes the waiter at once, and so does one
         enqueued elsewhere when the store reports other processes' arrivals (:meth:`Store.watch_arrivals`).
-        ``labels``, ``types`` and ``ids`` narrow which jobs may be claimed (see :meth:`Store.claim`).
+        ``labels``, ``types``, ``ids`` and ``exclude_types`` narrow which jobs may be claimed (see
+        :meth:`Store.claim`). While the queue is paused, or a label the claim asks for (:meth:`pause`), the claim
+        gets nothing; jobs carrying another paused label are skipped.
         A store that cannot claim for now (GitHub's rate limit, :class:`~octoqueue.errors.RateLimited`) means no
         job yet, not an error: the claim waits it out within ``wait``, then returns [].
         """
         deadline = time.monotonic() + max(0.0, wait)
         if wait > 0:
             self._watch_store()
+        wakes = self._wakes
         while True:
             seen = self._arrived
             pause = poll_interval
             try:
-                jobs = self.store.claim(
-                    worker=worker or self.worker_name,
-                    lease=self.lease if lease is None else lease,
-                    limit=count,
-                    labels=labels,
-                    types=types,
-                    ids=ids,
-                )
+                paused = self.pauses.current()
+                if paused.stops(labels):
+                    jobs = []
+                else:
+                    excluded: dict[str, Any] = {}  # only when set: a store from before exclusions still claims
+                    if paused.labels:
+                        excluded["exclude_labels"] = tuple(paused.labels)
+                    if exclude_types:
+                        excluded["exclude_types"] = tuple(exclude_types)
+                    jobs = self.store.claim(
+                        worker=worker or self.worker_name,
+                        lease=self.lease if lease is None else lease,
+                        limit=count,
+                        labels=labels,
+                        types=types,
+                        ids=ids,
+                        **excluded,
+                    )
             except RateLimited as exc:
                 log.info("no claim for now: %s", exc)
                 jobs, pause = [], max(exc.retry_after, MIN_PAUSE)
@@ -346,7 +371,7 @@ class Queue:
                 if jobs:
                     continue  # only broken bodies this round; there may be good jobs behind them
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._wakes != wakes:
                 return []
             with self._arrivals:
                 if self._arrived == seen:
@@ -361,9 +386,14 @@ class Queue:
         message = f"This job cannot run: {error}. {fix} and requeue the job."
         try:
             failed = self.store.transition(
-                job.id, expected=JobState.PROCESSING, target=JobState.FAILED, attempt=job.attempt, last_error=error
+                job.id,
+                expected=JobState.PROCESSING,
+                target=JobState.FAILED,
+                attempt=job.attempt,
+                last_error=error,
+                worker=job.worker,
             )
-            self._say(job.id, message)
+            self._say(job.id, with_note(message, ended(failed, Outcome.FAILED, at=self.store.now(), error=error)))
         except StateConflict:
             return True
         self._settle_dependents(failed)
@@ -401,6 +431,10 @@ class Queue:
     def recover_expired(self) -> list[Job]:
         """Put jobs whose lease expired back to pending (failed when out of attempts); return them."""
         jobs = self.store.recover_expired()
+        for job in jobs:
+            then = "back to pending" if job.state is JobState.PENDING else "no attempts left: failed"
+            text = f"Attempt {job.attempt} lost its lease ({then}): {job.last_error}."
+            self._say_history(job.id, text, ended(job, Outcome.EXPIRED, at=self.store.now(), error=job.last_error))
         pending = [job for job in jobs if job.state is JobState.PENDING]
         if pending:
             self._notify(*pending)
@@ -418,9 +452,11 @@ class Queue:
         """
         number, attempt = self._ref(job_id)
         self._check_comment(
-            _result_comment(comment, result, _WIDEST_ATTEMPT if attempt is None else attempt), "the result comment"
+            _result_comment(comment, result, _WIDEST_ATTEMPT if attempt is None else attempt),
+            "the result comment",
+            NOTE_ROOM,
         )
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] = self._holder(job_id)
         if result is not None:
             changes["result"] = _result_for_meta(result)
         expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
@@ -431,9 +467,9 @@ class Queue:
             self._lease_end(job_id),
         )
         self._forget(number)
-        note = _result_comment(comment, result, done.attempt)
-        if note:
-            self._say_patiently(number, note)
+        text = _result_comment(comment, result, done.attempt)
+        if text:
+            self._say_patiently(number, with_note(text, ended(done, Outcome.COMPLETED, at=self.store.now())))
         self._notify_finished()
         self._settle_dependents(done)
         return done
@@ -465,15 +501,22 @@ class Queue:
         can (:meth:`Store.transition_and_claim`; Redis). A claimed job that cannot run is failed and given to
         ``on_rejected``, as :meth:`claim_batch` does. Returns the completions' outcomes and the claimed jobs."""
         given, refused, moves = self._completions(jobs, results)
-        moved, taken = self.store.transition_and_claim(
-            moves,
-            worker=worker or self.worker_name,
-            lease=self.lease if lease is None else lease,
-            limit=count,
-            labels=labels,
-            types=types,
-            ids=ids,
-        )
+        paused = self.pauses.current()
+        excluded: dict[str, Any] = {"exclude_labels": tuple(paused.labels)} if paused.labels else {}
+        taken: list[Job] = []
+        if paused.stops(labels) or count < 1:  # a paused queue or label: the completions alone
+            moved = self.store.transition_many(moves) if moves else []
+        else:
+            moved, taken = self.store.transition_and_claim(
+                moves,
+                worker=worker or self.worker_name,
+                lease=self.lease if lease is None else lease,
+                limit=count,
+                labels=labels,
+                types=types,
+                ids=ids,
+                **excluded,
+            )
         outcomes = self._completed(given, refused, moved)
         usable = [job for job in taken if not self._reject_broken(job, on_rejected)]
         self._remember(*usable)
@@ -491,13 +534,15 @@ class Queue:
         for i, (job, result) in enumerate(zip(jobs, given, strict=True)):
             job_id, attempt = self._ref(job)
             try:
-                note = _result_comment(None, result, _WIDEST_ATTEMPT if attempt is None else attempt)
-                self._check_comment(note, "the result comment")
+                text = _result_comment(None, result, _WIDEST_ATTEMPT if attempt is None else attempt)
+                self._check_comment(text, "the result comment", NOTE_ROOM)
             except JobTooLarge as exc:
                 refused[i] = exc
                 continue
             expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
-            changes = {"result": _result_for_meta(result)} if result is not None else {}
+            changes = self._holder(job)
+            if result is not None:
+                changes["result"] = _result_for_meta(result)
             moves.append(Move(job_id, expected, JobState.COMPLETED, attempt, changes))
         return given, refused, moves
 
@@ -511,9 +556,9 @@ class Queue:
         for outcome, result in zip(outcomes, given, strict=True):
             if isinstance(outcome, Job):
                 self._forget(outcome.id)
-                note = _result_comment(None, result, outcome.attempt)
-                if note:
-                    self._say(outcome.id, note)
+                text = _result_comment(None, result, outcome.attempt)
+                if text:
+                    self._say(outcome.id, with_note(text, ended(outcome, Outcome.COMPLETED, at=self.store.now())))
         self._notify_finished()
         self._settle_dependents(*[outcome for outcome in outcomes if isinstance(outcome, Job)])
         return outcomes
@@ -535,7 +580,7 @@ class Queue:
         current = job_id if isinstance(job_id, Job) else self._patiently(lambda: self.store.get(number), until)
         # A failure must always be recordable: text too long for the store is cut (saying so), never refused.
         error = self._fit(error or comment or "This job has failed", ERROR_LIMIT)
-        comment = self._fit(comment, self.store.max_comment_chars) if comment else None
+        holder = current.worker or self._holder(job_id).get("worker")
         if retry and current.attempts_left > 0:
             wait = self.retry_policy.delay(current.attempts_used) if delay is None else delay
             run_at = self.store.now() + timedelta(seconds=wait)
@@ -553,20 +598,26 @@ class Queue:
             self._forget(number)
             self._say_patiently(
                 number,
-                f"Attempt {current.attempt} failed: {error}\n\nRetrying in {wait:.1f} s "
-                f"({new.attempts_left} attempt(s) left).",
-            )  # ERROR_LIMIT leaves room for the words around the error
+                with_note(
+                    f"Attempt {current.attempt} failed: {error}\n\nRetrying in {wait:.1f} s "
+                    f"({new.attempts_left} attempt(s) left).",
+                    ended(new, Outcome.RETRIED, at=self.store.now(), worker=holder, error=error),
+                ),
+            )  # ERROR_LIMIT leaves room for the words around the error and the attempt's footer
             self._notify(new)
             return new
         expected = JobState.PROCESSING if attempt is not None else (JobState.PENDING, JobState.PROCESSING)
+        kept = {"worker": holder} if holder else {}
         new = self._patiently(
             lambda: self.store.transition(
-                number, expected=expected, target=JobState.FAILED, attempt=attempt, last_error=error
+                number, expected=expected, target=JobState.FAILED, attempt=attempt, last_error=error, **kept
             ),
             until,
         )
         self._forget(number)
-        self._say_patiently(number, comment or f"This job has failed: {error}")
+        footer = note(ended(new, Outcome.FAILED, at=self.store.now(), error=error))
+        text = self._fit(comment, self.store.max_comment_chars - len(footer)) if comment else None
+        self._say_patiently(number, (text or f"This job has failed: {error}") + footer)
         self._notify_finished()
         self._settle_dependents(new)
         return new
@@ -585,7 +636,8 @@ class Queue:
             attempt_base=current.attempt,
             run_at=None,
         )
-        self._say(number, comment or "Job has been requeued for processing")
+        last = read_history(current, ()) if current.state in FINISHED else []
+        self._say(number, with_note(comment or "Job has been requeued for processing", last[-1] if last else None))
         new = self.dependencies.requeued(new)
         self._notify(new)
         return new
@@ -601,6 +653,8 @@ class Queue:
             run_at=None,
         )
         self._forget(job.id)
+        text = f"Attempt {job.attempt} was given back (it does not count against the job's attempts)."
+        self._say_history(job.id, text, ended(released, Outcome.RELEASED, at=self.store.now(), worker=job.worker))
         return released
 
     def cancel(self, job: JobRef, comment: str | None = None) -> Job:
@@ -661,6 +715,12 @@ class Queue:
         return done
 
     # -- reading -----------------------------------------------------------------------------------------------
+    def history(self, job_id: int) -> list[Attempt]:
+        """Every attempt of the job, oldest first: worker, start, end, outcome, error and duration of each (see
+        :mod:`octoqueue.history`). Two reads: the job and its comments. Raises JobNotFound."""
+        job = self.store.get(int(job_id))
+        return read_history(job, self.store.comments(job.id))
+
     def get(self, job_id: int) -> Job:
         """The job's record; raises JobNotFound."""
         return self.store.get(int(job_id))
@@ -721,10 +781,20 @@ class Queue:
         """Post ``text`` on the job, defused: no line of a comment octoqueue writes is ever a ChatOps command."""
         return self.store.comment(job_id, defuse(text))
 
-    def _check_comment(self, text: str | None, what: str) -> None:
-        """Raise :class:`JobTooLarge` when ``text``, as :meth:`_say` would post it, does not fit a comment."""
+    def _say_history(self, job_id: int, text: str, attempt: Attempt | None) -> None:
+        """Post the comment of a move already made, which only records the attempt it ended: a store that refuses
+        it now is logged, not raised (the move stands; the history then lacks that attempt's worker and times)."""
+        try:
+            self._say(job_id, with_note(text, attempt))
+        except OctoqueueError as exc:
+            number = attempt.attempt if attempt is not None else "?"
+            log.warning("job %s: the history comment of attempt %s was not posted: %s", job_id, number, exc)
+
+    def _check_comment(self, text: str | None, what: str, room: int = 0) -> None:
+        """Raise :class:`JobTooLarge` when ``text``, as :meth:`_say` would post it with ``room`` characters more,
+        does not fit a comment."""
         size = len(defuse(text)) if text else 0
-        if size > self.store.max_comment_chars:
+        if size + room > self.store.max_comment_chars:
             raise JobTooLarge(
                 f"{what} is {size:,} characters; a comment holds at most {self.store.max_comment_chars:,} "
                 "(GitHub's limit, kept on every store); the job was not changed"
@@ -762,11 +832,36 @@ class Queue:
         self._listeners.append((callback, with_job))
         self._watch_store()
 
+    def wake_claims(self) -> None:
+        """End the waits of the claims waiting in this Queue object now: each tries once more and returns, so that
+        its caller can claim again with new filters (a worker whose per-type limit freed up calls it)."""
+        with self._arrivals:
+            self._wakes += 1
+            self._arrived += 1
+            self._arrivals.notify_all()
+
     def remove_arrival_listener(self, callback: Callable[..., None]) -> None:
         entry = next((entry for entry in self._listeners if entry[0] == callback), None)
         if entry is None:
             raise ValueError(f"{callback!r} is not an arrival listener")
         self._listeners.remove(entry)
+
+    # -- queue control (see octoqueue.pauses) -----------------------------------------------------------------
+    def pause(self, label: str | None = None) -> Pauses:
+        """Stop claims of every job, or (``label``) of the jobs carrying that label — a named queue ``q`` is the
+        label ``queue:q``. Enqueues are still taken and jobs in hand finish. Every process sharing the store
+        stops within its ``pause_check_interval``; this Queue at once. Returns the new state."""
+        return self.pauses.pause(label)
+
+    def resume(self, label: str | None = None) -> Pauses:
+        """Undo :meth:`pause` of the whole queue (label pauses stay), or of ``label``; wakes waiting claims."""
+        state = self.pauses.resume(label)
+        self._notify()
+        return state
+
+    def paused(self) -> Pauses:
+        """What is paused now, read from the store."""
+        return self.pauses.read()
 
     # -- the original Octoqueue's names: the compatibility surface -------------------------------------------
     # Kept with the original's parameters and return shapes (tests/core/test_original_api.py holds them); new code
@@ -922,6 +1017,14 @@ class Queue:
         """:meth:`_say` for the comment that follows a move: the move is done, so a rate limit is waited out for up
         to one lease length rather than reported as if the move had failed."""
         return self._patiently(lambda: self._say(job_id, text), self.store.now() + timedelta(seconds=self.lease))
+
+    def _holder(self, job: JobRef) -> dict[str, Any]:
+        """``{"worker": name}`` for the worker holding ``job`` when this queue knows it (a Job from a claim, or one it
+        claimed), else {}: a finishing move keeps it in the record, for the job's history."""
+        with self._claims_lock:
+            known = self._claims.get(_job_id(job))
+        worker = (job.worker if isinstance(job, Job) else None) or (known.worker if known is not None else None)
+        return {"worker": worker} if worker else {}
 
     def _ref(self, job: JobRef) -> tuple[int, int | None]:
         if isinstance(job, Job):

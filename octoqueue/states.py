@@ -113,6 +113,11 @@ def has_labels(labels: Iterable[str], wanted: Iterable[str]) -> bool:
     return {label_key(n) for n in wanted} <= {label_key(n) for n in labels}
 
 
+def has_any_label(labels: Iterable[str], unwanted: Iterable[str]) -> bool:
+    """Whether ``labels`` include any name in ``unwanted``, compared as GitHub does."""
+    return not {label_key(n) for n in unwanted}.isdisjoint(label_key(n) for n in labels)
+
+
 def queue_label(name: str) -> str:
     """The label of the worker API's queue ``name``."""
     return f"{QUEUE_LABEL_PREFIX}{name}"

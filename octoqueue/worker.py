@@ -19,7 +19,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -138,6 +139,17 @@ class WorkerStats:
             "job_ids": self.job_ids,
             "jobs": [r.as_dict() for r in self.reports],
         }
+
+
+def parse_type_limits(items: Collection[str]) -> dict[str, int]:
+    """``["email=2", ...]`` (the command line's ``--limit``) as ``{"email": 2}``; a bad item is a ConfigurationError."""
+    limits: dict[str, int] = {}
+    for item in items:
+        name, sep, count = item.partition("=")
+        if not sep or not name.strip() or not count.strip().isdigit() or int(count) < 1:
+            raise ConfigurationError(f"--limit {item!r}: give TYPE=N, N a whole number of at least 1")
+        limits[name.strip()] = int(count)
+    return limits
 
 
 class _JobThreads:
@@ -311,9 +323,14 @@ class WorkerBase(Generic[Q, H]):
         shutdown_grace: float = 30.0,
         on_report: Callable[[Job, JobReport], None] | None = None,
         register_every: float = REGISTER_EVERY,
+        concurrency_per_type: Mapping[str, int] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
+        limits = dict(concurrency_per_type or {})
+        bad = {name: n for name, n in limits.items() if not isinstance(n, int) or isinstance(n, bool) or n < 1}
+        if bad:
+            raise ConfigurationError(f"concurrency_per_type limits must be whole numbers of at least 1, not {bad}")
         if on_failure not in ("retry", "fail"):
             raise ConfigurationError("on_failure must be 'retry' or 'fail'")
         if timeout is not None and timeout <= 0:
@@ -322,6 +339,7 @@ class WorkerBase(Generic[Q, H]):
         self.default_handler = handler
         self.handlers: dict[str, H | CommandHandler] = {}
         self.concurrency = concurrency
+        self.type_limits: dict[str, int] = limits
         self.lease = queue.lease if lease is None else float(lease)
         if self.lease <= 0:
             raise ConfigurationError("lease must be positive")
@@ -372,6 +390,16 @@ class WorkerBase(Generic[Q, H]):
             "ids": self.ids,
             "on_rejected": self._rejected,
         }
+
+    def _type_room(self, running: Iterable[Job]) -> tuple[list[str], int]:
+        """The types at their limit among the ``running`` jobs (claims skip their jobs for now), and how many jobs
+        a claim may take so that no other limited type goes over its limit whatever types it brings."""
+        if not self.type_limits:
+            return [], self.concurrency
+        counts = Counter(job.type for job in running)
+        left = {name: limit - counts[name] for name, limit in self.type_limits.items()}
+        full = sorted(name for name, n in left.items() if n <= 0)
+        return full, min((n for n in left.values() if n > 0), default=self.concurrency)
 
     def _rejected(self, job: Job) -> None:
         """A job the claim failed unrun (a body that does not parse, data sealed with a key this worker lacks): a
@@ -426,6 +454,8 @@ class Worker(WorkerBase[Queue, Handler]):
     ``timeout`` wins); with a timeout, Python handlers run in a child process so they can really be stopped.
     ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
     :class:`RetryableError` still retries). ``labels``/``ids``: only jobs carrying these labels / with these ids.
+    ``concurrency_per_type``: at most this many jobs of a type running at once in this worker (``{"email": 2}``);
+    while a type is at its limit, claims skip its jobs and the other types keep flowing.
     ``on_report``: called with each job taken and its :class:`JobReport` once it is finished (e.g. to count it in
     metrics); it must be quick and must not raise. ``register_every``: seconds between rewrites of the worker's record
     in the store's ``workers`` setting (:mod:`octoqueue.registry`, what ``octoqueue info`` shows; one settings update
@@ -481,7 +511,8 @@ class Worker(WorkerBase[Queue, Handler]):
         self._finished.clear()
         taken = 0
         # Threads take their next job with their completion where that is one round trip; not when counting jobs.
-        self._take_next = max_jobs is None and self.queue.store.batches_claims
+        # With per-type limits each claim needs the limits of that moment: the claiming loop makes them all.
+        self._take_next = max_jobs is None and self.queue.store.batches_claims and not self.type_limits
         next_recover = 0.0
         began = time.monotonic()
         self._warn_unhandled()
@@ -505,11 +536,12 @@ class Worker(WorkerBase[Queue, Handler]):
                         self._slots.wait(self.poll_interval)
                     free = self.concurrency - self._running
                     busy = len(self._inflight)
+                    full_types, room = self._type_room(self._inflight.values())
                     freed = self._freed
                 if self._stop.is_set():
                     break
-                want = free if max_jobs is None else min(free, max_jobs - taken)
-                jobs = self._claim(want, wait=0 if once else self.poll_interval)
+                want = min(free if max_jobs is None else min(free, max_jobs - taken), room)
+                jobs = self._claim(want, wait=0 if once else self.poll_interval, exclude_types=full_types)
                 if not jobs:
                     if once and not busy:
                         self._warn_unhandled()
@@ -601,9 +633,9 @@ class Worker(WorkerBase[Queue, Handler]):
                 extra={"job_type": job_type, "job_ids": ids},
             )
 
-    def _claim(self, count: int, wait: float) -> list[Job]:
+    def _claim(self, count: int, wait: float, exclude_types: Collection[str] = ()) -> list[Job]:
         try:
-            return self.queue.claim_batch(count, wait=wait, **self._claim_filters())
+            return self.queue.claim_batch(count, wait=wait, exclude_types=exclude_types, **self._claim_filters())
         except AccessDenied:
             raise  # waiting cannot fix credentials: run() stops and raises it
         except OctoqueueError as exc:
@@ -751,6 +783,8 @@ class Worker(WorkerBase[Queue, Handler]):
                     self.stats.add(report)
                 self._freed += 1
                 self._slots.notify_all()
+            if current is not None and current.type in self.type_limits:
+                self.queue.wake_claims()  # a claim waiting with this type skipped may now take one
             del current
             if counted:
                 self._report(job, report)

@@ -126,6 +126,10 @@ class AsyncQueue:
     delete_schedule = _runs(Queue.delete_schedule)
     trigger_schedule = _runs(Queue.trigger_schedule)
     run_schedules = _runs(Queue.run_schedules)
+    history = _runs(Queue.history)
+    pause = _runs(Queue.pause)
+    resume = _runs(Queue.resume)
+    paused = _runs(Queue.paused)
 
     # -- the verbs that wait, on the event loop --------------------------------------------------------------------
     async def claim_batch(

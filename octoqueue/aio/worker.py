@@ -23,7 +23,7 @@ import inspect
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from octoqueue.aio.bridge import run_sync
@@ -57,7 +57,8 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
     seconds a handler may run (a job's own ``timeout`` wins); an async handler is cancelled then, a plain function
     is abandoned in its thread. ``on_failure``, ``labels``, ``ids``, ``recover_interval``, ``shutdown_grace`` and
     ``on_report`` are the :class:`~octoqueue.worker.Worker`'s (``register_every`` too: the worker's record in the
-    store's ``workers`` setting).
+    store's ``workers`` setting; ``concurrency_per_type`` too, except that a claim waiting while every type it may
+    take is at its limit notices a freed slot at its next poll, within ``poll_interval``).
     """
 
     def _setup(self) -> None:
@@ -99,8 +100,9 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
                 if free <= 0:
                     await self._until_one_ends()
                     continue
-                want = free if max_jobs is None else min(free, max_jobs - taken)
-                jobs = await self._claim(want, wait=0 if once else self.poll_interval)
+                full_types, room = self._type_room(self._held.values())
+                want = min(free if max_jobs is None else min(free, max_jobs - taken), room)
+                jobs = await self._claim(want, wait=0 if once else self.poll_interval, exclude_types=full_types)
                 if not jobs:
                     if once and not self._tasks:
                         break
@@ -139,9 +141,9 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
         finally:
             stopping.cancel()
 
-    async def _claim(self, count: int, wait: float) -> list[Job]:
+    async def _claim(self, count: int, wait: float, exclude_types: Collection[str] = ()) -> list[Job]:
         try:
-            return await self.queue.claim_batch(count, wait=wait, **self._claim_filters())
+            return await self.queue.claim_batch(count, wait=wait, exclude_types=exclude_types, **self._claim_filters())
         except AccessDenied:
             raise  # waiting cannot fix credentials
         except OctoqueueError as exc:

@@ -27,6 +27,7 @@ from octoqueue.api.models import (
 )
 from octoqueue.api.ratelimit import rate_limit
 from octoqueue.errors import JobNotFound
+from octoqueue.history import Outcome
 from octoqueue.job import Job
 from octoqueue.states import JobState
 from octoqueue.stores.base import WakesWorkflows
@@ -222,4 +223,37 @@ async def job_status(
     )
 
 
-__all__ = ["CreateJobRequest", "CreateJobResponse", "JobStatusResponse", "router"]
+class AttemptResponse(BaseModel):
+    attempt: int = Field(description="The attempt number (the fencing token of its claim).")
+    outcome: Outcome = Field(description="How it ended; 'running' while it has not.")
+    worker: str | None = Field(None, description="The worker that ran it; null when not recorded.")
+    started_at: datetime | None = Field(None, description="When it was claimed (the store's clock).")
+    ended_at: datetime | None = Field(None, description="When it ended; null while running.")
+    duration: float | None = Field(None, description="Seconds from start to end; null while running.")
+    error: str | None = Field(None, description="Why it failed, was retried or expired.")
+
+
+class JobHistoryResponse(BaseModel):
+    job_id: int
+    attempts: list[AttemptResponse] = Field(description="Every attempt, oldest first.")
+
+
+@router.get(
+    "/jobs/{job_id}/history",
+    response_model=JobHistoryResponse,
+    responses=errors(401, 403, 404, 503),
+    summary="A job's attempts",
+)
+async def job_history(
+    runtime: RuntimeDep, principal: ReaderKey, job_id: Annotated[int, Path(ge=1, le=2**53)]
+) -> JobHistoryResponse:
+    """Every attempt of the job: worker, start, end, duration, outcome and error (two store reads: the job and
+    its comments). Open to everyone unless reads are keyed, as ``GET /jobs/{id}``."""
+    attempts = await run_in_threadpool(runtime.queue.history, job_id)
+    return JobHistoryResponse(
+        job_id=job_id,
+        attempts=[AttemptResponse(**a.model_dump(), duration=a.duration) for a in attempts],
+    )
+
+
+__all__ = ["CreateJobRequest", "CreateJobResponse", "JobHistoryResponse", "JobStatusResponse", "router"]

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from octoqueue import __version__
-from octoqueue.api import admin, health, jobs, schedules, ui, webhooks, workers
+from octoqueue.api import admin, health, jobs, pauses, schedules, ui, webhooks, workers
 from octoqueue.api.auth import API_KEY_HEADER, KeyRing, identify_caller, require_read
 from octoqueue.api.bodylimit import BodyLimitMiddleware
 from octoqueue.api.context import Runtime
@@ -54,7 +54,16 @@ workers over plain HTTP (Starq-compatible `/api/v1`), receive GitHub webhooks, a
 Authentication: the `X-API-Key` header; what a key may do depends on its roles (producer, worker, reader, admin).
 """
 
-ROUTERS = (jobs.router, admin.router, schedules.router, workers.router, webhooks.router, health.router, ui.router)
+ROUTERS = (
+    jobs.router,
+    admin.router,
+    pauses.router,
+    schedules.router,
+    workers.router,
+    webhooks.router,
+    health.router,
+    ui.router,
+)
 
 
 _QUERY_NAMES: dict[int, frozenset[str]] = {}
@@ -102,7 +111,7 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
         dependencies=[Depends(reject_unknown_query)],
         openapi_tags=[
             {"name": "jobs", "description": "Create jobs (the original Octoqueue API)."},
-            {"name": "admin", "description": "The job-data schema."},
+            {"name": "admin", "description": "The job-data schema; pausing and resuming claims."},
             {"name": "schedules", "description": "Cron schedules: jobs enqueued on a timetable."},
             {"name": "workers", "description": "Starq-compatible queues and the worker loop."},
             {"name": "webhooks", "description": "GitHub webhook receiver."},
@@ -219,6 +228,7 @@ def _start_worker(settings: Settings, queue: Queue, metrics: Metrics) -> Worker 
         queue,
         handler,
         concurrency=settings.concurrency,
+        concurrency_per_type=settings.worker_type_limits,
         lease=settings.lease,
         labels=settings.worker_label_list,
         on_report=metrics.jobs.observe,

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from octoqueue.errors import ConfigurationError
 from octoqueue.logs import LOG_FORMATS, LOG_LEVELS
 from octoqueue.retry import DEFAULT_MAX_ATTEMPTS
 from octoqueue.stores import DEFAULT_STORE_URL
@@ -82,8 +83,21 @@ class Settings(BaseSettings):
     command: str | None = Field(None, validation_alias=_env("OCTOQUEUE_COMMAND"))
     concurrency: int = Field(1, ge=1, le=256, validation_alias=_env("OCTOQUEUE_CONCURRENCY"))
     worker_labels: str = Field("", validation_alias=_env("OCTOQUEUE_WORKER_LABELS"))
+    #: ``email=2,report=1``: at most that many jobs of each type at once in the worker.
+    worker_limits: str = Field("", validation_alias=_env("OCTOQUEUE_WORKER_LIMITS"))
     #: Fire due cron schedules from this process (any number of processes may: each tick fires once).
     scheduler: bool = Field(False, validation_alias=_env("OCTOQUEUE_SCHEDULER"))
+
+    @field_validator("worker_limits")
+    @classmethod
+    def _type_limits(cls, value: str) -> str:
+        from octoqueue.worker import parse_type_limits
+
+        try:
+            parse_type_limits(_split(value))
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("log_level", "log_format")
     @classmethod
@@ -139,6 +153,12 @@ class Settings(BaseSettings):
     @property
     def worker_label_list(self) -> list[str]:
         return _split(self.worker_labels)
+
+    @property
+    def worker_type_limits(self) -> dict[str, int]:
+        from octoqueue.worker import parse_type_limits
+
+        return parse_type_limits(_split(self.worker_limits))
 
     @property
     def trusted_users(self) -> frozenset[str]:

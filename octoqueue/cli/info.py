@@ -154,6 +154,8 @@ def render(snapshot: Snapshot, rates: RateView | None, *, watching: bool = False
         failures.add_row(str(job.id), f"{duration(now - job.updated_at)} ago", job.title, error)
 
     parts: list[RenderableType] = [header, Text(""), counts, Text(""), Text(pace)]
+    if snapshot.pauses.any:
+        parts.append(Text(paused_line(snapshot), style="bold yellow"))
     if snapshot.budget is not None:
         parts.append(Text(github_line(snapshot)))
     parts += [Text(""), breakdown]
@@ -172,6 +174,14 @@ def render(snapshot: Snapshot, rates: RateView | None, *, watching: bool = False
     if watching:
         parts += [Text(""), Text(f"{QUERIES_PER_SNAPSHOT} store calls a refresh · Ctrl-C to stop", style="dim")]
     return Group(*parts)
+
+
+def paused_line(snapshot: Snapshot) -> str:
+    """What is paused, e.g. "Paused: the whole queue (since 12:00:00); label images (since 12:05:00)"."""
+    pauses = snapshot.pauses
+    parts = [] if pauses.queue is None else [f"the whole queue (since {pauses.queue})"]
+    parts += [f"label {name} (since {since})" for name, since in sorted(pauses.labels.items())]
+    return "Paused (claims stopped, enqueues taken): " + "; ".join(parts)
 
 
 def breakdown_note(snapshot: Snapshot) -> str | None:

@@ -433,6 +433,13 @@ def clear(older_than: float, statuses: tuple[str, ...], as_json: bool, store_url
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Exit after taking this many jobs.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
+    "--limit",
+    "type_limits",
+    multiple=True,
+    metavar="TYPE=N",
+    help="At most N jobs of TYPE at once in this worker; other types keep flowing (repeatable).",
+)
+@click.option(
     "--lease",
     type=click.FloatRange(min=0.1),
     default=300.0,
@@ -504,6 +511,7 @@ def work(
     once: bool,
     max_jobs: int | None,
     concurrency: int,
+    type_limits: tuple[str, ...],
     lease: float,
     timeout: float | None,
     labels: tuple[str, ...],
@@ -525,7 +533,7 @@ def work(
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (or --once / --max-jobs). Ends with a summary line on stderr: jobs
     processed, elapsed time, jobs/s."""
-    from octoqueue.worker import Worker
+    from octoqueue.worker import Worker, parse_type_limits
 
     configure_logging(log_level, log_format)
     if bool(handler_spec) == bool(command):
@@ -538,6 +546,7 @@ def work(
             queue,
             handler,
             concurrency=concurrency,
+            concurrency_per_type=parse_type_limits(type_limits),
             lease=lease,
             timeout=timeout,
             labels=labels,

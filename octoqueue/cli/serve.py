@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from octoqueue.api.settings import Settings
 
 #: Options that may be given several times; Settings holds them comma-separated.
-_LISTS = ("allowed_origins", "webhook_trusted_users", "worker_labels")
+_LISTS = ("allowed_origins", "webhook_trusted_users", "worker_labels", "worker_limits")
 
 
 def _help(text: str, env: str, default: str | None = None) -> str:
@@ -136,6 +136,15 @@ def _help(text: str, env: str, default: str | None = None) -> str:
     "worker_labels",
     multiple=True,
     help=_help("The worker takes only jobs with this label (repeatable).", "OCTOQUEUE_WORKER_LABELS"),
+)
+@click.option(
+    "--limit",
+    "worker_limits",
+    multiple=True,
+    metavar="TYPE=N",
+    help=_help(
+        "At most N jobs of TYPE at once in the worker (repeatable).", "OCTOQUEUE_WORKER_LIMITS, comma-separated"
+    ),
 )
 @click.option(
     "--scheduler/--no-scheduler",

@@ -84,6 +84,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("attempt_base", updated=True, default=0),
     Column("max_attempts", inserted=True, updated=True),
     Column("lease_expires_at", store=_timestamp, load=_datetime, updated=True),
+    Column("started_at", store=_timestamp, load=_datetime, updated=True),
     Column("worker", updated=True),
     Column("result", store=_dump, load=json.loads, updated=True),
     Column("last_error", updated=True),

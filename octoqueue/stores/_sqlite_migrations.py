@@ -125,8 +125,17 @@ _V2: tuple[str, ...] = (
         WHERE jobs.state = 'pending' AND jobs.labels != '[]'""",
 )
 
+
+def _v3(conn: sqlite3.Connection) -> None:
+    """Version 3: when the latest attempt was claimed (``Job.started_at``, for a job's history). A file that says
+    version 0 may already have the column (its layout is read, not its number), as every step of version 1 allows."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    if "started_at" not in columns:
+        conn.execute("ALTER TABLE jobs ADD COLUMN started_at REAL")
+
+
 #: Step n (counting from 1) takes a file from version n - 1 to n. Read when a store opens, not when this is imported.
-STEPS: tuple[Step, ...] = (_V1, _V2)
+STEPS: tuple[Step, ...] = (_V1, _V2, _v3)
 
 
 def latest() -> int:

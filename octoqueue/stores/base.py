@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.errors import InvalidJobData, InvalidTransition, JobNotFound, StateConflict
 from octoqueue.job import MUTABLE_FIELDS, Comment, Job, NewJob, Page, utcnow
-from octoqueue.states import JobState, LabelScheme, has_labels
+from octoqueue.states import JobState, LabelScheme, has_any_label, has_labels
 
 #: What a store reads the time from: a callable returning a timezone-aware UTC datetime (tests pass
 #: :class:`octoqueue.testing.clock.ManualClock`).
@@ -120,14 +120,19 @@ class Store(ABC):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> list[Job]:
         """Atomically take up to ``limit`` runnable pending jobs for ``worker``.
 
         Runnable: pending, ``run_at`` absent or not after :meth:`now`, carrying all ``labels``, of one of
-        ``types`` when given, and one of ``ids`` when given (a worker started for one job issue).
+        ``types`` when given, and one of ``ids`` when given (a worker started for one job issue); carrying none
+        of ``exclude_labels`` (paused labels) and of none of ``exclude_types`` (types at a worker's limit). The
+        queue passes the two exclusions only when they are not empty.
         Order: priority (0 first), then oldest first. Each claimed job becomes processing
         with ``attempt`` incremented by one (the fencing token), ``worker`` set and ``lease_expires_at`` =
-        now + ``lease`` seconds. A job is never handed to two claimers. Returns [] when nothing is runnable.
+        now + ``lease`` seconds, ``started_at`` = now (kept after the attempt ends, until the next claim; no
+        transition changes it). A job is never handed to two claimers. Returns [] when nothing is runnable.
         """
 
     @abstractmethod
@@ -233,11 +238,15 @@ class Store(ABC):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> tuple[list[Job | Exception], list[Job]]:
         """:meth:`transition_many` then :meth:`claim`: a worker finishing jobs and taking the next ones. A store
         that can do both in one round trip overrides this (one script on Redis); the default makes two calls."""
         moved = self.transition_many(moves) if moves else []
-        return moved, self.claim(worker=worker, lease=lease, limit=limit, labels=labels, types=types, ids=ids)
+        excluded = {"exclude_labels": exclude_labels, "exclude_types": exclude_types}
+        passed = {name: value for name, value in excluded.items() if value}  # as the queue passes them: when set
+        return moved, self.claim(worker=worker, lease=lease, limit=limit, labels=labels, types=types, ids=ids, **passed)
 
     # -- comments ---------------------------------------------------------------------------------------------
     @abstractmethod
@@ -301,11 +310,15 @@ def is_runnable(
     labels: Collection[str] = (),
     types: Collection[str] | None = None,
     ids: Collection[int] | None = None,
+    exclude_labels: Collection[str] = (),
+    exclude_types: Collection[str] = (),
 ) -> bool:
     """Whether :meth:`Store.claim` may take ``job`` at ``now`` with these filters.
 
     Pending and open, ``run_at`` absent or not after ``now``, carrying every one of ``labels`` (compared as GitHub
-    compares label names: ignoring case), of one of ``types`` when given, one of ``ids`` when given.
+    compares label names: ignoring case), of one of ``types`` when given, one of ``ids`` when given; carrying
+    none of ``exclude_labels`` (ignoring case) and of none of ``exclude_types`` (a job without a type is not
+    excluded by type).
     """
     return (
         job.state is JobState.PENDING
@@ -314,6 +327,8 @@ def is_runnable(
         and has_labels(job.labels, labels)
         and (types is None or job.type in types)
         and (ids is None or job.id in ids)
+        and not (exclude_labels and has_any_label(job.labels, exclude_labels))
+        and not (exclude_types and job.type in exclude_types)
     )
 
 
@@ -336,7 +351,7 @@ def claim_order(job: Job) -> tuple[int, int]:
 
 def claimed(job: Job, *, worker: str, lease: float, now: datetime) -> Job:
     """The record a claim makes of a runnable ``job``: processing, ``attempt`` + 1 (the fencing token), ``worker``
-    set, the lease ending ``lease`` seconds after ``now``."""
+    set, the lease ending ``lease`` seconds after ``now``, ``started_at`` = ``now``."""
     return job.model_copy(
         update={
             "state": JobState.PROCESSING,
@@ -344,6 +359,7 @@ def claimed(job: Job, *, worker: str, lease: float, now: datetime) -> Job:
             "attempt": job.attempt + 1,
             "worker": worker,
             "lease_expires_at": lease_until(now, lease),
+            "started_at": now,
             "updated_at": now,
         }
     )

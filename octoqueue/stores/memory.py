@@ -116,11 +116,23 @@ class MemoryStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> list[Job]:
         with self._lock:
             now = self.now()
             runnable = [
-                job for job in self._jobs.values() if is_runnable(job, now, labels=labels, types=types, ids=ids)
+                job
+                for job in self._jobs.values()
+                if is_runnable(
+                    job,
+                    now,
+                    labels=labels,
+                    types=types,
+                    ids=ids,
+                    exclude_labels=exclude_labels,
+                    exclude_types=exclude_types,
+                )
             ]
             runnable.sort(key=claim_order)
             taken = []

@@ -288,9 +288,11 @@ class SQLiteStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> list[Job]:
         now = self.now().timestamp()
-        params: list[Any] = [worker, now + lease, now]
+        params: list[Any] = [worker, now + lease, now, now]
         wanted = list(dict.fromkeys(labels))
         if ids is None and wanted:
             # Walk the first label's pending jobs in claim order (pending_labels' primary key), each job found by
@@ -328,12 +330,23 @@ class SQLiteStore(Store):
                 return []
             where.append(f"jobs.id IN ({','.join('?' * len(ids))})")
             params.extend(ids)
+        if exclude_labels:
+            unwanted = list(dict.fromkeys(exclude_labels))
+            where.append(
+                "NOT EXISTS (SELECT 1 FROM json_each(jobs.labels) WHERE lower(value) IN "
+                f"({','.join('lower(?)' for _ in unwanted)}))"
+            )
+            params.extend(unwanted)
+        if exclude_types:
+            unwanted = list(dict.fromkeys(exclude_types))
+            where.append(f"(jobs.type IS NULL OR jobs.type NOT IN ({','.join('?' * len(unwanted))}))")
+            params.extend(unwanted)
         params.append(limit)
         # One statement: the write lock is taken before the pending rows are read, so two claimers never take the
         # same job.
         rows = self._writes.statement(
             "UPDATE jobs SET state = 'processing', open = 1, attempt = attempt + 1, worker = ?, "
-            f"lease_expires_at = ?, updated_at = ? WHERE id IN (SELECT {key} FROM {source} WHERE "
+            f"lease_expires_at = ?, started_at = ?, updated_at = ? WHERE id IN (SELECT {key} FROM {source} WHERE "
             f"{' AND '.join(where)} ORDER BY {order} LIMIT ?) RETURNING {SELECT_LIST}",
             params,
             many=True,

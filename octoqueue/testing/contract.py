@@ -51,6 +51,7 @@ from octoqueue.errors import (
     LeaseLost,
     StateConflict,
 )
+from octoqueue.history import Outcome
 from octoqueue.job import Comment, Job, NewJob
 from octoqueue.mirror import job_fields
 from octoqueue.queue import Queue
@@ -275,6 +276,23 @@ class StoreContract(_KitBase):
         assert abs((taken.lease_expires_at - (clock() + timedelta(seconds=60))).total_seconds()) < 1
         assert store.get(job.id).state is JobState.PROCESSING
 
+    def test_claim_stamps_started_at_which_outlives_the_attempt(self, store: Store, clock: ManualClock) -> None:
+        """``started_at`` is the claim's time on the store's clock; no transition changes it, the next claim does."""
+        job = store.create(new(max_attempts=3))
+        assert job.started_at is None
+        (first,) = store.claim(worker="w-1", lease=60)
+        assert first.started_at is not None and abs((first.started_at - clock()).total_seconds()) < 0.001
+        clock.advance(7)
+        store.transition(job.id, expected=JobState.PROCESSING, target=JobState.PROCESSING, attempt=1)
+        back = store.transition(job.id, expected=JobState.PROCESSING, target=JobState.PENDING, attempt=1)
+        assert back.started_at == store.get(job.id).started_at
+        assert back.started_at is not None and abs((back.started_at - first.started_at).total_seconds()) < 0.001
+        (second,) = store.claim(worker="w-2", lease=60)
+        assert second.started_at is not None and abs((second.started_at - clock()).total_seconds()) < 0.001
+        done = store.transition(job.id, expected=JobState.PROCESSING, target=JobState.COMPLETED, worker="w-2")
+        assert done.worker == "w-2" and done.started_at == second.started_at
+        assert store.get(job.id).started_at == second.started_at
+
     def test_claim_limit_and_filters(self, store: Store) -> None:
         plain = store.create(new({"i": 1}))
         gpu = store.create(new({"i": 2}, labels=("gpu",)))
@@ -284,6 +302,19 @@ class StoreContract(_KitBase):
         assert store.claim(worker="w", lease=30, types=[]) == []
         assert store.claim(worker="w", lease=30, ids=[]) == []
         assert [j.id for j in store.claim(worker="w", lease=30, ids=[plain.id])] == [plain.id]
+
+    def test_claim_excludes_labels_and_types(self, store: Store) -> None:
+        """Paused labels and types at a worker's limit are skipped, whatever else the claim asks for."""
+        gpu = store.create(new(title="gpu", labels=("GPU",), type="render"))
+        mail = store.create(new(title="mail", type="email"))
+        plain = store.create(new(title="plain"))
+        both = store.create(new(title="both", labels=("cpu",), type="render"))
+        taken = store.claim(worker="w", lease=60, limit=10, exclude_labels=["gpu"], exclude_types=["email"])
+        assert [j.id for j in taken] == [plain.id, both.id]
+        assert store.claim(worker="w", lease=60, limit=10, types=["render"], exclude_labels=["Gpu"]) == []
+        assert store.claim(worker="w", lease=60, ids=[gpu.id, mail.id], exclude_types=["render", "email"]) == []
+        assert store.claim(worker="w", lease=60, labels=["gpu"], exclude_types=["email"])[0].id == gpu.id
+        assert [j.id for j in store.claim(worker="w", lease=60, exclude_labels=["x"])] == [mail.id]
 
     def test_claim_labels_ignore_case(self, store: Store) -> None:
         """Label names compare as GitHub compares them (octoqueue/states.py): ``GPU`` is the label ``gpu``."""
@@ -835,6 +866,93 @@ class QueueContract(_KitBase):
         assert back.state is JobState.PENDING and back.attempts_left == 1
         again = queue.claim()
         assert again is not None and again.id == job_id
+
+    def test_history_lists_every_attempt(self, queue: Queue, clock: ManualClock) -> None:
+        """Issue 13: worker, start, end, outcome, error and duration of each attempt, read back from the store."""
+        job_id = queue.enqueue({"a": 1}, max_attempts=3)
+        assert queue.history(job_id) == []
+        first = queue.claim()
+        assert first is not None
+        (running,) = queue.history(job_id)
+        assert running.outcome is Outcome.RUNNING and running.worker == queue.worker_name
+        assert running.started_at is not None and running.ended_at is None and running.duration is None
+        clock.advance(5)
+        queue.fail(first, error="flaky", retry=True)
+        clock.advance(20)
+        second = queue.claim(lease=30)
+        assert second is not None
+        clock.advance(31)
+        assert [job.id for job in queue.recover_expired()] == [job_id]
+        third = queue.claim()
+        assert third is not None
+        clock.advance(2)
+        queue.complete(third)  # no result: no comment, the record holds the attempt
+        (done,) = queue.history(job_id)[2:]
+        assert done.outcome is Outcome.COMPLETED and done.worker == queue.worker_name and done.ended_at is not None
+        queue.requeue(job_id)  # the completed attempt moves into the requeue's comment
+        fourth = queue.claim()
+        assert fourth is not None
+        clock.advance(3)
+        queue.release(fourth)
+        fifth = queue.claim()
+        assert fifth is not None
+        clock.advance(4)
+        queue.fail(fifth, error="boom")
+        history = queue.history(job_id)
+        assert [(a.attempt, a.outcome) for a in history] == [
+            (1, Outcome.RETRIED),
+            (2, Outcome.EXPIRED),
+            (3, Outcome.COMPLETED),
+            (4, Outcome.RELEASED),
+            (5, Outcome.FAILED),
+        ]
+        assert [history[i].duration for i in (0, 1, 3, 4)] == [5.0, 31.0, 3.0, 4.0]
+        assert history[0].error == "flaky" and history[4].error == "boom"
+        assert history[1].error is not None and "expired" in history[1].error
+        assert {a.worker for a in history if a.outcome is not Outcome.EXPIRED} == {queue.worker_name}
+        bodies = "\n".join(c.body for c in queue.comments(job_id))
+        assert "attempt 1 · worker" in bodies and "5.0 s · retried" in bodies  # a person reads it too
+        with pytest.raises(JobNotFound):
+            queue.history(999_999)
+
+    def test_history_of_a_cancelled_run_and_a_result(self, queue: Queue, clock: ManualClock) -> None:
+        kept = queue.enqueue({"a": 1})
+        job = queue.claim()
+        assert job is not None
+        clock.advance(2)
+        queue.complete(job, result={"n": 1})
+        (attempt,) = queue.history(kept)
+        assert attempt.outcome is Outcome.COMPLETED and attempt.duration == 2.0
+        stopped = queue.enqueue({"b": 2})
+        running = queue.claim()
+        assert running is not None and running.id == stopped
+        queue.cancel(stopped)
+        (cancelled,) = queue.history(stopped)
+        assert cancelled.outcome is Outcome.CANCELLED and cancelled.ended_at is not None
+        never = queue.enqueue({"c": 3})
+        queue.cancel(never)
+        assert queue.history(never) == []
+
+    def test_pause_and_resume_claims(self, queue: Queue, store: Store) -> None:
+        """Issue 13: a paused queue or label gets no claims, still takes enqueues, and every process agrees."""
+        other = Queue(store, pause_check_interval=0)  # another process on the same store, reading at once
+        gpu = queue.enqueue({"n": 1}, additional_labels=["gpu"])
+        queue.pause()
+        assert queue.claim() is None and other.claim() is None
+        plain = queue.enqueue({"n": 2})  # enqueue still accepted
+        assert queue.paused().queue is not None and queue.get(plain).state is JobState.PENDING
+        queue.pause(label="GPU")
+        queue.resume()  # the queue again; the label stays paused
+        assert other.paused().as_dict()["labels"].keys() == {"GPU"}
+        assert other.claim(labels=["gpu"]) is None
+        taken = other.claim()
+        assert taken is not None and taken.id == plain  # the gpu job is skipped, not in the way
+        assert other.claim() is None
+        other.resume(label="gpu")  # names compare as GitHub compares them
+        assert not queue.paused().any
+        assert (queue.claim(labels=["gpu"]) or taken).id == gpu
+        with pytest.raises(ValueError):
+            queue.pause(label="a,b")
 
     def test_invalid_and_oversized_data_rejected_before_storing(self, queue: Queue) -> None:
         with pytest.raises(InvalidJobData):

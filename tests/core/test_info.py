@@ -174,7 +174,7 @@ def test_a_snapshot_reads_the_store_through_its_contract_in_five_calls() -> None
     queue.fail(failing, error="boom")
     store.calls.clear()
     snapshot = Snapshot.take(store, clock=lambda: T0 + timedelta(days=1))
-    assert len(store.calls) == QUERIES_PER_SNAPSHOT == 5
+    assert len(store.calls) == QUERIES_PER_SNAPSHOT == 6
     assert snapshot.taken_at == T0 + timedelta(days=1)
     assert snapshot.counts[JobState.PENDING] == 2 and snapshot.counts[JobState.PROCESSING] == 3
     assert snapshot.oldest_pending is not None and snapshot.oldest_pending.id == ids[4]

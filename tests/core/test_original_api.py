@@ -79,7 +79,8 @@ def test_the_original_calls_run_and_answer_in_its_shapes(fake: FakeGitHub) -> No
         queue.create_comment(job_id=first, comment="half way")
         queue.complete(job_id=first, comment="done")
         assert queue.get_job_status(first) == "completed"
-        assert [c.body for c in queue.comments(first)] == ["half way", "done"]
+        said, done = (c.body for c in queue.comments(first))
+        assert said == "half way" and done.startswith("done\n\n<sub>attempt 1 · worker ")  # the attempt's footer
 
         assert queue.dequeue(wait_sec=0) == (second, {"n": 2})
         queue.fail(second, "broke")

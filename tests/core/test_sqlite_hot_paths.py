@@ -33,7 +33,8 @@ def test_fast_transition_returns_the_stored_record(store: SQLiteStore) -> None:
     assert job is not None
     done = queue.complete(job, result={"ok": True})
     assert done == store.get(job.id).model_copy(update={"comments": 0})  # the result comment comes after
-    assert (done.state, done.open, done.worker, done.lease_expires_at) == (JobState.COMPLETED, False, None, None)
+    # the holder stays named (the job's history); the lease is gone
+    assert (done.state, done.open, done.worker, done.lease_expires_at) == (JobState.COMPLETED, False, job.worker, None)
     assert done.result == {"ok": True} and done.labels == ("a",) and done.attempt == 1
     queue.enqueue({"n": 2})
     second = queue.claim()

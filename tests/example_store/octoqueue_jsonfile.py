@@ -143,10 +143,24 @@ class JsonFileStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> list[Job]:
         with self._data(write=True) as data:
             now = self.now()
-            runnable = [j for j in self._jobs(data) if is_runnable(j, now, labels=labels, types=types, ids=ids)]
+            runnable = [
+                j
+                for j in self._jobs(data)
+                if is_runnable(
+                    j,
+                    now,
+                    labels=labels,
+                    types=types,
+                    ids=ids,
+                    exclude_labels=exclude_labels,
+                    exclude_types=exclude_types,
+                )
+            ]
             return [
                 self._put(data, claimed(job, worker=worker, lease=lease, now=now))
                 for job in sorted(runnable, key=claim_order)[:limit]

@@ -17,7 +17,7 @@ from octoqueue.stores import open_store
 from octoqueue.stores.base import Arrival, Move
 from octoqueue.stores.postgres import PostgresStore, parse_url
 from octoqueue.stores.postgres import store as store_module
-from octoqueue.stores.postgres.schema import LATEST, migrate
+from octoqueue.stores.postgres.schema import LATEST, MIGRATIONS, migrate
 from tests.postgres.server import SERVER, new_schema, store_url
 
 
@@ -99,6 +99,28 @@ def test_migrations_race_one_process_applies_them(request: pytest.FixtureRequest
     with psycopg.connect(SERVER) as conn:
         versions = conn.execute(f"SELECT version FROM {schema}.schema_version ORDER BY version").fetchall()
     assert [v for (v,) in versions] == list(range(1, LATEST + 1))
+
+
+def test_a_schema_of_version_1_gains_started_at_and_keeps_its_jobs(request: pytest.FixtureRequest) -> None:
+    schema = new_schema(request)
+    with psycopg.connect(SERVER, autocommit=True) as conn, conn.transaction():
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"SET LOCAL search_path TO {schema}")
+        conn.execute(MIGRATIONS[0][2])
+        conn.execute(
+            "CREATE TABLE schema_version (version integer PRIMARY KEY, description text NOT NULL, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.execute("INSERT INTO schema_version (version, description) VALUES (1, 'v1')")
+        conn.execute("INSERT INTO jobs (title, data, state) VALUES ('old', '{\"n\": 1}', 'pending')")
+    store = PostgresStore.from_url(store_url(schema))
+    try:
+        (old,) = store.list_jobs().jobs
+        assert old.title == "old" and old.data == {"n": 1} and old.started_at is None
+        (taken,) = store.claim(worker="w", lease=60)
+        assert taken.started_at is not None and store.get(old.id).started_at == taken.started_at
+    finally:
+        store.close()
 
 
 def test_empty_claim_reads_the_pending_index_only_with_many_finished_jobs(pg: PostgresStore) -> None:
@@ -275,7 +297,11 @@ def test_octoqueue_migrate_command(request: pytest.FixtureRequest) -> None:
     url = store_url(new_schema(request))
     runner = CliRunner()
     first = runner.invoke(main, ["migrate", url])
-    assert first.exit_code == 0 and f"applied migration(s) 1; now at version {LATEST}" in first.output
+    assert (
+        first.exit_code == 0
+        and f"applied migration(s) {', '.join(str(n) for n in range(1, LATEST + 1))}; now at version {LATEST}"
+        in first.output
+    )
     again = runner.invoke(main, ["migrate"], env={"OCTOQUEUE_STORE": url})
     assert again.exit_code == 0 and "nothing to do" in again.output
     assert "need no migration" in runner.invoke(main, ["migrate", "sqlite:///x.db"]).output

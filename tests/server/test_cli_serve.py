@@ -58,6 +58,7 @@ SAMPLES: dict[str, str] = {
     "handler": "mod:fn",
     "concurrency": "4",
     "worker_labels": "a,b",
+    "worker_limits": "email=2,report=1",
 }
 SKIPPED_SAMPLES = {"store", "command"}  # exclusive with repo / handler
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -103,6 +104,16 @@ def test_live_updates_stream_the_counts(server: LiveServer) -> None:
         lines = events.iter_lines(decode_unicode=True)
         data = next(line for line in lines if line.startswith("data: "))
     assert '"pending": 1' in data
+    assert json.loads(data.removeprefix("data: "))["paused"] == {"queue": False, "since": None, "labels": {}}
+
+
+def test_the_overview_and_the_stream_show_a_pause(server: LiveServer) -> None:
+    server.queue.pause(label="images")
+    page = requests.get(server("/ui"), timeout=10).text
+    assert "paused: label images" in page
+    with requests.get(server("/ui/events"), stream=True, timeout=10) as events:
+        data = next(line for line in events.iter_lines(decode_unicode=True) if line.startswith("data: "))
+    assert json.loads(data.removeprefix("data: "))["paused"]["labels"].keys() == {"images"}
 
 
 def test_one_key_s_logins_cannot_log_another_key_out() -> None:

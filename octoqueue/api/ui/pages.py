@@ -39,6 +39,7 @@ from octoqueue.api.ui.sessions import (
 )
 from octoqueue.errors import JobNotFound, OctoqueueError
 from octoqueue.job import Job
+from octoqueue.pauses import Pauses
 from octoqueue.states import FINISHED, JobState, queue_label
 
 HERE = Path(__file__).parent
@@ -139,6 +140,13 @@ def _ago(moment: datetime, now: datetime) -> str:
     return f"{seconds} s"
 
 
+def _paused_text(pauses: Pauses) -> str:
+    """What is paused, for people ('' when nothing is)."""
+    parts = ["the whole queue"] if pauses.queue is not None else []
+    parts += [f"label {name}" for name in sorted(pauses.labels)]
+    return ", ".join(parts)
+
+
 def _when(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%d %H:%M %Z") if moment else None
 
@@ -162,7 +170,12 @@ async def overview(request: Request, board: Board) -> Response:
             schedules = board.runtime.schedules()
         except OctoqueueError:
             schedules = []
-        return {"sample": sample, "oldest": oldest[0] if oldest else None, "schedules": schedules}
+        return {
+            "sample": sample,
+            "oldest": oldest[0] if oldest else None,
+            "schedules": schedules,
+            "paused": _paused_text(queue.pauses.current()),
+        }
 
     found = await run_in_threadpool(gather)
     now = queue.store.now()
@@ -194,6 +207,7 @@ async def overview(request: Request, board: Board) -> Response:
         counts=counts,
         charts=charts,
         schedules=schedules,
+        paused=found["paused"],
         oldest=oldest,
         oldest_age=_ago(oldest.created_at, now) if oldest else None,
         can_act=who.can_act,
@@ -447,11 +461,13 @@ async def events(request: Request, board: Board) -> Response:
         while not await request.is_disconnected():
             try:
                 sample = await run_in_threadpool(board.history.latest)
+                pauses = await run_in_threadpool(board.runtime.queue.pauses.current)  # cached: a read per 5 s
             except OctoqueueError:
                 await asyncio.sleep(board.history.every)
                 continue
             payload = {
                 "counts": {state.value: sample.counts.get(state, 0) for state in JobState},
+                "paused": pauses.as_dict(),
                 "rates": {s.value: _rate(board.history.per_minute(s)) for s in (JobState.COMPLETED, JobState.FAILED)},
                 "at": time.time(),
             }

@@ -53,9 +53,26 @@ def claim_name(record: Record) -> str:
     return claim_ref(record.job.id, record.job.attempt + 1, record.gen)
 
 
-def runnable(record: Record, now: datetime, labels: Collection[str], types: Collection[str] | None) -> bool:
+@dataclass(frozen=True)
+class Wanted:
+    """The filters of one claim (see :meth:`~octoqueue.stores.base.Store.claim`)."""
+
+    labels: Collection[str] = ()
+    types: Collection[str] | None = None
+    exclude_labels: Collection[str] = ()
+    exclude_types: Collection[str] = ()
+
+
+def runnable(record: Record, now: datetime, wanted: Wanted) -> bool:
     """A job's issue (not the settings') whose job a claim may take (:func:`~octoqueue.stores.base.is_runnable`)."""
-    return record.kind == "job" and is_runnable(record.job, now, labels=labels, types=types)
+    return record.kind == "job" and is_runnable(
+        record.job,
+        now,
+        labels=wanted.labels,
+        types=wanted.types,
+        exclude_labels=wanted.exclude_labels,
+        exclude_types=wanted.exclude_types,
+    )
 
 
 def spread(candidates: list[Record], width: int) -> list[Record]:
@@ -105,25 +122,24 @@ class Claimer:
         worker: str,
         lease: float,
         limit: int,
-        labels: Collection[str],
-        types: Collection[str] | None,
+        wanted: Wanted,
         ids: Collection[int] | None,
     ) -> list[Job]:
         if limit < 1:
             return []
         if ids is not None:
-            return self._claim_ids(ids, worker, lease, limit, labels, types)
-        key = tuple(sorted(set(labels)))
+            return self._claim_ids(ids, worker, lease, limit, wanted)
+        key = tuple(sorted(set(wanted.labels)))
         claimed: list[Job] = []
         with self._lock:
             listing = self._listings.get(key)
         fresh = False
         now = time.monotonic()
         ttl = 0.0 if now < self._contended_until else self.listing_ttl
-        if listing is None or now - listing.fetched_at >= ttl or not self._candidates(listing, labels, types):
+        if listing is None or now - listing.fetched_at >= ttl or not self._candidates(listing, wanted):
             listing, fresh = self._refresh(key), True
         for _ in range(MAX_CLAIM_ROUNDS):
-            got, lost = self._claim_from(listing, worker, lease, limit - len(claimed), labels, types)
+            got, lost = self._claim_from(listing, worker, lease, limit - len(claimed), wanted)
             claimed += got
             if len(claimed) >= limit or (fresh and not lost):
                 break
@@ -150,13 +166,13 @@ class Claimer:
             self._listings[key] = listing
         return listing
 
-    def _candidates(self, listing: Listing, labels: Collection[str], types: Collection[str] | None) -> list[Record]:
+    def _candidates(self, listing: Listing, wanted: Wanted) -> list[Record]:
         now, moment = self._now(), time.monotonic()
         with self._lock:
             found = [
                 r
                 for r in listing.records
-                if runnable(r, now, labels, types) and moment - listing.tried.get(claim_name(r), -1e18) >= self.grace
+                if runnable(r, now, wanted) and moment - listing.tried.get(claim_name(r), -1e18) >= self.grace
             ]
         return sorted(found, key=lambda r: claim_order(r.job))
 
@@ -166,11 +182,10 @@ class Claimer:
         worker: str,
         lease: float,
         want: int,
-        labels: Collection[str],
-        types: Collection[str] | None,
+        wanted: Wanted,
     ) -> tuple[list[Job], bool]:
         """Claim up to ``want`` jobs from ``listing``; stop at the first lost race (True then: it is stale)."""
-        candidates = self._candidates(listing, labels, types)
+        candidates = self._candidates(listing, wanted)
         if time.monotonic() < self._contended_until:
             candidates = spread(candidates, self.claim_spread)
         claimed: list[Job] = []
@@ -212,8 +227,7 @@ class Claimer:
         worker: str,
         lease: float,
         limit: int,
-        labels: Collection[str],
-        types: Collection[str] | None,
+        wanted: Wanted,
     ) -> list[Job]:
         """Claims of named jobs (a worker started for one issue): each is read directly, no listing."""
         records: list[Record] = []
@@ -223,7 +237,7 @@ class Claimer:
             except JobNotFound:
                 continue
         now = self._now()
-        ready = sorted((r for r in records if runnable(r, now, labels, types)), key=lambda r: claim_order(r.job))
+        ready = sorted((r for r in records if runnable(r, now, wanted)), key=lambda r: claim_order(r.job))
         claimed: list[Job] = []
         for record in ready:
             if len(claimed) >= limit:

@@ -36,7 +36,7 @@ _META_RE = re.compile(r"\n*<!--\s*octoqueue:meta\s*\{.*?\}\s*-->\n?", re.DOTALL)
 #: Job fields read from the body's metadata, and how to read each.
 _INT_FIELDS = ("attempt", "attempt_base", "max_attempts", "priority")
 _STR_FIELDS = ("type", "worker", "last_error", "idempotency_key")
-_TIME_FIELDS = ("run_at", "lease_expires_at")
+_TIME_FIELDS = ("run_at", "lease_expires_at", "started_at")
 
 
 @dataclass(frozen=True)

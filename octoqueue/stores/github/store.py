@@ -48,7 +48,7 @@ from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import JobState, LabelScheme, label_key
 from octoqueue.stores.base import Clock, Store, apply_transition, check_changes, expire
 from octoqueue.stores.github import importing, listing, people, posts
-from octoqueue.stores.github.claims import Claimer
+from octoqueue.stores.github.claims import Claimer, Wanted
 from octoqueue.stores.github.client import GitHubClient, RateLimit, credential_key, shared_pacer
 from octoqueue.stores.github.issue_io import PER_PAGE, IssueIO
 from octoqueue.stores.github.issues import (
@@ -337,9 +337,12 @@ class GitHubStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> list[Job]:
         self.ensure_ready()
-        return self._claimer.claim(worker=worker, lease=lease, limit=limit, labels=labels, types=types, ids=ids)
+        wanted = Wanted(labels, types, exclude_labels, exclude_types)
+        return self._claimer.claim(worker=worker, lease=lease, limit=limit, wanted=wanted, ids=ids)
 
     def comment(self, job_id: int, body: str) -> Comment:
         self.ensure_ready()

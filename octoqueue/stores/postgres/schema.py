@@ -60,6 +60,7 @@ CREATE INDEX comments_job ON comments (job_id, id);
 CREATE TABLE settings (key text PRIMARY KEY, value text NOT NULL);
 """,
     ),
+    (2, "jobs.started_at: when the latest attempt was claimed", "ALTER TABLE jobs ADD COLUMN started_at timestamptz"),
 )
 
 LATEST = MIGRATIONS[-1][0]

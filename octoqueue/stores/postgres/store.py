@@ -54,7 +54,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 _COLUMNS = (
     "id, title, data, state, open, labels, type, priority, run_at, attempt, attempt_base, max_attempts, "
     "lease_expires_at, worker, result, last_error, idempotency_key, timeout, created_at, updated_at, comments, "
-    "body_error"
+    "body_error, started_at"
 )
 
 
@@ -141,7 +141,8 @@ def _row_to_job(row: Sequence[Any]) -> Job:
         updated,
         comments,
         body_error,
-    ) = row[:22]
+        started,
+    ) = row[:23]
     return trusted_job(  # the row was validated when it was written
         {
             "id": job_id,
@@ -166,6 +167,7 @@ def _row_to_job(row: Sequence[Any]) -> Job:
             "updated_at": updated,
             "comments": comments,
             "body_error": body_error,
+            "started_at": started,
             "url": None,
         }
     )
@@ -197,6 +199,7 @@ def _new_record(item: NewJob, job_id: int, created: datetime) -> Job:
             "last_error": None,
             "comments": 0,
             "body_error": None,
+            "started_at": None,
             "url": None,
         }
     )
@@ -236,6 +239,8 @@ def _claim_statement(
     labels: Collection[str],
     types: Collection[str] | None,
     ids: Collection[int] | None,
+    exclude_labels: Collection[str] = (),
+    exclude_types: Collection[str] = (),
 ) -> tuple[str, list[Any]] | None:
     """The claim's ``UPDATE ... FOR UPDATE SKIP LOCKED`` and its parameters; None when it can take nothing."""
     if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
@@ -251,10 +256,16 @@ def _claim_statement(
     if ids is not None:
         where.append("id = ANY(%s::bigint[])")
         params.append([int(i) for i in ids])
+    if exclude_labels:
+        where.append("NOT (lower(labels::text)::text[] && %s::text[])")
+        params.append([label_key(label) for label in exclude_labels])
+    if exclude_types:
+        where.append("(type IS NULL OR NOT type = ANY(%s::text[]))")
+        params.append(list(exclude_types))
     params.append(int(limit))
     sql = (
         "UPDATE jobs AS j SET state = 'processing', open = true, attempt = j.attempt + 1, worker = %s, "
-        f"lease_expires_at = {_NOW} + make_interval(secs => %s), updated_at = {_NOW} "
+        f"lease_expires_at = {_NOW} + make_interval(secs => %s), started_at = {_NOW}, updated_at = {_NOW} "
         f"FROM (SELECT id FROM jobs WHERE {' AND '.join(where)} ORDER BY priority, id LIMIT %s "
         f"FOR UPDATE SKIP LOCKED) AS picked WHERE j.id = picked.id RETURNING {_qualified('j')}"
     )
@@ -596,8 +607,10 @@ class PostgresStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> list[Job]:
-        statement = _claim_statement(worker, lease, limit, labels, types, ids)
+        statement = _claim_statement(worker, lease, limit, labels, types, ids, exclude_labels, exclude_types)
         if statement is None:
             return []
         rows = self._run(lambda conn: conn.execute(*statement).fetchall())
@@ -615,10 +628,12 @@ class PostgresStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> tuple[list[Job | Exception], list[Job]]:
         """The moves as :meth:`transition_many` makes them and the claim's statement, in one transaction and one
         pipeline: one round trip."""
-        statement = _claim_statement(worker, lease, limit, labels, types, ids)
+        statement = _claim_statement(worker, lease, limit, labels, types, ids, exclude_labels, exclude_types)
         if statement is None:
             return self.transition_many(moves), []
         moved, rows = self._transitions_then(moves, statement)
@@ -727,7 +742,7 @@ class PostgresStore(Store):
                 target=move.target,
                 attempt=move.attempt,
                 changes=dict(move.changes),
-                now=row[22],
+                now=row[23],
             )
         except (StateConflict, InvalidTransition) as exc:
             return exc
@@ -762,7 +777,7 @@ class PostgresStore(Store):
                     "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                     (limit,),
                 ).fetchall()
-                recovered = [expire(_row_to_job(row), row[22]) for row in rows]
+                recovered = [expire(_row_to_job(row), row[23]) for row in rows]
                 if recovered:
                     self._save(conn, recovered)
                 return recovered

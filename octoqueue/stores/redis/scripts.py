@@ -154,15 +154,19 @@ return out
 )
 
 _CLAIM_FUNCTION = r"""
--- claim(now, worker, lease µs, limit, labels (JSON list), types (JSON list or ''), ids (JSON list or '')): the
--- claimed jobs' fields, in claim order.
-local function claim(now, worker, lease, limit, labels, types_arg, ids_arg)
+-- claim(now, worker, lease µs, limit, labels (JSON list), types (JSON list or ''), ids (JSON list or ''), labels to
+-- exclude (JSON list, lower-case), types to exclude (JSON list)): the claimed jobs' fields, in claim order.
+local function claim(now, worker, lease, limit, labels, types_arg, ids_arg, unwanted_labels_arg, unwanted_types_arg)
 limit = tonumber(limit)
 lease = tonumber(lease)
 labels = cjson.decode(labels)
 for i, label in ipairs(labels) do labels[i] = string.lower(label) end  -- label names ignore case, as on GitHub
 local types = false
 if types_arg ~= '' then types = {}; for _, t in ipairs(cjson.decode(types_arg)) do types[t] = true end end
+local unwanted_labels, unwanted_types = {}, {}
+for _, label in ipairs(cjson.decode(unwanted_labels_arg)) do unwanted_labels[label] = true end
+for _, t in ipairs(cjson.decode(unwanted_types_arg)) do unwanted_types[t] = true end
+local excluding = next(unwanted_labels) ~= nil or next(unwanted_types) ~= nil
 -- Delayed jobs whose time came join the claim order first.
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. ':delayed', '-inf', s(now), 'LIMIT', 0, 1000)) do
   redis.call('ZREM', P .. ':delayed', id)
@@ -176,6 +180,15 @@ local function fits(id, skip_label)
     local t = redis.call('HGET', jkey(id), 'type')
     if not t or not types[t] then return false end
   end
+  if excluding then
+    local t = redis.call('HGET', jkey(id), 'type')
+    if t and unwanted_types[t] then return false end
+    if next(unwanted_labels) ~= nil then
+      for _, label in ipairs(cjson.decode(redis.call('HGET', jkey(id), 'labels') or '[]')) do
+        if unwanted_labels[string.lower(label)] then return false end
+      end
+    end
+  end
   return true
 end
 local chosen = {}
@@ -188,13 +201,15 @@ if ids_arg ~= '' then
   end
   table.sort(found, function(a, b) return a[1] < b[1] end)
   for i = 1, math.min(limit, #found) do chosen[i] = found[i][2] end
-elseif #labels > 0 or types then
-  -- Walk the first label's runnable jobs (or, without labels, each type's) in claim order.
+elseif #labels > 0 or types or excluding then
+  -- Walk the first label's runnable jobs (or, without labels, each type's; without either, all) in claim order.
   local sources = {}
   if #labels > 0 then
     sources[1] = P .. ':ready:l:' .. labels[1]
-  else
+  elseif types then
     for t, _ in pairs(types) do sources[#sources + 1] = P .. ':ready:t:' .. t end
+  else
+    sources[1] = P .. ':ready'
   end
   local found = {}
   for _, key in ipairs(sources) do
@@ -223,7 +238,7 @@ for _, id in ipairs(chosen) do
   unplace(id, h)
   local attempt = redis.call('HINCRBY', jkey(id), 'attempt', 1)
   redis.call('HSET', jkey(id), 'state', 'processing', 'open', '1', 'worker', worker, 'lease_expires_at', until_us,
-             'updated_at', s(now))
+             'started_at', s(now), 'updated_at', s(now))
   redis.call('ZADD', P .. ':state:processing', id, id)
   redis.call('ZADD', P .. ':leases', until_us, id)
   local _, flat = fields(id)
@@ -233,9 +248,14 @@ return out
 end
 """
 
-#: ARGV: prefix, worker, lease µs, limit, labels (JSON list), types (JSON list or ''), ids (JSON list or '').
+#: ARGV: prefix, worker, lease µs, limit, labels (JSON list), types (JSON list or ''), ids (JSON list or ''), labels
+#: and types to exclude (JSON lists).
 #: Returns the claimed jobs' fields, in claim order.
-CLAIM = _COMMON + _CLAIM_FUNCTION + "return claim(now_us(), ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])\n"
+CLAIM = (
+    _COMMON
+    + _CLAIM_FUNCTION
+    + "return claim(now_us(), ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])\n"
+)
 
 _TRANSITION_FUNCTION = (
     _ALLOWED
@@ -312,7 +332,7 @@ TRANSITION_AND_CLAIM = (
 local now = now_us()
 local moved = transition(now, ARGV[3])
 announce(ARGV[2])
-return {moved, claim(now, ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])}
+return {moved, claim(now, ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11])}
 """
 )
 

@@ -25,7 +25,7 @@ import redis.exceptions
 
 from octoqueue.errors import ConfigurationError, JobNotFound, StateConflict, StoreUnavailable
 from octoqueue.job import MUTABLE_FIELDS, Comment, Job, NewJob, Page, trusted_job
-from octoqueue.states import JobState, LabelScheme
+from octoqueue.states import JobState, LabelScheme, label_key
 from octoqueue.stores.base import (
     Arrival,
     Clock,
@@ -72,6 +72,7 @@ def _job(flat: Sequence[str]) -> Job:
     get = h.get
     state, labels = get("state"), get("labels")
     run_at, lease, timeout, result = get("run_at"), get("lease_expires_at"), get("timeout"), get("result")
+    started = get("started_at")
     # No validation: the fields were validated when the job was made; this is the claim and completion hot path.
     return trusted_job(
         {
@@ -88,6 +89,7 @@ def _job(flat: Sequence[str]) -> Job:
             "attempt_base": int(h["attempt_base"]),
             "max_attempts": int(h["max_attempts"]),
             "lease_expires_at": _dt(lease) if lease is not None else None,
+            "started_at": _dt(started) if started is not None else None,
             "worker": get("worker"),
             "result": json.loads(result) if result is not None else None,
             "last_error": get("last_error"),
@@ -154,6 +156,8 @@ def _claim_args(
     labels: Collection[str],
     types: Collection[str] | None,
     ids: Collection[int] | None,
+    exclude_labels: Collection[str] = (),
+    exclude_types: Collection[str] = (),
 ) -> tuple[Any, ...]:
     """The claim script's arguments after the prefix (see ``scripts.CLAIM``)."""
     return (
@@ -163,6 +167,8 @@ def _claim_args(
         json.dumps(list(dict.fromkeys(labels)), ensure_ascii=False),
         json.dumps(sorted(types), ensure_ascii=False) if types is not None else "",
         json.dumps([int(i) for i in ids]) if ids is not None else "",
+        json.dumps(sorted({label_key(label) for label in exclude_labels}), ensure_ascii=False),
+        json.dumps(sorted(set(exclude_types)), ensure_ascii=False),
     )
 
 
@@ -362,6 +368,7 @@ class RedisStore(Store):
                         "attempt_base": 0,
                         "max_attempts": new.max_attempts,
                         "lease_expires_at": None,
+                        "started_at": None,
                         "worker": None,
                         "result": None,
                         "last_error": None,
@@ -391,6 +398,7 @@ class RedisStore(Store):
             "timeout": repr(float(job.timeout)) if job.timeout is not None else None,
             "created_at": str(_us(job.created_at)),
             "updated_at": str(_us(job.updated_at)),
+            "started_at": str(_us(job.started_at)) if job.started_at is not None else None,
             **{name: _field(name, getattr(job, name)) for name in MUTABLE_FIELDS},
         }
         tails = [_comment_tail(note) for note in comments]
@@ -448,10 +456,14 @@ class RedisStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> list[Job]:
         if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
             return []
-        found = self._run("claim", *_claim_args(worker, lease, limit, labels, types, ids))
+        found = self._run(
+            "claim", *_claim_args(worker, lease, limit, labels, types, ids, exclude_labels, exclude_types)
+        )
         return [_job(flat) for flat in found]
 
     def transition_and_claim(
@@ -464,6 +476,8 @@ class RedisStore(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> tuple[list[Job | Exception], list[Job]]:
         if limit < 1 or (types is not None and not types) or (ids is not None and not ids):
             return self.transition_many(moves), []
@@ -473,7 +487,7 @@ class RedisStore(Store):
             "transition_and_claim",
             self._origin,
             _moves_arg(moves),
-            *_claim_args(worker, lease, limit, labels, types, ids),
+            *_claim_args(worker, lease, limit, labels, types, ids, exclude_labels, exclude_types),
         )
         return self._moved(moves, replies), [_job(flat) for flat in found]
 

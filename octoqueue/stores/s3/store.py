@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from octoqueue.errors import ConfigurationError, InvalidTransition, JobNotFound, StateConflict
 from octoqueue.job import Comment, Job, NewJob, Page
-from octoqueue.states import JobState, LabelScheme, has_labels, label_key
+from octoqueue.states import JobState, LabelScheme, has_any_label, has_labels, label_key
 from octoqueue.stores.base import Clock, Store, apply_transition, check_changes, checked_setting, expire, lease_until
 from octoqueue.stores.s3 import layout
 from octoqueue.stores.s3.client import Precondition, S3Client
@@ -416,10 +416,14 @@ class S3Store(Store):
         labels: Collection[str] = (),
         types: Collection[str] | None = None,
         ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
     ) -> list[Job]:
         if limit <= 0 or (types is not None and not types) or (ids is not None and not ids):
             return []
         wanted_labels = frozenset(label_key(name) for name in labels)  # names compare as GitHub compares them
+        unwanted_labels = frozenset(label_key(name) for name in exclude_labels)
+        unwanted_types = frozenset(exclude_types)
         now = self.now()
         claimed: list[Job] = []
         tried: set[int] = set()
@@ -435,7 +439,12 @@ class S3Store(Store):
                 deferred_keys.add(marker.key)
                 continue
             static = self._static.get(marker.job_id)
-            if static is not None and not (wanted_labels <= static[0] and (types is None or static[1] in types)):
+            if static is not None and not (
+                wanted_labels <= static[0]
+                and (types is None or static[1] in types)
+                and unwanted_labels.isdisjoint(static[0])
+                and static[1] not in unwanted_types
+            ):
                 continue
             tried.add(marker.job_id)
             found = self._read(marker.job_id)
@@ -448,6 +457,8 @@ class S3Store(Store):
             if not (
                 has_labels(job.labels, wanted_labels)
                 and (types is None or job.type in types)
+                and not has_any_label(job.labels, unwanted_labels)
+                and job.type not in unwanted_types
                 and (job.run_at is None or job.run_at <= now)
             ):
                 continue
@@ -458,6 +469,7 @@ class S3Store(Store):
                     "attempt": job.attempt + 1,
                     "worker": worker,
                     "lease_expires_at": lease_until(now, lease),
+                    "started_at": now,
                     "updated_at": now,
                 }
             )

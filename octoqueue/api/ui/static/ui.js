@@ -18,6 +18,13 @@
         el.textContent = counts.rates[state];
       });
     });
+    if (counts.paused) {
+      var paused = counts.paused.queue ? ["the whole queue"] : [];
+      Object.keys(counts.paused.labels).sort().forEach(function (name) { paused.push("label " + name); });
+      document.querySelectorAll("[data-paused]").forEach(function (el) {
+        el.textContent = paused.length ? "paused: " + paused.join(", ") : "running";
+      });
+    }
     var key = JSON.stringify(counts.counts);
     if (last !== null && key !== last) { refresh(); }
     last = key;
