@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from octoqueue.job import Job
@@ -34,7 +35,8 @@ def open_queue(store_url: str, lease: float) -> Queue:
 
 
 class LedgerQueue(Queue):
-    """A queue that writes ``completing`` before a completion and ``completed`` once the store accepted it."""
+    """A queue that writes ``completing`` before a completion and ``completed`` once the store accepted it, on
+    every path the Worker completes by: one at a time, in a batch, and in a batch that also claims."""
 
     def complete(self, job: Any, comment: str | None = None, result: Any = None) -> Job:
         path = os.environ[LEDGER_ENV]
@@ -42,6 +44,31 @@ class LedgerQueue(Queue):
         done = super().complete(job, comment, result)
         ledger.append(path, "completed", done.id, job.attempt)
         return done
+
+    def complete_many(self, jobs: Sequence[Any], results: Sequence[Any] | None = None) -> list[Job | Exception]:
+        _completing(jobs)
+        return _completed(jobs, super().complete_many(jobs, results))
+
+    def complete_and_claim(
+        self, jobs: Sequence[Any], results: Sequence[Any] | None, count: int, **claim: Any
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        _completing(jobs)
+        outcomes, taken = super().complete_and_claim(jobs, results, count, **claim)
+        return _completed(jobs, outcomes), taken
+
+
+def _completing(jobs: Sequence[Any]) -> None:
+    path = os.environ[LEDGER_ENV]
+    for job in jobs:
+        ledger.append(path, "completing", job.id, job.attempt)
+
+
+def _completed(jobs: Sequence[Any], outcomes: list[Job | Exception]) -> list[Job | Exception]:
+    path = os.environ[LEDGER_ENV]
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if isinstance(outcome, Job):
+            ledger.append(path, "completed", outcome.id, job.attempt)
+    return outcomes
 
 
 def record_run(data: Any, job: Job) -> dict[str, int]:
