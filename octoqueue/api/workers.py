@@ -608,13 +608,7 @@ async def complete_jobs(
 
 def _complete_many(runtime: Runtime, name: str, items: list[CompleteItem]) -> BatchResponse:
     _config(runtime, name)
-    outcomes: list[Job | Exception | None] = [None] * len(items)
-    held: list[tuple[int, Job]] = []
-    for i, item in enumerate(items):
-        try:
-            held.append((i, _held(runtime, name, item.id, item.attempt)))
-        except (HTTPException, OctoqueueError) as exc:
-            outcomes[i] = exc
+    outcomes, held = _held_items(runtime, name, items)
     queue = runtime.queue
     if queue.store.batches_transitions:
         moved = queue.complete_many([job for _, job in held], [items[i].result for i, _ in held])
@@ -624,6 +618,20 @@ def _complete_many(runtime: Runtime, name: str, items: list[CompleteItem]) -> Ba
         outcomes[i] = outcome
     runtime.metrics.completions.labels(name).inc(sum(isinstance(o, Job) for o in outcomes))
     return _batch_response(runtime, name, items, outcomes)
+
+
+def _held_items(
+    runtime: Runtime, name: str, items: Sequence[CompleteItem | HeartbeatItem]
+) -> tuple[list[Job | Exception | None], list[tuple[int, Job]]]:
+    """Each item's job as its holder names it (by place), and the refusal for each item that is not held."""
+    outcomes: list[Job | Exception | None] = [None] * len(items)
+    held: list[tuple[int, Job]] = []
+    for i, item in enumerate(items):
+        try:
+            held.append((i, _held(runtime, name, item.id, item.attempt)))
+        except (HTTPException, OctoqueueError) as exc:
+            outcomes[i] = exc
+    return outcomes, held
 
 
 @router.post("/queues/{name}/jobs/fail", response_model=BatchResponse, responses=errors(400, 401, 403, 404, 413, 503))
@@ -663,13 +671,7 @@ async def heartbeat_jobs(
 
 def _heartbeat_many(runtime: Runtime, name: str, items: list[HeartbeatItem]) -> BatchResponse:
     config = _config(runtime, name)
-    outcomes: list[Job | Exception | None] = [None] * len(items)
-    held: list[tuple[int, Job]] = []
-    for i, item in enumerate(items):
-        try:
-            held.append((i, _held(runtime, name, item.id, item.attempt)))
-        except (HTTPException, OctoqueueError) as exc:
-            outcomes[i] = exc
+    outcomes, held = _held_items(runtime, name, items)
     renewed = runtime.queue.heartbeat_many([job for _, job in held], float(config.claim_timeout))
     for (i, _), outcome in zip(held, renewed, strict=True):
         outcomes[i] = outcome
