@@ -4,7 +4,8 @@ WAL journal so readers never block the writer; every write takes SQLite's write 
 IMMEDIATE``, or a single statement), so two processes cannot both read a pending job and then both claim it. A claim
 is one ``UPDATE ... RETURNING`` over the runnable index; the usual transition (complete, fail, heartbeat) is one
 conditional ``UPDATE ... RETURNING`` that checks the state and the fencing attempt itself; ``transition_many`` runs
-those in one transaction (so the Worker's batched completions cost one commit). Every write of a process goes through
+those in one transaction (so the Worker's batched completions cost one commit), and ``transition_and_claim`` adds
+the claim to that transaction (a worker's finished jobs and its next ones: one commit). Every write of a process goes through
 one connection in turn, and writes queued meanwhile share a commit (``_sqlite_group_commit``).
 ``synchronous=NORMAL``: a committed job survives a crash of the process; a power cut may lose the last transactions
 (set ``?synchronous=FULL`` in the URL for that too).
@@ -291,6 +292,54 @@ class SQLiteStore(Store):
         exclude_labels: Collection[str] = (),
         exclude_types: Collection[str] = (),
     ) -> list[Job]:
+        statement = self._claim_statement(worker, lease, limit, labels, types, ids, exclude_labels, exclude_types)
+        if statement is None:
+            return []
+        # One statement: the write lock is taken before the pending rows are read, so two claimers never take the
+        # same job.
+        return _claimed(self._writes.statement(*statement, many=True))
+
+    batches_claims = True
+
+    def transition_and_claim(
+        self,
+        moves: Sequence[Move],
+        *,
+        worker: str,
+        lease: float,
+        limit: int = 1,
+        labels: Collection[str] = (),
+        types: Collection[str] | None = None,
+        ids: Collection[int] | None = None,
+        exclude_labels: Collection[str] = (),
+        exclude_types: Collection[str] = (),
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        """The moves as :meth:`transition_many` makes them, then the claim's statement, in one transaction: one
+        commit (one fsync at ``synchronous=FULL``) for a worker's finished jobs and the ones it runs next."""
+        statement = self._claim_statement(worker, lease, limit, labels, types, ids, exclude_labels, exclude_types)
+        if statement is None:
+            return self.transition_many(moves), []
+        apply_all = self._moves_work(moves)
+
+        def both(db: sqlite3.Connection) -> tuple[list[Job | Exception], list[Job]]:
+            moved = apply_all(db)
+            return moved, _claimed(db.execute(*statement).fetchall())
+
+        return self._writes.transaction(both)
+
+    def _claim_statement(
+        self,
+        worker: str,
+        lease: float,
+        limit: int,
+        labels: Collection[str],
+        types: Collection[str] | None,
+        ids: Collection[int] | None,
+        exclude_labels: Collection[str],
+        exclude_types: Collection[str],
+    ) -> tuple[str, list[Any]] | None:
+        """The one ``UPDATE ... RETURNING`` that claims up to ``limit`` jobs, or None when the claim can take none
+        (no type or no id asked for)."""
         now = self.now().timestamp()
         params: list[Any] = [worker, now + lease, now, now]
         wanted = list(dict.fromkeys(labels))
@@ -321,13 +370,13 @@ class SQLiteStore(Store):
         if types is not None:
             types = list(types)
             if not types:
-                return []
+                return None
             where.append(f"jobs.type IN ({','.join('?' * len(types))})")
             params.extend(types)
         if ids is not None:
             ids = [int(i) for i in ids]
             if not ids:
-                return []
+                return None
             where.append(f"jobs.id IN ({','.join('?' * len(ids))})")
             params.extend(ids)
         if exclude_labels:
@@ -342,18 +391,12 @@ class SQLiteStore(Store):
             where.append(f"(jobs.type IS NULL OR jobs.type NOT IN ({','.join('?' * len(unwanted))}))")
             params.extend(unwanted)
         params.append(limit)
-        # One statement: the write lock is taken before the pending rows are read, so two claimers never take the
-        # same job.
-        rows = self._writes.statement(
+        return (
             "UPDATE jobs SET state = 'processing', open = 1, attempt = attempt + 1, worker = ?, "
             f"lease_expires_at = ?, started_at = ?, updated_at = ? WHERE id IN (SELECT {key} FROM {source} WHERE "
             f"{' AND '.join(where)} ORDER BY {order} LIMIT ?) RETURNING {SELECT_LIST}",
             params,
-            many=True,
         )
-        jobs = [row_to_job(r) for r in rows]
-        jobs.sort(key=lambda j: (j.priority, j.id))
-        return jobs
 
     def transition(
         self,
@@ -382,6 +425,11 @@ class SQLiteStore(Store):
         """Every move in one transaction (one commit, so one fsync at ``synchronous=FULL``), each as
         :meth:`transition` does it: its conditional UPDATE, fenced by its attempt, then the read-check-write when
         that matched no row. A move the rules refuse gives its exception; the others still apply."""
+        apply_all = self._moves_work(moves)
+        return self._writes.transaction(apply_all) if moves else []
+
+    def _moves_work(self, moves: Sequence[Move]) -> Callable[[sqlite3.Connection], list[Job | Exception]]:
+        """What :meth:`transition_many` runs in its transaction (the moves checked first)."""
         moves = list(moves)
         for move in moves:
             check_changes(move.changes)
@@ -400,7 +448,7 @@ class SQLiteStore(Store):
                     outcomes.append(exc)
             return outcomes
 
-        return self._writes.transaction(apply_all) if moves else []
+        return apply_all
 
     def _read_check_write(self, db: sqlite3.Connection, move: Move) -> Job:
         """``move`` by the shared rules (``apply_transition``) on the row as read, inside a write transaction."""
@@ -534,3 +582,10 @@ class SQLiteStore(Store):
             return value
 
         return self._writes.transaction(write)
+
+
+def _claimed(rows: list[tuple[Any, ...]]) -> list[Job]:
+    """The jobs a claim's statement returned, in claim order (highest priority, then oldest, first)."""
+    jobs = [row_to_job(r) for r in rows]
+    jobs.sort(key=lambda j: (j.priority, j.id))
+    return jobs
