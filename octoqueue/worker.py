@@ -14,13 +14,14 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -40,6 +41,7 @@ from octoqueue.job import Job
 from octoqueue.queue import Queue
 from octoqueue.registry import REGISTER_EVERY, register, unregister
 from octoqueue.states import JobState
+from octoqueue.stores.base import Store
 
 log = logging.getLogger("octoqueue.worker")
 
@@ -47,6 +49,12 @@ log = logging.getLogger("octoqueue.worker")
 UNHANDLED_SAMPLE = 100
 #: How often (seconds) a worker settles jobs left waiting for parents that finished (Queue.settle_waiting).
 SETTLE_INTERVAL = 60.0
+
+#: How many jobs a Worker's thread takes at once by default where the store completes and claims in one round trip
+#: (see :class:`Worker`'s ``prefetch`` and docs/benchmarks.md for the figures that chose it).
+DEFAULT_PREFETCH = 16
+#: Seconds the results of a thread's finished jobs may wait for the rest of its batch before they are completed.
+RESULTS_WAIT = 0.1
 
 OnFailure = Literal["retry", "fail"]
 
@@ -154,17 +162,17 @@ def parse_type_limits(items: Collection[str]) -> dict[str, int]:
 
 class _JobThreads:
     """Up to ``size`` threads running the calls handed to :meth:`submit`, in order. A ThreadPoolExecutor without
-    its futures (nothing waits on one: :meth:`Worker._process` records every outcome itself), which keeps a job's
+    its futures (nothing waits on one: :meth:`Worker._run_from` records every outcome itself), which keeps a batch's
     hand-off to a thread down to one queue put."""
 
     def __init__(self, size: int, name: str) -> None:
         self._size = size
         self._name = name
-        self._tasks: SimpleQueue[tuple[Callable[[Job], None], Job] | None] = SimpleQueue()
+        self._tasks: SimpleQueue[tuple[Callable[[list[Job]], None], list[Job]] | None] = SimpleQueue()
         self._threads: list[threading.Thread] = []
 
-    def submit(self, fn: Callable[[Job], None], job: Job) -> None:
-        self._tasks.put((fn, job))
+    def submit(self, fn: Callable[[list[Job]], None], jobs: list[Job]) -> None:
+        self._tasks.put((fn, jobs))
         if len(self._threads) < self._size:
             thread = threading.Thread(target=self._loop, name=f"{self._name}_{len(self._threads)}")
             self._threads.append(thread)
@@ -175,11 +183,11 @@ class _JobThreads:
             task = self._tasks.get()
             if task is None:
                 return
-            fn, job = task
+            fn, jobs = task
             try:
-                fn(job)
-            except BaseException:  # pragma: no cover - _process records every outcome itself
-                log.exception("job %d: unexpected error in its thread", job.id)
+                fn(jobs)
+            except BaseException:  # pragma: no cover - _run_from records every outcome itself
+                log.exception("jobs %s: unexpected error in their thread", ", ".join(str(j.id) for j in jobs))
 
     def shutdown(self, *, wait: bool) -> None:
         """Drop calls not started yet, let the threads end after their current call; ``wait`` for them."""
@@ -200,11 +208,11 @@ class _Completions:
     finish together. A thread that finishes while no completion call runs makes one at once (no waiting for
     company) with every job then waiting, its own included; jobs that finish during that call wait for it to end,
     and the first of them makes the next call for all of them. So each thread makes at most one call, each
-    completion stays fenced by its job's attempt, and each thread gets its own outcome.
+    completion stays fenced by its job's attempt, and each thread gets its own outcomes.
 
-    A thread may ask for its next job with its completion (``take_next``): the call then also claims one job per
-    such thread (:meth:`Queue.complete_and_claim`, one round trip on PostgreSQL and Redis), with the worker's
-    ``claim_filters``.
+    A thread hands in the jobs it ran (a batch of them when the worker prefetches) and may ask for its next jobs
+    with them (``take``): the call then also claims that many jobs for it (:meth:`Queue.complete_and_claim`, one
+    round trip on PostgreSQL and Redis, one transaction on SQLite), with the worker's ``claim_filters``.
     """
 
     def __init__(self, queue: Queue, claim_filters: Callable[[], dict[str, Any]]) -> None:
@@ -214,13 +222,15 @@ class _Completions:
         self._waiting: list[_Completion] = []
         self._calling = False
 
-    def complete(self, held: Job, result: Any, *, take_next: bool = False) -> tuple[Job | Exception, Job | None]:
-        """Complete ``held`` with ``result``: the new record or the exception :meth:`Queue.complete` raises, and
-        with ``take_next`` the job this thread runs next (None when none was runnable or the completion failed)."""
-        mine = _Completion(held, result, take_next)
+    def complete(
+        self, held: Sequence[Job], results: Sequence[Any], *, take: int = 0
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        """Complete each of ``held`` with its result: one outcome per job, in order (the new record or the exception
+        :meth:`Queue.complete` raises), and with ``take`` up to that many jobs this thread runs next."""
+        mine = _Completion(list(held), list(results), take)
         with self._changed:
             self._waiting.append(mine)
-            while mine.outcome is None:
+            while mine.outcomes is None:
                 if self._calling:
                     self._changed.wait()
                     continue
@@ -233,44 +243,44 @@ class _Completions:
                     self._changed.acquire()
                     self._calling = False
                     self._changed.notify_all()
-        return mine.outcome, mine.next
+        return mine.outcomes, mine.next
 
     def _complete(self, batch: list[_Completion]) -> None:
         queue = self._queue
-        wanting = [c for c in batch if c.take_next]
+        held = [job for c in batch for job in c.held]
+        results = [result for c in batch for result in c.results]
+        wanted = sum(c.take for c in batch)
         try:
-            if wanting:
-                outcomes, taken = queue.complete_and_claim(
-                    [c.held for c in batch], [c.result for c in batch], len(wanting), **self._claim_filters()
-                )
+            if wanted:
+                outcomes, taken = queue.complete_and_claim(held, results, wanted, **self._claim_filters())
                 self._hand_out(batch, outcomes, taken)
                 return
-            if len(batch) > 1 and queue.store.batches_transitions:
-                for completion, outcome in zip(
-                    batch, queue.complete_many([c.held for c in batch], [c.result for c in batch]), strict=True
-                ):
-                    completion.outcome = outcome
+            if len(held) > 1 and queue.store.batches_transitions:
+                self._hand_out(batch, queue.complete_many(held, results), [])
                 return
         except Exception as exc:  # the whole call failed: every job in it gets the error
             for completion in batch:
-                completion.outcome = exc
+                completion.outcomes = [exc] * len(completion.held)
             return
         # Alone, or a store without a batch verb (GitHub: one request a job anyway): each as Queue.complete does it,
         # patient with a busy store.
         for completion in batch:
-            try:
-                completion.outcome = queue.complete(completion.held, result=completion.result)
-            except Exception as exc:
-                completion.outcome = exc
+            completion.outcomes = [self._complete_one(job, result) for job, result in completion]
+
+    def _complete_one(self, job: Job, result: Any) -> Job | Exception:
+        try:
+            return self._queue.complete(job, result=result)
+        except Exception as exc:
+            return exc
 
     def _hand_out(self, batch: list[_Completion], outcomes: list[Job | Exception], taken: list[Job]) -> None:
-        """Each completion its outcome; each thread that asked and completed its job one of the jobs claimed; a
-        claimed job nobody can take (its thread's completion failed) is released at once."""
+        """Each completion its outcomes; each thread that asked up to its share of the jobs claimed; a claimed job
+        nobody can take is released at once."""
+        given = iter(outcomes)
         spare = iter(taken)
-        for completion, outcome in zip(batch, outcomes, strict=True):
-            completion.outcome = outcome
-            if completion.take_next and isinstance(outcome, Job):
-                completion.next = next(spare, None)
+        for completion in batch:
+            completion.outcomes = [next(given) for _ in completion.held]
+            completion.next = list(itertools.islice(spare, completion.take))
         for job in spare:
             try:
                 self._queue.release(job)
@@ -280,11 +290,14 @@ class _Completions:
 
 @dataclass
 class _Completion:
-    held: Job
-    result: Any
-    take_next: bool = False
-    outcome: Job | Exception | None = None
-    next: Job | None = None
+    held: list[Job]
+    results: list[Any]
+    take: int = 0
+    outcomes: list[Job | Exception] | None = None
+    next: list[Job] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[tuple[Job, Any]]:
+        return iter(zip(self.held, self.results, strict=True))
 
 
 class _HasLease(Protocol):
@@ -444,17 +457,24 @@ class Worker(WorkerBase[Queue, Handler]):
 
     ``handler``: one callable for every job (called as ``fn(data)`` or ``fn(data, job)``), a
     :class:`CommandHandler`, or None when handlers are registered per job type with :meth:`handler`.
-    ``concurrency``: jobs run at once (threads); jobs that finish together are completed in one
-    :meth:`Queue.complete_many` call, each still fenced by its attempt; on a store that claims with its transitions
-    in one round trip (``Store.batches_claims``: PostgreSQL, Redis) a thread that completed a job takes its next
-    one in that same call (not with ``max_jobs``). Elsewhere a job's slot frees when its handler returns, so the next
-    claim is made while that job's completion is written (at most ``2 * concurrency`` jobs are held, the others only
-    for the moment their outcome takes to record). ``lease``: seconds a claim holds a job;
-    renewed every ``lease / 3`` while the handler runs. ``timeout``: seconds a handler may run (a job's own
-    ``timeout`` wins); with a timeout, Python handlers run in a child process so they can really be stopped.
-    ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
+    ``concurrency``: jobs run at once (threads). ``prefetch``: how many jobs a thread takes at once; it runs them
+    in turn and completes them together (each still fenced by its attempt), and — on a store that claims with its
+    transitions in one round trip or transaction (``Store.batches_claims``: SQLite, PostgreSQL, Redis) — takes its
+    next ones in that same call, without going through the claiming loop (not with ``max_jobs`` or
+    ``concurrency_per_type``: there the loop claims, with the limits of that moment). Default:
+    :data:`DEFAULT_PREFETCH` on such a store, 1 elsewhere (GitHub, S3). A job taken but not started yet holds its
+    lease (renewed with the others), counts against ``concurrency_per_type``, and is given back unrun (pending,
+    the attempt not counted) when the worker stops, when its lease is lost, or when the queue or one of its labels
+    is paused before it starts. The cost of a large ``prefetch``: a job waits behind the ones taken before it in its
+    thread (head-of-line blocking), so keep it at 1 for long jobs. Results wait for the batch to end at most
+    :data:`RESULTS_WAIT` seconds; those of jobs that finish together in several threads share a call too.
+    Without take-along claims a thread's slot frees when its last handler returns, so the next claim is made while
+    the outcomes are written (at most ``2 * concurrency * prefetch`` jobs are held). ``lease``: seconds a claim
+    holds a job; renewed every ``lease / 3`` while the job is in hand. ``timeout``: seconds a handler may run (a
+    job's own ``timeout`` wins); with a timeout, Python handlers run in a child process so they can really be
+    stopped. ``on_failure``: ``retry`` (retry with backoff while attempts remain) or ``fail`` (fail at once; a
     :class:`RetryableError` still retries). ``labels``/``ids``: only jobs carrying these labels / with these ids.
-    ``concurrency_per_type``: at most this many jobs of a type running at once in this worker (``{"email": 2}``);
+    ``concurrency_per_type``: at most this many jobs of a type in hand at once in this worker (``{"email": 2}``);
     while a type is at its limit, claims skip its jobs and the other types keep flowing.
     ``on_report``: called with each job taken and its :class:`JobReport` once it is finished (e.g. to count it in
     metrics); it must be quick and must not raise. ``register_every``: seconds between rewrites of the worker's record
@@ -462,13 +482,27 @@ class Worker(WorkerBase[Queue, Handler]):
     each, and one more to remove it at a clean stop); runs with ``once`` or ``ids`` do not register.
     """
 
+    def __init__(
+        self,
+        queue: Queue,
+        handler: Handler | CommandHandler | None = None,
+        *,
+        prefetch: int | None = None,
+        **options: Any,
+    ) -> None:
+        if prefetch is not None and (not isinstance(prefetch, int) or isinstance(prefetch, bool) or prefetch < 1):
+            raise ConfigurationError(f"prefetch must be a whole number of at least 1, not {prefetch!r}")
+        #: Jobs a thread takes at once (see the class's docstring).
+        self.prefetch = default_prefetch(queue.store) if prefetch is None else prefetch
+        super().__init__(queue, handler, **options)
+
     def _setup(self) -> None:
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._finished = threading.Event()
-        self._inflight: dict[int, Job] = {}  # claimed and not yet recorded as finished
-        # Handlers running: a job's slot frees when its handler returns, so the next claim is made while its
-        # outcome is written (on SQLite the two share a commit: one fsync at synchronous=FULL).
+        self._inflight: dict[int, Job] = {}  # claimed and not yet recorded as finished (started or not)
+        # Threads busy with a batch of jobs. Without take-along claims a thread's slot frees when its last handler
+        # returns, so the next claim is made while the outcomes are written (on SQLite the two share a commit).
         self._running = 0
         self._freed = 0  # slots freed and jobs finished so far: the claiming loop sleeps only if none since its claim
         self._lost: set[int] = set()
@@ -510,7 +544,7 @@ class Worker(WorkerBase[Queue, Handler]):
         self._abort.clear()
         self._finished.clear()
         taken = 0
-        # Threads take their next job with their completion where that is one round trip; not when counting jobs.
+        # Threads take their next jobs with their completions where that is one round trip; not when counting jobs.
         # With per-type limits each claim needs the limits of that moment: the claiming loop makes them all.
         self._take_next = max_jobs is None and self.queue.store.batches_claims and not self.type_limits
         next_recover = 0.0
@@ -540,7 +574,9 @@ class Worker(WorkerBase[Queue, Handler]):
                     freed = self._freed
                 if self._stop.is_set():
                     break
-                want = min(free if max_jobs is None else min(free, max_jobs - taken), room)
+                want = min(free * self.prefetch, room)
+                if max_jobs is not None:
+                    want = min(want, max_jobs - taken)
                 jobs = self._claim(want, wait=0 if once else self.poll_interval, exclude_types=full_types)
                 if not jobs:
                     if once and not busy:
@@ -552,12 +588,13 @@ class Worker(WorkerBase[Queue, Handler]):
                             if self._freed == freed:
                                 self._slots.wait(self.poll_interval)
                     continue
-                for job in jobs:
-                    taken += 1
+                for share in shares(jobs, free):
+                    taken += len(share)
                     with self._lock:
-                        self._inflight[job.id] = job
+                        for job in share:
+                            self._inflight[job.id] = job
                         self._running += 1
-                    pool.submit(self._run_from, job)
+                    pool.submit(self._run_from, share)
         finally:
             self._shutdown(pool)
             beat.join(timeout=1)
@@ -710,92 +747,178 @@ class Worker(WorkerBase[Queue, Handler]):
     def _heartbeat_once(self) -> None:
         with self._lock:
             jobs = [j for j in self._inflight.values() if j.id not in self._lost]
-        for job in jobs:
+        outcomes: list[Job | Exception]
+        if len(jobs) > 1 and self.queue.store.batches_transitions:  # a thread's prefetched jobs: one round trip
             try:
-                renewed = self.queue.heartbeat(job, self.lease)
-            except (LeaseLost, StateConflict) as exc:
-                log.warning("job %d: lease lost (%s); stopping its handler", job.id, exc)
+                outcomes = self.queue.heartbeat_many(jobs, self.lease)
+            except OctoqueueError as exc:
+                outcomes = [exc] * len(jobs)
+        else:
+            outcomes = [self._heartbeat(job) for job in jobs]
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, LeaseLost | StateConflict):
+                log.warning("job %d: lease lost (%s); stopping its handler", job.id, outcome)
                 with self._lock:
                     self._lost.add(job.id)
                 self._kill(job.id)
-                continue
-            except OctoqueueError as exc:
-                log.warning("job %d: heartbeat failed, will retry: %s", job.id, exc)
-                continue
-            with self._lock:
-                if job.id in self._inflight:
-                    self._inflight[job.id] = renewed
+            elif isinstance(outcome, Exception):
+                log.warning("job %d: heartbeat failed, will retry: %s", job.id, outcome)
+            else:
+                with self._lock:
+                    if job.id in self._inflight:
+                        self._inflight[job.id] = outcome
 
-    # -- one job -----------------------------------------------------------------------------------------------
-    def _run_from(self, job: Job) -> None:
-        """Run ``job`` in this thread, then each job its completion brought (see :class:`_Completions`)."""
-        chained: Job | None = job
-        while chained is not None:
-            if self._stop.is_set() and chained is not job:
-                self._give_back(chained)
-                return
-            chained = self._process(chained)
-
-    def _give_back(self, job: Job) -> None:
-        """Release a job taken but not started (the worker is stopping)."""
+    def _heartbeat(self, job: Job) -> Job | Exception:
         try:
-            self.queue.release(job)
-            self.stats.released += 1
+            return self.queue.heartbeat(job, self.lease)
         except OctoqueueError as exc:
-            log.warning("job %d could not be released (%s); its lease will expire", job.id, exc)
-        with self._slots:
-            self._inflight.pop(job.id, None)
-            self._running -= 1
-            self._freed += 1
-            self._slots.notify_all()
+            return exc
 
-    def _process(self, job: Job) -> Job | None:
-        """Run one job and record its outcome; the next job for this thread, when its completion brought one."""
-        chained: Job | None = None
+    # -- the jobs in a thread's hand ---------------------------------------------------------------------------
+    def _run_from(self, jobs: list[Job]) -> None:
+        """Run ``jobs`` (this thread's share of a claim) in this thread, then each batch their completion brought
+        (see :class:`_Completions`)."""
+        batch, from_loop = jobs, True
+        while batch:
+            batch = self._run_batch(batch, from_loop=from_loop)
+            from_loop = False
+
+    def _run_batch(self, batch: list[Job], *, from_loop: bool) -> list[Job]:
+        """Run the jobs of ``batch`` in turn and complete them together; return the jobs that completion brought
+        (the thread keeps its slot for them), or [] (the slot is freed). A job not started when the worker stops
+        or its queue or label is paused is given back (the first of a batch the claiming loop just claimed runs)."""
+        ran: list[_Ran] = []
+        for index, job in enumerate(batch):
+            if (index or not from_loop) and self._must_give_back(job):
+                self._give_back(batch[index:])
+                break
+            if ran and time.monotonic() - ran[0].ended >= RESULTS_WAIT:
+                self._complete(ran, take=0)  # a slow job after quick ones: their results are not kept waiting
+                ran = []
+            done = self._start(job)
+            if done is not None:
+                ran.append(done)
+        if not self._take_next:
+            self._free_slot()  # the claiming loop may take the next jobs while these outcomes are written
+        take = self.prefetch if self._take_next and not self._stop.is_set() else 0
+        following = self._complete(ran, take) if ran or take else []
+        if self._take_next and not following:
+            self._free_slot()
+        return following
+
+    def _must_give_back(self, job: Job) -> bool:
+        """Whether a job taken but not started must go back: the worker is stopping, or the queue or one of the
+        job's labels is paused (as the claim would have seen it now)."""
+        if self._stop.is_set():
+            return True
+        try:
+            return self.queue.pauses.current().stops(job.labels)
+        except OctoqueueError:
+            return False  # the pause state cannot be read: the job was claimed, it runs
+
+    def _give_back(self, jobs: list[Job]) -> None:
+        """Release jobs taken but not started (the worker is stopping, or they are paused)."""
+        for job in jobs:
+            with self._lock:
+                gone = job.id in self._lost  # released by _shutdown already, or its lease was lost
+            if not gone:
+                try:
+                    self.queue.release(job)
+                    with self._lock:
+                        self.stats.released += 1
+                except OctoqueueError as exc:
+                    log.warning("job %d could not be released (%s); its lease will expire", job.id, exc)
+            self._drop(job)
+
+    def _start(self, job: Job) -> _Ran | None:
+        """Run ``job``'s handler: what it returned, to complete; None when the job failed (recorded here) or was
+        no longer this worker's to run (its lease lost, or released at shutdown)."""
+        with self._lock:
+            gone = job.id in self._lost
+        if gone:
+            self._drop(job)
+            return None
         started = time.monotonic()
         report = JobReport(id=job.id, title=job.title, status="processing", attempt=job.attempt, seconds=0.0)
         try:
+            result = self._execute(job)
+        except Exception as exc:
+            report.seconds = time.monotonic() - started
             try:
-                try:
-                    result = self._execute(job)
-                finally:
-                    report.seconds = time.monotonic() - started
-                    if not self._take_next:  # a thread that takes its next job with its completion keeps its slot
-                        self._free_slot()
-            except Exception as exc:
                 error, retry, delay = failure(exc, self.on_failure)
                 self._finish_failed(job, report, error, retry=retry, delay=delay)
-            else:
-                chained = self._finish_completed(job, report, result)
-        except Exception as exc:
-            unrecorded(job, report, exc)
-        finally:
-            with self._slots:
-                current = self._inflight.pop(job.id, None)
-                if chained is not None:
-                    self._inflight[chained.id] = chained  # in hand from now on: heartbeats, the same slot
-                elif self._take_next:
-                    self._running -= 1
-                was_lost = job.id in self._lost
-                self._lost.discard(job.id)
-                counted = not was_lost or report.status != "lost"
-                if counted:
-                    self.stats.add(report)
-                self._freed += 1
-                self._slots.notify_all()
-            if current is not None and current.type in self.type_limits:
-                self.queue.wake_claims()  # a claim waiting with this type skipped may now take one
-            del current
+            except Exception as unrecordable:
+                unrecorded(job, report, unrecordable)
+            self._record(job, report)
+            return None
+        ended = time.monotonic()
+        report.seconds = ended - started
+        return _Ran(job, report, result, ended)
+
+    def _complete(self, ran: list[_Ran], take: int) -> list[Job]:
+        """Complete the jobs that ran, each fenced by its attempt, and record them; with ``take``, claim up to that
+        many jobs in the same call and return them (in hand from then on)."""
+        kept: list[_Ran] = []
+        held: list[Job] = []
+        for each in ran:
+            try:
+                held.append(self._current(each.job))
+            except LeaseLost as exc:
+                unrecorded(each.job, each.report, exc)
+                self._record(each.job, each.report)
+                continue
+            kept.append(each)
+        outcomes, following = self._completions.complete(held, [each.result for each in kept], take=take)
+        if following:
+            with self._lock:
+                for job in following:
+                    self._inflight[job.id] = job  # in hand from now on: heartbeats, this thread's slot
+        for each, outcome in zip(kept, outcomes, strict=True):
+            try:
+                if isinstance(outcome, JobTooLarge):
+                    error = f"the result could not be stored: {outcome}"
+                    self._finish_failed(each.job, each.report, error, retry=False)
+                elif isinstance(outcome, Exception):
+                    raise outcome
+                else:
+                    completed(each.job, each.report, outcome, each.result, secret=self._secret)
+            except Exception as exc:
+                unrecorded(each.job, each.report, exc)
+            self._record(each.job, each.report)
+        return following
+
+    def _record(self, job: Job, report: JobReport) -> None:
+        """``job`` is done with: out of hand, counted and reported (unless this worker gave it up meanwhile)."""
+        with self._slots:
+            current = self._inflight.pop(job.id, None)
+            was_lost = job.id in self._lost
+            self._lost.discard(job.id)
+            counted = not was_lost or report.status != "lost"
             if counted:
-                self._report(job, report)
-        return chained
+                self.stats.add(report)
+            self._freed += 1
+            self._slots.notify_all()
+        if current is not None and current.type in self.type_limits:
+            self.queue.wake_claims()  # a claim waiting with this type skipped may now take one
+        if counted:
+            self._report(job, report)
+
+    def _drop(self, job: Job) -> None:
+        """``job`` leaves this worker's hand unrun (given back, or no longer its own)."""
+        with self._slots:
+            current = self._inflight.pop(job.id, None)
+            self._lost.discard(job.id)
+            self._freed += 1
+            self._slots.notify_all()
+        if current is not None and current.type in self.type_limits:
+            self.queue.wake_claims()
 
     def _tally(self, report: JobReport) -> None:
         with self._slots:  # the job threads count theirs under it too
             self.stats.add(report)
 
     def _free_slot(self) -> None:
-        """The handler returned: the claiming loop may take the next job while this one's outcome is written."""
+        """This thread is done with its batch's handlers: the claiming loop may give it (or another) more jobs."""
         with self._slots:
             self._running -= 1
             self._freed += 1
@@ -816,23 +939,40 @@ class Worker(WorkerBase[Queue, Handler]):
             return self._children.run(fn, job, timeout)
         return fn(*self._arguments(fn, job))
 
-    def _finish_completed(self, job: Job, report: JobReport, result: Any) -> Job | None:
-        held = self._current(job)
-        take_next = self._take_next and not self._stop.is_set()
-        done, chained = self._completions.complete(held, result, take_next=take_next)
-        if isinstance(done, JobTooLarge):
-            self._finish_failed(job, report, f"the result could not be stored: {done}", retry=False)
-            return None
-        if isinstance(done, Exception):
-            raise done
-        completed(job, report, done, result, secret=self._secret)
-        return chained
-
     def _finish_failed(
         self, job: Job, report: JobReport, error: str, *, retry: bool, delay: float | None = None
     ) -> None:
         held = self._current(job)
         failed(job, report, self.queue.fail(held, error=error, retry=retry, delay=delay), error, secret=self._secret)
+
+
+@dataclass(slots=True)
+class _Ran:
+    """A job whose handler returned, waiting for its completion."""
+
+    job: Job
+    report: JobReport
+    result: Any
+    ended: float  # time.monotonic() when its handler returned
+
+
+def default_prefetch(store: Store) -> int:
+    """How many jobs a Worker's thread takes at once unless told: :data:`DEFAULT_PREFETCH` on a store that completes
+    and claims in one round trip or transaction (``batches_claims``), else 1 (each claim a call of its own)."""
+    return DEFAULT_PREFETCH if store.batches_claims else 1
+
+
+def shares(jobs: list[Job], threads: int) -> list[list[Job]]:
+    """``jobs`` split in order among at most ``threads`` threads, as evenly as can be."""
+    count = max(1, min(threads, len(jobs)))
+    size, extra = divmod(len(jobs), count)
+    out: list[list[Job]] = []
+    start = 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        out.append(jobs[start:end])
+        start = end
+    return [share for share in out if share]
 
 
 def failure(exc: Exception, on_failure: OnFailure) -> tuple[str, bool, float | None]:

@@ -304,6 +304,8 @@ def _count_completions(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> tuple
     monkeypatch.setattr(store, "transition", one)
     monkeypatch.setattr(store, "transition_many", many)
     monkeypatch.setattr(store, "batches_transitions", True)  # as a store with a native batch verb says
+    # ... that does not claim with its transitions (threads then hand their next claim to the claiming loop)
+    monkeypatch.setattr(store, "batches_claims", False)
     return sizes, outcomes
 
 
@@ -417,7 +419,7 @@ def test_a_thread_takes_its_next_job_with_its_completion(queue: Queue, monkeypat
     ids = [queue.enqueue({"n": i}) for i in range(6)]
     calls = _count_claims(queue, monkeypatch)
     seen: list[int] = []
-    worker = Worker(queue, lambda data: seen.append(data["n"]) or data["n"], concurrency=1)
+    worker = Worker(queue, lambda data: seen.append(data["n"]) or data["n"], concurrency=1, prefetch=1)
     run_once(worker)
     assert sorted(seen) == list(range(6)) and worker.stats.completed == 6
     assert [queue.get(i).result for i in ids] == list(range(6))
