@@ -138,6 +138,18 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def worker_line(summary: dict[str, dict[str, Any]], workers: int) -> str:
+    """What octoqueue's rows drained with: the Worker's threads and how many jobs each takes at once."""
+    prefetch = sorted({s["settings"]["prefetch"] for s in summary.values() if "prefetch" in s["settings"]})
+    if not prefetch:
+        return ""
+    return (
+        f"octoqueue drains with Worker(concurrency={workers}) at its default prefetch={'/'.join(map(str, prefetch))}: "
+        "a thread takes that many jobs at once, runs them in turn and completes them together with taking its next "
+        "ones in one call (each job its own lease and fencing attempt)"
+    )
+
+
 def environment() -> dict[str, Any]:
     import octoqueue
 
@@ -192,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name} ({label}) vs the faster peer (medians): enqueue {s['enqueue_vs_peer']:.2f}x "
                 f"({s['enqueue_peer']}), drain {s['drain_vs_peer']:.2f}x ({s['drain_peer']})"
             )
+    print(worker_line(summary, args.workers))
     print(f"load average at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
     cpu = None
     if any(name.startswith("octoqueue") for name in sqlite_systems):
@@ -271,6 +284,7 @@ def redis_report(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
                 f"{name} vs the faster peer (medians): enqueue {s['enqueue_vs_peer']:.2f}x ({s['enqueue_peer']}), "
                 f"drain {s['drain_vs_peer']:.2f}x ({s['drain_peer']})"
             )
+    print(worker_line(summary, args.workers))
     payload = {
         "jobs": args.jobs,
         "workers": args.workers,

@@ -12,8 +12,8 @@ Each system gets a fresh schema of the benchmark server (``OCTOQUEUE_BENCH_POSTG
    ``batch`` jobs and claiming the next ``batch`` in one transaction (``complete_and_claim``), every job
    leased and fenced. procrastinate: its worker, ``concurrency=workers``. PGQueuer: ``workers`` queue managers
    in drain mode, ``batch_size=batch``, on asyncpg. Jobs of phase 1 are drained untimed first (octoqueue: by its
-   ``Worker``
-   class with per-job completions, timed and reported as a separate line).
+   ``Worker`` class at its default ``prefetch`` — each thread takes that many jobs at once and completes them
+   together with taking its next ones in one transaction — timed and reported as a separate line).
 
 Afterwards every job number must have been seen exactly once. Durability: the server's ``synchronous_commit``
 (``on``, checked and reported) for all three; no system changes it.
@@ -48,7 +48,8 @@ class PgResult:
     missing: int
     duplicates: int
     drain_note: str = ""
-    worker_class_drain: float | None = None  # octoqueue's Worker, per-job completions (jobs/s)
+    worker_class_drain: float | None = None  # octoqueue's Worker, at its default prefetch (jobs/s)
+    worker_prefetch: int | None = None  # that prefetch
 
     @property
     def exactly_once(self) -> bool:
@@ -106,9 +107,10 @@ def run_octoqueue(jobs: int, workers: int, batch: int) -> PgResult:
                 queue.enqueue({"n": n}, "job")
             single = jobs / (time.perf_counter() - started)
 
-            # The single-enqueued jobs, drained by the Worker class (per-job completions), timed apart.
+            # The single-enqueued jobs, drained by the Worker class (its default prefetch), timed apart.
             ran: list[int] = []
             worker = Worker(queue, lambda data: ran.append(data["n"]), concurrency=workers, poll_interval=0.05)
+            prefetch = worker.prefetch
             started = time.perf_counter()
             worker.run(once=True, install_signal_handlers=False)
             worker_rate = jobs / (time.perf_counter() - started)
@@ -155,6 +157,7 @@ def run_octoqueue(jobs: int, workers: int, batch: int) -> PgResult:
         duplicates,
         f"{workers} threads: complete_and_claim({batch}), a transaction a batch",
         worker_rate,
+        prefetch,
     )
 
 
@@ -305,6 +308,7 @@ def _median(results: list[PgResult]) -> PgResult:
         sum(r.duplicates for r in results),
         first.drain_note,
         mid(worker) if worker else None,
+        first.worker_prefetch,
     )
 
 
@@ -341,7 +345,10 @@ def report(
             f"{'yes' if r.exactly_once else 'NO':<12}  {r.drain_note}"
         )
         if r.worker_class_drain is not None:
-            print(f"{'':<14} {'':>15} {'':>14} {r.worker_class_drain:>13,.0f}  {'':<12}  Worker class, per-job acks")
+            print(
+                f"{'':<14} {'':>15} {'':>14} {r.worker_class_drain:>13,.0f}  {'':<12}  "
+                f"Worker class, {workers} threads, prefetch {r.worker_prefetch}"
+            )
     for name, why in skipped.items():
         print(f"{name:<14} skipped ({why})")
     payload = {

@@ -83,6 +83,7 @@ def run_octoqueue_redis(
                 queue.enqueue({"n": i})
         t1 = time.perf_counter()
         worker = Worker(queue, lambda data: tally.hit(data["n"]), concurrency=workers)
+        prefetch = worker.prefetch  # the store's default (octoqueue.worker.default_prefetch)
         t2 = time.perf_counter()
         worker.run(once=True, install_signal_handlers=False)
         t3 = time.perf_counter()
@@ -94,7 +95,8 @@ def run_octoqueue_redis(
         queue.close()
         _drop(url, "{" + prefix + "}:*")
     name = "octoqueue-redis-batch" if batch else "octoqueue-redis"
-    return _result(name, "threads", jobs, workers, (t0, t1, t2, t3), tally, ok, detail, durability(url))
+    settings = {**durability(url), "prefetch": prefetch}
+    return _result(name, "threads", jobs, workers, (t0, t1, t2, t3), tally, ok, detail, settings)
 
 
 def run_octoqueue_redis_batch(jobs: int, workers: int, **options: Any) -> RunResult:

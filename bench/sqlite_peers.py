@@ -14,9 +14,11 @@ exactly once by the handler, and asks the database itself that every job is fini
 
 Process model (the same for all three): **one process, ``workers`` worker threads** — GigQ's
 ``Worker(concurrency=W)`` runs W claiming threads, Huey's consumer runs W worker threads
-(``worker_type="thread"``, its default), octoqueue's ``Worker(concurrency=W)`` runs W job threads fed by one
-claiming loop. ``octoqueue-procs`` adds octoqueue with W worker *processes* on the same file, each running
-``Worker(...).run(once=True)``.
+(``worker_type="thread"``, its default), octoqueue's ``Worker(concurrency=W)`` runs W job threads with its default
+``prefetch`` (16 on SQLite, recorded as ``prefetch`` in each round's settings and printed under the table): a
+thread takes up to 16 jobs at once, runs them in turn and completes them together with taking its next ones, in one
+transaction; each job keeps its own lease and fencing attempt. ``octoqueue-procs`` adds octoqueue with W worker
+*processes* on the same file, each running ``Worker(...).run(once=True)``.
 
 Durability: each system keeps its own defaults (see :func:`pragmas` and ``docs/benchmarks.md``).
 """
@@ -202,6 +204,7 @@ def run_octoqueue(
                 tally.hit(data["n"])
 
             worker = Worker(queue, noop, concurrency=workers)
+            settings["prefetch"] = worker.prefetch  # the store's default (octoqueue.worker.default_prefetch)
             t2 = time.perf_counter()
             worker.run(once=True, install_signal_handlers=False)
             t3 = time.perf_counter()
@@ -240,6 +243,7 @@ def run_octoqueue_procs(
     same file. The processes are started and have opened the store before the clock starts."""
     from octoqueue.queue import Queue
     from octoqueue.stores.sqlite import SQLiteStore
+    from octoqueue.worker import default_prefetch
 
     ctx = multiprocessing.get_context("spawn")
     with _workdir(base_dir) as folder:
@@ -248,6 +252,7 @@ def run_octoqueue_procs(
         queue = Queue(SQLiteStore(path, synchronous=synchronous))
         try:
             settings, t0, t1 = _enqueue_timed(queue, jobs)
+            settings["prefetch"] = default_prefetch(queue.store)  # what each process's Worker takes by default
         finally:
             queue.close()
         barrier = ctx.Barrier(workers + 1)

@@ -5,8 +5,8 @@ IMMEDIATE``, or a single statement), so two processes cannot both read a pending
 is one ``UPDATE ... RETURNING`` over the runnable index; the usual transition (complete, fail, heartbeat) is one
 conditional ``UPDATE ... RETURNING`` that checks the state and the fencing attempt itself; ``transition_many`` runs
 those in one transaction (so the Worker's batched completions cost one commit), and ``transition_and_claim`` adds
-the claim to that transaction (a worker's finished jobs and its next ones: one commit). Every write of a process goes through
-one connection in turn, and writes queued meanwhile share a commit (``_sqlite_group_commit``).
+the claim to that transaction (a worker's finished jobs and its next ones: one commit). Every write of a process
+goes through one connection in turn, and writes queued meanwhile share a commit (``_sqlite_group_commit``).
 ``synchronous=NORMAL``: a committed job survives a crash of the process; a power cut may lose the last transactions
 (set ``?synchronous=FULL`` in the URL for that too).
 
