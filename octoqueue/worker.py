@@ -404,15 +404,16 @@ class WorkerBase(Generic[Q, H]):
             "on_rejected": self._rejected,
         }
 
-    def _type_room(self, running: Iterable[Job]) -> tuple[list[str], int]:
+    def _type_room(self, running: Iterable[Job], most: int) -> tuple[list[str], int]:
         """The types at their limit among the ``running`` jobs (claims skip their jobs for now), and how many jobs
-        a claim may take so that no other limited type goes over its limit whatever types it brings."""
+        (``most`` at most) a claim may take so that no other limited type goes over its limit whatever types it
+        brings."""
         if not self.type_limits:
-            return [], self.concurrency
+            return [], most
         counts = Counter(job.type for job in running)
         left = {name: limit - counts[name] for name, limit in self.type_limits.items()}
         full = sorted(name for name, n in left.items() if n <= 0)
-        return full, min((n for n in left.values() if n > 0), default=self.concurrency)
+        return full, min([most, *(n for n in left.values() if n > 0)])
 
     def _rejected(self, job: Job) -> None:
         """A job the claim failed unrun (a body that does not parse, data sealed with a key this worker lacks): a
@@ -570,13 +571,11 @@ class Worker(WorkerBase[Queue, Handler]):
                         self._slots.wait(self.poll_interval)
                     free = self.concurrency - self._running
                     busy = len(self._inflight)
-                    full_types, room = self._type_room(self._inflight.values())
+                    full_types, room = self._type_room(self._inflight.values(), free * self.prefetch)
                     freed = self._freed
                 if self._stop.is_set():
                     break
-                want = min(free * self.prefetch, room)
-                if max_jobs is not None:
-                    want = min(want, max_jobs - taken)
+                want = room if max_jobs is None else min(room, max_jobs - taken)
                 jobs = self._claim(want, wait=0 if once else self.poll_interval, exclude_types=full_types)
                 if not jobs:
                     if once and not busy:
@@ -785,13 +784,18 @@ class Worker(WorkerBase[Queue, Handler]):
 
     def _run_batch(self, batch: list[Job], *, from_loop: bool) -> list[Job]:
         """Run the jobs of ``batch`` in turn and complete them together; return the jobs that completion brought
-        (the thread keeps its slot for them), or [] (the slot is freed). A job not started when the worker stops
-        or its queue or label is paused is given back (the first of a batch the claiming loop just claimed runs)."""
+        (the thread keeps its slot for them), or [] (the slot is freed). The jobs not started when the worker stops
+        are given back, and so is one whose queue or label is paused when its turn comes (the first job of a batch
+        the claiming loop just claimed runs: the claim saw the pauses)."""
         ran: list[_Ran] = []
         for index, job in enumerate(batch):
-            if (index or not from_loop) and self._must_give_back(job):
-                self._give_back(batch[index:])
-                break
+            if index or not from_loop:
+                if self._stop.is_set():
+                    self._give_back(batch[index:])
+                    break
+                if self._paused(job):
+                    self._give_back([job])
+                    continue
             if ran and time.monotonic() - ran[0].ended >= RESULTS_WAIT:
                 self._complete(ran, take=0)  # a slow job after quick ones: their results are not kept waiting
                 ran = []
@@ -806,11 +810,8 @@ class Worker(WorkerBase[Queue, Handler]):
             self._free_slot()
         return following
 
-    def _must_give_back(self, job: Job) -> bool:
-        """Whether a job taken but not started must go back: the worker is stopping, or the queue or one of the
-        job's labels is paused (as the claim would have seen it now)."""
-        if self._stop.is_set():
-            return True
+    def _paused(self, job: Job) -> bool:
+        """Whether the queue or one of ``job``'s labels is paused now (as a claim would see it)."""
         try:
             return self.queue.pauses.current().stops(job.labels)
         except OctoqueueError:

@@ -100,8 +100,8 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
                 if free <= 0:
                     await self._until_one_ends()
                     continue
-                full_types, room = self._type_room(self._held.values())
-                want = min(free if max_jobs is None else min(free, max_jobs - taken), room)
+                full_types, room = self._type_room(self._held.values(), free)
+                want = room if max_jobs is None else min(room, max_jobs - taken)
                 jobs = await self._claim(want, wait=0 if once else self.poll_interval, exclude_types=full_types)
                 if not jobs:
                     if once and not self._tasks:
