@@ -432,7 +432,7 @@ def test_a_job_taken_with_a_completion_while_stopping_is_released(
 ) -> None:
     first, second = queue.enqueue({"n": 1}), queue.enqueue({"n": 2})
     calls = _count_claims(queue, monkeypatch)
-    worker = Worker(queue, lambda data: data["n"], concurrency=1)
+    worker = Worker(queue, lambda data: data["n"], concurrency=1, prefetch=1)
     both = queue.store.transition_and_claim
 
     def stop_meanwhile(moves: Any, **kw: Any) -> Any:

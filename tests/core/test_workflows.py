@@ -75,8 +75,9 @@ class Recorder:
 
 def drain(queue: Queue, recorder: Recorder, clock: ManualClock) -> int:
     """Run 4 workers, each with a queue and store of its own on the queue's SQLite file (as 4 processes would),
-    until nothing is runnable; return how many jobs they completed."""
-    crew = [Worker(open_queue(queue.store.url, clock), recorder, poll_interval=0.01) for _ in range(4)]
+    until nothing is runnable; return how many jobs they completed. Each takes one job at a time (prefetch 1), so
+    that the workers share the DAG's few runnable jobs rather than the first one taking them all."""
+    crew = [Worker(open_queue(queue.store.url, clock), recorder, poll_interval=0.01, prefetch=1) for _ in range(4)]
     for _ in range(60):  # a worker stops when nothing is runnable for it: what others release runs next round
         threads = [
             threading.Thread(target=w.run, kwargs={"once": True, "install_signal_handlers": False}) for w in crew
