@@ -81,6 +81,11 @@ class AsyncQueue:
         return self._queue.encrypted
 
     @property
+    def batches_claims(self) -> bool:
+        """Whether :meth:`complete_and_claim` is one round trip (or transaction) on this queue's store."""
+        return self._queue.store.batches_claims
+
+    @property
     def max_attempts(self) -> int:
         return self._queue.max_attempts
 
@@ -104,6 +109,8 @@ class AsyncQueue:
     recover_expired = _runs(Queue.recover_expired)
     complete = _runs(Queue.complete, finishes=True)
     complete_many = _runs(Queue.complete_many, finishes=True)
+    complete_and_claim = _runs(Queue.complete_and_claim, finishes=True)
+    heartbeat_many = _runs(Queue.heartbeat_many)
     fail = _runs(Queue.fail, finishes=True)
     requeue = _runs(Queue.requeue)
     release = _runs(Queue.release)

@@ -90,6 +90,7 @@ class _OverStore:
         self.wait_poll_interval = store.wait_poll_interval
         self.max_comment_chars = store.max_comment_chars
         self.batches_transitions = store.batches_transitions
+        self.batches_claims = store.batches_claims
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
@@ -120,6 +121,12 @@ class _OverStore:
 
     async def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         return await self._call(self.store.transition_many, moves)
+
+    async def transition_and_claim(
+        self, moves: Sequence[Move], **claim: Any
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        """As :meth:`Store.transition_and_claim` (claim options as there)."""
+        return await self._call(self.store.transition_and_claim, moves, **claim)
 
     async def recover_expired(self, *, limit: int = 100) -> list[Job]:
         return await self._call(self.store.recover_expired, limit=limit)
@@ -195,6 +202,8 @@ class AwaitingStore(Store):
         self.wait_poll_interval = inner.wait_poll_interval
         self.max_comment_chars = inner.max_comment_chars
         self.batches_transitions = inner.batches_transitions
+        # An async store that offers transition_and_claim (octoqueue's do) and says it is one round trip.
+        self.batches_claims = bool(getattr(inner, "batches_claims", False)) and hasattr(inner, "transition_and_claim")
 
     def now(self) -> datetime:
         return self._wait(self.inner.now())
@@ -219,6 +228,14 @@ class AwaitingStore(Store):
 
     def transition_many(self, moves: Sequence[Move]) -> list[Job | Exception]:
         return self._wait(self.inner.transition_many(moves))
+
+    def transition_and_claim(  # type: ignore[override]
+        self, moves: Sequence[Move], **claim: Any
+    ) -> tuple[list[Job | Exception], list[Job]]:
+        if not self.batches_claims:
+            return super().transition_and_claim(moves, **claim)
+        both: Any = self.inner.transition_and_claim  # type: ignore[attr-defined]
+        return self._wait(both(moves, **claim))
 
     def recover_expired(self, *, limit: int = 100) -> list[Job]:
         return self._wait(self.inner.recover_expired(limit=limit))

@@ -67,6 +67,7 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._ended: dict[int, str] = {}  # jobs whose task this worker cancelled: "lost" or "released"
         self._to_complete: asyncio.Queue[tuple[Job, Any, asyncio.Future[Job | Exception]]] = asyncio.Queue()
+        self._take_next = False  # completions claim the jobs that take the finished ones' places (run() decides)
 
     # -- running -----------------------------------------------------------------------------------------------
     async def run(
@@ -88,6 +89,10 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
         next_recover = 0.0
         beats = asyncio.create_task(self._heartbeats())
         completer = asyncio.create_task(self._completer()) if self.queue.store.batches_transitions else None
+        # As the Worker: finished jobs' places are taken with their completions where that is one round trip, not
+        # when counting jobs, and not with per-type limits (each claim needs the limits of its moment).
+        self._take_next = completer is not None and self.queue.batches_claims and max_jobs is None
+        self._take_next = self._take_next and not self.type_limits
         # As the Worker: a run for what is runnable now, or for given jobs, is too short to be worth two writes.
         registrar = None if once or self.ids is not None else asyncio.create_task(self._register())
         log.info("async worker %s started on %s", self.name, self.queue.store.url)
@@ -111,8 +116,7 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
                     continue
                 for job in jobs:
                     taken += 1
-                    self._held[job.id] = job
-                    self._tasks[job.id] = asyncio.create_task(self._process(job), name=f"octoqueue-job-{job.id}")
+                    self._begin(job)
         finally:
             await self._shutdown()
             beats.cancel()
@@ -131,6 +135,11 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
     def stop(self) -> None:
         """Stop claiming; jobs in hand finish (or are released after ``shutdown_grace``). Call it on the loop."""
         self._stopping.set()
+
+    def _begin(self, job: Job) -> None:
+        """Take ``job`` in hand and start its task."""
+        self._held[job.id] = job
+        self._tasks[job.id] = asyncio.create_task(self._process(job), name=f"octoqueue-job-{job.id}")
 
     async def _until_one_ends(self) -> None:
         stopping = asyncio.ensure_future(self._stopping.wait())
@@ -274,17 +283,38 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
     async def _completer(self) -> None:
         # As the Worker's completions: a job finishing while no call runs is completed at once, those finishing
         # during a call share the next one. A task of its own, so a job's task cancelled meanwhile cannot stall it.
+        # Where the store completes and claims in one round trip, the call also claims a job for each place the
+        # finished jobs leave, and starts it here: the claiming loop is not involved.
         while True:
             batch = [await self._to_complete.get()]
             while not self._to_complete.empty():
                 batch.append(self._to_complete.get_nowait())
+            held, results = [b[0] for b in batch], [b[1] for b in batch]
+            taken: list[Job] = []
             try:
-                outcomes = await self.queue.complete_many([b[0] for b in batch], [b[1] for b in batch])
+                if self._take_next and not self._stopping.is_set():
+                    outcomes, taken = await self.queue.complete_and_claim(
+                        held, results, len(batch), **self._claim_filters()
+                    )
+                else:
+                    outcomes = await self.queue.complete_many(held, results)
             except Exception as exc:  # the whole call failed: every job in it gets the error
                 outcomes = [exc] * len(batch)
+            for job in taken:  # before the finished jobs' tasks end: a shutdown waiting for them sees these
+                if self._stopping.is_set():  # stopped during the call: the job goes back unrun
+                    await self._give_back(job)
+                else:
+                    self._begin(job)
             for (_, _, outcome), done in zip(batch, outcomes, strict=True):
                 if not outcome.done():
                     outcome.set_result(done)
+
+    async def _give_back(self, job: Job) -> None:
+        try:
+            await self.queue.release(job)
+            self.stats.released += 1
+        except OctoqueueError as exc:
+            log.warning("job %d could not be released (%s); its lease will expire", job.id, exc)
 
     async def _finish_completed(self, job: Job, report: JobReport, result: Any) -> None:
         try:

@@ -4,6 +4,7 @@ lease cancels the job's task, a stop past the grace period releases the jobs in 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from octoqueue.registry import WORKERS_SETTING, live_workers
 from octoqueue.states import JobState
 from octoqueue.testing.clock import ManualClock
 from octoqueue.worker import WorkerStats
+from tests.aio.conftest import ASYNC_STORE_FACTORIES
 
 pytestmark = pytest.mark.anyio
 
@@ -47,13 +49,18 @@ async def test_jobs_run_concurrently_and_each_outcome_is_recorded(astore: AsyncS
             raise RetryableError("not yet", delay=600)
 
         batches: list[int] = []
-        complete_many = queue.complete_many
+        complete_many, complete_and_claim = queue.complete_many, queue.complete_and_claim
 
         async def counted(jobs: Any, results: Any = None) -> Any:
             batches.append(len(jobs))
             return await complete_many(jobs, results)
 
+        async def counted_both(jobs: Any, results: Any, count: int, **filters: Any) -> Any:
+            batches.append(len(jobs))
+            return await complete_and_claim(jobs, results, count, **filters)
+
         queue.complete_many = counted  # type: ignore[method-assign]
+        queue.complete_and_claim = counted_both  # type: ignore[method-assign]
         ids = [j.id for j in await queue.enqueue_many([{"a": i} for i in range(8)], type="add")]
         bad_id = await queue.enqueue({}, type="bad")
         later_id = await queue.enqueue({}, type="later")
@@ -166,3 +173,37 @@ async def test_on_an_encrypted_queue_logs_hide_content_and_a_keyless_claim_count
     async with AsyncQueue(store, encryption_keys=[]) as keyless:
         stats = await AsyncWorker(keyless, echo).run(once=True)
     assert (stats.failed, stats.job_ids, stats.all_succeeded) == (1, [unreadable], False)
+
+
+@pytest.mark.parametrize("kind", ["sqlite-threaded", "postgres-native", "redis-native"])
+async def test_where_the_store_claims_with_its_transitions_finished_jobs_bring_the_next_ones(
+    kind: str, clock: ManualClock, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async with AsyncQueue(ASYNC_STORE_FACTORIES[kind](clock, tmp_path, request)) as queue:
+        assert queue.store.batches_transitions and queue.batches_claims
+        ids = [j.id for j in await queue.enqueue_many([{"n": i} for i in range(12)])]
+        calls = {"claim_batch": 0, "complete_and_claim": 0}
+        claim_batch, complete_and_claim = queue.claim_batch, queue.complete_and_claim
+
+        async def counted_claim(count: int, **kw: Any) -> list[Job]:
+            calls["claim_batch"] += 1
+            return await claim_batch(count, **kw)
+
+        async def counted_both(jobs: Any, results: Any, count: int, **filters: Any) -> Any:
+            calls["complete_and_claim"] += 1
+            return await complete_and_claim(jobs, results, count, **filters)
+
+        queue.claim_batch = counted_claim  # type: ignore[method-assign]
+        queue.complete_and_claim = counted_both  # type: ignore[method-assign]
+        seen: list[int] = []
+
+        async def handler(data: dict[str, int]) -> int:
+            seen.append(data["n"])
+            return data["n"]
+
+        stats = await AsyncWorker(queue, handler, concurrency=2, poll_interval=0.05).run(once=True)
+        assert sorted(seen) == list(range(12)) and stats.completed == 12
+        assert [await queue.result(i) for i in ids] == list(range(12))
+        assert {(await queue.get(i)).attempt for i in ids} == {1}
+        # the loop claimed the first two (and found none at the end); each completion brought the next job
+        assert calls["claim_batch"] <= 3 and calls["complete_and_claim"] >= 6

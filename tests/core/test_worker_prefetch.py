@@ -215,9 +215,7 @@ def test_held_jobs_count_against_a_type_limit(queue: Queue) -> None:
             for name, n in in_hand.items():
                 most_in_hand[name] = max(most_in_hand[name], n)
 
-    worker = Worker(
-        queue, handler, concurrency=2, prefetch=8, concurrency_per_type={"email": 1}, poll_interval=0.01
-    )
+    worker = Worker(queue, handler, concurrency=2, prefetch=8, concurrency_per_type={"email": 1}, poll_interval=0.01)
     worker.run(once=True, install_signal_handlers=False)
     assert worker.stats.completed == 12
     assert most_in_hand["email"] == 1 and most_in_hand["other"] > 1
