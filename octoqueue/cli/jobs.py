@@ -433,6 +433,13 @@ def clear(older_than: float, statuses: tuple[str, ...], as_json: bool, store_url
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Exit after taking this many jobs.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
+    "--prefetch",
+    type=click.IntRange(min=1),
+    help="Jobs each thread takes at once, runs in turn and completes together with taking its next ones "
+    "(default: 16 where the store completes and claims in one call — SQLite, PostgreSQL, Redis — else 1). "
+    "Use 1 for long jobs: a job waits behind those taken before it.",
+)
+@click.option(
     "--limit",
     "type_limits",
     multiple=True,
@@ -511,6 +518,7 @@ def work(
     once: bool,
     max_jobs: int | None,
     concurrency: int,
+    prefetch: int | None,
     type_limits: tuple[str, ...],
     lease: float,
     timeout: float | None,
@@ -546,6 +554,7 @@ def work(
             queue,
             handler,
             concurrency=concurrency,
+            prefetch=prefetch,
             concurrency_per_type=parse_type_limits(type_limits),
             lease=lease,
             timeout=timeout,

@@ -119,6 +119,23 @@ def test_env_twins(db: Path) -> None:
     assert "OCTOQUEUE_STORE" in oq("work", "--help").stdout
 
 
+def test_work_prefetch(db: Path) -> None:
+    from octoqueue.worker import DEFAULT_PREFETCH
+
+    for i in range(5):
+        oq("enqueue", json.dumps({"n": i}), store=db)
+    refused = oq("work", "--handler", "tests.core.handlers_for_tests:double", "--once", "--prefetch", "0", store=db)
+    assert refused.returncode == 1 and "--prefetch" in refused.stderr
+    summary = db.parent / "prefetch.json"
+    worked = oq(
+        "work", "--handler", "tests.core.handlers_for_tests:double", "--once", "--prefetch", "2",
+        "--summary-json", str(summary), store=db,
+    )  # fmt: skip
+    assert worked.returncode == 0, worked.stderr
+    assert json.loads(summary.read_text())["completed"] == 5
+    assert f"default: {DEFAULT_PREFETCH} where" in " ".join(oq("work", "--help").stdout.split())
+
+
 def test_help_and_version() -> None:
     out = oq("--help").stdout
     for command in ("enqueue", "list", "status", "show", "complete", "fail", "requeue", "cancel", "work", "clear"):
