@@ -38,6 +38,7 @@ class Fleet:
         self.records = records
         self.app = app
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.errors: list[str] = []  # each stopped process's last stderr, for a failure's message
 
     def start(self, count: int, *, concurrency: int = 4, lease: float = 3.0) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "RECORD_DIR": str(self.records)}
@@ -83,10 +84,11 @@ class Fleet:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
             try:
-                proc.communicate(timeout=30)
+                _, err = proc.communicate(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.communicate()
+                _, err = proc.communicate()
+            self.errors.append((err or b"").decode(errors="replace")[-3000:])
 
 
 @pytest.fixture
@@ -187,4 +189,5 @@ def test_terminated_connections_lose_nothing(fleet: tuple[PostgresStore, Fleet])
     workers.stop()
     assert_every_job_completed(store, ids)
     assert set(workers.runs()) == set(ids)
-    assert all(proc.returncode in (0, -signal.SIGTERM) for proc in workers.procs), [p.returncode for p in workers.procs]
+    codes = [proc.returncode for proc in workers.procs]
+    assert all(code in (0, -signal.SIGTERM) for code in codes), (codes, workers.errors)
