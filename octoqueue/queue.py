@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.commands import defuse
-from octoqueue.dependencies import WAITING_UNTIL, Dependencies, read_marker
+from octoqueue.dependencies import WAITING_UNTIL, Dependencies, is_waiting, read_marker
 from octoqueue.errors import (
     InvalidJobData,
     InvalidTransition,
@@ -199,7 +199,10 @@ class Queue:
         )
         job = self.store.create(new)
         if parents:
-            known = idempotency_key is not None and read_marker(self.store.comments(job.id)) is not None
+            # A retry with the same key finds the job made (and attached, or refused and cancelled) before.
+            known = idempotency_key is not None and (
+                not is_waiting(job) or read_marker(self.store.comments(job.id)) is not None
+            )
             return job if known else self.dependencies.attach(job, parents, on_parent_failure)
         self._notify(job)
         return job
