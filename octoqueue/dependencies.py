@@ -63,7 +63,8 @@ _LONGEST_ID = 10**15
 OnParentFailure = Literal["fail", "cancel"]
 ON_PARENT_FAILURE: tuple[str, ...] = ("fail", "cancel")
 
-_MARKER = re.compile(r"<!-- octoqueue:depends (\{.*?\}) -->")
+#: The whole comment :func:`waits_comment` writes (another comment of octoqueue's may quote a marker in a job's error).
+_MARKER = re.compile(r"\AWaits for job\(s\) [^\n]*\n\n<!-- octoqueue:depends (\{[^\n<>]*\}) -->\s*\Z")
 _BLAME = re.compile(r"parent job (\d+) (?:failed|was cancelled)")
 _BROKEN = (JobState.FAILED, JobState.CANCELLED)
 
@@ -105,9 +106,10 @@ def setting_chars(edges: Any) -> int:
 
 
 def read_marker(comments: Iterable[Comment]) -> dict[str, Any] | None:
-    """The dependency record of a job from its comments (the first marker), or None when it has none."""
+    """The dependency record of a job from its comments (the first comment that is one: :func:`waits_comment`'s
+    text and marker, nothing else), or None when it has none."""
     for comment in comments:
-        match = _MARKER.search(comment.body)
+        match = _MARKER.match(comment.body)
         if match:
             try:
                 found = json.loads(match.group(1))
@@ -130,9 +132,14 @@ class Dependencies:
         self._pruning = threading.Lock()
 
     # -- reading ----------------------------------------------------------------------------------------------------
+    def record(self, job_id: int) -> dict[str, Any] | None:
+        """The job's dependency record: the first marker in a comment octoqueue wrote (a person's comment with a
+        forged one is ignored, see :mod:`octoqueue.authorship`); None for a job enqueued without ``depends_on``."""
+        return read_marker(self._queue.authorship.own_comments(self._store.comments(job_id)))
+
     def parents(self, job_id: int) -> list[int]:
         """The ids of the jobs ``job_id`` waits (or waited) for; [] for a job enqueued without ``depends_on``."""
-        record = read_marker(self._store.comments(job_id))
+        record = self.record(job_id)
         return [int(p) for p in record["parents"]] if record else []
 
     def dependents(self, job_id: int) -> list[int]:
@@ -252,7 +259,7 @@ class Dependencies:
     def requeued(self, job: Job) -> Job:
         """React to ``job`` being requeued: it waits again for parents that have not completed, and the jobs its
         failure failed (and theirs) come back to wait for it. Returns ``job`` as it is then."""
-        if read_marker(self._store.comments(job.id)) is not None:
+        if self.record(job.id) is not None:
             job = self._settle(self._wait_again(job).id) or job
             if job.state in _BROKEN:
                 return job  # a parent is still failed: the job failed again, naming it
@@ -273,7 +280,7 @@ class Dependencies:
             job = self._store.get(job_id)
             if not is_waiting(job):
                 return None
-            record = read_marker(self._store.comments(job_id)) or {"parents": []}
+            record = self.record(job_id) or {"parents": []}
             parents = [self._existing(int(p)) for p in record["parents"]]
             broken = next((p for p in parents if p is not None and p.state in _BROKEN), None)
             if broken is not None:

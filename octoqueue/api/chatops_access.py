@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from octoqueue.authorship import is_bot, is_own_account
 from octoqueue.errors import OctoqueueError
 from octoqueue.stores import Store
 
@@ -85,7 +86,7 @@ class ChatOpsAccess:
         login = login_of(actor)
         if not login:
             return "the delivery names nobody"
-        if actor.get("type") == "Bot" or login.lower().endswith("[bot]"):
+        if is_bot(login, actor.get("type")):
             return f"@{login} is a bot; bots never run commands"
         if self.people is not None:
             try:
@@ -93,7 +94,7 @@ class ChatOpsAccess:
             except OctoqueueError as exc:  # unknown: it might be octoqueue's own comment, so no
                 log.warning("could not learn the token's own login: %s", exc)
                 return f"octoqueue's own login is unknown for now ({exc}); @{login}'s command is not run"
-            if own is not None and own.lower() == login.lower():
+            if is_own_account(login, own):
                 return f"@{login} is octoqueue's own account; its comments are never commands"
         if login.lower() in self.trusted:
             return None
