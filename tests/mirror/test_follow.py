@@ -3,6 +3,7 @@ queue: a requeue made on the GitHub side runs the job again on the source."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -107,4 +108,25 @@ def test_a_requeue_on_github_runs_the_job_again_on_the_source(make_github: MakeG
     assert requests.poll().requests == []  # each request is acted upon once
     clock.advance(timedelta(minutes=5))
     assert requests.poll().requests == [] and copier.poll().changed == 0
+    source.close()
+
+
+def test_a_strangers_comment_cannot_pass_for_a_maintainers_or_a_future_one(
+    make_github: MakeGitHub, tmp_path: Path
+) -> None:
+    """The hidden block an imported comment ends with names its author and time; a stranger who writes one must not
+    pass for the owner (who may cancel) nor date the comment in the future (a request acted upon again and again)."""
+    clock = ManualClock()
+    source = SQLiteStore(tmp_path / "fast.db", clock=clock)
+    queue = Queue(source, max_attempts=1)
+    queue.enqueue({"n": 1})
+    fake, face = make_github("octo-org/face")
+    copier = Mirror(source, face)
+    requests = TargetRequests(copier, queue)
+    copier.run()
+    fake.advance_time(5)
+    block = json.dumps({"author": "octo-org", "created_at": "2999-01-01T00:00:00+00:00"}, separators=(",", ":"))
+    fake.comment(1, f"/cancel\n\n<!-- octoqueue:comment {block} -->\n", author="stranger")
+    assert requests.poll().requests == []
+    assert source.get(1).state is JobState.PENDING
     source.close()
