@@ -15,10 +15,19 @@ octoqueue reads back from comments — an attempt's history (``octoqueue:attempt
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
+from octoqueue.errors import OctoqueueError
 from octoqueue.job import Comment
+
+log = logging.getLogger(__name__)
+
+#: Seconds a person's permission, as GitHub told it, is believed.
+PERMISSION_TTL = 60.0
 
 
 @runtime_checkable
@@ -62,4 +71,38 @@ class Authorship:
         return [comment for comment in comments if self.wrote(comment)]
 
 
-__all__ = ["Authorship", "KnowsOwnLogin", "is_bot", "is_own_account"]
+class Permissions:
+    """People's permission on a repository as ``ask(login)`` (GitHub) tells it, remembered for ``ttl`` seconds per
+    login: a stranger who comments again and again costs one request a minute, not one per comment and look."""
+
+    def __init__(
+        self, ask: Callable[[str], str], *, ttl: float = PERMISSION_TTL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ask = ask
+        self.ttl = ttl
+        self._clock = clock
+        self._cache: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, login: str) -> str:
+        """``login``'s permission (admin, maintain, write, triage, read, none), or ``unknown`` when GitHub could
+        not be asked (not remembered: the next look asks again)."""
+        key = login.lower()
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        try:
+            level = self._ask(login)
+        except OctoqueueError as exc:
+            log.warning("could not learn @%s's permission: %s", login, exc)
+            return "unknown"
+        with self._lock:
+            self._cache[key] = (now, level)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+        return level
+
+
+__all__ = ["PERMISSION_TTL", "Authorship", "KnowsOwnLogin", "Permissions", "is_bot", "is_own_account"]

@@ -13,7 +13,10 @@ Only target jobs that changed since the mirror last wrote or saw them are examin
 :meth:`Store.recently_changed` (on GitHub a conditional GET, free when nothing changed). A comment counts only when
 it is newer than the source job's last change, so a request acted upon is never acted upon again, after a restart
 neither. On a target that can tell people's permissions (GitHub), comments by people without write access are
-ignored; adding a label or closing an issue needs triage access on GitHub anyway.
+ignored (each person's permission is asked once a minute at most, however many comments they write); adding a
+label or closing an issue needs triage access on GitHub anyway. A comment's author is who posted it: the hidden
+block that names an imported comment's first author counts only from the target's own account
+(:func:`octoqueue.stores.github.posts.comment_of`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 from typing import Literal, Protocol, runtime_checkable
 
+from octoqueue.authorship import Permissions
 from octoqueue.commands import parse_command
 from octoqueue.errors import InvalidTransition, JobNotFound, StateConflict
 from octoqueue.job import Job
@@ -53,6 +57,8 @@ class TargetRequests:
         self.mirror = mirror
         self.queue = queue or Queue(mirror.source)
         self._examined: dict[int, Job] = {}
+        target = mirror.target
+        self._permissions = Permissions(target.permission_of) if isinstance(target, TellsPermissions) else None
 
     def poll(self) -> Tally:
         """Examine the target's last changed copies; apply what people asked for; say what was done."""
@@ -107,10 +113,9 @@ class TargetRequests:
         return None
 
     def _may(self, login: str | None) -> bool:
-        target = self.mirror.target
-        if not isinstance(target, TellsPermissions):
+        if self._permissions is None:
             return True
-        return login is not None and target.permission_of(login) in WRITE_PERMISSIONS
+        return login is not None and self._permissions.of(login) in WRITE_PERMISSIONS
 
     def _apply(self, kind: Kind, job: Job, via: str) -> str | None:
         note = f"{'Requeued' if kind == 'requeue' else 'Cancelled'} through {via} on {self.mirror.target.url}"

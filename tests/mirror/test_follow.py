@@ -130,3 +130,27 @@ def test_a_strangers_comment_cannot_pass_for_a_maintainers_or_a_future_one(
     assert requests.poll().requests == []
     assert source.get(1).state is JobState.PENDING
     source.close()
+
+
+def test_a_stranger_spamming_commands_costs_one_permission_request_a_minute(
+    make_github: MakeGitHub, tmp_path: Path
+) -> None:
+    source = SQLiteStore(tmp_path / "fast.db", clock=ManualClock())
+    queue = Queue(source, max_attempts=1)
+    queue.enqueue({"n": 1})
+    job = queue.claim()
+    assert job is not None
+    queue.fail(job, error="no")
+    fake, face = make_github("octo-org/face")
+    copier = Mirror(source, face)
+    requests = TargetRequests(copier, queue)
+    copier.run()
+    fake.advance_time(5)
+    fake.reset_counters()
+    for n in range(10):  # each comment changes the issue, so each poll reads every comment again
+        fake.comment(1, f"/requeue {n}", author="stranger")
+        assert requests.poll().requests == []
+    asked = [path for _, path, _ in fake.request_log if "/permission" in path]
+    assert len(asked) == 1
+    assert source.get(1).state is JobState.FAILED
+    source.close()
