@@ -154,3 +154,32 @@ def test_a_stranger_spamming_commands_costs_one_permission_request_a_minute(
     assert len(asked) == 1
     assert source.get(1).state is JobState.FAILED
     source.close()
+
+
+def test_a_comment_is_acted_upon_once_even_when_the_source_clock_is_behind_githubs(
+    make_github: MakeGitHub, tmp_path: Path
+) -> None:
+    clock = ManualClock(datetime.now(UTC) - timedelta(hours=1))  # the source's clock is an hour behind GitHub's
+    source = SQLiteStore(tmp_path / "fast.db", clock=clock)
+    queue = Queue(source, max_attempts=1)
+    queue.enqueue({"n": 1})
+    job = queue.claim()
+    assert job is not None
+    queue.fail(job, error="no")
+    fake, face = make_github("octo-org/face")
+    copier = Mirror(source, face)
+    requests = TargetRequests(copier, queue)
+    copier.run()
+    fake.advance_time(5)
+    fake.comment(1, "/requeue", author="octo-org")
+    assert len(requests.poll().requests) == 1
+    for _ in range(3):  # the job runs again, and the mirror copies it, and looks for requests
+        again = queue.claim()
+        assert again is not None
+        queue.complete(again)
+        copier.poll()
+        assert requests.poll().requests == []
+        queue.requeue(1)  # anything else that changes the job keeps the comment acted upon
+        copier.poll()
+    assert source.get(1).attempt == 4
+    source.close()
