@@ -13,9 +13,9 @@ Only target jobs that changed since the mirror last wrote or saw them are examin
 :meth:`Store.recently_changed` (on GitHub a conditional GET, free when nothing changed). A comment counts only when
 it is newer than the source job's last change and the note the source job got for a request does not name it
 (``(comment 123)``), so a request acted upon is never acted upon again, after a restart neither, and whatever the
-two stores' clocks say. On a target that can tell people's permissions (GitHub), comments by people without write access are
-ignored (each person's permission is asked once a minute at most, however many comments they write); adding a
-label or closing an issue needs triage access on GitHub anyway. A comment's author is who posted it: the hidden
+two stores' clocks say. On a target that can tell people's permissions (GitHub), comments by people without write
+access are ignored (each person's permission is asked once a minute at most, however many comments they write);
+adding a label or closing an issue needs triage access on GitHub anyway. A comment's author is who posted it: the hidden
 block that names an imported comment's first author counts only from the target's own account
 (:func:`octoqueue.stores.github.posts.comment_of`).
 """
