@@ -788,20 +788,31 @@ class Worker(WorkerBase[Queue, Handler]):
         are given back, and so is one whose queue or label is paused when its turn comes (the first job of a batch
         the claiming loop just claimed runs: the claim saw the pauses)."""
         ran: list[_Ran] = []
-        for index, job in enumerate(batch):
-            if index or not from_loop:
-                if self._stop.is_set():
-                    self._give_back(batch[index:])
-                    break
-                if self._paused(job):
-                    self._give_back([job])
-                    continue
-            if ran and time.monotonic() - ran[0].ended >= RESULTS_WAIT:
-                self._complete(ran, take=0)  # a slow job after quick ones: their results are not kept waiting
-                ran = []
-            done = self._start(job)
-            if done is not None:
-                ran.append(done)
+        try:
+            for index, job in enumerate(batch):
+                if index or not from_loop:
+                    if self._stop.is_set():
+                        self._give_back(batch[index:])
+                        break
+                    if self._paused(job):
+                        self._give_back([job])
+                        continue
+                if ran and time.monotonic() - ran[0].ended >= RESULTS_WAIT:
+                    self._complete(ran, take=0)  # a slow job after quick ones: their results are not kept waiting
+                    ran = []
+                done = self._start(job)
+                if done is not None:
+                    ran.append(done)
+        except BaseException:
+            # A handler raised SystemExit or the like: what the batch still holds is left to its leases, the slot
+            # is freed, and the error goes on up.
+            with self._slots:
+                for job in batch:
+                    self._inflight.pop(job.id, None)
+                self._running -= 1
+                self._freed += 1
+                self._slots.notify_all()
+            raise
         if not self._take_next:
             self._free_slot()  # the claiming loop may take the next jobs while these outcomes are written
         take = self.prefetch if self._take_next and not self._stop.is_set() else 0

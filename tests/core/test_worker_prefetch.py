@@ -260,3 +260,20 @@ def test_a_sigkilled_worker_holding_prefetched_jobs_loses_none(tmp_path: Path) -
     stats = Worker(later, lambda data: ran.append(data["n"]), prefetch=4).run(once=True, install_signal_handlers=False)
     assert sorted(ran) == list(range(6)) and stats.completed == 6
     assert all(later.get(i).state is JobState.COMPLETED for i in ids)
+
+
+def test_a_handler_raising_system_exit_frees_its_thread(queue: Queue) -> None:
+    ids = [queue.enqueue({"n": i}) for i in range(6)]
+
+    def handler(data: Any) -> int:
+        if data["n"] == 0:
+            raise SystemExit(3)  # not an Exception: it goes up through the worker's code
+        return int(data["n"])
+
+    worker = Worker(queue, handler, concurrency=1, prefetch=4, poll_interval=0.01)
+    running = worker.start(once=True)
+    running.join(10)
+    assert not running.is_alive(), "the worker waited for a slot the handler's thread never gave back"
+    assert [queue.get(i).state for i in ids[4:]] == [JobState.COMPLETED] * 2
+    # the batch the error went through is left to its leases (they expire and the jobs run again)
+    assert [queue.get(i).state for i in ids[:4]] == [JobState.PROCESSING] * 4
