@@ -22,6 +22,7 @@ import pytest
 from octoqueue.job import NewJob
 from octoqueue.states import JobState
 from octoqueue.stores.postgres import PostgresStore
+from octoqueue.worker import DEFAULT_PREFETCH
 from tests.postgres.server import SERVER, new_schema, store_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +57,8 @@ class Fleet:
                         "tests.postgres.handlers:record",
                         "--concurrency",
                         str(concurrency),
+                        "--prefetch",  # each thread holds a batch: exactly once and SIGKILL under prefetch
+                        str(DEFAULT_PREFETCH),
                         "--lease",
                         str(lease),
                         "--poll-interval",
