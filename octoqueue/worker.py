@@ -468,7 +468,8 @@ class Worker(WorkerBase[Queue, Handler]):
     the attempt not counted) when the worker stops, when its lease is lost, or when the queue or one of its labels
     is paused before it starts. The cost of a large ``prefetch``: a job waits behind the ones taken before it in its
     thread (head-of-line blocking), so keep it at 1 for long jobs. Results wait for the batch to end at most
-    :data:`RESULTS_WAIT` seconds; those of jobs that finish together in several threads share a call too.
+    :data:`RESULTS_WAIT` seconds (a worker that crashes re-runs the ones not acknowledged yet: at least once, as
+    ever); those of jobs that finish together in several threads share a call too.
     Without take-along claims a thread's slot frees when its last handler returns, so the next claim is made while
     the outcomes are written (at most ``2 * concurrency * prefetch`` jobs are held). ``lease``: seconds a claim
     holds a job; renewed every ``lease / 3`` while the job is in hand. ``timeout``: seconds a handler may run (a
