@@ -58,7 +58,10 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
     is abandoned in its thread. ``on_failure``, ``labels``, ``ids``, ``recover_interval``, ``shutdown_grace`` and
     ``on_report`` are the :class:`~octoqueue.worker.Worker`'s (``register_every`` too: the worker's record in the
     store's ``workers`` setting; ``concurrency_per_type`` too, except that a claim waiting while every type it may
-    take is at its limit notices a freed slot at its next poll, within ``poll_interval``).
+    take is at its limit notices a freed slot at its next poll, within ``poll_interval``). Jobs that finish together
+    are completed in one call; where the store completes and claims in one round trip or transaction
+    (``batches_claims``), that call also claims a job for each place they leave and starts it
+    (:meth:`AsyncQueue.complete_and_claim`; not with ``max_jobs`` or ``concurrency_per_type``).
     """
 
     def _setup(self) -> None:
