@@ -88,6 +88,7 @@ class Report:
             "episodes": self.episodes,
             "runs": v.runs,
             "reruns": v.reruns,
+            "retaken": v.retaken,
             "lost": len(v.lost),
             "completed_twice": len(v.completed_twice),
             "completed_by_no_worker": len(v.unaccounted),

@@ -90,6 +90,7 @@ class Verdict:
     cut_by_kill: list[int] = field(default_factory=list)  # accepted, its ``completed`` line lost to a SIGKILL
     strays: list[int] = field(default_factory=list)  # in the store, but no producer was given their id
     reruns: int = 0  # attempts beyond the first, over every job
+    retaken: int = 0  # jobs completed by a later attempt than their first: taken back from a worker (a kill), run
 
     @property
     def ok(self) -> bool:
@@ -97,7 +98,8 @@ class Verdict:
 
     def summary(self) -> str:
         return (
-            f"{self.jobs} jobs, {self.runs} handler runs ({self.reruns} reruns): {len(self.lost)} lost, "
+            f"{self.jobs} jobs, {self.runs} handler runs ({self.reruns} reruns, {self.retaken} taken back): "
+            f"{len(self.lost)} lost, "
             f"{len(self.completed_twice)} completed twice, {len(self.unaccounted)} completed by no worker, "
             f"{len(self.strays)} created twice, {len(self.cut_by_kill)} completions whose record a kill cut"
         )
@@ -117,6 +119,8 @@ def judge(job_ids: Iterable[int], final: Mapping[int, tuple[JobState | None, int
         if state is not JobState.COMPLETED:
             verdict.lost.append(job_id)
             continue
+        if attempt > 1:
+            verdict.retaken += 1
         accepted = kinds["completed"]
         if len(accepted) > 1 or any(e.attempt != attempt for e in accepted):
             verdict.completed_twice.append(job_id)
