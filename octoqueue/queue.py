@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from octoqueue.body import MAX_BODY_CHARS
@@ -31,7 +31,7 @@ from octoqueue.errors import (
     StateConflict,
 )
 from octoqueue.history import NOTE_ROOM, Attempt, Outcome, ended, note, read_history, with_note
-from octoqueue.job import Comment, Job, NewJob, Page, utcnow
+from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.pauses import DEFAULT_TTL as DEFAULT_PAUSE_TTL
 from octoqueue.pauses import PauseControl, Pauses
 from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
@@ -231,12 +231,7 @@ class Queue:
             raise ValueError("idempotency keys must be strings or None")
         # The options are checked once (and a delay read from the store's clock once); each item's data on its own.
         shared = self._new_job(datas[0], title, additional_labels, **options)
-        news = [
-            shared.model_copy(update={"data": data, "idempotency_key": key})
-            for data, key in zip(datas, keys, strict=True)
-        ]
-        for data in datas[1:]:
-            check_data_size(data)
+        news = [shared.for_item(data, key, checked_data_json(data)) for data, key in zip(datas, keys, strict=True)]
         jobs = self.store.create_many(news)
         self._notify(*jobs)
         return jobs
@@ -269,17 +264,19 @@ class Queue:
             raise ValueError("max_attempts must be at least 1")
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be positive")
-        given = tuple(additional_labels or ())
-        for label in given:
-            self.store.labels.check_extra(label)
-        unique: dict[str, str] = {}  # GitHub merges names that differ in case only: so does every store
-        for name in ((queue_label(queue),) if queue is not None else ()) + given:
-            unique.setdefault(label_key(name), name)
-        labels = tuple(unique.values())
-        check_data_size(data)
+        labels: tuple[str, ...] = ()
+        if additional_labels or queue is not None:
+            given = tuple(additional_labels or ())
+            for label in given:
+                self.store.labels.check_extra(label)
+            unique: dict[str, str] = {}  # GitHub merges names that differ in case only: so does every store
+            for name in ((queue_label(queue),) if queue is not None else ()) + given:
+                unique.setdefault(label_key(name), name)
+            labels = tuple(unique.values())
+        text = checked_data_json(data)
         return NewJob(
             data=data,
-            title=title or f"Job {utcnow().isoformat(timespec='seconds')}",
+            title=title or default_title(),
             labels=labels,
             type=type,
             priority=Priority.parse(priority),
@@ -287,7 +284,7 @@ class Queue:
             max_attempts=attempts,
             idempotency_key=idempotency_key,
             timeout=timeout,
-        )
+        ).with_data_json(text)
 
     # -- consuming ---------------------------------------------------------------------------------------------
     def claim(
@@ -1077,13 +1074,24 @@ class Queue:
 
 def check_data_size(data: Any) -> None:
     """Raise :class:`InvalidJobData` unless ``data`` is JSON, :class:`JobTooLarge` unless it fits a job body."""
+    checked_data_json(data)
+
+
+#: The checks' encoders, each made once (``json.dumps`` with options builds a new one each call).
+_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_INDENTED = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=2).encode
+
+
+def checked_data_json(data: Any) -> str:
+    """``data`` as the stores write it (:data:`octoqueue.job.encode_data`: compact JSON), once it is checked as
+    :func:`check_data_size` checks it: the queue hands the text on with the job, so the data is encoded once."""
     try:
         # Compact first (C encoder; indenting runs Python's): n characters compact are at most n + n * (n + 1)
         # indented (a line break and at most n spaces per token), under the limit for n <= 250.
-        text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        if len(text) <= 250:
-            return
-        text = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)
+        compact = _COMPACT(data)
+        if len(compact) <= 250:
+            return compact
+        text = _INDENTED(data)
     except (TypeError, ValueError) as exc:
         raise InvalidJobData(f"job data must be JSON (objects, arrays, strings, numbers): {exc}") from exc
     # The rendered body adds the fence and up to ~1 KB of metadata; keep the same limit on every store so a
@@ -1093,6 +1101,20 @@ def check_data_size(data: Any) -> None:
             f"the job data is {len(text):,} characters as JSON; a job body holds at most "
             f"{MAX_BODY_CHARS - 1_024:,} (GitHub's issue body limit less octoqueue's metadata)"
         )
+    return compact
+
+
+#: The default title of the jobs enqueued within one second: ``(the second, "Job <its ISO time>")``.
+_titled: tuple[int, str] = (0, "")
+
+
+def default_title() -> str:
+    """``Job <the time, to the second, UTC>``: made once a second, not once a job."""
+    global _titled
+    second = int(time.time())
+    if _titled[0] != second:
+        _titled = (second, f"Job {datetime.fromtimestamp(second, UTC).isoformat(timespec='seconds')}")
+    return _titled[1]
 
 
 def _result_for_meta(result: Any) -> Any:
