@@ -145,7 +145,8 @@ class NewJob(BaseModel):
         """``data`` as the stores write it (:data:`encode_data`). The text the queue made when it checked the data
         (:meth:`with_data_json`) is reused while ``data`` is still that object; a copy with other data (a sealed
         store's, :meth:`model_copy`) is encoded afresh."""
-        known = self._data_text
+        private = self.__pydantic_private__  # a slot: reading the attribute goes through pydantic's __getattr__
+        known = private.get("_data_text") if private else None
         if known is not None and known[0] is self.data:
             return known[1]
         return encode_data(self.data)

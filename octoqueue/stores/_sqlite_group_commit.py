@@ -81,6 +81,31 @@ class _Statement(_Write[Rows]):
     run_alone = run_shared  # one statement is a transaction of its own
 
 
+class _Insert(_Write[int]):
+    """One ``INSERT`` of one row; its result is the row's id (``lastrowid``, read before any other write runs on
+    the connection: cheaper than ``RETURNING``, whose rows SQLite buffers and Python fetches)."""
+
+    __slots__ = ("params", "sql")
+
+    def __init__(self, sql: str, params: list[Any] | tuple[Any, ...]) -> None:
+        super().__init__()
+        self.sql = sql
+        self.params = params
+
+    def run_shared(self, conn: sqlite3.Connection) -> None:
+        try:
+            row_id = conn.execute(self.sql, self.params).lastrowid
+            if row_id is None:
+                raise sqlite3.ProgrammingError(f"not an INSERT of a row: {self.sql}")
+            self.result = row_id
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.Error as exc:
+            self.error = exc  # a bad parameter, a constraint: SQLite undid this statement only
+
+    run_alone = run_shared  # one statement is a transaction of its own
+
+
 class _Transaction(_Write[T]):
     __slots__ = ("work",)
 
@@ -143,6 +168,10 @@ class GroupCommit:
     def statement(self, sql: str, params: list[Any] | tuple[Any, ...] = (), *, many: bool = False) -> Rows:
         """Run one SQL statement and return the rows it returns (the first only unless ``many``) once committed."""
         return self._submit(_Statement(sql, params, many))
+
+    def insert(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> int:
+        """Run one ``INSERT`` of one row and return the row's id once committed."""
+        return self._submit(_Insert(sql, params))
 
     def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work(connection)`` in a transaction that holds SQLite's write lock from its start (so what it

@@ -197,13 +197,13 @@ class SQLiteStore(Store):
         params = insert_params(new, state=JobState.PENDING, created_at=now, updated_at=now)
         key = new.idempotency_key
         if key is None:
-            return created_job(self._writes.statement(INSERT_SQL, params)[0][0], params, new.data)
+            return created_job(self._writes.insert(INSERT_SQL, params), params, new.data)
 
         def create_once(db: sqlite3.Connection) -> Job:
             row = db.execute(f"SELECT {SELECT_LIST} FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
             if row is not None:
                 return row_to_job(row)
-            return created_job(db.execute(INSERT_SQL, params).fetchone()[0], params, new.data)
+            return created_job(db.execute(INSERT_SQL, params).lastrowid, params, new.data)
 
         return self._writes.transaction(create_once)
 
