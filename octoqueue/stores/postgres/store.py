@@ -440,15 +440,16 @@ class PostgresStore(Store):
             )
         return self._listener.add(callback)
 
-    def _announcing(self, statement: str) -> str:
-        """``statement`` (one that changes jobs and returns their columns) made to NOTIFY, in its transaction, the
-        jobs it left pending: one payload per label set (see :mod:`~octoqueue.stores.postgres.arrivals`). One more
+    def _announcing(self, statement: str, returned: str = "changed.*") -> str:
+        """``statement`` (one that changes jobs and returns their columns, ``state``, ``labels`` and ``run_at``
+        among them) made to NOTIFY, in its transaction, the jobs it left pending: one payload per label set (see
+        :mod:`~octoqueue.stores.postgres.arrivals`); it returns ``returned`` (columns of ``changed``). One more
         parameter follows the statement's own: this store object's source token."""
         return (
             f"WITH changed AS ({statement}), sent AS (SELECT pg_notify('{self.channel}', json_build_object("
             "'s', %s::text, 'l', labels, 'n', count(*), 'r', CASE WHEN bool_or(run_at IS NULL) THEN NULL "
             "ELSE extract(epoch FROM min(run_at)) END)::text) FROM changed WHERE state = 'pending' GROUP BY labels) "
-            "SELECT changed.* FROM changed, (SELECT count(*) FROM sent) AS announced"
+            f"SELECT {returned} FROM changed, (SELECT count(*) FROM sent) AS announced"
         )
 
     # -- jobs -------------------------------------------------------------------------------------------------
@@ -481,7 +482,9 @@ class PostgresStore(Store):
             "%s::text[], %s::integer[], %s::timestamptz[], %s::integer[], %s::text[], %s::float8[]) WITH ORDINALITY "
             "AS v(title, data, labels, type, priority, run_at, max_attempts, key, timeout, ord) ORDER BY v.ord "
             "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
-            "RETURNING id, created_at, idempotency_key, state, labels, run_at"
+            "RETURNING id, created_at, idempotency_key, state, labels, run_at",
+            # what the records are made from; the rest is for the announcement only (not parsed a job each)
+            "changed.id, changed.created_at, changed.idempotency_key",
         )
         params = [*(_array(column) for column in columns), self._source]
         keys = {item.idempotency_key for item in items if item.idempotency_key is not None}
