@@ -127,6 +127,26 @@ def test_create_many_is_one_round_trip_and_keeps_idempotency(
     assert [j.data for j in store.iter_jobs()] == [{"i": 0}, {"i": 1}, {"i": 3}]
 
 
+def test_a_batch_larger_than_one_script_call_takes_is_sent_in_order(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create script call carries at most CREATE_BATCH jobs (9 arguments each: older Redis servers accept at most
+    1,048,576 arguments a command); a larger batch is several calls, in order, idempotency keys kept across them."""
+    monkeypatch.setattr("octoqueue.stores.redis.store.CREATE_BATCH", 3)
+    counter = _Counter(monkeypatch)
+    jobs = store.create_many(
+        [new(i, type="t", priority=1, timeout=2.5) for i in range(5)]
+        + [new(5, idempotency_key="k"), new(6), new(7, idempotency_key="k")]
+    )
+    assert counter.calls.count("EVALSHA") == 3  # (a fresh connection says HELLO first)
+    assert [job.data for job in jobs] == [{"i": i} for i in range(7)] + [{"i": 5}]
+    assert jobs[7].id == jobs[5].id
+    assert [job.id for job in jobs[:7]] == sorted(job.id for job in jobs[:7])
+    assert [(j.data, j.type, j.priority, j.timeout) for j in store.iter_jobs()][:5] == [
+        ({"i": i}, "t", 1, 2.5) for i in range(5)
+    ]
+
+
 def test_transition_many_is_one_round_trip_each_move_on_its_own(
     store: RedisStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

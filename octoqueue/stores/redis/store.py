@@ -51,6 +51,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 #: Jobs deleted per script call by :meth:`RedisStore.purge` (one call blocks Redis only that long).
 PURGE_BATCH = 500
+#: Jobs made by one create script call at most: its arguments (9 a job) stay under 1,048,576, the most an older
+#: Redis (5.x) accepts in one command. A larger ``create_many`` is several calls, in order.
+CREATE_BATCH = 100_000
+_CREATE_ARGS = 9
 #: Socket timeouts (seconds) unless the URL sets ``socket_timeout`` / ``socket_connect_timeout``.
 SOCKET_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0
@@ -345,7 +349,10 @@ class RedisStore(Store):
                 new.idempotency_key or "",
                 repr(float(new.timeout)) if new.timeout is not None else "",
             )
-        results = self._run("create", self._origin, *args)
+        results: list[Any] = []
+        step = CREATE_BATCH * _CREATE_ARGS
+        for start in range(0, len(args), step):
+            results += self._run("create", self._origin, *args[start : start + step])
         jobs = []
         for new, (kind, *rest) in zip(items, results, strict=True):
             if kind == "old":
