@@ -81,6 +81,14 @@ class _Statement(_Write[Rows]):
     run_alone = run_shared  # one statement is a transaction of its own
 
 
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row the ``INSERT`` just run on ``cursor`` wrote."""
+    row_id = cursor.lastrowid
+    if row_id is None:
+        raise sqlite3.ProgrammingError("the statement inserted no row")
+    return row_id
+
+
 class _Insert(_Write[int]):
     """One ``INSERT`` of one row; its result is the row's id (``lastrowid``, read before any other write runs on
     the connection: cheaper than ``RETURNING``, whose rows SQLite buffers and Python fetches)."""
@@ -94,10 +102,7 @@ class _Insert(_Write[int]):
 
     def run_shared(self, conn: sqlite3.Connection) -> None:
         try:
-            row_id = conn.execute(self.sql, self.params).lastrowid
-            if row_id is None:
-                raise sqlite3.ProgrammingError(f"not an INSERT of a row: {self.sql}")
-            self.result = row_id
+            self.result = inserted_id(conn.execute(self.sql, self.params))
         except sqlite3.OperationalError:
             raise
         except sqlite3.Error as exc:

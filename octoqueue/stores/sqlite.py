@@ -40,7 +40,7 @@ from octoqueue.stores._sqlite_columns import (
     stored,
     update_params,
 )
-from octoqueue.stores._sqlite_group_commit import GroupCommit
+from octoqueue.stores._sqlite_group_commit import GroupCommit, inserted_id
 from octoqueue.stores._sqlite_migrations import check_known, latest, migrate, version
 from octoqueue.stores.base import (
     Clock,
@@ -203,7 +203,7 @@ class SQLiteStore(Store):
             row = db.execute(f"SELECT {SELECT_LIST} FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
             if row is not None:
                 return row_to_job(row)
-            return created_job(db.execute(INSERT_SQL, params).lastrowid, params, new.data)
+            return created_job(inserted_id(db.execute(INSERT_SQL, params)), params, new.data)
 
         return self._writes.transaction(create_once)
 
