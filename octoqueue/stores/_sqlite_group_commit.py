@@ -9,9 +9,9 @@ And each commit writes its dirty pages to the WAL, so several writes in one tran
 one: the thread that finds no write running leads, runs every write queued so far in one transaction, then hands
 the lead to the next waiter. Each write keeps its own effect, result and error.
 
-A write is a :meth:`~GroupCommit.statement` (one SQL statement, atomic on its own) or a
-:meth:`~GroupCommit.transaction` (a function given the connection; it runs inside a savepoint when it shares the
-commit, so its error undoes only its own changes).
+A write is a :meth:`~GroupCommit.statement` (one SQL statement, atomic on its own), an
+:meth:`~GroupCommit.insert` (one row; its id comes back) or a :meth:`~GroupCommit.transaction` (a function given
+the connection; it runs inside a savepoint when it shares the commit, so its error undoes only its own changes).
 """
 
 from __future__ import annotations
