@@ -209,7 +209,7 @@ def tune_gc_for_serving() -> None:
     and models, pydantic's validators: ~100,000) and stopped the server for 50-140 ms, which made most of the slow
     requests. Frozen, those objects are still freed by reference counting; only cycles among them would stay. With
     a young collection every 10,000 net allocations instead of 700, fewer in-flight objects get promoted at all:
-    the collector's CPU per ``/create-job`` went from ~25 to ~7 µs (docs/benchmarks.md, Server).
+    the collector's CPU per ``/create-job`` went from ~25 to ~4 µs (docs/benchmarks.md, Server).
     """
     gc.collect()
     gc.freeze()
