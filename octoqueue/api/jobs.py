@@ -142,13 +142,13 @@ class CreateJobRoute(APIRoute):
     FastAPI's handler for the declared endpoint solves 7 dependencies per request (the unknown-query check, rate
     limit, runtime, producer key and its header, ``Idempotency-Key``, body), which cost more CPU than the store
     write. The direct path takes a request only when nothing about it can be refused: the server is running, no
-    query string, a JSON ``Content-Type`` and a JSON object the repeated-key check already parsed
-    (:func:`~octoqueue.api.duplicatekeys.parsed_body`: the body is parsed once), a key with the producer role
-    (when keys are configured), a well-formed ``Idempotency-Key`` if any, a body the declared model accepts, and
-    the client under its rate limit (that hit is counted, once). Anything else goes to FastAPI's handler, built
-    from the same declaration, which refuses it (or takes it) exactly as before; the OpenAPI document comes from
-    that declaration too. An accepted request then runs the same code on both paths (:func:`_created`) and gets
-    the same answer.
+    dependency overridden (``app.dependency_overrides``), no query string, a JSON ``Content-Type`` and a JSON
+    object the repeated-key check already parsed (:func:`~octoqueue.api.duplicatekeys.parsed_body`: the body is
+    parsed once), a key with the producer role (when keys are configured), a well-formed ``Idempotency-Key`` if
+    any, a body the declared model accepts, and the client under its rate limit (that hit is counted, once).
+    Anything else goes to FastAPI's handler, built from the same declaration, which refuses it (or takes it)
+    exactly as before; the OpenAPI document comes from that declaration too. An accepted request then runs the
+    same code on both paths (:func:`_created`) and gets the same answer.
     """
 
     #: False sends every request through FastAPI's handler (the tests compare the two paths).
@@ -169,9 +169,10 @@ class CreateJobRoute(APIRoute):
 
 async def _create_directly(request: Request) -> Response | None:
     """The answer to a ``/create-job`` request nothing is wrong with; None when FastAPI must look at it."""
-    state = request.app.state
+    app = request.app
+    state = app.state
     runtime: Runtime | None = state.runtime
-    if runtime is None or request.scope["query_string"]:
+    if runtime is None or request.scope["query_string"] or app.dependency_overrides:
         return None
     headers = request.headers
     content_type = headers.get("content-type")

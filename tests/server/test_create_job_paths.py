@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 import requests
+from fastapi import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from octoqueue.api import jobs
 from octoqueue.api.jobs import CreateJobRoute
+from octoqueue.api.ratelimit import rate_limit
 from octoqueue.queue import Queue
 from octoqueue.stores.sqlite import SQLiteStore
 
@@ -220,3 +222,18 @@ def test_only_quick_writes_share_a_thread(
         assert live.app.state.runtime.thread_batches.calls == (1 if batched else 0)
     finally:
         queue.close()
+
+
+def test_overridden_dependencies_are_honoured(server: LiveServer, directly_answered: list[str]) -> None:
+    """An application that overrides a dependency of ``/create-job`` gets FastAPI's path, which applies it."""
+
+    async def closed(request: Request) -> None:
+        raise HTTPException(503, detail="closed for maintenance")
+
+    server.app.dependency_overrides[rate_limit] = closed
+    response = server.post("/create-job", json={"data": {}}, headers={"X-API-Key": KEYS["producer"]})
+    assert (response.status_code, response.json()) == (503, {"detail": "closed for maintenance"})
+    assert directly_answered == []
+    del server.app.dependency_overrides[rate_limit]
+    assert server.post("/create-job", json={"data": {}}, headers={"X-API-Key": KEYS["producer"]}).status_code == 201
+    assert len(directly_answered) == 1
