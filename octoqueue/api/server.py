@@ -213,6 +213,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             await run_in_threadpool(worker.stop, timeout=60)
         watcher.stop()
+        runtime.thread_batches.close()
         if given is None:
             await run_in_threadpool(queue.close)
 
