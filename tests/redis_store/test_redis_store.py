@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from octoqueue.states import JobState
 from octoqueue.stores import open_store
 from octoqueue.stores.base import Arrival, Move
 from octoqueue.stores.redis import RedisStore
-from tests.redis_store.server import REDIS_URL
+from tests.redis_store.server import REDIS_URL, private_redis
+from tests.server.conftest import free_port
 
 
 def new(i: int = 0, **kw: Any) -> NewJob:
@@ -265,11 +267,17 @@ def test_arrivals_reach_other_store_objects_only(store: RedisStore) -> None:
         other.close()
 
 
-def test_scripts_are_loaded_again_when_redis_forgot_them(store: RedisStore) -> None:
-    store.create(new(0))
-    store._client.script_flush()  # as after a restart: Redis knows no script
-    job = store.create(new(1))
-    assert store.get(job.id).data == {"i": 1}
+def test_scripts_are_loaded_again_when_redis_forgot_them(tmp_path: Path) -> None:
+    # A private Redis: SCRIPT FLUSH on the shared one would make other test runs' round-trip counts see a reload.
+    with private_redis(tmp_path / "redis", free_port()) as server:
+        store = RedisStore.from_url(server.url + "?prefix=flush")
+        try:
+            store.create(new(0))
+            store._client.script_flush()  # as after a restart: Redis knows no script
+            job = store.create(new(1))
+            assert store.get(job.id).data == {"i": 1}
+        finally:
+            store.close()
 
 
 def test_a_thread_gives_its_connection_back_when_it_ends(store: RedisStore) -> None:
