@@ -373,9 +373,26 @@ class Queue:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._wakes != wakes:
                 return []
+            waiting = min(remaining, pause)
+            self._refresh_pauses_ahead(waiting)
             with self._arrivals:
                 if self._arrived == seen:
-                    self._arrivals.wait(min(remaining, pause))
+                    self._arrivals.wait(waiting)
+
+    def _refresh_pauses_ahead(self, waiting: float) -> None:
+        """Before a claim waits ``waiting`` seconds: read the pause state now if it goes stale meanwhile (up to half
+        its interval ahead), so that the claim an arrival wakes goes straight to the store. A failed read is left
+        to that claim, which reads again and reports it."""
+        try:
+            self.pauses.refresh_ahead(min(waiting, self.pauses.ttl / 2))
+        except Exception as exc:
+            log.debug("could not read the pause state ahead of a wait: %s", exc)
+
+    @property
+    def hears_other_processes(self) -> bool:
+        """Whether the store reports jobs made runnable through other store objects and processes (it watches
+        arrivals, :meth:`Store.watch_arrivals`), from the first wait or listener on; else claims poll for them."""
+        return self._unwatch is not None
 
     def _reject_broken(self, job: Job, on_rejected: Callable[[Job], None] | None) -> bool:
         sealed = unreadable(job)

@@ -195,6 +195,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     scheduler = Scheduler(queue.schedules).start() if settings.scheduler else None
     runtime.scheduler = scheduler
     recovery = asyncio.create_task(_recover_forever(runtime), name="octoqueue-recover")
+    pauses = asyncio.create_task(_keep_pauses_fresh(runtime), name="octoqueue-pauses")
     app.state.runtime = runtime
     problem = await run_in_threadpool(store_problem, queue.store)
     if problem is None:
@@ -205,9 +206,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.runtime = None
-        recovery.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await recovery
+        for task in (recovery, pauses):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if scheduler is not None:
             await run_in_threadpool(scheduler.stop)
         if worker is not None:
@@ -236,6 +238,23 @@ def _start_worker(settings: Settings, queue: Queue, metrics: Metrics) -> Worker 
     worker.start()
     log.info("in-process worker started (%d at a time)", settings.concurrency)
     return worker
+
+
+async def _keep_pauses_fresh(runtime: Runtime) -> None:
+    """While long-poll claims are parked on a store that reports other processes' arrivals (PostgreSQL, Redis),
+    read the pause state before it goes stale (about every half ``pause_check_interval``), so that the claim an
+    arrival wakes goes straight to the store's claim instead of reading the settings first: one round trip less on
+    the wake-up of a claim parked longer than that interval. Elsewhere claims poll, and read it as they do."""
+    pauses = runtime.queue.pauses
+    if pauses.ttl <= 0:
+        return  # every claim reads the state
+    while True:
+        await asyncio.sleep(pauses.ttl / 4)
+        if runtime.arrivals.parked and runtime.queue.hears_other_processes:
+            try:
+                await run_in_threadpool(pauses.refresh_ahead, pauses.ttl / 2)
+            except Exception as exc:  # the next claim reads it again, and reports a failure
+                log.debug("could not read the pause state ahead of the claims: %s", exc)
 
 
 async def _recover_forever(runtime: Runtime) -> None:

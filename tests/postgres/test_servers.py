@@ -13,13 +13,21 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
+from octoqueue.pauses import SETTING as PAUSES
+from octoqueue.pauses import PauseControl
+from octoqueue.queue import Queue
+from octoqueue.stores.postgres import PostgresStore
 from tests.postgres.server import new_schema, store_url
 from tests.server.conftest import free_port
+from tests.server.test_longpoll_fairness import wait_for
+from tests.server.test_workers import claim, make_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 60
@@ -116,3 +124,42 @@ def test_a_job_submitted_to_one_server_wakes_a_claim_waiting_on_the_other(server
     print(f"\nwake-up across servers, {ROUNDS} rounds: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {waits[-1]:.1f} ms")
     assert waits[-1] < 1_000  # none waited for a poll (30 s here)
     assert p50 < 25
+
+
+def test_a_claim_parked_past_the_pause_interval_wakes_without_reading_the_pause_state(
+    request: pytest.FixtureRequest, make_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While claims are parked the server reads the pause state before it goes stale, so the claim an arrival
+    wakes goes straight to the store's claim: no settings read (one more round trip) on the wake-up."""
+    url = store_url(new_schema(request))
+    queue = Queue(PostgresStore.from_url(url))
+    clock = [0.0]
+    queue.pauses = PauseControl(queue.store, 4.0, clock=lambda: clock[0])  # the server looks every 1 s (ttl / 4)
+    reads: list[float] = []
+    original = queue.store.get_setting
+
+    def counting(key: str) -> Any:
+        if key == PAUSES:
+            reads.append(clock[0])
+        return original(key)
+
+    monkeypatch.setattr(queue.store, "get_setting", counting)
+    server = make_server(queue, claim_poll_interval=60.0)
+    make_queue(server, "wake")
+    with ThreadPoolExecutor(1) as pool:
+        parked = pool.submit(claim, server, "wake", 1, 15_000)
+        signal = server.app.state.runtime.arrivals
+        wait_for(lambda: signal.parked == 1, what="the claim to park")
+        before = len(reads)
+        clock[0] = 3.5  # the state read at 0 goes stale within the next 2 s: the server reads it now
+        wait_for(lambda: len(reads) > before, what="the pause state read while the claim is parked")
+        clock[0] = 5.0  # the read at 0 would be stale now; the one made while parked is not
+        after = len(reads)
+        producer = Queue(PostgresStore.from_url(url))  # another process, as far as NOTIFY can tell
+        try:
+            job = producer.enqueue({"n": 1}, queue="wake")
+        finally:
+            producer.close()
+        jobs = parked.result(timeout=10)
+    assert [int(j["job_id"]) for j in jobs] == [job]
+    assert len(reads) == after
