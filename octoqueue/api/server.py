@@ -188,6 +188,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             "(GET /jobs/{id}, listings, the dashboard); set API_KEYS and OCTOQUEUE_OPEN_READS=false",
             KEY_ENV,
         )
+    # Other processes' arrivals read on this loop where the store can (PostgreSQL, Redis): a waiting claim wakes
+    # without a hand-off from a watch thread (a thread hop is a wait for the CPU and the GIL on a loaded machine).
+    stop_watching = await queue.watch_store_on_loop()
     watcher = QueueWatcher(queue, runtime.arrivals, asyncio.get_running_loop())
     watcher.start()
     worker = _start_worker(settings, queue, app.state.metrics)
@@ -215,6 +218,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             await run_in_threadpool(worker.stop, timeout=60)
         watcher.stop()
+        if stop_watching is not None:
+            await stop_watching()
         if given is None:
             await run_in_threadpool(queue.close)
 
