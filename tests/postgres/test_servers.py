@@ -5,6 +5,7 @@ every wake-up under 1 s (no poll) and the median under 25 ms, loose enough for a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import statistics
@@ -163,3 +164,36 @@ def test_a_claim_parked_past_the_pause_interval_wakes_without_reading_the_pause_
         jobs = parked.result(timeout=10)
     assert [int(j["job_id"]) for j in jobs] == [job]
     assert len(reads) == after
+
+
+def test_a_queue_hears_other_processes_on_its_event_loop_without_a_watch_thread(request: pytest.FixtureRequest) -> None:
+    """What ``octoqueue serve`` does at start: the LISTEN is read by a task on the server's loop, which calls the
+    Queue's arrival listeners on the loop's thread (no hand-off from a watch thread to the loop)."""
+    url = store_url(new_schema(request))
+    queue, producer = Queue(PostgresStore.from_url(url)), Queue(PostgresStore.from_url(url))
+    try:
+        loop_thread, heard = asyncio.run(hear_one_arrival(queue, lambda: producer.enqueue({"n": 1}, queue="gpu")))
+    finally:
+        producer.close()
+        queue.close()
+    assert [(thread, arrival.labels) for thread, arrival in heard] == [(loop_thread, ("queue:gpu",))]
+    assert not [t for t in threading.enumerate() if t.name == "octoqueue-pg-listen"]
+
+
+async def hear_one_arrival(queue: Queue, enqueue: Any) -> tuple[int, list[tuple[int, Any]]]:
+    heard: list[tuple[int, Any]] = []
+    got = asyncio.Event()
+
+    def listener(arrival: Any) -> None:
+        heard.append((threading.get_ident(), arrival))
+        got.set()
+
+    stop = await queue.watch_store_on_loop()
+    assert stop is not None and queue.hears_other_processes
+    queue.add_arrival_listener(listener, with_job=True)  # the store is watched already: no thread starts
+    try:
+        await asyncio.to_thread(enqueue)
+        await asyncio.wait_for(got.wait(), 10)
+    finally:
+        await stop()
+    return threading.get_ident(), heard

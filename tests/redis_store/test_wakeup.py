@@ -3,6 +3,7 @@ and the server's long-poll claim across two ``octoqueue serve`` processes on one
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import subprocess
 import threading
@@ -18,6 +19,7 @@ from octoqueue.job import Job
 from octoqueue.queue import Queue
 from octoqueue.stores.base import Arrival
 from octoqueue.stores.redis import RedisStore
+from tests.postgres.test_servers import hear_one_arrival
 from tests.server.conftest import free_port
 from tests.server.test_cli_serve import OCTOQUEUE, _env, _wait_up
 
@@ -140,3 +142,16 @@ def test_a_sealed_store_passes_the_arrivals_watch_through(store: RedisStore) -> 
         assert got.wait(5) and heard == [Arrival((), 1, None)]
     finally:
         sealed.close()
+
+
+def test_a_queue_hears_other_processes_on_its_event_loop_without_a_watch_thread(store: RedisStore) -> None:
+    """What ``octoqueue serve`` does at start: a pub/sub task on the server's loop calls the Queue's arrival
+    listeners on the loop's thread (no hand-off from the watch thread to the loop)."""
+    queue = Queue(store)
+    producer = Queue(RedisStore.from_url(f"{REDIS_URL}?prefix={store.prefix}"))
+    try:
+        loop_thread, heard = asyncio.run(hear_one_arrival(queue, lambda: producer.enqueue({"n": 1}, queue="gpu")))
+    finally:
+        producer.close()
+    assert [(thread, arrival.labels) for thread, arrival in heard] == [(loop_thread, ("queue:gpu",))]
+    assert not [t for t in threading.enumerate() if t.name == "octoqueue-redis-arrivals"]
