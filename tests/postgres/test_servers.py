@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from tests.postgres.server import new_schema, store_url
 from tests.server.conftest import free_port
 from tests.server.test_longpoll_fairness import wait_for
 from tests.server.test_workers import claim, make_queue
+from tests.server.wakeup import Wakeups, measure_wakeups
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 60
@@ -97,34 +97,11 @@ def servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str
 
 def test_a_job_submitted_to_one_server_wakes_a_claim_waiting_on_the_other(servers: list[str]) -> None:
     submit_to, claim_from = servers
-    producer, worker = requests.Session(), requests.Session()
-    assert producer.post(submit_to + "/api/v1/queues", json={"name": "wake"}, timeout=5).status_code == 201
-    waits: list[float] = []
-    for i in range(ROUNDS):
-        answer: dict[str, object] = {}
-
-        def claim(answer: dict[str, object] = answer) -> None:
-            reply = worker.post(
-                claim_from + "/api/v1/queues/wake/jobs/claim", json={"count": 1, "block_ms": 10_000}, timeout=20
-            )
-            answer["at"] = time.perf_counter()
-            answer["jobs"] = reply.json()["jobs"]
-
-        thread = threading.Thread(target=claim)
-        thread.start()
-        time.sleep(0.05)  # the claim is parked by now (its first, empty claim takes ~2 ms)
-        created = producer.post(submit_to + "/api/v1/queues/wake/jobs", json={"payload": {"i": i}}, timeout=5)
-        submitted = time.perf_counter()  # the job is committed once the submit is answered
-        assert created.status_code == 200, created.text
-        thread.join(15)
-        jobs = answer["jobs"]
-        assert isinstance(jobs, list) and len(jobs) == 1 and jobs[0]["payload"] == {"i": i}
-        waits.append(max(0.0, float(answer["at"]) - submitted) * 1000)  # type: ignore[arg-type]
-    waits.sort()
-    p50, p99 = statistics.median(waits), waits[int(len(waits) * 0.99) - 1]
-    print(f"\nwake-up across servers, {ROUNDS} rounds: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {waits[-1]:.1f} ms")
-    assert waits[-1] < 1_000  # none waited for a poll (30 s here)
-    assert p50 < 25
+    assert requests.post(submit_to + "/api/v1/queues", json={"name": "wake"}, timeout=5).status_code == 201
+    wakeups = measure_wakeups(submit_to, claim_from, "wake", ROUNDS)
+    print(f"\nwake-up across servers (PostgreSQL), {wakeups.summary()}")
+    assert max(wakeups.from_written) < 1_000  # none waited for a poll (30 s here)
+    assert Wakeups.percentiles(wakeups.from_written)[0] < 25
 
 
 def test_a_claim_parked_past_the_pause_interval_wakes_without_reading_the_pause_state(
