@@ -25,7 +25,7 @@ from octoqueue.pauses import PauseControl
 from octoqueue.queue import Queue
 from octoqueue.stores.postgres import PostgresStore
 from tests.postgres.server import new_schema, store_url
-from tests.server.conftest import free_port
+from tests.server.conftest import free_port, headers
 from tests.server.test_longpoll_fairness import wait_for
 from tests.server.test_workers import claim, make_queue
 from tests.server.wakeup import Wakeups, measure_wakeups
@@ -122,7 +122,7 @@ def test_a_claim_parked_past_the_pause_interval_wakes_without_reading_the_pause_
         return original(key)
 
     monkeypatch.setattr(queue.store, "get_setting", counting)
-    server = make_server(queue, claim_poll_interval=60.0)
+    server = make_server(queue, **NO_POLL)
     make_queue(server, "wake")
     with ThreadPoolExecutor(1) as pool:
         parked = pool.submit(claim, server, "wake", 1, 15_000)
@@ -174,3 +174,34 @@ async def hear_one_arrival(queue: Queue, enqueue: Any) -> tuple[int, list[tuple[
     finally:
         await stop()
     return threading.get_ident(), heard
+
+
+def test_claims_run_on_the_loop_and_take_each_job_once(request: pytest.FixtureRequest, make_server: Any) -> None:
+    url = store_url(new_schema(request))
+    claims_on_the_loop_take_each_job_once([make_server(Queue(PostgresStore.from_url(url)), **NO_POLL) for _ in "ab"])
+
+
+#: Long-poll claims woken by arrivals only.
+NO_POLL = {"claim_poll_interval": 60.0}
+
+
+def claims_on_the_loop_take_each_job_once(servers: list[Any]) -> None:
+    """Two servers on one store, their long-poll claims run on the event loop (the store's async client): 24
+    claims parked on each, 48 jobs submitted in batches to both; every claim gets one job and no job goes twice."""
+    assert all(server.app.state.runtime.claims_on_loop for server in servers)
+    make_queue(servers[0], "wake")
+    with ThreadPoolExecutor(48) as pool:
+        futures = [pool.submit(claim, server, "wake", 1, 15_000) for server in servers for _ in range(24)]
+        for server in servers:
+            signal = server.app.state.runtime.arrivals
+            wait_for(lambda signal=signal: signal.parked == 24, what="24 parked claims")
+        for n, server in enumerate(servers):
+            submitted = server.post(
+                "/api/v1/queues/wake/jobs",
+                json={"jobs": [{"payload": {"n": n * 24 + i}} for i in range(24)]},
+                headers=headers("producer"),
+            )
+            assert submitted.status_code == 200, submitted.text
+        got = [future.result(timeout=20) for future in futures]
+    assert all(len(jobs) == 1 for jobs in got)
+    assert sorted(jobs[0]["payload"]["n"] for jobs in got) == list(range(48))
