@@ -707,7 +707,13 @@ class PostgresStore(Store):
         **changes: Any,
     ) -> Job:
         check_changes(changes)
-        result = self._transitions(Move(job_id, expected, target, attempt, changes))
+        move = Move(job_id, expected, target, attempt, changes)
+        if self._loop_pool is not None and on_loop():
+            # Not grouped with the threads' transitions: a call waiting for another's batch would block the loop
+            # (and the batch, when a call on this loop leads it).
+            (result,) = self.transition_many([move])
+        else:
+            result = self._transitions(move)
         if isinstance(result, Exception):
             raise result
         return result
