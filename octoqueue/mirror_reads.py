@@ -169,9 +169,6 @@ class ReadFromMirror(Store):
     async def watch_arrivals_on_loop(self, callback: Callable[[Arrival], None]) -> Callable[[], Awaitable[None]] | None:
         return await self.primary.watch_arrivals_on_loop(callback)
 
-    async def open_on_loop(self) -> Callable[[], Awaitable[None]] | None:
-        return await self.primary.open_on_loop()
-
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)

@@ -277,10 +277,7 @@ class SealedStore(Store):
         return self.inner.watch_arrivals(callback)
 
     async def watch_arrivals_on_loop(self, callback: Callable[[Arrival], None]) -> Callable[[], Awaitable[None]] | None:
-        return await self.inner.watch_arrivals_on_loop(callback)
-
-    async def open_on_loop(self) -> Callable[[], Awaitable[None]] | None:
-        return await self.inner.open_on_loop()  # an arrival carries no data: nothing to open
+        return await self.inner.watch_arrivals_on_loop(callback)  # an arrival carries no data: nothing to open
 
     def close(self) -> None:
         self.inner.close()

@@ -43,7 +43,6 @@ class Runtime:
     arrivals: ArrivalSignal = field(default_factory=ArrivalSignal)
     worker: Worker | None = None  # the in-process worker (--worker), once started
     scheduler: Scheduler | None = None  # the in-process scheduler (--scheduler), once started
-    claims_on_loop: bool = False  # long-poll claims run on the event loop (the store's async client), not in threads
 
     @classmethod
     def build(cls, settings: Settings, queue: Queue, metrics: Metrics) -> Runtime:

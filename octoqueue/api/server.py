@@ -191,10 +191,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Other processes' arrivals read on this loop where the store can (PostgreSQL, Redis): a waiting claim wakes
     # without a hand-off from a watch thread (a thread hop is a wait for the CPU and the GIL on a loaded machine).
     stop_watching = await queue.watch_store_on_loop()
-    # And the claims those arrivals wake run on this loop too, where the store has an async client (PostgreSQL):
-    # no hand-off to a threadpool thread and back for each one.
-    close_loop_pool = await queue.store.open_on_loop()
-    runtime.claims_on_loop = close_loop_pool is not None
     watcher = QueueWatcher(queue, runtime.arrivals, asyncio.get_running_loop())
     watcher.start()
     worker = _start_worker(settings, queue, app.state.metrics)
@@ -224,9 +220,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         watcher.stop()
         if stop_watching is not None:
             await stop_watching()
-        if close_loop_pool is not None:
-            runtime.claims_on_loop = False
-            await close_loop_pool()
         if given is None:
             await run_in_threadpool(queue.close)
 

@@ -497,7 +497,9 @@ async def claim_jobs(
     with runtime.arrivals.waiter([label], body.count) as waiter:
         while True:
             waiter.claiming()
-            jobs = await _claim(runtime, body.count, worker=who, lease=float(config.claim_timeout), labels=[label])
+            jobs = await run_in_threadpool(
+                runtime.queue.claim_batch, body.count, worker=who, lease=float(config.claim_timeout), labels=[label]
+            )
             again = waiter.claimed(len(jobs))
             remaining = deadline - time.monotonic()
             if jobs or remaining <= 0:
@@ -510,16 +512,6 @@ async def claim_jobs(
     runtime.metrics.claim_wait.labels(name, "jobs" if jobs else "empty").observe(time.monotonic() - started)
     runtime.metrics.claims.labels(name).inc(len(jobs))
     return ClaimResponse(jobs=[_worker_job(job, name) for job in jobs])
-
-
-async def _claim(runtime: Runtime, count: int, **options: Any) -> list[Job]:
-    """The Queue's claim, on the event loop where the store's async client serves it (one thread hand-off there and
-    one back less on every long-poll wake-up), else in the threadpool."""
-    if runtime.claims_on_loop:
-        from octoqueue.aio.bridge import run_sync
-
-        return await run_sync(runtime.queue.claim_batch, count, **options)
-    return await run_in_threadpool(runtime.queue.claim_batch, count, **options)
 
 
 def _finish_response(job: Job, job_id: str) -> FinishResponse:

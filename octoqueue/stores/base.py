@@ -14,7 +14,6 @@ Abilities only some stores have are declared as protocols (:class:`RemovesLabels
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -55,21 +54,6 @@ class Arrival:
     count: int = 1
     run_at: datetime | None = None
     state: JobState = JobState.PENDING
-
-
-def can_run_on_loop() -> bool:
-    """Whether store calls can run on an event loop here (:meth:`Store.open_on_loop`): the bridge's greenlet is
-    installed (``octoqueue[aio]``)."""
-    return importlib.util.find_spec("greenlet") is not None
-
-
-def on_loop() -> bool:
-    """Whether the caller runs on an event loop through :func:`octoqueue.aio.bridge.run_sync`: a store opened there
-    (:meth:`Store.open_on_loop`) then awaits its async client instead of blocking the loop. Call it only after
-    :func:`can_run_on_loop` said yes."""
-    from octoqueue.aio.bridge import in_bridge  # not at import: octoqueue.aio imports the stores
-
-    return in_bridge()
 
 
 class Store(ABC):
@@ -308,14 +292,6 @@ class Store(ABC):
         reads the notifications itself: no thread between them and the loop (an asyncio server's waiting claims
         wake one thread hand-off sooner). Returns the coroutine function that stops it (await it on the same loop),
         or None when the store cannot (then use :meth:`watch_arrivals`). Each call holds its own connection."""
-        return None
-
-    async def open_on_loop(self) -> Callable[[], Awaitable[None]] | None:
-        """Let calls run on the running event loop through :func:`octoqueue.aio.bridge.run_sync` await a native
-        async client instead of blocking the loop (PostgreSQL: a psycopg ``AsyncConnectionPool``), so that an
-        asyncio server can make a call without a hand-off to a thread and back. Calls from threads are unchanged.
-        Returns the coroutine function that undoes it (await it on the same loop before :meth:`close`), or None
-        when the store cannot: then run its calls in threads."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from datetime import timedelta
-from functools import partial
 
 import psycopg
 import pytest
 
-from octoqueue.aio.bridge import run_sync
 from octoqueue.errors import ConfigurationError, InvalidTransition, JobNotFound, LeaseLost, StateConflict
-from octoqueue.job import Job, NewJob
+from octoqueue.job import NewJob
 from octoqueue.queue import Queue
 from octoqueue.states import JobState
 from octoqueue.stores import open_store
@@ -310,24 +307,3 @@ def test_octoqueue_migrate_command(request: pytest.FixtureRequest) -> None:
     assert "need no migration" in runner.invoke(main, ["migrate", "sqlite:///x.db"]).output
     unreachable = runner.invoke(main, ["migrate", "postgresql://postgres@127.0.0.1:1/test"])
     assert unreachable.exit_code == 1 and "cannot open the PostgreSQL store" in unreachable.output
-
-
-@pytest.mark.timeout(60)  # two transitions waiting for each other would block the loop: no wait_for could end it
-def test_calls_run_on_the_loop_use_its_pool_and_transitions_there_do_not_wait_for_each_other(
-    pg: PostgresStore,
-) -> None:
-    """After open_on_loop, calls the aio bridge runs on that loop await psycopg's async pool (threads keep theirs);
-    two transitions at once on the loop are not grouped, so neither waits (blocking the loop) for the other."""
-    ids = [Queue(pg).enqueue({"n": n}) for n in range(2)]
-
-    async def on_the_loop() -> list[Job]:
-        close = await pg.open_on_loop()
-        assert close is not None
-        try:
-            cancel = partial(pg.transition, expected=JobState.PENDING, target=JobState.CANCELLED)
-            return await asyncio.wait_for(asyncio.gather(*(run_sync(cancel, i) for i in ids)), 10)
-        finally:
-            await close()
-
-    assert [job.state for job in asyncio.run(on_the_loop())] == [JobState.CANCELLED] * 2
-    assert pg.get(ids[0]).state is JobState.CANCELLED  # and threads still use their pool

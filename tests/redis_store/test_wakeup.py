@@ -17,7 +17,7 @@ from octoqueue.job import Job
 from octoqueue.queue import Queue
 from octoqueue.stores.base import Arrival
 from octoqueue.stores.redis import RedisStore
-from tests.postgres.test_servers import NO_POLL, claims_on_the_loop_take_each_job_once, hear_one_arrival
+from tests.postgres.test_servers import NO_POLL, claims_on_two_servers_take_each_job_once, hear_one_arrival
 from tests.server.conftest import free_port
 from tests.server.test_cli_serve import OCTOQUEUE, _env, _wait_up
 from tests.server.wakeup import Wakeups, measure_wakeups
@@ -122,6 +122,6 @@ def test_a_queue_hears_other_processes_on_its_event_loop_without_a_watch_thread(
     assert not [t for t in threading.enumerate() if t.name == "octoqueue-redis-arrivals"]
 
 
-def test_claims_run_on_the_loop_and_take_each_job_once(store: RedisStore, make_server: Any) -> None:
+def test_claims_on_two_servers_take_each_job_once(store: RedisStore, make_server: Any) -> None:
     url = f"{REDIS_URL}?prefix={store.prefix}"
-    claims_on_the_loop_take_each_job_once([make_server(Queue(RedisStore.from_url(url)), **NO_POLL) for _ in "ab"])
+    claims_on_two_servers_take_each_job_once([make_server(Queue(RedisStore.from_url(url)), **NO_POLL) for _ in "ab"])

@@ -42,7 +42,7 @@ class _Cursor:
         return await_(self._cursor.fetchall())
 
 
-class AwaitedConnection:
+class _Connection:
     """A psycopg ``AsyncConnection`` used the way the store's code uses a connection."""
 
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -73,7 +73,7 @@ class BridgedPostgresStore(PostgresStore):
             await_(self._pool.open(wait=False))
             self._pool_opened = True
         with awaiting(self._pool.connection()) as conn:
-            yield AwaitedConnection(conn)
+            yield _Connection(conn)
 
     def _group_transitions(self) -> Callable[[Move], Job | Exception]:
         # Tasks' transitions grouped as threads' are, each caller awaiting its turn instead of blocking the thread; a

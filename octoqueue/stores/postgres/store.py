@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
@@ -35,11 +35,9 @@ from octoqueue.stores.base import (
     Move,
     Store,
     apply_transition,
-    can_run_on_loop,
     check_changes,
     expected_set,
     expire,
-    on_loop,
 )
 from octoqueue.stores.grouping import GroupSender
 from octoqueue.stores.postgres.arrivals import ArrivalListener, AsyncArrivalListener
@@ -350,7 +348,6 @@ class PostgresStore(Store):
         # Transitions made at once by this process's threads (workers' completions, heartbeats) share a transaction.
         self._transitions = self._group_transitions()
         _migrate(conninfo, self.schema, self.url)
-        self._pool_sizes = (pool_min, pool_max, pool_timeout)
         self._pool = self._open_pool(pool_min, pool_max, pool_timeout)
 
     def _group_transitions(self) -> Callable[[Move], Job | Exception]:
@@ -402,46 +399,8 @@ class PostgresStore(Store):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
-        """A connection of the pool, for one piece of work: of the event loop's pool for a call run on the loop
-        (:meth:`open_on_loop`), else of the threads' pool."""
-        if self._loop_pool is not None and on_loop():
-            return self._loop_connection()
+        """A connection of the pool, for one piece of work."""
         return self._pool.connection()  # type: ignore[no-any-return]
-
-    #: The psycopg ``AsyncConnectionPool`` that serves the calls run on an event loop (:meth:`open_on_loop`).
-    _loop_pool: Any = None
-
-    @contextlib.contextmanager
-    def _loop_connection(self) -> Iterator[Any]:
-        from octoqueue.aio.bridge import awaiting
-        from octoqueue.stores.postgres.aio import AwaitedConnection
-
-        with awaiting(self._loop_pool.connection()) as conn:
-            yield AwaitedConnection(conn)
-
-    async def open_on_loop(self) -> Callable[[], Awaitable[None]] | None:
-        from psycopg_pool import AsyncConnectionPool
-
-        if not can_run_on_loop():
-            return None  # no greenlet: calls run in threads
-        pool_min, pool_max, pool_timeout = self._pool_sizes
-        pool = AsyncConnectionPool(
-            self._conninfo,
-            min_size=pool_min,
-            max_size=pool_max,
-            timeout=pool_timeout,
-            kwargs=self._connect_options(),
-            name=f"{self._pool_name}-loop-{self.schema}",
-            open=False,
-        )
-        await pool.open(wait=False)
-        self._loop_pool = pool
-
-        async def close() -> None:
-            self._loop_pool = None
-            await pool.close()
-
-        return close
 
     def close(self) -> None:
         if self._listener is not None:
@@ -707,13 +666,7 @@ class PostgresStore(Store):
         **changes: Any,
     ) -> Job:
         check_changes(changes)
-        move = Move(job_id, expected, target, attempt, changes)
-        if self._loop_pool is not None and on_loop():
-            # Not grouped with the threads' transitions: a call waiting for another's batch would block the loop
-            # (and the batch, when a call on this loop leads it).
-            (result,) = self.transition_many([move])
-        else:
-            result = self._transitions(move)
+        result = self._transitions(Move(job_id, expected, target, attempt, changes))
         if isinstance(result, Exception):
             raise result
         return result

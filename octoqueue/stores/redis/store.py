@@ -33,12 +33,10 @@ from octoqueue.stores.base import (
     Move,
     Store,
     apply_transition,
-    can_run_on_loop,
     check_changes,
     checked_setting,
     expected_set,
     expire,
-    on_loop,
 )
 from octoqueue.stores.redis import scripts
 
@@ -278,12 +276,7 @@ class RedisStore(Store):
         """Send one command and read its reply. On a plain Redis each thread keeps one connection of the pool and
         talks on it directly: redis-py's ``execute_command`` (its retry wrapper, pool checkout, metrics) costs
         more client CPU than the round trip of a short script. A connection that failed mid-command is dropped, so
-        the next command starts on a fresh one; a Redis Cluster goes through redis-py's routing. A call run on the
-        event loop the store was opened on (:meth:`open_on_loop`) awaits the loop's client instead."""
-        if self._loop_client is not None and on_loop():
-            from octoqueue.aio.bridge import await_
-
-            return await_(self._loop_client.execute_command(*args))
+        the next command starts on a fresh one; a Redis Cluster goes through redis-py's routing."""
         if not isinstance(self._client, redis.Redis):
             return self._client.execute_command(*args)
         held: _Held | None = getattr(self._local, "held", None)
@@ -317,39 +310,14 @@ class RedisStore(Store):
 
     def _evaluate(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run a registered script (loading it into Redis when Redis does not know it)."""
-        if self._loop_client is not None and on_loop():
-            return self._command("EVAL", script.script, len(keys), *keys, *args)
         return script(keys=keys, args=args)
 
     def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` in one round trip (no transaction); their replies, in order."""
-        on_the_loop = self._loop_client is not None and on_loop()
-        pipe: Any = (self._loop_client if on_the_loop else self._client).pipeline(transaction=False)
+        pipe = self._client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
-        if on_the_loop:
-            from octoqueue.aio.bridge import await_
-
-            replies: list[Any] = await_(pipe.execute())
-            return replies
         return pipe.execute()  # type: ignore[no-any-return]
-
-    #: The ``redis.asyncio`` client that serves the calls run on an event loop (:meth:`open_on_loop`).
-    _loop_client: Any = None
-
-    async def open_on_loop(self) -> Callable[[], Awaitable[None]] | None:
-        if self._target is None or not can_run_on_loop():
-            return None  # a cluster or a client given directly, or no greenlet: calls run in threads
-        import redis.asyncio
-
-        client: Any = redis.asyncio.Redis.from_url(self._target, decode_responses=True)
-        self._loop_client = client
-
-        async def close() -> None:
-            self._loop_client = None
-            await client.aclose()
-
-        return close
 
     def now(self) -> datetime:
         if self._own_clock:
