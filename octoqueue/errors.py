@@ -82,6 +82,11 @@ class InvalidLabel(InvalidJobData, ValueError):
     """A job label octoqueue refuses: blank, too long, or a name octoqueue gives a meaning to (see LabelScheme)."""
 
 
+class DependentsFull(OctoqueueError, ValueError):
+    """A job with ``depends_on`` was refused: the jobs already waiting for unfinished (or failed) parents fill the
+    room the store keeps for dependencies (see :data:`octoqueue.dependencies.MAX_SETTING_CHARS`)."""
+
+
 class StoreUnavailable(OctoqueueError):
     """The store could not be reached or answered with an error."""
 

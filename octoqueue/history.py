@@ -11,8 +11,9 @@ Where each attempt is recorded:
   ``worker`` (kept when the Queue that claimed the job finishes it), ``updated_at`` as its end, the state as its
   outcome. So a completion writes no comment of its own: it costs no request more than before.
 
-The first marker for an attempt wins (a cancel after a retry does not rewrite the retried attempt); the record
-fills in the latest attempt when no comment names it.
+Only comments octoqueue wrote count (:mod:`octoqueue.authorship`: on GitHub anyone may comment, markers included),
+and in each only the footer: the marker that ends it. The first marker for an attempt wins (a cancel after a retry
+does not rewrite the retried attempt); the record fills in the latest attempt when no comment names it.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ NOTE_ROOM = 1_024
 _WORKER_CHARS = 200
 
 _MARKER = "octoqueue:attempt"
-_MARKER_RE = re.compile(r"<!--\s*octoqueue:attempt\s*(\{.*?\})\s*-->", re.DOTALL)
+#: The footer's marker: the end of the comment (the text before it may quote anything, a job's error included).
+_MARKER_RE = re.compile(r"<!--\s*octoqueue:attempt\s*(\{[^<>]*\})\s*-->\s*\Z")
 
 
 def _clock_time(value: datetime | None) -> str:
@@ -122,27 +124,36 @@ def note(attempt: Attempt | None) -> str:
     if attempt.worker is not None and len(attempt.worker) > _WORKER_CHARS:
         attempt = attempt.model_copy(update={"worker": attempt.worker[:_WORKER_CHARS]})
     fields = attempt.model_dump(mode="json", exclude_none=True)
-    return f"\n\n<sub>{attempt.line()}</sub>\n<!-- {_MARKER} {json.dumps(fields, ensure_ascii=False)} -->"
+    # No < or > in the marker: an error that quotes a marker (or closes the HTML comment) stays inside its string.
+    marker = json.dumps(fields, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+    return f"\n\n<sub>{attempt.line()}</sub>\n<!-- {_MARKER} {marker} -->"
 
 
 def with_note(text: str, attempt: Attempt | None) -> str:
     return text + note(attempt)
 
 
-def _from_comment(comment: Comment) -> Iterable[Attempt]:
-    for match in _MARKER_RE.finditer(comment.body):
-        try:
-            fields: Any = json.loads(match.group(1))
-            yield Attempt.model_validate(fields)
-        except (ValueError, ValidationError):
-            continue  # a marker a person mangled: the other comments still count
+def _from_comment(comment: Comment) -> Attempt | None:
+    """The attempt a comment's footer records: its last marker, which must end it (a marker quoted in the text above,
+    in a job's error say, is no footer)."""
+    start = comment.body.rfind("<!--")
+    match = _MARKER_RE.match(comment.body, start) if start >= 0 else None
+    if match is None:
+        return None
+    try:
+        fields: Any = json.loads(match.group(1))
+        return Attempt.model_validate(fields)
+    except (ValueError, ValidationError):
+        return None  # a marker a person mangled: the other comments still count
 
 
 def read_history(job: Job, comments: Iterable[Comment]) -> list[Attempt]:
-    """Every attempt of ``job``, oldest first, from its comments (oldest first) and its record."""
+    """Every attempt of ``job``, oldest first, from its comments (oldest first; only those octoqueue wrote, see
+    :meth:`Queue.history <octoqueue.queue.Queue.history>`) and its record."""
     found: dict[int, Attempt] = {}
     for comment in comments:
-        for attempt in _from_comment(comment):
+        attempt = _from_comment(comment)
+        if attempt is not None:
             found.setdefault(attempt.attempt, attempt)
     latest = _from_record(job)
     if latest is not None:

@@ -11,9 +11,13 @@ Everything else on the target is the source's to decide, and the next copy overw
 
 Only target jobs that changed since the mirror last wrote or saw them are examined, read from the target's
 :meth:`Store.recently_changed` (on GitHub a conditional GET, free when nothing changed). A comment counts only when
-it is newer than the source job's last change, so a request acted upon is never acted upon again, after a restart
-neither. On a target that can tell people's permissions (GitHub), comments by people without write access are
-ignored; adding a label or closing an issue needs triage access on GitHub anyway.
+it is newer than the source job's last change and the note the source job got for a request does not name it
+(``(comment 123)``), so a request acted upon is never acted upon again, after a restart neither, and whatever the
+two stores' clocks say. On a target that can tell people's permissions (GitHub), comments by people without write
+access are ignored (each person's permission is asked once a minute at most, however many comments they write);
+adding a label or closing an issue needs triage access on GitHub anyway. A comment's author is who posted it: the hidden
+block that names an imported comment's first author counts only from the target's own account
+(:func:`octoqueue.stores.github.posts.comment_of`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import logging
 from typing import Literal, Protocol, runtime_checkable
 
+from octoqueue.authorship import Permissions
 from octoqueue.commands import parse_command
 from octoqueue.errors import InvalidTransition, JobNotFound, StateConflict
 from octoqueue.job import Job
@@ -53,6 +58,8 @@ class TargetRequests:
         self.mirror = mirror
         self.queue = queue or Queue(mirror.source)
         self._examined: dict[int, Job] = {}
+        target = mirror.target
+        self._permissions = Permissions(target.permission_of) if isinstance(target, TellsPermissions) else None
 
     def poll(self) -> Tally:
         """Examine the target's last changed copies; apply what people asked for; say what was done."""
@@ -92,25 +99,28 @@ class TargetRequests:
 
     def _commanded(self, job: Job, *, finished: bool, running: bool) -> tuple[Kind, str] | None:
         target = self.mirror.target
-        ours = {comment_key(note) for note in self.mirror.source.comments(job.id)}
+        theirs = self.mirror.source.comments(job.id)
+        ours = {comment_key(note) for note in theirs}
+        said = "\n".join(note.body for note in theirs)
         for note in target.comments(job.id):
             if comment_key(note) in ours or note.created_at <= job.updated_at:
                 continue
+            if _acted_upon(note.id) in said:
+                continue  # the source's note names it: acted upon once already (the two clocks may disagree)
             command = parse_command(note.body)
             if command is None or not self._may(note.author):
                 continue
             who = f"@{note.author}'s" if note.author else "a"
             if command == "cancel" and running:
-                return "cancel", f"{who} `/cancel` comment"
+                return "cancel", f"{who} `/cancel` comment {_acted_upon(note.id)}"
             if command == "requeue" and finished:
-                return "requeue", f"{who} `/requeue` comment"
+                return "requeue", f"{who} `/requeue` comment {_acted_upon(note.id)}"
         return None
 
     def _may(self, login: str | None) -> bool:
-        target = self.mirror.target
-        if not isinstance(target, TellsPermissions):
+        if self._permissions is None:
             return True
-        return login is not None and target.permission_of(login) in WRITE_PERMISSIONS
+        return login is not None and self._permissions.of(login) in WRITE_PERMISSIONS
 
     def _apply(self, kind: Kind, job: Job, via: str) -> str | None:
         note = f"{'Requeued' if kind == 'requeue' else 'Cancelled'} through {via} on {self.mirror.target.url}"
@@ -124,6 +134,11 @@ class TargetRequests:
             return None
         log.info("job %d: %s", job.id, note)
         return f"job {job.id}: {note}"
+
+
+def _acted_upon(comment_id: int) -> str:
+    """How the source's note on a request names the target's comment that made it."""
+    return f"(comment {comment_id})"
 
 
 def _same(a: Job | None, b: Job) -> bool:

@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from octoqueue.authorship import Authorship
 from octoqueue.body import MAX_BODY_CHARS
 from octoqueue.commands import defuse
-from octoqueue.dependencies import WAITING_UNTIL, Dependencies, read_marker
+from octoqueue.dependencies import WAITING_UNTIL, Dependencies, is_waiting
 from octoqueue.errors import (
     InvalidJobData,
     InvalidTransition,
@@ -124,6 +125,8 @@ class Queue:
         self._watching = False
         self._unwatch: Callable[[], None] | None = None
         self._watched_on_loop = False  # the store's arrivals are heard by a task (watch_store_on_loop)
+        #: Which comments octoqueue wrote: only their hidden markers (history, parents) count.
+        self.authorship = Authorship(self.store)
         #: The dependencies between this queue's jobs (``enqueue(..., depends_on=...)``, workflows).
         self.dependencies = Dependencies(self)
 
@@ -200,7 +203,10 @@ class Queue:
         )
         job = self.store.create(new)
         if parents:
-            known = idempotency_key is not None and read_marker(self.store.comments(job.id)) is not None
+            # A retry with the same key finds the job made (and attached, or refused and cancelled) before.
+            known = idempotency_key is not None and (
+                not is_waiting(job) or self.dependencies.record(job.id) is not None
+            )
             return job if known else self.dependencies.attach(job, parents, on_parent_failure)
         self._notify(job)
         return job
@@ -735,9 +741,10 @@ class Queue:
     # -- reading -----------------------------------------------------------------------------------------------
     def history(self, job_id: int) -> list[Attempt]:
         """Every attempt of the job, oldest first: worker, start, end, outcome, error and duration of each (see
-        :mod:`octoqueue.history`). Two reads: the job and its comments. Raises JobNotFound."""
+        :mod:`octoqueue.history`), from the comments octoqueue wrote (:mod:`octoqueue.authorship`: a person's
+        comment with a forged marker is no history). Two reads: the job and its comments. Raises JobNotFound."""
         job = self.store.get(int(job_id))
-        return read_history(job, self.store.comments(job.id))
+        return read_history(job, self.authorship.own_comments(self.store.comments(job.id)))
 
     def get(self, job_id: int) -> Job:
         """The job's record; raises JobNotFound."""
@@ -770,7 +777,8 @@ class Queue:
             why = f": {job.last_error}" if job.last_error and job.state is JobState.FAILED else ""
             raise StateConflict(job.id, f"it has no result, it is {job.status or 'unlabelled'}{why}")
         if isinstance(job.result, dict) and job.result.get("truncated") is True:
-            return _result_from_comments(job.id, self.store.comments(job.id))
+            # Only octoqueue's own comments: on GitHub anyone may comment a result block under a finished job.
+            return _result_from_comments(job.id, self.authorship.own_comments(self.store.comments(job.id)))
         return job.result
 
     def counts(self) -> dict[JobState, int]:
@@ -1146,9 +1154,12 @@ _RESULT_BLOCK = re.compile(r"\*\*Result\*\* \(attempt \d+\):\n\n(`{3,})json\n(.*
 def _result_from_comments(job_id: int, comments: list[Comment]) -> Any:
     """The full result of a job whose metadata holds only its size: the newest result comment's JSON."""
     for comment in reversed(comments):
-        match = _RESULT_BLOCK.search(comment.body)
-        if match is not None:
-            return json.loads(match.group(2))
+        # The last block: the text a completion was given comes before its result, and may quote anything.
+        starts = [found.start() for found in re.finditer(r"\*\*Result\*\* \(attempt ", comment.body)]
+        for start in reversed(starts):
+            match = _RESULT_BLOCK.match(comment.body, start)
+            if match is not None:
+                return json.loads(match.group(2))
     raise StateConflict(job_id, "its result was too large for its record and no result comment holds it")
 
 

@@ -17,11 +17,11 @@ The rules, in order:
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from octoqueue.authorship import PERMISSION_TTL, Permissions, is_bot, is_own_account
 from octoqueue.errors import OctoqueueError
 from octoqueue.stores import Store
 
@@ -29,7 +29,6 @@ log = logging.getLogger("octoqueue.api.webhooks")
 
 WRITE_ACCESS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 WRITE_PERMISSIONS = frozenset({"write", "admin"})
-PERMISSION_TTL = 60.0
 
 
 @runtime_checkable
@@ -63,10 +62,9 @@ class ChatOpsAccess:
         #: The repository whose deliveries may act, or None: ChatOps is off.
         self.repository = self.people.full_name if self.people is not None else repository
         self.trusted = trusted
-        self.ttl = ttl
-        self._clock = clock
-        self._cache: dict[str, tuple[float, str]] = {}
-        self._lock = threading.Lock()
+        self.permissions = (
+            Permissions(self.people.permission_of, ttl=ttl, clock=clock) if self.people is not None else None
+        )
 
     def wrong_repository(self, payload: dict[str, Any]) -> str | None:
         """Why a delivery from the payload's repository may not act; None when it may."""
@@ -85,7 +83,7 @@ class ChatOpsAccess:
         login = login_of(actor)
         if not login:
             return "the delivery names nobody"
-        if actor.get("type") == "Bot" or login.lower().endswith("[bot]"):
+        if is_bot(login, actor.get("type")):
             return f"@{login} is a bot; bots never run commands"
         if self.people is not None:
             try:
@@ -93,12 +91,12 @@ class ChatOpsAccess:
             except OctoqueueError as exc:  # unknown: it might be octoqueue's own comment, so no
                 log.warning("could not learn the token's own login: %s", exc)
                 return f"octoqueue's own login is unknown for now ({exc}); @{login}'s command is not run"
-            if own is not None and own.lower() == login.lower():
+            if is_own_account(login, own):
                 return f"@{login} is octoqueue's own account; its comments are never commands"
         if login.lower() in self.trusted:
             return None
-        if self.people is not None:
-            level = self._permission(login)
+        if self.permissions is not None:
+            level = self.permissions.of(login)
             return None if level in WRITE_PERMISSIONS else f"@{login} has {level} permission, not write"
         if association is not None:
             return None if association in WRITE_ACCESS else f"@{login} ({association}) has no write access"
@@ -108,25 +106,6 @@ class ChatOpsAccess:
         if owner.lower() == login.lower() or (authored and issue.get("author_association") in WRITE_ACCESS):
             return None
         return f"@{login} has no write access that the payload shows"
-
-    def _permission(self, login: str) -> str:
-        assert self.people is not None
-        key = login.lower()
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < self.ttl:
-            return cached[1]
-        try:
-            level = self.people.permission_of(login)
-        except OctoqueueError as exc:
-            log.warning("could not learn @%s's permission: %s", login, exc)
-            return "unknown"
-        with self._lock:
-            self._cache[key] = (now, level)
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-        return level
 
 
 __all__ = ["PERMISSION_TTL", "WRITE_ACCESS", "WRITE_PERMISSIONS", "ChatOpsAccess", "KnowsPeople", "login_of"]

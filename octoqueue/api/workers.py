@@ -4,6 +4,11 @@ A queue ``q`` is the jobs labelled ``queue:q``. A claim hands out jobs with a le
 ``claim_timeout``; the ``id`` it returns is ``<job>.<attempt>`` — the attempt is the fencing token, so a worker
 whose lease expired (and whose job was claimed again) gets 409 when it reports. A failed job with retries left
 comes back after the queue's backoff, not after the claim timeout.
+
+The attempt fences stale holders, not other callers: it is a small number anyone can guess. So when API keys are
+configured a claim is bound to the key that made it: the job's ``worker`` ends with ``@key-`` and 8 hex digits of
+the key's fingerprint (:func:`claimed_by`), and only that key (or an admin's) may complete, fail or heartbeat it;
+another worker key gets 409, as a stale holder would.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from octoqueue.api import jobschema
-from octoqueue.api.auth import AdminKey, ProducerKey, ReaderKey, WorkerKey
+from octoqueue.api.auth import AdminKey, Principal, ProducerKey, ReaderKey, Role, WorkerKey
 from octoqueue.api.context import Runtime, RuntimeDep
 from octoqueue.api.models import (
     Attempt,
@@ -298,6 +303,16 @@ def _open_counts(runtime: Runtime, label: str | None = None) -> dict[str, Counte
     return per_label
 
 
+def key_tag(principal: Principal) -> str:
+    """What a claim by ``principal`` appends to the worker's name: its key's tag, or '' without keys."""
+    return f"@key-{principal.fingerprint[:8]}" if principal.fingerprint else ""
+
+
+def claimed_by(worker: str, principal: Principal) -> str:
+    """The ``worker`` a claim records: the name the caller gave, then (last, so no name can fake it) its key's tag."""
+    return worker + key_tag(principal)
+
+
 def _token(job_id: str, attempt: int | None) -> tuple[int, int]:
     number, _, in_id = job_id.partition(".")
     token = int(in_id) if in_id else None
@@ -309,11 +324,20 @@ def _token(job_id: str, attempt: int | None) -> tuple[int, int]:
     return int(number), chosen
 
 
-def _held(runtime: Runtime, name: str, job_id: str, attempt: int | None) -> Job:
+def _held(runtime: Runtime, name: str, job_id: str, attempt: int | None, principal: Principal) -> Job:
     number, token = _token(job_id, attempt)
     job = runtime.queue.get(number)
     if not has_labels(job.labels, [queue_label(name)]):
         raise HTTPException(404, detail=f"Job '{job_id}' not found in queue '{name}'")
+    tag = key_tag(principal)
+    if (
+        tag
+        and not principal.can(Role.ADMIN)
+        and job.state is JobState.PROCESSING
+        and not (job.worker or "").endswith(tag)
+    ):
+        runtime.metrics.stale.labels(name).inc()
+        raise HTTPException(409, detail=f"job {number} is not held by a claim of this API key")
     # The caller's view of the job: the store refuses the change unless this attempt still holds it.
     return job.model_copy(update={"attempt": token})
 
@@ -490,7 +514,7 @@ async def claim_jobs(
     config = await run_in_threadpool(_config, runtime, name)
     settings = runtime.settings
     deadline = started + min(body.block_ms, settings.max_block_ms) / 1000
-    who = worker or f"http:{request.client.host if request.client else 'unknown'}"
+    who = claimed_by(worker or f"http:{request.client.host if request.client else 'unknown'}", principal)
     label = queue_label(name)
     jobs: list[Job] = []
     # In line for arrivals from before the first claim, so that one during it is not missed (see longpoll.py).
@@ -543,11 +567,11 @@ async def complete_job(
 ) -> FinishResponse:
     """Complete a claimed job with its ``result``. 409 when the claim is stale (the lease expired and the job
     was claimed again, or it was cancelled)."""
-    return await run_in_threadpool(_complete, runtime, name, job_id, body or CompleteRequest())
+    return await run_in_threadpool(_complete, runtime, name, job_id, body or CompleteRequest(), principal)
 
 
-def _complete(runtime: Runtime, name: str, job_id: str, body: CompleteRequest) -> FinishResponse:
-    held = _held(runtime, name, job_id, body.attempt)
+def _complete(runtime: Runtime, name: str, job_id: str, body: CompleteRequest, principal: Principal) -> FinishResponse:
+    held = _held(runtime, name, job_id, body.attempt, principal)
     done = _fenced(runtime, name, lambda: runtime.queue.complete(held, result=body.result))
     runtime.metrics.completions.labels(name).inc()
     return _finish_response(done, job_id)
@@ -563,11 +587,11 @@ async def fail_job(
 ) -> FinishResponse:
     """Fail a claimed job. With retries left (and ``retry`` true) it is pending again after the backoff;
     otherwise failed for good. 409 when the claim is stale."""
-    return await run_in_threadpool(_fail, runtime, name, job_id, body or FailRequest())
+    return await run_in_threadpool(_fail, runtime, name, job_id, body or FailRequest(), principal)
 
 
-def _fail(runtime: Runtime, name: str, job_id: str, body: FailRequest) -> FinishResponse:
-    held = _held(runtime, name, job_id, body.attempt)
+def _fail(runtime: Runtime, name: str, job_id: str, body: FailRequest, principal: Principal) -> FinishResponse:
+    held = _held(runtime, name, job_id, body.attempt, principal)
     error = body.error or "failed by the worker"
     new = _fenced(runtime, name, lambda: runtime.queue.fail(held, error=error, retry=body.retry))
     runtime.metrics.failures.labels(name, "retry" if new.state is JobState.PENDING else "failed").inc()
@@ -583,11 +607,13 @@ async def heartbeat_job(
     name: QueuePath, job_id: JobIdPath, runtime: RuntimeDep, principal: WorkerKey, body: HeartbeatRequest | None = None
 ) -> FinishResponse:
     """Extend the lease of a claimed job by the queue's ``claim_timeout`` (for jobs that run long)."""
-    return await run_in_threadpool(_heartbeat, runtime, name, job_id, body)
+    return await run_in_threadpool(_heartbeat, runtime, name, job_id, body, principal)
 
 
-def _heartbeat(runtime: Runtime, name: str, job_id: str, body: HeartbeatRequest | None) -> FinishResponse:
-    held = _held(runtime, name, job_id, body.attempt if body else None)
+def _heartbeat(
+    runtime: Runtime, name: str, job_id: str, body: HeartbeatRequest | None, principal: Principal
+) -> FinishResponse:
+    held = _held(runtime, name, job_id, body.attempt if body else None, principal)
     config = runtime.queues.get(name)
     lease = float(config.claim_timeout) if config else runtime.queue.lease
     renewed = _fenced(runtime, name, lambda: runtime.queue.heartbeat(held, lease))
@@ -603,12 +629,12 @@ async def complete_jobs(
 ) -> BatchResponse:
     """Complete several claimed jobs, each with its ``result``, in one store round trip where the store batches
     transitions (PostgreSQL, Redis). Each job answers as its own ``complete`` would."""
-    return await run_in_threadpool(_complete_many, runtime, name, body.jobs)
+    return await run_in_threadpool(_complete_many, runtime, name, body.jobs, principal)
 
 
-def _complete_many(runtime: Runtime, name: str, items: list[CompleteItem]) -> BatchResponse:
+def _complete_many(runtime: Runtime, name: str, items: list[CompleteItem], principal: Principal) -> BatchResponse:
     _config(runtime, name)
-    outcomes, held = _held_items(runtime, name, items)
+    outcomes, held = _held_items(runtime, name, items, principal)
     queue = runtime.queue
     if queue.store.batches_transitions:
         moved = queue.complete_many([job for _, job in held], [items[i].result for i, _ in held])
@@ -621,14 +647,14 @@ def _complete_many(runtime: Runtime, name: str, items: list[CompleteItem]) -> Ba
 
 
 def _held_items(
-    runtime: Runtime, name: str, items: Sequence[CompleteItem | HeartbeatItem]
+    runtime: Runtime, name: str, items: Sequence[CompleteItem | HeartbeatItem], principal: Principal
 ) -> tuple[list[Job | Exception | None], list[tuple[int, Job]]]:
     """Each item's job as its holder names it (by place), and the refusal for each item that is not held."""
     outcomes: list[Job | Exception | None] = [None] * len(items)
     held: list[tuple[int, Job]] = []
     for i, item in enumerate(items):
         try:
-            held.append((i, _held(runtime, name, item.id, item.attempt)))
+            held.append((i, _held(runtime, name, item.id, item.attempt, principal)))
         except (HTTPException, OctoqueueError) as exc:
             outcomes[i] = exc
     return outcomes, held
@@ -638,15 +664,15 @@ def _held_items(
 async def fail_jobs(name: QueuePath, body: FailBatch, runtime: RuntimeDep, principal: WorkerKey) -> BatchResponse:
     """Fail several claimed jobs, each as its own ``fail`` would (retried after the backoff while retries
     remain, unless ``retry`` is false)."""
-    return await run_in_threadpool(_fail_many, runtime, name, body.jobs)
+    return await run_in_threadpool(_fail_many, runtime, name, body.jobs, principal)
 
 
-def _fail_many(runtime: Runtime, name: str, items: list[FailItem]) -> BatchResponse:
+def _fail_many(runtime: Runtime, name: str, items: list[FailItem], principal: Principal) -> BatchResponse:
     _config(runtime, name)
     outcomes: list[Job | Exception | None] = []
     for item in items:
         try:
-            held = _held(runtime, name, item.id, item.attempt)
+            held = _held(runtime, name, item.id, item.attempt, principal)
         except (HTTPException, OctoqueueError) as exc:
             outcomes.append(exc)
             continue
@@ -666,12 +692,12 @@ async def heartbeat_jobs(
 ) -> BatchResponse:
     """Extend the leases of several claimed jobs by the queue's ``claim_timeout``: one store round trip where the
     store batches. Each job answers as its own ``heartbeat`` would."""
-    return await run_in_threadpool(_heartbeat_many, runtime, name, body.jobs)
+    return await run_in_threadpool(_heartbeat_many, runtime, name, body.jobs, principal)
 
 
-def _heartbeat_many(runtime: Runtime, name: str, items: list[HeartbeatItem]) -> BatchResponse:
+def _heartbeat_many(runtime: Runtime, name: str, items: list[HeartbeatItem], principal: Principal) -> BatchResponse:
     config = _config(runtime, name)
-    outcomes, held = _held_items(runtime, name, items)
+    outcomes, held = _held_items(runtime, name, items, principal)
     renewed = runtime.queue.heartbeat_many([job for _, job in held], float(config.claim_timeout))
     for (i, _), outcome in zip(held, renewed, strict=True):
         outcomes[i] = outcome

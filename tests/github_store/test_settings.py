@@ -7,7 +7,10 @@ import threading
 
 import pytest
 
-from octoqueue.errors import ConfigurationError, JobNotFound
+from octoqueue.dependencies import SETTING_KEY
+from octoqueue.errors import ConfigurationError, DependentsFull, JobNotFound
+from octoqueue.queue import Queue
+from octoqueue.stores.github import GitHubStore
 from octoqueue.testing.fake_github import FakeGitHub
 
 from .conftest import MakeStore
@@ -99,3 +102,18 @@ def test_the_settings_issue_stays_out_of_the_jobs_when_its_label_is_taken_off(
     assert number not in [job.id for job in store.list_jobs().jobs]
     with pytest.raises(JobNotFound):
         store.get(number)
+
+
+def test_a_producer_filling_the_dependents_leaves_the_admins_room_in_the_settings_issue(store: GitHubStore) -> None:
+    # The most links a producer gets in (found on a fast store: on GitHub each link is also a blocked_by request).
+    with Queue("memory://", max_attempts=1) as filled:
+        parents = [filled.enqueue({"parent": n}) for n in range(100)]
+        with pytest.raises(DependentsFull):
+            for n in range(100):
+                filled.enqueue({"child": n}, depends_on=parents)
+        edges = filled.store.get_setting(SETTING_KEY)
+    store.set_setting(SETTING_KEY, edges)
+    # An admin's settings still fit the one issue body: 40,000 characters more of schedules.
+    store.set_setting("schedules", {"nightly": "x" * 40_000})
+    assert len(store.get_setting("schedules")["nightly"]) == 40_000
+    assert store.get_setting(SETTING_KEY) == edges

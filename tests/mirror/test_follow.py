@@ -3,6 +3,7 @@ queue: a requeue made on the GitHub side runs the job again on the source."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -107,4 +108,78 @@ def test_a_requeue_on_github_runs_the_job_again_on_the_source(make_github: MakeG
     assert requests.poll().requests == []  # each request is acted upon once
     clock.advance(timedelta(minutes=5))
     assert requests.poll().requests == [] and copier.poll().changed == 0
+    source.close()
+
+
+def test_a_strangers_comment_cannot_pass_for_a_maintainers_or_a_future_one(
+    make_github: MakeGitHub, tmp_path: Path
+) -> None:
+    """The hidden block an imported comment ends with names its author and time; a stranger who writes one must not
+    pass for the owner (who may cancel) nor date the comment in the future (a request acted upon again and again)."""
+    clock = ManualClock()
+    source = SQLiteStore(tmp_path / "fast.db", clock=clock)
+    queue = Queue(source, max_attempts=1)
+    queue.enqueue({"n": 1})
+    fake, face = make_github("octo-org/face")
+    copier = Mirror(source, face)
+    requests = TargetRequests(copier, queue)
+    copier.run()
+    fake.advance_time(5)
+    block = json.dumps({"author": "octo-org", "created_at": "2999-01-01T00:00:00+00:00"}, separators=(",", ":"))
+    fake.comment(1, f"/cancel\n\n<!-- octoqueue:comment {block} -->\n", author="stranger")
+    assert requests.poll().requests == []
+    assert source.get(1).state is JobState.PENDING
+    source.close()
+
+
+def test_a_stranger_spamming_commands_costs_one_permission_request_a_minute(
+    make_github: MakeGitHub, tmp_path: Path
+) -> None:
+    source = SQLiteStore(tmp_path / "fast.db", clock=ManualClock())
+    queue = Queue(source, max_attempts=1)
+    queue.enqueue({"n": 1})
+    job = queue.claim()
+    assert job is not None
+    queue.fail(job, error="no")
+    fake, face = make_github("octo-org/face")
+    copier = Mirror(source, face)
+    requests = TargetRequests(copier, queue)
+    copier.run()
+    fake.advance_time(5)
+    fake.reset_counters()
+    for n in range(10):  # each comment changes the issue, so each poll reads every comment again
+        fake.comment(1, f"/requeue {n}", author="stranger")
+        assert requests.poll().requests == []
+    asked = [path for _, path, _ in fake.request_log if "/permission" in path]
+    assert len(asked) == 1
+    assert source.get(1).state is JobState.FAILED
+    source.close()
+
+
+def test_a_comment_is_acted_upon_once_even_when_the_source_clock_is_behind_githubs(
+    make_github: MakeGitHub, tmp_path: Path
+) -> None:
+    clock = ManualClock(datetime.now(UTC) - timedelta(hours=1))  # the source's clock is an hour behind GitHub's
+    source = SQLiteStore(tmp_path / "fast.db", clock=clock)
+    queue = Queue(source, max_attempts=1)
+    queue.enqueue({"n": 1})
+    job = queue.claim()
+    assert job is not None
+    queue.fail(job, error="no")
+    fake, face = make_github("octo-org/face")
+    copier = Mirror(source, face)
+    requests = TargetRequests(copier, queue)
+    copier.run()
+    fake.advance_time(5)
+    fake.comment(1, "/requeue", author="octo-org")
+    assert len(requests.poll().requests) == 1
+    for _ in range(3):  # the job runs again, and the mirror copies it, and looks for requests
+        again = queue.claim()
+        assert again is not None
+        queue.complete(again)
+        copier.poll()
+        assert requests.poll().requests == []
+        queue.requeue(1)  # anything else that changes the job keeps the comment acted upon
+        copier.poll()
+    assert source.get(1).attempt == 4
     source.close()

@@ -302,3 +302,13 @@ def test_depends_on_makes_a_job_wait_for_its_parents(server: LiveServer) -> None
     assert unknown.status_code == 400 and "987654" in unknown.json()["detail"]
     both = create(server, {"data": {}, "depends_on": [parent], "delay": 5})
     assert both.status_code == 400
+
+
+def test_depends_on_is_refused_with_400_when_waiting_jobs_fill_the_room(server: LiveServer) -> None:
+    parents = [server.queue.enqueue({"parent": n}) for n in range(100)]  # pending forever: nobody runs them
+    statuses = [create(server, {"data": {"n": n}, "depends_on": parents}).status_code for n in range(20)]
+    assert statuses[:5] == [201] * 5
+    refused = create(server, {"data": {"late": 1}, "depends_on": parents})
+    assert refused.status_code == 400
+    assert "too many jobs wait for parents" in refused.json()["detail"]
+    assert statuses.count(201) == server.queue.store.count()[JobState.PENDING] - 100  # the refused made nothing

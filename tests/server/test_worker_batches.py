@@ -12,7 +12,7 @@ from octoqueue.queue import Queue
 from octoqueue.retry import RetryPolicy
 from octoqueue.states import JobState
 
-from .conftest import LiveServer, headers
+from .conftest import KEYS, LiveServer, headers
 from .test_workers import Q, claim, make_queue, submit
 
 
@@ -135,3 +135,25 @@ def test_batches_are_for_workers_and_bounded(server: LiveServer) -> None:
         too_many = {"jobs": [{"id": f"{i}.1"} for i in range(1, 1002)]}
         assert server.post(path, json=too_many, headers=headers("worker")).status_code == 422
         assert server.post(f"{Q}/missing/jobs/{verb}", json=body, headers=headers("worker")).status_code == 404
+
+
+def test_a_worker_key_cannot_finish_a_job_another_key_claimed(make_server: Any) -> None:
+    """The attempt in '<job>.<attempt>' is a small number anyone can guess: a claim is bound to its key."""
+    other_key = "other-worker-key-0123456789"
+    keys = ",".join(f"{role}:{key}" for role, key in KEYS.items()) + f",worker:{other_key}"
+    server = make_server(api_keys=keys)
+    make_queue(server)
+    assert submit(server, {"jobs": [{"payload": {"n": n}} for n in range(3)]}).ok
+    held = [job["id"] for job in claim(server, count=3)]
+    other = {"X-API-Key": other_key, "X-Worker-Id": f"w1{held[0]}"}
+    for verb in ("complete", "fail", "heartbeat"):
+        single = server.put(f"{Q}/work/jobs/{held[0]}/{verb}", json={}, headers=other)
+        assert single.status_code == 409 and "not held by a claim of this API key" in single.text
+        batch = server.post(f"{Q}/work/jobs/{verb}", json={"jobs": [{"id": i} for i in held]}, headers=other)
+        assert batch.status_code == 200 and batch.json()["done"] == 0
+        assert {r["code"] for r in batch.json()["results"]} == {409}
+    assert all(job.state is JobState.PROCESSING for job in server.queue.store.iter_jobs())
+    # The key that claimed them finishes them; an admin may too.
+    assert post(server, "complete", [{"id": held[0]}, {"id": held[1]}])["done"] == 2
+    admin = server.put(f"{Q}/work/jobs/{held[2]}/fail", json={"retry": False}, headers=headers("admin"))
+    assert admin.status_code == 200 and admin.json()["status"] == "failed"

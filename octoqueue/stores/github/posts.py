@@ -278,7 +278,7 @@ def post_comment(
                 job_id=job_id,
                 what=f"comment on job {job_id}",
             )
-            return comment_of(job_id, response.json())
+            return comment_of(job_id, response.json(), imported_by=lambda _login: True)  # our own post
         except Ambiguous:
             time.sleep(client.retry_backoff * (2**tries))
             found = look_through_lag(issues, lambda: _find_comment(issues, job_id, body, since))
@@ -288,12 +288,18 @@ def post_comment(
 
 
 def _find_comment(issues: IssueIO, job_id: int, body: str, since: datetime) -> Comment | None:
-    notes = _insist(lambda: list_comments(issues, job_id, since=since), "the comment may have been made")
+    notes = _insist(
+        lambda: list_comments(issues, job_id, since=since, imported_by=lambda _login: True),
+        "the comment may have been made",
+    )
     return next((note for note in notes if note.body == body), None)
 
 
-def list_comments(issues: IssueIO, job_id: int, since: datetime | None = None) -> list[Comment]:
-    """:meth:`Store.comments`, oldest first (all pages)."""
+def list_comments(
+    issues: IssueIO, job_id: int, since: datetime | None = None, *, imported_by: Callable[[str], bool]
+) -> list[Comment]:
+    """:meth:`Store.comments`, oldest first (all pages). ``imported_by(login)``: whether ``login`` posts imported
+    comments (octoqueue's own account), whose hidden block names their first author (see :func:`comment_of`)."""
     query: dict[str, Any] = {"per_page": 100}
     if since is not None:
         query["since"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -301,7 +307,7 @@ def list_comments(issues: IssueIO, job_id: int, since: datetime | None = None) -
     notes: list[Comment] = []
     while url:
         fetched = issues.client.get(url, job_id=job_id, what=f"read comments of job {job_id}")
-        notes.extend(comment_of(job_id, item) for item in fetched.data)
+        notes.extend(comment_of(job_id, item, imported_by=imported_by) for item in fetched.data)
         url = fetched.links.get("next")
     return notes
 
@@ -315,13 +321,17 @@ def _comment_meta(note: Comment) -> str:
     return "\n\n<!-- octoqueue:comment " + meta.replace("--", "-\\u002d") + " -->\n"
 
 
-def comment_of(job_id: int, item: dict[str, Any]) -> Comment:
+def comment_of(job_id: int, item: dict[str, Any], *, imported_by: Callable[[str], bool]) -> Comment:
+    """The comment GitHub answered as ``item``. Its author is who posted it, except for a comment that octoqueue's
+    own account posted (``imported_by(login)``) with a hidden block naming its first author: an imported comment.
+    Anyone else's hidden block is only text: a person cannot pass for another author, or for octoqueue."""
     user = item.get("user") or {}
     body = str(item.get("body") or "")
-    author = user.get("login") if isinstance(user, dict) else None
+    poster = str(user.get("login") or "ghost") if isinstance(user, dict) else "ghost"  # GitHub's deleted user
+    author: str | None = poster
     created = parse_time(item.get("created_at"))
     found = _COMMENT_META_RE.search(body)
-    if found is not None:
+    if found is not None and imported_by(poster):
         try:
             meta = json.loads(found.group(1))
         except ValueError:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from octoqueue.authorship import is_own_account
 from octoqueue.dispatch import DEFAULT_EVENT_TYPE, dispatch_enabled
 from octoqueue.errors import ConfigurationError, OctoqueueError, StateConflict
 from octoqueue.job import Comment, Job, NewJob, Page
@@ -349,7 +350,11 @@ class GitHubStore(Store):
         return posts.post_comment(self._issues, self.now, job_id, body)
 
     def comments(self, job_id: int) -> list[Comment]:
-        return posts.list_comments(self._issues, job_id)
+        return posts.list_comments(self._issues, job_id, imported_by=self._posts_imports)
+
+    def _posts_imports(self, login: str) -> bool:
+        """Whether ``login`` is the account that posts this store's imported comments: its own."""
+        return is_own_account(login, self.own_login())
 
     def remove_label(self, job_id: int, name: str) -> None:
         """Take the extra label ``name`` off job ``job_id``'s issue: one DELETE; a label already gone is fine.
