@@ -105,6 +105,9 @@ def test_a_sealed_store_passes_the_arrivals_watch_through(store: RedisStore) -> 
         assert sealed.watch_arrivals(lambda arrival: (heard.append(arrival), got.set())) is not None
         Queue(store).enqueue_job({"secret": 1})
         assert got.wait(5) and heard == [Arrival((), 1, None)]
+        # And on an event loop, as a server listens (the sealed store hands it to the Redis store under it).
+        loop_thread, on_loop = asyncio.run(hear_one_arrival(Queue(sealed), lambda: Queue(store).enqueue({"n": 2})))
+        assert [thread for thread, _ in on_loop] == [loop_thread]
     finally:
         sealed.close()
 
