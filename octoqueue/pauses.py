@@ -115,12 +115,16 @@ class PauseControl:
         it, so that the claim an arrival wakes finds the state fresh and goes straight to the store's claim, without
         a settings read first (one more round trip on the wake-up). Reads no more often than :meth:`current` would:
         once per ``ttl``, earlier. With a ``ttl`` of 0 every claim reads anyway: nothing to do."""
-        if self.ttl <= 0:
-            return
-        with self._lock:
-            fresh = self._cached is not None and self._clock() - self._read_at + seconds < self.ttl
-        if not fresh:
+        if self.stale_within(seconds):
             self.read()
+
+    def stale_within(self, seconds: float) -> bool:
+        """Whether the cached state goes stale within ``seconds`` (or was never read); never with a ``ttl`` of 0,
+        where every claim reads. No store call: an event loop may ask before it sends a thread to read."""
+        if self.ttl <= 0:
+            return False
+        with self._lock:
+            return self._cached is None or self._clock() - self._read_at + seconds >= self.ttl
 
     def read(self) -> Pauses:
         """The pause state as the store holds it now (no cache)."""

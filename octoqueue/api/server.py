@@ -247,17 +247,18 @@ def _start_worker(settings: Settings, queue: Queue, metrics: Metrics) -> Worker 
 
 async def _keep_pauses_fresh(runtime: Runtime) -> None:
     """While long-poll claims are parked on a store that reports other processes' arrivals (PostgreSQL, Redis),
-    read the pause state before it goes stale (about every half ``pause_check_interval``), so that the claim an
+    read the pause state before it goes stale (at three quarters of ``pause_check_interval``), so that the claim an
     arrival wakes goes straight to the store's claim instead of reading the settings first: one round trip less on
     the wake-up of a claim parked longer than that interval. Elsewhere claims poll, and read it as they do."""
     pauses = runtime.queue.pauses
     if pauses.ttl <= 0:
         return  # every claim reads the state
+    tick = pauses.ttl / 8
     while True:
-        await asyncio.sleep(pauses.ttl / 4)
-        if runtime.arrivals.parked and runtime.queue.hears_other_processes:
+        await asyncio.sleep(tick)
+        if runtime.arrivals.parked and runtime.queue.hears_other_processes and pauses.stale_within(2 * tick):
             try:
-                await run_in_threadpool(pauses.refresh_ahead, pauses.ttl / 2)
+                await run_in_threadpool(pauses.refresh_ahead, 2 * tick)
             except Exception as exc:  # the next claim reads it again, and reports a failure
                 log.debug("could not read the pause state ahead of the claims: %s", exc)
 

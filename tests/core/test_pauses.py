@@ -99,3 +99,14 @@ def test_a_claim_about_to_wait_reads_the_pause_state_ahead_so_a_wake_up_does_not
         waiting.join(10)
     assert got == [job]
     assert store.reads == reads == 2  # the woken claim went straight to the store's claim
+
+
+def test_stale_within_tells_without_reading() -> None:
+    store, clock = _CountingStore(), _Clock()
+    pauses = PauseControl(store, 5.0, clock=clock)
+    assert pauses.stale_within(0.0)  # never read
+    pauses.current()
+    clock.now = 3.0
+    assert not pauses.stale_within(1.9) and pauses.stale_within(2.0)
+    assert store.reads == 1
+    assert not PauseControl(store, 0.0, clock=clock).stale_within(100.0)  # every claim reads: nothing to refresh

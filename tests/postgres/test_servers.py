@@ -112,7 +112,7 @@ def test_a_claim_parked_past_the_pause_interval_wakes_without_reading_the_pause_
     url = store_url(new_schema(request))
     queue = Queue(PostgresStore.from_url(url))
     clock = [0.0]
-    queue.pauses = PauseControl(queue.store, 4.0, clock=lambda: clock[0])  # the server looks every 1 s (ttl / 4)
+    queue.pauses = PauseControl(queue.store, 4.0, clock=lambda: clock[0])  # the server looks every 0.5 s (ttl / 8)
     reads: list[float] = []
     original = queue.store.get_setting
 
@@ -129,7 +129,7 @@ def test_a_claim_parked_past_the_pause_interval_wakes_without_reading_the_pause_
         signal = server.app.state.runtime.arrivals
         wait_for(lambda: signal.parked == 1, what="the claim to park")
         before = len(reads)
-        clock[0] = 3.5  # the state read at 0 goes stale within the next 2 s: the server reads it now
+        clock[0] = 3.5  # the state read at 0 goes stale within the next 1 s: the server reads it now
         wait_for(lambda: len(reads) > before, what="the pause state read while the claim is parked")
         clock[0] = 5.0  # the read at 0 would be stale now; the one made while parked is not
         after = len(reads)
