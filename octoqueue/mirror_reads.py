@@ -38,6 +38,7 @@ class ReadFromMirror(Store):
         self.labels = primary.labels
         self.url = primary.url
         self.batches_transitions = primary.batches_transitions
+        self.quick_writes = primary.quick_writes
         self.wait_poll_interval = min(primary.wait_poll_interval, interval)
         self._stop = threading.Event()
         self._ready = threading.Event()

@@ -158,6 +158,7 @@ class SealedStore(Store):
         self.sealer = sealer
         self.batches_transitions = inner.batches_transitions
         self.batches_claims = inner.batches_claims
+        self.quick_writes = inner.quick_writes
         self.labels = inner.labels
         self.url = inner.url
 

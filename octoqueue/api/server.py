@@ -220,6 +220,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         watcher.stop()
         if stop_watching is not None:
             await stop_watching()
+        runtime.thread_batches.close()
         if given is None:
             await run_in_threadpool(queue.close)
 

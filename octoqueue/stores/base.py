@@ -63,6 +63,10 @@ class Store(ABC):
     url: str = ""
     #: How often a waiter (``Queue.wait``) re-reads a job changed by another process, in seconds.
     wait_poll_interval: float = 0.02
+    #: Whether a write returns in well under a millisecond, waiting on no network round trip and no disk flush (an
+    #: embedded store that does not fsync each commit). The server runs such writes of concurrent requests one after
+    #: another on one thread (``octoqueue.api.threadbatch``); slower ones each get a thread and run side by side.
+    quick_writes: bool = False
 
     #: The longest comment :meth:`comment` accepts (characters). GitHub's limit on every store, so that a queue
     #: can move to GitHub; the queue checks a comment against it before it moves the job the comment is about.

@@ -88,6 +88,9 @@ class SQLiteStore(Store):
             raise ConfigurationError(f"the SQLite store's path {self.path!r} holds a NUL character")
         self.url = f"sqlite:///{self.path}"
         self._synchronous = synchronous.upper()
+        # FULL and EXTRA fsync each commit: writes from many threads then share one (GroupCommit); one after another
+        # on one thread, each would wait for its own.
+        self.quick_writes = self._synchronous in ("OFF", "NORMAL")
         self._busy_timeout = int(busy_timeout)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
