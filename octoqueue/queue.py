@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -124,6 +124,7 @@ class Queue:
         self._watch_lock = threading.Lock()
         self._watching = False
         self._unwatch: Callable[[], None] | None = None
+        self._watched_on_loop = False  # the store's arrivals are heard by a task (watch_store_on_loop)
         #: Which comments octoqueue wrote: only their hidden markers (history, parents) count.
         self.authorship = Authorship(self.store)
         #: The dependencies between this queue's jobs (``enqueue(..., depends_on=...)``, workflows).
@@ -376,9 +377,26 @@ class Queue:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._wakes != wakes:
                 return []
+            waiting = min(remaining, pause)
+            self._refresh_pauses_ahead(waiting)
             with self._arrivals:
                 if self._arrived == seen:
-                    self._arrivals.wait(min(remaining, pause))
+                    self._arrivals.wait(waiting)
+
+    def _refresh_pauses_ahead(self, waiting: float) -> None:
+        """Before a claim waits ``waiting`` seconds: read the pause state now if it goes stale meanwhile (up to half
+        its interval ahead), so that the claim an arrival wakes goes straight to the store. A failed read is left
+        to that claim, which reads again and reports it."""
+        try:
+            self.pauses.refresh_ahead(min(waiting, self.pauses.ttl / 2))
+        except Exception as exc:
+            log.debug("could not read the pause state ahead of a wait: %s", exc)
+
+    @property
+    def hears_other_processes(self) -> bool:
+        """Whether the store reports jobs made runnable through other store objects and processes (it watches
+        arrivals, :meth:`Store.watch_arrivals`), from the first wait or listener on; else claims poll for them."""
+        return self._unwatch is not None or self._watched_on_loop
 
     def _reject_broken(self, job: Job, on_rejected: Callable[[Job], None] | None) -> bool:
         sealed = unreadable(job)
@@ -1035,6 +1053,26 @@ class Queue:
         if isinstance(job, Job):
             return job.id, job.attempt
         return int(job), None
+
+    async def watch_store_on_loop(self) -> Callable[[], Awaitable[None]] | None:
+        """Hear other processes' arrivals on the running event loop, where the store can (PostgreSQL, Redis: a task
+        reads the notifications and calls this Queue's arrival listeners on the loop's thread): an asyncio server's
+        waiting claims then wake without a hand-off from the store's watch thread. Call it before anything waits
+        (else the thread already listens, and this returns None). Returns the coroutine function that stops it, to
+        await on the same loop before :meth:`close`; None when the store watches in a thread (or not at all)."""
+        if self._watching:
+            return None
+        stop = await self.store.watch_arrivals_on_loop(self._arrived_elsewhere)
+        if stop is None:
+            return None
+        with self._watch_lock:
+            started = not self._watching
+            if started:
+                self._watching = self._watched_on_loop = True
+        if not started:  # a thread began listening meanwhile
+            await stop()
+            return None
+        return stop
 
     def _watch_store(self) -> None:
         """Have the store report jobs made runnable by other processes, from the first time anyone waits."""

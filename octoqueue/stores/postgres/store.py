@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
@@ -40,7 +40,7 @@ from octoqueue.stores.base import (
     expire,
 )
 from octoqueue.stores.grouping import GroupSender
-from octoqueue.stores.postgres.arrivals import ArrivalListener
+from octoqueue.stores.postgres.arrivals import ArrivalListener, AsyncArrivalListener
 from octoqueue.stores.postgres.schema import check_schema_name, migrate
 
 try:
@@ -439,6 +439,23 @@ class PostgresStore(Store):
                 lambda: psycopg.connect(self._conninfo, **options), self.channel, self._source
             )
         return self._listener.add(callback)
+
+    def _loop_listener(self) -> AsyncArrivalListener:
+        """A LISTEN task's listener for the running event loop, on a connection of its own."""
+        options = self._connect_options()
+        return AsyncArrivalListener(
+            lambda: psycopg.AsyncConnection.connect(self._conninfo, **options), self.channel, self._source
+        )
+
+    async def watch_arrivals_on_loop(self, callback: Callable[[Arrival], None]) -> Callable[[], Awaitable[None]] | None:
+        listener = self._loop_listener()
+        remove = await listener.add(callback)
+
+        async def stop() -> None:
+            remove()
+            await listener.close()
+
+        return stop
 
     def _announcing(self, statement: str, returned: str = "changed.*") -> str:
         """``statement`` (one that changes jobs and returns their columns, ``state``, ``labels`` and ``run_at``

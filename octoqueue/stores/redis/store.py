@@ -8,13 +8,14 @@ a pub/sub channel, so waiting claims in other processes wake at once (:meth:`Red
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -250,7 +251,13 @@ class RedisStore(Store):
             raise ConfigurationError(f"Redis store URL {_redacted(url)!r} cannot be used: {exc}") from None
         except redis.exceptions.RedisError as exc:
             raise StoreUnavailable(f"cannot reach Redis at {_redacted(url)}: {exc}") from exc
-        return cls(client, prefix=prefix, url=_redacted(url), **options)
+        store = cls(client, prefix=prefix, url=_redacted(url), **options)
+        if scheme not in _CLUSTER_SCHEMES:
+            store._target = target
+        return store
+
+    #: The redis-py URL the store's client was made from (one Redis, not a cluster), for a client on an event loop.
+    _target: str | None = None
 
     @classmethod
     def _connect(cls, target: str, *, cluster: bool) -> Any:
@@ -691,6 +698,48 @@ class RedisStore(Store):
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 pubsub.close()
+
+    async def watch_arrivals_on_loop(self, callback: Callable[[Arrival], None]) -> Callable[[], Awaitable[None]] | None:
+        if self._target is None:
+            return None  # a cluster, or a client given directly: the thread watches
+        import redis.asyncio
+
+        client: Any = redis.asyncio.Redis.from_url(self._target, decode_responses=True)
+        subscribed = asyncio.Event()
+        task = asyncio.create_task(self._listen_on_loop(client, subscribed, callback), name="octoqueue-redis-arrivals")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(subscribed.wait(), CONNECT_TIMEOUT)
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await client.aclose()
+
+        return stop
+
+    async def _listen_on_loop(self, client: Any, subscribed: asyncio.Event, tell: Callable[[Arrival], None]) -> None:
+        """A watch task: one pub/sub connection of ``client`` (a ``redis.asyncio`` one) reading the arrivals channel,
+        each arrival told to ``tell``; reconnects after a drop, and then tells an arrival of unknown labels (what was
+        sent meanwhile is lost)."""
+        while True:
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(f"{self._tag}:arrivals")
+                    while (await pubsub.get_message(timeout=CONNECT_TIMEOUT) or {}).get("type") != "subscribe":
+                        pass
+                    if subscribed.is_set():
+                        tell(Arrival(None))
+                    subscribed.set()
+                    while True:
+                        for arrival in self._arrivals_in(await pubsub.get_message(timeout=None)):
+                            try:
+                                tell(arrival)
+                            except Exception:  # a listener must not raise; one that does must not stop the watch
+                                log.exception("arrival listener %r raised", tell)
+            except (redis.exceptions.RedisError, OSError) as exc:
+                log.warning("arrivals watch on %s lost its connection (%s); reconnecting", self.url, exc)
+                await asyncio.sleep(0.2)
 
     def _arrivals_in(self, message: dict[str, Any] | None) -> list[Arrival]:
         """The arrivals a pub/sub message announces (none when another store object's own or not ours)."""
