@@ -59,7 +59,7 @@ def measure(jobs: int = JOBS, synchronous: str = "NORMAL") -> dict[str, float]:
             stamp = store.now()
             params = insert_params(new, state=JobState.PENDING, created_at=stamp, updated_at=stamp)
             writer = store._writer()
-            out["INSERT alone"] = _cpu(jobs, lambda: writer.execute(INSERT_SQL, params).fetchone())
+            out["INSERT alone"] = _cpu(jobs, lambda: writer.execute(INSERT_SQL, params).lastrowid)
         finally:
             queue.close()
     return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ class ReadFromMirror(Store):
         self.labels = primary.labels
         self.url = primary.url
         self.batches_transitions = primary.batches_transitions
+        self.quick_writes = primary.quick_writes
         self.wait_poll_interval = min(primary.wait_poll_interval, interval)
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -165,6 +166,9 @@ class ReadFromMirror(Store):
 
     def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
         return self.primary.watch_arrivals(callback)
+
+    async def watch_arrivals_on_loop(self, callback: Callable[[Arrival], None]) -> Callable[[], Awaitable[None]] | None:
+        return await self.primary.watch_arrivals_on_loop(callback)
 
     def close(self) -> None:
         self._stop.set()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,9 +89,10 @@ def check_label(label: str) -> str:
 class PauseControl:
     """A store's pause state, cached for ``ttl`` seconds. Safe to share between threads."""
 
-    def __init__(self, store: Store, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(self, store: Store, ttl: float = DEFAULT_TTL, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.ttl = ttl
+        self._clock = clock  # seconds, monotonic: when a read goes stale
         self._lock = threading.Lock()
         self._cached: Pauses | None = None
         self._read_at = 0.0
@@ -99,9 +100,31 @@ class PauseControl:
     def current(self) -> Pauses:
         """The pause state, read from the store at most once per ``ttl`` seconds."""
         with self._lock:
-            if self._cached is not None and time.monotonic() - self._read_at < self.ttl:
+            if self._cached is not None and self._clock() - self._read_at < self.ttl:
                 return self._cached
         return self._remember(Pauses.from_setting(self.store.get_setting(SETTING)))
+
+    @property
+    def read_at(self) -> float | None:
+        """When the state was last read or changed through this control (on its clock); None before that."""
+        with self._lock:
+            return self._read_at if self._cached is not None else None
+
+    def refresh_ahead(self, seconds: float) -> None:
+        """Read the state now if the cached one goes stale within ``seconds``. A claimer about to wait that long calls
+        it, so that the claim an arrival wakes finds the state fresh and goes straight to the store's claim, without
+        a settings read first (one more round trip on the wake-up). Reads no more often than :meth:`current` would:
+        once per ``ttl``, earlier. With a ``ttl`` of 0 every claim reads anyway: nothing to do."""
+        if self.stale_within(seconds):
+            self.read()
+
+    def stale_within(self, seconds: float) -> bool:
+        """Whether the cached state goes stale within ``seconds`` (or was never read); never with a ``ttl`` of 0,
+        where every claim reads. No store call: an event loop may ask before it sends a thread to read."""
+        if self.ttl <= 0:
+            return False
+        with self._lock:
+            return self._cached is None or self._clock() - self._read_at + seconds >= self.ttl
 
     def read(self) -> Pauses:
         """The pause state as the store holds it now (no cache)."""
@@ -136,7 +159,7 @@ class PauseControl:
 
     def _remember(self, pauses: Pauses) -> Pauses:
         with self._lock:
-            self._cached, self._read_at = pauses, time.monotonic()
+            self._cached, self._read_at = pauses, self._clock()
         return pauses
 
 

@@ -14,8 +14,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from octoqueue.authorship import Authorship
@@ -32,7 +32,7 @@ from octoqueue.errors import (
     StateConflict,
 )
 from octoqueue.history import NOTE_ROOM, Attempt, Outcome, ended, note, read_history, with_note
-from octoqueue.job import Comment, Job, NewJob, Page, utcnow
+from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.pauses import DEFAULT_TTL as DEFAULT_PAUSE_TTL
 from octoqueue.pauses import PauseControl, Pauses
 from octoqueue.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
@@ -124,6 +124,7 @@ class Queue:
         self._watch_lock = threading.Lock()
         self._watching = False
         self._unwatch: Callable[[], None] | None = None
+        self._watched_on_loop = False  # the store's arrivals are heard by a task (watch_store_on_loop)
         #: Which comments octoqueue wrote: only their hidden markers (history, parents) count.
         self.authorship = Authorship(self.store)
         #: The dependencies between this queue's jobs (``enqueue(..., depends_on=...)``, workflows).
@@ -237,12 +238,7 @@ class Queue:
             raise ValueError("idempotency keys must be strings or None")
         # The options are checked once (and a delay read from the store's clock once); each item's data on its own.
         shared = self._new_job(datas[0], title, additional_labels, **options)
-        news = [
-            shared.model_copy(update={"data": data, "idempotency_key": key})
-            for data, key in zip(datas, keys, strict=True)
-        ]
-        for data in datas[1:]:
-            check_data_size(data)
+        news = [shared.for_item(data, key, checked_data_json(data)) for data, key in zip(datas, keys, strict=True)]
         jobs = self.store.create_many(news)
         self._notify(*jobs)
         return jobs
@@ -275,17 +271,19 @@ class Queue:
             raise ValueError("max_attempts must be at least 1")
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be positive")
-        given = tuple(additional_labels or ())
-        for label in given:
-            self.store.labels.check_extra(label)
-        unique: dict[str, str] = {}  # GitHub merges names that differ in case only: so does every store
-        for name in ((queue_label(queue),) if queue is not None else ()) + given:
-            unique.setdefault(label_key(name), name)
-        labels = tuple(unique.values())
-        check_data_size(data)
+        labels: tuple[str, ...] = ()
+        if additional_labels or queue is not None:
+            given = tuple(additional_labels or ())
+            for label in given:
+                self.store.labels.check_extra(label)
+            unique: dict[str, str] = {}  # GitHub merges names that differ in case only: so does every store
+            for name in ((queue_label(queue),) if queue is not None else ()) + given:
+                unique.setdefault(label_key(name), name)
+            labels = tuple(unique.values())
+        text = checked_data_json(data)
         return NewJob(
             data=data,
-            title=title or f"Job {utcnow().isoformat(timespec='seconds')}",
+            title=title or default_title(),
             labels=labels,
             type=type,
             priority=Priority.parse(priority),
@@ -293,7 +291,7 @@ class Queue:
             max_attempts=attempts,
             idempotency_key=idempotency_key,
             timeout=timeout,
-        )
+        ).with_data_json(text)
 
     # -- consuming ---------------------------------------------------------------------------------------------
     def claim(
@@ -379,9 +377,26 @@ class Queue:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._wakes != wakes:
                 return []
+            waiting = min(remaining, pause)
+            self._refresh_pauses_ahead(waiting)
             with self._arrivals:
                 if self._arrived == seen:
-                    self._arrivals.wait(min(remaining, pause))
+                    self._arrivals.wait(waiting)
+
+    def _refresh_pauses_ahead(self, waiting: float) -> None:
+        """Before a claim waits ``waiting`` seconds: read the pause state now if it goes stale meanwhile (up to half
+        its interval ahead), so that the claim an arrival wakes goes straight to the store. A failed read is left
+        to that claim, which reads again and reports it."""
+        try:
+            self.pauses.refresh_ahead(min(waiting, self.pauses.ttl / 2))
+        except Exception as exc:
+            log.debug("could not read the pause state ahead of a wait: %s", exc)
+
+    @property
+    def hears_other_processes(self) -> bool:
+        """Whether the store reports jobs made runnable through other store objects and processes (it watches
+        arrivals, :meth:`Store.watch_arrivals`), from the first wait or listener on; else claims poll for them."""
+        return self._unwatch is not None or self._watched_on_loop
 
     def _reject_broken(self, job: Job, on_rejected: Callable[[Job], None] | None) -> bool:
         sealed = unreadable(job)
@@ -1039,6 +1054,26 @@ class Queue:
             return job.id, job.attempt
         return int(job), None
 
+    async def watch_store_on_loop(self) -> Callable[[], Awaitable[None]] | None:
+        """Hear other processes' arrivals on the running event loop, where the store can (PostgreSQL, Redis: a task
+        reads the notifications and calls this Queue's arrival listeners on the loop's thread): an asyncio server's
+        waiting claims then wake without a hand-off from the store's watch thread. Call it before anything waits
+        (else the thread already listens, and this returns None). Returns the coroutine function that stops it, to
+        await on the same loop before :meth:`close`; None when the store watches in a thread (or not at all)."""
+        if self._watching:
+            return None
+        stop = await self.store.watch_arrivals_on_loop(self._arrived_elsewhere)
+        if stop is None:
+            return None
+        with self._watch_lock:
+            started = not self._watching
+            if started:
+                self._watching = self._watched_on_loop = True
+        if not started:  # a thread began listening meanwhile
+            await stop()
+            return None
+        return stop
+
     def _watch_store(self) -> None:
         """Have the store report jobs made runnable by other processes, from the first time anyone waits."""
         if self._watching:
@@ -1085,13 +1120,24 @@ class Queue:
 
 def check_data_size(data: Any) -> None:
     """Raise :class:`InvalidJobData` unless ``data`` is JSON, :class:`JobTooLarge` unless it fits a job body."""
+    checked_data_json(data)
+
+
+#: The checks' encoders, each made once (``json.dumps`` with options builds a new one each call).
+_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_INDENTED = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=2).encode
+
+
+def checked_data_json(data: Any) -> str:
+    """``data`` as the stores write it (:data:`octoqueue.job.encode_data`: compact JSON), once it is checked as
+    :func:`check_data_size` checks it: the queue hands the text on with the job, so the data is encoded once."""
     try:
         # Compact first (C encoder; indenting runs Python's): n characters compact are at most n + n * (n + 1)
         # indented (a line break and at most n spaces per token), under the limit for n <= 250.
-        text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        if len(text) <= 250:
-            return
-        text = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)
+        compact = _COMPACT(data)
+        if len(compact) <= 250:
+            return compact
+        text = _INDENTED(data)
     except (TypeError, ValueError) as exc:
         raise InvalidJobData(f"job data must be JSON (objects, arrays, strings, numbers): {exc}") from exc
     # The rendered body adds the fence and up to ~1 KB of metadata; keep the same limit on every store so a
@@ -1101,6 +1147,20 @@ def check_data_size(data: Any) -> None:
             f"the job data is {len(text):,} characters as JSON; a job body holds at most "
             f"{MAX_BODY_CHARS - 1_024:,} (GitHub's issue body limit less octoqueue's metadata)"
         )
+    return compact
+
+
+#: The default title of the jobs enqueued within one second: ``(the second, "Job <its ISO time>")``.
+_titled: tuple[int, str] = (0, "")
+
+
+def default_title() -> str:
+    """``Job <the time, to the second, UTC>``: made once a second, not once a job."""
+    global _titled
+    second = int(time.time())
+    if _titled[0] != second:
+        _titled = (second, f"Job {datetime.fromtimestamp(second, UTC).isoformat(timespec='seconds')}")
+    return _titled[1]
 
 
 def _result_for_meta(result: Any) -> Any:

@@ -21,7 +21,7 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -158,6 +158,7 @@ class SealedStore(Store):
         self.sealer = sealer
         self.batches_transitions = inner.batches_transitions
         self.batches_claims = inner.batches_claims
+        self.quick_writes = inner.quick_writes
         self.labels = inner.labels
         self.url = inner.url
 
@@ -274,7 +275,10 @@ class SealedStore(Store):
         self.inner.set_setting(key, value)
 
     def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
-        return self.inner.watch_arrivals(callback)  # an arrival carries no data: nothing to open
+        return self.inner.watch_arrivals(callback)
+
+    async def watch_arrivals_on_loop(self, callback: Callable[[Arrival], None]) -> Callable[[], Awaitable[None]] | None:
+        return await self.inner.watch_arrivals_on_loop(callback)  # an arrival carries no data: nothing to open
 
     def close(self) -> None:
         self.inner.close()

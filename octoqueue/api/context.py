@@ -17,8 +17,10 @@ from octoqueue.api.longpoll import ArrivalSignal
 from octoqueue.api.metrics import Metrics
 from octoqueue.api.queues import QueueRegistry
 from octoqueue.api.settings import Settings
+from octoqueue.api.threadbatch import ThreadBatches
 from octoqueue.queue import Queue
 from octoqueue.schedules import SETTING_KEY as SCHEDULES_SETTING
+from octoqueue.stores.base import WakesWorkflows
 
 if TYPE_CHECKING:
     from octoqueue.schedules import Schedule, Scheduler
@@ -41,7 +43,11 @@ class Runtime:
     #: The requests waiting for jobs to finish (``GET /jobs/{id}?wait=``), served by one poller.
     job_watch: JobWatch
     arrivals: ArrivalSignal = field(default_factory=ArrivalSignal)
+    #: Short blocking calls (a job's store write), sent to a thread together when made in the same loop turn.
+    thread_batches: ThreadBatches = field(default_factory=ThreadBatches)
     worker: Worker | None = None  # the in-process worker (--worker), once started
+    #: The store, when it starts a workflow for each job it creates (checked once: a Protocol check costs ~10 µs).
+    workflow_waker: WakesWorkflows | None = field(init=False, default=None)
     scheduler: Scheduler | None = None  # the in-process scheduler (--scheduler), once started
 
     @classmethod
@@ -61,6 +67,10 @@ class Runtime:
                 queue.get, interval=max(0.25, queue.store.wait_poll_interval), max_waiters=settings.max_job_waiters
             ),
         )
+
+    def __post_init__(self) -> None:
+        store = self.queue.store
+        self.workflow_waker = store if isinstance(store, WakesWorkflows) else None
 
     def schedules(self) -> list[Schedule]:
         """Every valid schedule, read through :attr:`schedule_reads`."""

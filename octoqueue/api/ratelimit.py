@@ -17,7 +17,7 @@ from typing import Annotated
 
 from fastapi import HTTPException, Request, Response, Security
 
-from octoqueue.api.auth import KeyRing, api_key_header
+from octoqueue.api.auth import KeyRing, Principal, api_key_header
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,19 @@ class RateLimiter:
 
 
 def client_identity(request: Request, ring: KeyRing, key: str | None) -> str:
-    principal = ring.identify(key) if key else None
+    return identity_of(request, ring.identify(key) if key else None)
+
+
+def identity_of(request: Request, principal: Principal | None) -> str:
+    """Whom a request counts against: the key of ``principal`` (who presented a valid key), else the client's IP."""
     if principal is not None and principal.fingerprint:
         return f"key:{principal.fingerprint}"
     host = request.client.host if request.client else "unknown"
     return f"ip:{host}"
+
+
+def limit_headers(decision: Decision) -> dict[str, str]:
+    return {"X-RateLimit-Limit": str(decision.limit), "X-RateLimit-Remaining": str(decision.remaining)}
 
 
 async def rate_limit(
@@ -93,7 +101,7 @@ async def rate_limit(
     if not limiter.enabled:
         return
     decision = limiter.hit(client_identity(request, request.app.state.keys, key))
-    headers = {"X-RateLimit-Limit": str(decision.limit), "X-RateLimit-Remaining": str(decision.remaining)}
+    headers = limit_headers(decision)
     if not decision.allowed:
         wait = max(1, math.ceil(decision.retry_after))
         raise HTTPException(
@@ -105,4 +113,4 @@ async def rate_limit(
     response.headers.update(headers)
 
 
-__all__ = ["Decision", "RateLimiter", "client_identity", "rate_limit"]
+__all__ = ["Decision", "RateLimiter", "client_identity", "identity_of", "limit_headers", "rate_limit"]

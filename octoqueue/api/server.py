@@ -188,6 +188,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             "(GET /jobs/{id}, listings, the dashboard); set API_KEYS and OCTOQUEUE_OPEN_READS=false",
             KEY_ENV,
         )
+    # Other processes' arrivals read on this loop where the store can (PostgreSQL, Redis): a waiting claim wakes
+    # without a hand-off from a watch thread (a thread hop is a wait for the CPU and the GIL on a loaded machine).
+    stop_watching = await queue.watch_store_on_loop()
     watcher = QueueWatcher(queue, runtime.arrivals, asyncio.get_running_loop())
     watcher.start()
     worker = _start_worker(settings, queue, app.state.metrics)
@@ -195,6 +198,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     scheduler = Scheduler(queue.schedules).start() if settings.scheduler else None
     runtime.scheduler = scheduler
     recovery = asyncio.create_task(_recover_forever(runtime), name="octoqueue-recover")
+    pauses = asyncio.create_task(_keep_pauses_fresh(runtime), name="octoqueue-pauses")
     app.state.runtime = runtime
     problem = await run_in_threadpool(store_problem, queue.store)
     if problem is None:
@@ -205,14 +209,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.runtime = None
-        recovery.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await recovery
+        for task in (recovery, pauses):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if scheduler is not None:
             await run_in_threadpool(scheduler.stop)
         if worker is not None:
             await run_in_threadpool(worker.stop, timeout=60)
         watcher.stop()
+        if stop_watching is not None:
+            await stop_watching()
+        runtime.thread_batches.close()
         if given is None:
             await run_in_threadpool(queue.close)
 
@@ -236,6 +244,24 @@ def _start_worker(settings: Settings, queue: Queue, metrics: Metrics) -> Worker 
     worker.start()
     log.info("in-process worker started (%d at a time)", settings.concurrency)
     return worker
+
+
+async def _keep_pauses_fresh(runtime: Runtime) -> None:
+    """While long-poll claims are parked on a store that reports other processes' arrivals (PostgreSQL, Redis),
+    read the pause state before it goes stale (at three quarters of ``pause_check_interval``), so that the claim an
+    arrival wakes goes straight to the store's claim instead of reading the settings first: one round trip less on
+    the wake-up of a claim parked longer than that interval. Elsewhere claims poll, and read it as they do."""
+    pauses = runtime.queue.pauses
+    if pauses.ttl <= 0:
+        return  # every claim reads the state
+    tick = pauses.ttl / 8
+    while True:
+        await asyncio.sleep(tick)
+        if runtime.arrivals.parked and runtime.queue.hears_other_processes and pauses.stale_within(2 * tick):
+            try:
+                await run_in_threadpool(pauses.refresh_ahead, 2 * tick)
+            except Exception as exc:  # the next claim reads it again, and reports a failure
+                log.debug("could not read the pause state ahead of the claims: %s", exc)
 
 
 async def _recover_forever(runtime: Runtime) -> None:

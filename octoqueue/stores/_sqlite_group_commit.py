@@ -9,9 +9,9 @@ And each commit writes its dirty pages to the WAL, so several writes in one tran
 one: the thread that finds no write running leads, runs every write queued so far in one transaction, then hands
 the lead to the next waiter. Each write keeps its own effect, result and error.
 
-A write is a :meth:`~GroupCommit.statement` (one SQL statement, atomic on its own) or a
-:meth:`~GroupCommit.transaction` (a function given the connection; it runs inside a savepoint when it shares the
-commit, so its error undoes only its own changes).
+A write is a :meth:`~GroupCommit.statement` (one SQL statement, atomic on its own), an
+:meth:`~GroupCommit.insert` (one row; its id comes back) or a :meth:`~GroupCommit.transaction` (a function given
+the connection; it runs inside a savepoint when it shares the commit, so its error undoes only its own changes).
 """
 
 from __future__ import annotations
@@ -73,6 +73,36 @@ class _Statement(_Write[Rows]):
             else:
                 row = cursor.fetchone()
                 self.result = [] if row is None else [row]
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.Error as exc:
+            self.error = exc  # a bad parameter, a constraint: SQLite undid this statement only
+
+    run_alone = run_shared  # one statement is a transaction of its own
+
+
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row the ``INSERT`` just run on ``cursor`` wrote."""
+    row_id = cursor.lastrowid
+    if row_id is None:
+        raise sqlite3.ProgrammingError("the statement inserted no row")
+    return row_id
+
+
+class _Insert(_Write[int]):
+    """One ``INSERT`` of one row; its result is the row's id (``lastrowid``, read before any other write runs on
+    the connection: cheaper than ``RETURNING``, whose rows SQLite buffers and Python fetches)."""
+
+    __slots__ = ("params", "sql")
+
+    def __init__(self, sql: str, params: list[Any] | tuple[Any, ...]) -> None:
+        super().__init__()
+        self.sql = sql
+        self.params = params
+
+    def run_shared(self, conn: sqlite3.Connection) -> None:
+        try:
+            self.result = inserted_id(conn.execute(self.sql, self.params))
         except sqlite3.OperationalError:
             raise
         except sqlite3.Error as exc:
@@ -143,6 +173,10 @@ class GroupCommit:
     def statement(self, sql: str, params: list[Any] | tuple[Any, ...] = (), *, many: bool = False) -> Rows:
         """Run one SQL statement and return the rows it returns (the first only unless ``many``) once committed."""
         return self._submit(_Statement(sql, params, many))
+
+    def insert(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> int:
+        """Run one ``INSERT`` of one row and return the row's id once committed."""
+        return self._submit(_Insert(sql, params))
 
     def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work(connection)`` in a transaction that holds SQLite's write lock from its start (so what it

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -63,6 +63,10 @@ class Store(ABC):
     url: str = ""
     #: How often a waiter (``Queue.wait``) re-reads a job changed by another process, in seconds.
     wait_poll_interval: float = 0.02
+    #: Whether a write returns in well under a millisecond, waiting on no network round trip and no disk flush (an
+    #: embedded store that does not fsync each commit). The server runs such writes of concurrent requests one after
+    #: another on one thread (``octoqueue.api.threadbatch``); slower ones each get a thread and run side by side.
+    quick_writes: bool = False
 
     #: The longest comment :meth:`comment` accepts (characters). GitHub's limit on every store, so that a queue
     #: can move to GitHub; the queue checks a comment against it before it moves the job the comment is about.
@@ -285,6 +289,13 @@ class Store(ABC):
         Returns a function that stops the calls, or None when the store cannot watch (callers then poll). Once it
         returns, every job committed afterwards is reported.
         """
+        return None
+
+    async def watch_arrivals_on_loop(self, callback: Callable[[Arrival], None]) -> Callable[[], Awaitable[None]] | None:
+        """As :meth:`watch_arrivals`, with ``callback`` called on the running event loop's thread by a task that
+        reads the notifications itself: no thread between them and the loop (an asyncio server's waiting claims
+        wake one thread hand-off sooner). Returns the coroutine function that stops it (await it on the same loop),
+        or None when the store cannot (then use :meth:`watch_arrivals`). Each call holds its own connection."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

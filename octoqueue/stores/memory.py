@@ -31,6 +31,7 @@ class MemoryStore(Store):
     def __init__(self, labels: LabelScheme | None = None, *, clock: Clock | None = None) -> None:
         super().__init__(labels, clock=clock)
         self.url = "memory://"
+        self.quick_writes = True
         self._lock = threading.RLock()
         self._jobs: dict[int, Job] = {}
         self._comments: dict[int, list[Comment]] = {}

@@ -41,7 +41,7 @@ from octoqueue.stores._sqlite_columns import (
     stored,
     update_params,
 )
-from octoqueue.stores._sqlite_group_commit import GroupCommit
+from octoqueue.stores._sqlite_group_commit import GroupCommit, inserted_id
 from octoqueue.stores._sqlite_migrations import check_known, latest, migrate, version
 from octoqueue.stores.base import (
     Clock,
@@ -89,6 +89,9 @@ class SQLiteStore(Store):
             raise ConfigurationError(f"the SQLite store's path {self.path!r} holds a NUL character")
         self.url = f"sqlite:///{self.path}"
         self._synchronous = synchronous.upper()
+        # FULL and EXTRA fsync each commit: writes from many threads then share one (GroupCommit); one after another
+        # on one thread, each would wait for its own.
+        self.quick_writes = self._synchronous in ("OFF", "NORMAL")
         self._busy_timeout = int(busy_timeout)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -198,13 +201,13 @@ class SQLiteStore(Store):
         params = insert_params(new, state=JobState.PENDING, created_at=now, updated_at=now)
         key = new.idempotency_key
         if key is None:
-            return created_job(self._writes.statement(INSERT_SQL, params)[0][0], params)
+            return created_job(self._writes.insert(INSERT_SQL, params), params, new.data)
 
         def create_once(db: sqlite3.Connection) -> Job:
             row = db.execute(f"SELECT {SELECT_LIST} FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
             if row is not None:
                 return row_to_job(row)
-            return created_job(db.execute(INSERT_SQL, params).fetchone()[0], params)
+            return created_job(inserted_id(db.execute(INSERT_SQL, params)), params, new.data)
 
         return self._writes.transaction(create_once)
 

@@ -44,3 +44,19 @@ def test_server_bench_runs_and_every_job_is_claimed_once(tmp_path: Path) -> None
     assert summary["octoqueue"]["requests_per_s_vs_ceiling"] > 0
     text = server.table(summary)
     assert "octoqueue" in text and "ceiling" in text and "NO" not in text
+
+
+def test_server_cpu_reports_each_layer(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import server_cpu
+
+    assert server_cpu.main(["--requests", "64", "--concurrency", "4", "--profile", "5"]) == 0
+    out = capsys.readouterr().out
+    for row in (
+        "ceiling POST /noop",
+        "octoqueue POST /create-job",
+        "the store's part left out",
+        "the store's part alone",
+    ):
+        line = next(line for line in out.splitlines() if row in line)
+        assert float(line.split()[-2]) > 0, line
+    assert "tottime" in out

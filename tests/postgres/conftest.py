@@ -8,6 +8,7 @@ import pytest
 
 from octoqueue.stores.postgres import PostgresStore
 from tests.postgres.server import fresh_schema
+from tests.server.conftest import make_server  # noqa: F401 (the fixture: servers on a PostgreSQL queue)
 
 
 @pytest.fixture

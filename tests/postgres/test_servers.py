@@ -5,21 +5,30 @@ every wake-up under 1 s (no poll) and the median under 25 ms, loose enough for a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
+from octoqueue.pauses import SETTING as PAUSES
+from octoqueue.pauses import PauseControl
+from octoqueue.queue import Queue
+from octoqueue.stores.postgres import PostgresStore
 from tests.postgres.server import new_schema, store_url
-from tests.server.conftest import free_port
+from tests.server.conftest import free_port, headers
+from tests.server.test_longpoll_fairness import wait_for
+from tests.server.test_workers import claim, make_queue
+from tests.server.wakeup import Wakeups, measure_wakeups
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 60
@@ -88,31 +97,110 @@ def servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str
 
 def test_a_job_submitted_to_one_server_wakes_a_claim_waiting_on_the_other(servers: list[str]) -> None:
     submit_to, claim_from = servers
-    producer, worker = requests.Session(), requests.Session()
-    assert producer.post(submit_to + "/api/v1/queues", json={"name": "wake"}, timeout=5).status_code == 201
-    waits: list[float] = []
-    for i in range(ROUNDS):
-        answer: dict[str, object] = {}
+    assert requests.post(submit_to + "/api/v1/queues", json={"name": "wake"}, timeout=5).status_code == 201
+    wakeups = measure_wakeups(submit_to, claim_from, "wake", ROUNDS)
+    print(f"\nwake-up across servers (PostgreSQL), {wakeups.summary()}")
+    assert max(wakeups.from_written) < 1_000  # none waited for a poll (30 s here)
+    assert Wakeups.percentiles(wakeups.from_written)[0] < 25
 
-        def claim(answer: dict[str, object] = answer) -> None:
-            reply = worker.post(
-                claim_from + "/api/v1/queues/wake/jobs/claim", json={"count": 1, "block_ms": 10_000}, timeout=20
+
+def test_a_claim_parked_past_the_pause_interval_wakes_without_reading_the_pause_state(
+    request: pytest.FixtureRequest, make_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While claims are parked the server reads the pause state before it goes stale, so the claim an arrival
+    wakes goes straight to the store's claim: no settings read (one more round trip) on the wake-up."""
+    url = store_url(new_schema(request))
+    queue = Queue(PostgresStore.from_url(url))
+    clock = [0.0]
+    queue.pauses = PauseControl(queue.store, 4.0, clock=lambda: clock[0])  # the server looks every 0.5 s (ttl / 8)
+    reads: list[float] = []
+    original = queue.store.get_setting
+
+    def counting(key: str) -> Any:
+        if key == PAUSES:
+            reads.append(clock[0])
+        return original(key)
+
+    monkeypatch.setattr(queue.store, "get_setting", counting)
+    server = make_server(queue, **NO_POLL)
+    make_queue(server, "wake")
+    with ThreadPoolExecutor(1) as pool:
+        parked = pool.submit(claim, server, "wake", 1, 15_000)
+        signal = server.app.state.runtime.arrivals
+        wait_for(lambda: signal.parked == 1, what="the claim to park")
+        before = len(reads)
+        clock[0] = 3.5  # the state read at 0 goes stale within the next 1 s: the server reads it now
+        wait_for(lambda: len(reads) > before, what="the pause state read while the claim is parked")
+        clock[0] = 5.0  # the read at 0 would be stale now; the one made while parked is not
+        after = len(reads)
+        producer = Queue(PostgresStore.from_url(url))  # another process, as far as NOTIFY can tell
+        try:
+            job = producer.enqueue({"n": 1}, queue="wake")
+        finally:
+            producer.close()
+        jobs = parked.result(timeout=10)
+    assert [int(j["job_id"]) for j in jobs] == [job]
+    assert len(reads) == after
+
+
+def test_a_queue_hears_other_processes_on_its_event_loop_without_a_watch_thread(request: pytest.FixtureRequest) -> None:
+    """What ``octoqueue serve`` does at start: the LISTEN is read by a task on the server's loop, which calls the
+    Queue's arrival listeners on the loop's thread (no hand-off from a watch thread to the loop)."""
+    url = store_url(new_schema(request))
+    queue, producer = Queue(PostgresStore.from_url(url)), Queue(PostgresStore.from_url(url))
+    try:
+        loop_thread, heard = asyncio.run(hear_one_arrival(queue, lambda: producer.enqueue({"n": 1}, queue="gpu")))
+    finally:
+        producer.close()
+        queue.close()
+    assert [(thread, arrival.labels) for thread, arrival in heard] == [(loop_thread, ("queue:gpu",))]
+    assert not [t for t in threading.enumerate() if t.name == "octoqueue-pg-listen"]
+
+
+async def hear_one_arrival(queue: Queue, enqueue: Any) -> tuple[int, list[tuple[int, Any]]]:
+    heard: list[tuple[int, Any]] = []
+    got = asyncio.Event()
+
+    def listener(arrival: Any) -> None:
+        heard.append((threading.get_ident(), arrival))
+        got.set()
+
+    stop = await queue.watch_store_on_loop()
+    assert stop is not None and queue.hears_other_processes
+    queue.add_arrival_listener(listener, with_job=True)  # the store is watched already: no thread starts
+    try:
+        await asyncio.to_thread(enqueue)
+        await asyncio.wait_for(got.wait(), 10)
+    finally:
+        await stop()
+    return threading.get_ident(), heard
+
+
+#: Long-poll claims woken by arrivals only.
+NO_POLL = {"claim_poll_interval": 60.0}
+
+
+def test_claims_on_two_servers_take_each_job_once(request: pytest.FixtureRequest, make_server: Any) -> None:
+    url = store_url(new_schema(request))
+    claims_on_two_servers_take_each_job_once([make_server(Queue(PostgresStore.from_url(url)), **NO_POLL) for _ in "ab"])
+
+
+def claims_on_two_servers_take_each_job_once(servers: list[Any]) -> None:
+    """Two servers on one store: 24 long-poll claims parked on each, 48 jobs submitted in batches to both (each
+    server's claims woken by its own arrivals and the other's); every claim gets one job and no job goes twice."""
+    make_queue(servers[0], "wake")
+    with ThreadPoolExecutor(48) as pool:
+        futures = [pool.submit(claim, server, "wake", 1, 15_000) for server in servers for _ in range(24)]
+        for server in servers:
+            signal = server.app.state.runtime.arrivals
+            wait_for(lambda signal=signal: signal.parked == 24, what="24 parked claims")
+        for n, server in enumerate(servers):
+            submitted = server.post(
+                "/api/v1/queues/wake/jobs",
+                json={"jobs": [{"payload": {"n": n * 24 + i}} for i in range(24)]},
+                headers=headers("producer"),
             )
-            answer["at"] = time.perf_counter()
-            answer["jobs"] = reply.json()["jobs"]
-
-        thread = threading.Thread(target=claim)
-        thread.start()
-        time.sleep(0.05)  # the claim is parked by now (its first, empty claim takes ~2 ms)
-        created = producer.post(submit_to + "/api/v1/queues/wake/jobs", json={"payload": {"i": i}}, timeout=5)
-        submitted = time.perf_counter()  # the job is committed once the submit is answered
-        assert created.status_code == 200, created.text
-        thread.join(15)
-        jobs = answer["jobs"]
-        assert isinstance(jobs, list) and len(jobs) == 1 and jobs[0]["payload"] == {"i": i}
-        waits.append(max(0.0, float(answer["at"]) - submitted) * 1000)  # type: ignore[arg-type]
-    waits.sort()
-    p50, p99 = statistics.median(waits), waits[int(len(waits) * 0.99) - 1]
-    print(f"\nwake-up across servers, {ROUNDS} rounds: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {waits[-1]:.1f} ms")
-    assert waits[-1] < 1_000  # none waited for a poll (30 s here)
-    assert p50 < 25
+            assert submitted.status_code == 200, submitted.text
+        got = [future.result(timeout=20) for future in futures]
+    assert all(len(jobs) == 1 for jobs in got)
+    assert sorted(jobs[0]["payload"]["n"] for jobs in got) == list(range(48))

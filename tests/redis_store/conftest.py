@@ -4,6 +4,7 @@ import pytest
 
 from octoqueue.stores.redis import RedisStore
 from tests.redis_store.server import fresh_store
+from tests.server.conftest import make_server  # noqa: F401 (the fixture: servers on a Redis queue)
 
 
 @pytest.fixture

@@ -4,9 +4,14 @@ test, every key of it deleted afterwards. Unreachable is a failure, not a skip."
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,3 +59,56 @@ def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+
+
+class PrivateRedis:
+    """A ``redis-server`` of one test's own on a free port, for what must not touch the shared Redis (a restart, a
+    persistence setting, ``SCRIPT FLUSH``, which forgets every client's scripts)."""
+
+    def __init__(self, data: Path, port: int, *options: str) -> None:
+        server = shutil.which("redis-server")
+        assert server is not None, "this test needs redis-server on PATH"
+        data.mkdir(parents=True, exist_ok=True)
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._args = [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", ""]
+        self._args += [*options, "--daemonize", "no"]
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        self._procs.append(subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 30
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        return
+                except redis.exceptions.RedisError:
+                    pass
+                assert self._procs[-1].poll() is None, "the private Redis exited"
+                assert time.monotonic() < deadline, "timed out waiting for the private Redis to accept commands"
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    def restart(self) -> None:
+        """SIGKILL the server and start it again on the same files."""
+        self._procs[-1].send_signal(signal.SIGKILL)
+        self._procs[-1].wait(10)
+        self.start()
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+@contextmanager
+def private_redis(data: Path, port: int, *options: str) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(data, port, *options)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -4,7 +4,6 @@ is SIGKILLed mid-job, and nothing acknowledged lost when a private AOF Redis is 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from octoqueue.states import JobState
 from octoqueue.stores.redis import RedisStore
 from tests.server.conftest import free_port
 
-from .server import REDIS_URL, drop_prefix, fresh_prefix, stop_processes
+from .server import REDIS_URL, drop_prefix, fresh_prefix, private_redis, stop_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Issue 11 asks for 8 processes x 5,000 jobs: OCTOQUEUE_REDIS_JOBS_PER_WORKER=5000 runs that (about a minute here);
@@ -123,55 +122,8 @@ def test_a_sigkilled_worker_loses_nothing(store: RedisStore, ran_key: str) -> No
 def aof_redis(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None]]]:
     """A private ``redis-server --appendonly yes --appendfsync always`` on a free port; yields its URL and a function
     that SIGKILLs it and starts it again on the same files."""
-    server = shutil.which("redis-server")
-    assert server is not None, "the restart test needs redis-server on PATH"
-    port = free_port()
-    data = tmp_path / "redis"
-    data.mkdir()
-    args = [
-        server,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(data),
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--save",
-        "",
-        "--daemonize",
-        "no",
-    ]
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> None:
-        procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        client = redis.Redis(port=port)
-
-        def up() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.exceptions.RedisError:
-                return False
-
-        _wait_until(up, 30, "the private Redis to accept commands")
-
-    def restart() -> None:
-        procs[-1].send_signal(signal.SIGKILL)
-        procs[-1].wait(10)
-        start()
-
-    start()
-    try:
-        yield f"redis://127.0.0.1:{port}/0", restart
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+    with private_redis(tmp_path / "redis", free_port(), "--appendonly", "yes", "--appendfsync", "always") as server:
+        yield server.url, server.restart
 
 
 def test_a_restarted_aof_redis_loses_no_acknowledged_job(aof_redis: tuple[str, Callable[[], None]]) -> None:

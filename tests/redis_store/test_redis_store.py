@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from octoqueue.states import JobState
 from octoqueue.stores import open_store
 from octoqueue.stores.base import Arrival, Move
 from octoqueue.stores.redis import RedisStore
-from tests.redis_store.server import REDIS_URL
+from tests.redis_store.server import REDIS_URL, private_redis
+from tests.server.conftest import free_port
 
 
 def new(i: int = 0, **kw: Any) -> NewJob:
@@ -125,6 +127,26 @@ def test_create_many_is_one_round_trip_and_keeps_idempotency(
     assert jobs[2].id == jobs[3].id and jobs[3].data == {"i": 3}
     assert len({jobs[0].id, jobs[1].id, jobs[2].id}) == 3
     assert [j.data for j in store.iter_jobs()] == [{"i": 0}, {"i": 1}, {"i": 3}]
+
+
+def test_a_batch_larger_than_one_script_call_takes_is_sent_in_order(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create script call carries at most CREATE_BATCH jobs (9 arguments each: older Redis servers accept at most
+    1,048,576 arguments a command); a larger batch is several calls, in order, idempotency keys kept across them."""
+    monkeypatch.setattr("octoqueue.stores.redis.store.CREATE_BATCH", 3)
+    counter = _Counter(monkeypatch)
+    jobs = store.create_many(
+        [new(i, type="t", priority=1, timeout=2.5) for i in range(5)]
+        + [new(5, idempotency_key="k"), new(6), new(7, idempotency_key="k")]
+    )
+    assert counter.calls.count("EVALSHA") == 3  # (a fresh connection says HELLO first)
+    assert [job.data for job in jobs] == [{"i": i} for i in range(7)] + [{"i": 5}]
+    assert jobs[7].id == jobs[5].id
+    assert [job.id for job in jobs[:7]] == sorted(job.id for job in jobs[:7])
+    assert [(j.data, j.type, j.priority, j.timeout) for j in store.iter_jobs()][:5] == [
+        ({"i": i}, "t", 1, 2.5) for i in range(5)
+    ]
 
 
 def test_transition_many_is_one_round_trip_each_move_on_its_own(
@@ -245,11 +267,17 @@ def test_arrivals_reach_other_store_objects_only(store: RedisStore) -> None:
         other.close()
 
 
-def test_scripts_are_loaded_again_when_redis_forgot_them(store: RedisStore) -> None:
-    store.create(new(0))
-    store._client.script_flush()  # as after a restart: Redis knows no script
-    job = store.create(new(1))
-    assert store.get(job.id).data == {"i": 1}
+def test_scripts_are_loaded_again_when_redis_forgot_them(tmp_path: Path) -> None:
+    # A private Redis: SCRIPT FLUSH on the shared one would make other test runs' round-trip counts see a reload.
+    with private_redis(tmp_path / "redis", free_port()) as server:
+        store = RedisStore.from_url(server.url + "?prefix=flush")
+        try:
+            store.create(new(0))
+            store._client.script_flush()  # as after a restart: Redis knows no script
+            job = store.create(new(1))
+            assert store.get(job.id).data == {"i": 1}
+        finally:
+            store.close()
 
 
 def test_a_thread_gives_its_connection_back_when_it_ends(store: RedisStore) -> None:

@@ -298,3 +298,33 @@ def test_uvicorn_serves_the_module_level_app(spawn: Any, tmp_path: Path) -> None
     ok = requests.post(url + "/admin/schema", json=schema, headers={"X-API-Key": "dotenv-key"}, timeout=5)
     assert ok.status_code == 200
     assert json.loads(requests.get(url + "/openapi.json", timeout=5).text)["info"]["title"] == "octoqueue"
+
+
+def test_serve_freezes_the_startup_objects_and_collects_young_objects_less_often(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Full garbage collections walk the frozen objects no more (they stopped the server 50-140 ms each under load),
+    and fewer objects of the requests in flight reach the old generation."""
+    import gc
+
+    import uvicorn
+
+    from octoqueue.cli import serve
+
+    frozen_when_serving: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        uvicorn.Server,
+        "run",
+        lambda self, sockets=None: frozen_when_serving.append((gc.get_freeze_count(), gc.get_threshold()[0])),
+    )
+    thresholds = gc.get_threshold()
+    _clean_env(monkeypatch)
+    settings = Settings(_env_file=None, store=f"sqlite:///{tmp_path}/q.db", host="127.0.0.1", port=0)  # type: ignore[call-arg]
+    try:
+        serve.run(settings)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+    ((frozen, young_threshold),) = frozen_when_serving
+    assert frozen > 10_000
+    assert young_threshold == serve.GC_YOUNG_THRESHOLD

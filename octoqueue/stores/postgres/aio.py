@@ -85,10 +85,7 @@ class BridgedPostgresStore(PostgresStore):
 
     def watch_arrivals(self, callback: Callable[[Arrival], None]) -> Callable[[], None] | None:
         if self._async_listener is None:
-            options = self._connect_options()
-            self._async_listener = AsyncArrivalListener(
-                lambda: psycopg.AsyncConnection.connect(self._conninfo, **options), self.channel, self._source
-            )
+            self._async_listener = self._loop_listener()
         return await_(self._async_listener.add(callback))
 
     def close(self) -> None:

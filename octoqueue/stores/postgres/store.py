@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
@@ -40,7 +40,7 @@ from octoqueue.stores.base import (
     expire,
 )
 from octoqueue.stores.grouping import GroupSender
-from octoqueue.stores.postgres.arrivals import ArrivalListener
+from octoqueue.stores.postgres.arrivals import ArrivalListener, AsyncArrivalListener
 from octoqueue.stores.postgres.schema import check_schema_name, migrate
 
 try:
@@ -209,7 +209,23 @@ def _array(values: Sequence[Any]) -> str:
     """A PostgreSQL array literal (``{"a",NULL,2}``) of strings, numbers, booleans, datetimes or None, strings
     quoted and escaped; the statement casts it to its type. Sent as one string: psycopg dumps a list of a thousand
     values ~15 times slower than this builds it."""
+    if len(values) > 1 and values.count(values[0]) == len(values):
+        # One value for every job (a batch's shared title, type, priority, ...): quoted once. list.count compares in
+        # C (identity first), so the check costs a small part of quoting each value again.
+        return "{" + ",".join([_element(values[0])] * len(values)) + "}"
     return "{" + ",".join(map(_element, values)) + "}"
+
+
+def _labels_arrays(labels: list[tuple[str, ...]]) -> list[str]:
+    """Each job's labels as an array literal (:func:`_array`), each distinct set of labels quoted once."""
+    quoted: dict[tuple[str, ...], str] = {}
+    out = []
+    for names in labels:
+        text = quoted.get(names)
+        if text is None:
+            text = quoted[names] = _array(names)
+        out.append(text)
+    return out
 
 
 def _element(value: Any) -> str:
@@ -424,15 +440,33 @@ class PostgresStore(Store):
             )
         return self._listener.add(callback)
 
-    def _announcing(self, statement: str) -> str:
-        """``statement`` (one that changes jobs and returns their columns) made to NOTIFY, in its transaction, the
-        jobs it left pending: one payload per label set (see :mod:`~octoqueue.stores.postgres.arrivals`). One more
+    def _loop_listener(self) -> AsyncArrivalListener:
+        """A LISTEN task's listener for the running event loop, on a connection of its own."""
+        options = self._connect_options()
+        return AsyncArrivalListener(
+            lambda: psycopg.AsyncConnection.connect(self._conninfo, **options), self.channel, self._source
+        )
+
+    async def watch_arrivals_on_loop(self, callback: Callable[[Arrival], None]) -> Callable[[], Awaitable[None]] | None:
+        listener = self._loop_listener()
+        remove = await listener.add(callback)
+
+        async def stop() -> None:
+            remove()
+            await listener.close()
+
+        return stop
+
+    def _announcing(self, statement: str, returned: str = "changed.*") -> str:
+        """``statement`` (one that changes jobs and returns their columns, ``state``, ``labels`` and ``run_at``
+        among them) made to NOTIFY, in its transaction, the jobs it left pending: one payload per label set (see
+        :mod:`~octoqueue.stores.postgres.arrivals`); it returns ``returned`` (columns of ``changed``). One more
         parameter follows the statement's own: this store object's source token."""
         return (
             f"WITH changed AS ({statement}), sent AS (SELECT pg_notify('{self.channel}', json_build_object("
             "'s', %s::text, 'l', labels, 'n', count(*), 'r', CASE WHEN bool_or(run_at IS NULL) THEN NULL "
             "ELSE extract(epoch FROM min(run_at)) END)::text) FROM changed WHERE state = 'pending' GROUP BY labels) "
-            "SELECT changed.* FROM changed, (SELECT count(*) FROM sent) AS announced"
+            f"SELECT {returned} FROM changed, (SELECT count(*) FROM sent) AS announced"
         )
 
     # -- jobs -------------------------------------------------------------------------------------------------
@@ -448,8 +482,8 @@ class PostgresStore(Store):
             return []
         columns = (
             [item.title for item in items],
-            [json.dumps(item.data, ensure_ascii=False, separators=(",", ":")) for item in items],
-            [_array(item.labels) for item in items],
+            [item.data_json() for item in items],
+            _labels_arrays([item.labels for item in items]),
             [item.type for item in items],
             [int(item.priority) for item in items],
             [item.run_at for item in items],
@@ -465,7 +499,9 @@ class PostgresStore(Store):
             "%s::text[], %s::integer[], %s::timestamptz[], %s::integer[], %s::text[], %s::float8[]) WITH ORDINALITY "
             "AS v(title, data, labels, type, priority, run_at, max_attempts, key, timeout, ord) ORDER BY v.ord "
             "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
-            "RETURNING id, created_at, idempotency_key, state, labels, run_at"
+            "RETURNING id, created_at, idempotency_key, state, labels, run_at",
+            # what the records are made from; the rest is for the announcement only (not parsed a job each)
+            "changed.id, changed.created_at, changed.idempotency_key",
         )
         params = [*(_array(column) for column in columns), self._source]
         keys = {item.idempotency_key for item in items if item.idempotency_key is not None}

@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import Any
 
 import redis.asyncio
-import redis.exceptions
 
 from octoqueue.aio.bridge import await_
 from octoqueue.aio.store import BridgedStore
 from octoqueue.errors import ConfigurationError
-from octoqueue.stores.base import Arrival
 from octoqueue.stores.redis.store import CONNECT_TIMEOUT, RedisStore
-
-log = logging.getLogger(__name__)
 
 
 class BridgedRedisStore(RedisStore):
@@ -55,30 +50,11 @@ class BridgedRedisStore(RedisStore):
         if self._watch_task is None:
             self._subscribed = asyncio.Event()
             self._watch_task = asyncio.create_task(
-                self._listen_on_loop(self._subscribed), name="octoqueue-redis-arrivals"
+                self._listen_on_loop(self._client, self._subscribed, self._tell), name="octoqueue-redis-arrivals"
             )
         assert self._subscribed is not None
         with contextlib.suppress(TimeoutError):
             await_(asyncio.wait_for(self._subscribed.wait(), CONNECT_TIMEOUT))
-
-    async def _listen_on_loop(self, subscribed: asyncio.Event) -> None:
-        """The watch task: one pub/sub connection reading the arrivals channel; reconnects after a drop, and then
-        reports an arrival of unknown labels (what was sent meanwhile is lost)."""
-        while True:
-            try:
-                async with self._client.pubsub() as pubsub:
-                    await pubsub.subscribe(f"{self._tag}:arrivals")
-                    while (await pubsub.get_message(timeout=CONNECT_TIMEOUT) or {}).get("type") != "subscribe":
-                        pass
-                    if subscribed.is_set():
-                        self._tell(Arrival(None))
-                    subscribed.set()
-                    while True:
-                        for arrival in self._arrivals_in(await pubsub.get_message(timeout=None)):
-                            self._tell(arrival)
-            except (redis.exceptions.RedisError, OSError) as exc:
-                log.warning("arrivals watch on %s lost its connection (%s); reconnecting", self.url, exc)
-                await asyncio.sleep(0.2)
 
     def close(self) -> None:
         if self._watch_task is not None:

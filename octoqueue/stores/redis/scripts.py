@@ -114,16 +114,17 @@ local function announce(origin)
 end
 """
 
-#: ARGV: prefix, origin, the jobs as a JSON list of 9 strings each: title, data (JSON), labels (JSON), type,
-#: priority, run_at µs, max_attempts, idempotency key, timeout ('' for none). Returns per job ``{'new', id, now}`` or
+#: ARGV: prefix, origin, then 9 strings per job: title, data (JSON), labels (JSON), type, priority, run_at µs,
+#: max_attempts, idempotency key, timeout ('' for none). Returns per job ``{'new', id, now}`` or
 #: ``{'old', <the job's fields>}`` (its idempotency key was taken).
 CREATE = (
     _COMMON
     + r"""
 local now = now_us()
+local stamp = s(now)
 local out = {}
-for _, item in ipairs(cjson.decode(ARGV[3])) do
-  local key = item[8]
+for i = 3, #ARGV, 9 do
+  local key = ARGV[i + 7]
   local existing = false
   if key ~= '' then existing = redis.call('HGET', P .. ':idem', key) end
   if existing and redis.call('EXISTS', jkey(existing)) == 1 then
@@ -131,21 +132,23 @@ for _, item in ipairs(cjson.decode(ARGV[3])) do
     out[#out + 1] = {'old', flat}
   else
     local id = redis.call('INCR', P .. ':seq')
-    local h = {id = s(id), title = item[1], data = item[2], labels = item[3], state = 'pending', open = '1',
-               priority = item[5], attempt = '0', attempt_base = '0', max_attempts = item[7],
-               created_at = s(now), updated_at = s(now), comments = '0'}
-    if item[4] ~= '' then h.type = item[4] end
-    if item[6] ~= '' then h.run_at = item[6] end
-    if key ~= '' then h.idempotency_key = key end
-    if item[9] ~= '' then h.timeout = item[9] end
-    local flat = {}
-    for f, v in pairs(h) do flat[#flat + 1] = f; flat[#flat + 1] = v end
+    local labels, priority, run_at = ARGV[i + 2], ARGV[i + 4], ARGV[i + 5]
+    local h = {labels = labels, state = 'pending', priority = priority}
+    local flat = {'id', s(id), 'title', ARGV[i], 'data', ARGV[i + 1], 'labels', labels, 'state', 'pending', 'open', '1',
+                  'priority', priority, 'attempt', '0', 'attempt_base', '0', 'max_attempts', ARGV[i + 6],
+                  'created_at', stamp, 'updated_at', stamp, 'comments', '0'}
+    local n = #flat
+    local kind, timeout = ARGV[i + 3], ARGV[i + 8]
+    if kind ~= '' then h.type = kind; flat[n + 1] = 'type'; flat[n + 2] = kind; n = n + 2 end
+    if run_at ~= '' then h.run_at = run_at; flat[n + 1] = 'run_at'; flat[n + 2] = run_at; n = n + 2 end
+    if key ~= '' then flat[n + 1] = 'idempotency_key'; flat[n + 2] = key; n = n + 2 end
+    if timeout ~= '' then flat[n + 1] = 'timeout'; flat[n + 2] = timeout end
     redis.call('HSET', jkey(id), unpack(flat))
     redis.call('ZADD', P .. ':ids', id, id)
     place(id, h, now)
     if key ~= '' then redis.call('HSET', P .. ':idem', key, id) end
     arrived(id, h)
-    out[#out + 1] = {'new', id, s(now)}
+    out[#out + 1] = {'new', id, stamp}
   end
 end
 announce(ARGV[2])

@@ -8,13 +8,14 @@ a pub/sub channel, so waiting claims in other processes wake at once (:meth:`Red
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -51,6 +52,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 #: Jobs deleted per script call by :meth:`RedisStore.purge` (one call blocks Redis only that long).
 PURGE_BATCH = 500
+#: Jobs made by one create script call at most: its arguments (9 a job) stay under 1,048,576, the most an older
+#: Redis (5.x) accepts in one command. A larger ``create_many`` is several calls, in order.
+CREATE_BATCH = 100_000
+_CREATE_ARGS = 9
 #: Socket timeouts (seconds) unless the URL sets ``socket_timeout`` / ``socket_connect_timeout``.
 SOCKET_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0
@@ -246,7 +251,13 @@ class RedisStore(Store):
             raise ConfigurationError(f"Redis store URL {_redacted(url)!r} cannot be used: {exc}") from None
         except redis.exceptions.RedisError as exc:
             raise StoreUnavailable(f"cannot reach Redis at {_redacted(url)}: {exc}") from exc
-        return cls(client, prefix=prefix, url=_redacted(url), **options)
+        store = cls(client, prefix=prefix, url=_redacted(url), **options)
+        if scheme not in _CLUSTER_SCHEMES:
+            store._target = target
+        return store
+
+    #: The redis-py URL the store's client was made from (one Redis, not a cluster), for a client on an event loop.
+    _target: str | None = None
 
     @classmethod
     def _connect(cls, target: str, *, cluster: bool) -> Any:
@@ -292,14 +303,16 @@ class RedisStore(Store):
         """Run one of the scripts: EVALSHA straight away (the common case, one round trip), loading the script only
         when Redis does not know it (first use, or after a restart without persistence of scripts)."""
         script = self._scripts[name]
-        with self._errors():
-            tag = self._tag
-            if self._own_clock:
-                tag += "@" + str(int(self._clock().timestamp() * 1_000_000))
+        tag = self._tag
+        if self._own_clock:
+            tag += "@" + str(int(self._clock().timestamp() * 1_000_000))
+        try:  # as _errors() says, written out: the context manager costs ~1 µs of every call
             try:
                 return self._command("EVALSHA", script.sha, 1, self._route, tag, *args)
             except redis.exceptions.NoScriptError:
                 return self._evaluate(script, [self._route], [tag, *args])
+        except redis.exceptions.RedisError as exc:
+            raise StoreUnavailable(f"Redis store {self.url}: {exc}") from exc
 
     def _evaluate(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run a registered script (loading it into Redis when Redis does not know it)."""
@@ -326,36 +339,37 @@ class RedisStore(Store):
     def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         if not items:
             return []
-        rows = []
+        args: list[Any] = []
         for new in items:
             if new.type == "":
                 raise ValueError("a job's type must not be empty (None for no type)")
             if new.idempotency_key == "":
                 raise ValueError("an idempotency key must not be empty (None for no key)")
-            rows.append(
-                [
-                    new.title,
-                    json.dumps(new.data, ensure_ascii=False),
-                    json.dumps(new.labels, ensure_ascii=False) if new.labels else "[]",
-                    new.type or "",
-                    str(int(new.priority)),
-                    str(_us(new.run_at)) if new.run_at is not None else "",
-                    str(int(new.max_attempts)),
-                    new.idempotency_key or "",
-                    repr(float(new.timeout)) if new.timeout is not None else "",
-                ]
+            args += (
+                new.title,
+                new.data_json(),
+                json.dumps(new.labels, ensure_ascii=False) if new.labels else "[]",
+                new.type or "",
+                int(new.priority),
+                _us(new.run_at) if new.run_at is not None else "",
+                int(new.max_attempts),
+                new.idempotency_key or "",
+                repr(float(new.timeout)) if new.timeout is not None else "",
             )
-        results = self._run("create", self._origin, json.dumps(rows, ensure_ascii=False))
+        results: list[Any] = []
+        step = CREATE_BATCH * _CREATE_ARGS
+        for start in range(0, len(args), step):
+            results += self._run("create", self._origin, *args[start : start + step])
         jobs = []
         for new, (kind, *rest) in zip(items, results, strict=True):
             if kind == "old":
                 jobs.append(_job(rest[0]))
                 continue
-            job_id, now = int(rest[0]), _dt(rest[1])
+            now = _dt(rest[1])
             jobs.append(
                 trusted_job(
                     {
-                        "id": job_id,
+                        "id": int(rest[0]),
                         "title": new.title,
                         "data": new.data,
                         "state": JobState.PENDING,
@@ -684,6 +698,48 @@ class RedisStore(Store):
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 pubsub.close()
+
+    async def watch_arrivals_on_loop(self, callback: Callable[[Arrival], None]) -> Callable[[], Awaitable[None]] | None:
+        if self._target is None:
+            return None  # a cluster, or a client given directly: the thread watches
+        import redis.asyncio
+
+        client: Any = redis.asyncio.Redis.from_url(self._target, decode_responses=True)
+        subscribed = asyncio.Event()
+        task = asyncio.create_task(self._listen_on_loop(client, subscribed, callback), name="octoqueue-redis-arrivals")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(subscribed.wait(), CONNECT_TIMEOUT)
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await client.aclose()
+
+        return stop
+
+    async def _listen_on_loop(self, client: Any, subscribed: asyncio.Event, tell: Callable[[Arrival], None]) -> None:
+        """A watch task: one pub/sub connection of ``client`` (a ``redis.asyncio`` one) reading the arrivals channel,
+        each arrival told to ``tell``; reconnects after a drop, and then tells an arrival of unknown labels (what was
+        sent meanwhile is lost)."""
+        while True:
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(f"{self._tag}:arrivals")
+                    while (await pubsub.get_message(timeout=CONNECT_TIMEOUT) or {}).get("type") != "subscribe":
+                        pass
+                    if subscribed.is_set():
+                        tell(Arrival(None))
+                    subscribed.set()
+                    while True:
+                        for arrival in self._arrivals_in(await pubsub.get_message(timeout=None)):
+                            try:
+                                tell(arrival)
+                            except Exception:  # a listener must not raise; one that does must not stop the watch
+                                log.exception("arrival listener %r raised", tell)
+            except (redis.exceptions.RedisError, OSError) as exc:
+                log.warning("arrivals watch on %s lost its connection (%s); reconnecting", self.url, exc)
+                await asyncio.sleep(0.2)
 
     def _arrivals_in(self, message: dict[str, Any] | None) -> list[Arrival]:
         """The arrivals a pub/sub message announces (none when another store object's own or not ours)."""
