@@ -51,7 +51,8 @@ class Config:
     workers: int = 8
     concurrency: int = 4  # handler threads per worker process
     seconds: float = 300.0  # the run fails if the jobs are not all finished by then
-    kills: int = 100  # worker SIGKILLs, spread over the completions (one each jobs/(kills+1) completed)
+    kills: int = 100  # worker SIGKILLs, spread over the completions (one each jobs/(kills+1) completed), each of
+    # the worker last seen starting a job
     restarts: int = 10  # server SIGKILLs and restarts, spread over the creates likewise
     lease: float | None = None  # seconds; default LEASES[store]
     producers: int = 4
@@ -138,8 +139,11 @@ class _Processes:
     def start_worker(self) -> None:
         self.workers.append(self._spawn("worker", "--concurrency", str(self.config.concurrency)))
 
-    def kill_worker(self, rng: random.Random) -> None:
-        victim = self.workers.pop(rng.randrange(len(self.workers)))
+    def kill_worker(self, rng: random.Random, working: int | None = None) -> None:
+        """SIGKILL a worker: the one whose pid is ``working`` (the last to start a job: it has jobs in hand) while
+        it lives, else one at random."""
+        busy = [i for i, process in enumerate(self.workers) if process.pid == working]
+        victim = self.workers.pop(busy[0] if busy else rng.randrange(len(self.workers)))
         victim.kill()
         victim.wait()
 
@@ -334,15 +338,17 @@ def _drive(
     finished = False
     progress = ledger.Tail(ledger_path)
     done: set[int] = set()  # a completion asked for (it paces the kills)
+    working: int | None = None  # the pid of the last worker seen starting a job (the next kill's victim)
     confirmed = Confirmations(store_url, options)  # a completion accepted: the run ends when every job has one
     try:
         while time.monotonic() < deadline:
             now = time.monotonic()
             entries = progress.read()
             done.update(e.job_id for e in entries if e.kind != "run")
+            working = next((e.pid for e in reversed(entries) if e.kind == "run"), working)
             confirmed.note(entries)
             if kills < config.kills and len(done) >= (kills + 1) * kill_step:
-                processes.kill_worker(rng)
+                processes.kill_worker(rng, working)
                 processes.start_worker()
                 kills += 1
             if restarts < config.restarts and len(ids) >= (restarts + 1) * restart_step:
