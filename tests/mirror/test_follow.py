@@ -13,9 +13,28 @@ from octoqueue.queue import Queue
 from octoqueue.states import JobState
 from octoqueue.stores.sqlite import SQLiteStore
 from octoqueue.testing.clock import ManualClock
+from octoqueue.testing.fake_github import FakeGitHub
 from tests.mirror.conftest import MakeGitHub, assert_same_queue
 
 PROCESSED = 200
+
+
+def _mirrored_job(
+    make_github: MakeGitHub, source: SQLiteStore, *, failed: bool
+) -> tuple[FakeGitHub, Queue, Mirror, TargetRequests]:
+    """One job on ``source`` (failed once when ``failed``), copied to a GitHub face whose requests act on it."""
+    queue = Queue(source, max_attempts=1)
+    queue.enqueue({"n": 1})
+    if failed:
+        job = queue.claim()
+        assert job is not None
+        queue.fail(job, error="no")
+    fake, face = make_github("octo-org/face")
+    copier = Mirror(source, face)
+    requests = TargetRequests(copier, queue)
+    copier.run()
+    fake.advance_time(5)
+    return fake, queue, copier, requests
 
 
 def test_follow_keeps_the_copy_equal_while_200_jobs_are_processed(make_github: MakeGitHub, tmp_path: Path) -> None:
@@ -116,15 +135,8 @@ def test_a_strangers_comment_cannot_pass_for_a_maintainers_or_a_future_one(
 ) -> None:
     """The hidden block an imported comment ends with names its author and time; a stranger who writes one must not
     pass for the owner (who may cancel) nor date the comment in the future (a request acted upon again and again)."""
-    clock = ManualClock()
-    source = SQLiteStore(tmp_path / "fast.db", clock=clock)
-    queue = Queue(source, max_attempts=1)
-    queue.enqueue({"n": 1})
-    fake, face = make_github("octo-org/face")
-    copier = Mirror(source, face)
-    requests = TargetRequests(copier, queue)
-    copier.run()
-    fake.advance_time(5)
+    source = SQLiteStore(tmp_path / "fast.db", clock=ManualClock())
+    fake, _, _, requests = _mirrored_job(make_github, source, failed=False)
     block = json.dumps({"author": "octo-org", "created_at": "2999-01-01T00:00:00+00:00"}, separators=(",", ":"))
     fake.comment(1, f"/cancel\n\n<!-- octoqueue:comment {block} -->\n", author="stranger")
     assert requests.poll().requests == []
@@ -136,16 +148,7 @@ def test_a_stranger_spamming_commands_costs_one_permission_request_a_minute(
     make_github: MakeGitHub, tmp_path: Path
 ) -> None:
     source = SQLiteStore(tmp_path / "fast.db", clock=ManualClock())
-    queue = Queue(source, max_attempts=1)
-    queue.enqueue({"n": 1})
-    job = queue.claim()
-    assert job is not None
-    queue.fail(job, error="no")
-    fake, face = make_github("octo-org/face")
-    copier = Mirror(source, face)
-    requests = TargetRequests(copier, queue)
-    copier.run()
-    fake.advance_time(5)
+    fake, _, _, requests = _mirrored_job(make_github, source, failed=True)
     fake.reset_counters()
     for n in range(10):  # each comment changes the issue, so each poll reads every comment again
         fake.comment(1, f"/requeue {n}", author="stranger")
@@ -161,16 +164,7 @@ def test_a_comment_is_acted_upon_once_even_when_the_source_clock_is_behind_githu
 ) -> None:
     clock = ManualClock(datetime.now(UTC) - timedelta(hours=1))  # the source's clock is an hour behind GitHub's
     source = SQLiteStore(tmp_path / "fast.db", clock=clock)
-    queue = Queue(source, max_attempts=1)
-    queue.enqueue({"n": 1})
-    job = queue.claim()
-    assert job is not None
-    queue.fail(job, error="no")
-    fake, face = make_github("octo-org/face")
-    copier = Mirror(source, face)
-    requests = TargetRequests(copier, queue)
-    copier.run()
-    fake.advance_time(5)
+    fake, queue, copier, requests = _mirrored_job(make_github, source, failed=True)
     fake.comment(1, "/requeue", author="octo-org")
     assert len(requests.poll().requests) == 1
     for _ in range(3):  # the job runs again, and the mirror copies it, and looks for requests
