@@ -49,6 +49,81 @@ def test_create_many_round_trips_awkward_values(pg: PostgresStore) -> None:
     assert pg.list_jobs(labels=['we"ird', "NULL"]).jobs == [got]
 
 
+def test_create_many_of_every_shape_returns_what_a_read_returns(pg: PostgresStore) -> None:
+    # Each column shared by the batch (one parameter) or differing between jobs (an array), with and without keys.
+    when = pg.now() + timedelta(hours=1)
+    shared = {"title": "t", "labels": ("a", "b"), "type": "x", "priority": 1, "run_at": when, "max_attempts": 3}
+    shared["timeout"] = 2.5
+    differing: dict[str, list[object]] = {
+        "title": ["t", 'u"{'],
+        "labels": [(), ("a", "NULL")],
+        "type": [None, "y"],
+        "priority": [0, 4],
+        "run_at": [None, when],
+        "max_attempts": [1, 2],
+        "timeout": [None, 1.0],
+    }
+    batches = [[NewJob(data=i, **shared) for i in range(3)]]  # type: ignore[arg-type]
+    for name, values in differing.items():
+        batches.append([NewJob(data=i, **{**shared, name: value}) for i, value in enumerate(values)])  # type: ignore[arg-type]
+    batches.append([NewJob(data=i, title="k", idempotency_key="same") for i in range(3)])  # one key, shared
+    batches.append([NewJob(data=i, title="k", idempotency_key=f"k{i}" if i else None) for i in range(3)])
+    for batch in batches:
+        made = pg.create_many(batch)
+        assert [pg.get(job.id) for job in made] == made
+        assert [job.id for job in made] == sorted(job.id for job in made)
+        if batch[0].idempotency_key == "same":
+            assert [job.data for job in made] == [0, 0, 0] and len({job.id for job in made}) == 1
+        else:
+            assert [job.data for job in made] == [item.data for item in batch]
+            assert [job.model_dump(include=set(NewJob.model_fields)) for job in made] == [dict(item) for item in batch]
+
+
+def test_create_many_announces_as_the_keyed_statement_does(request: pytest.FixtureRequest) -> None:
+    # A batch without keys makes its payloads in Python; one with keys counts its rows in SQL: the same arrivals.
+    url = store_url(new_schema(request))
+    watching, other = PostgresStore.from_url(url), PostgresStore.from_url(url)
+    got: list[Arrival] = []
+    lock = threading.Condition()
+
+    def on_arrival(arrival: Arrival) -> None:
+        with lock:
+            got.append(arrival)
+            lock.notify_all()
+
+    def heard(count: int) -> list[tuple[object, ...]]:
+        with lock:
+            assert lock.wait_for(lambda: len(got) >= count, timeout=5)
+            found = sorted((a.labels, a.count, a.run_at) for a in got)
+            got.clear()
+            return found
+
+    stop = watching.watch_arrivals(on_arrival)
+    try:
+        soon = other.now() + timedelta(seconds=30)
+        later = soon + timedelta(microseconds=123457)
+
+        def batch(keys: bool) -> list[NewJob]:
+            specs = [(("q:a",), later), (("q:a",), soon), (("q:b",), None), (("q:b",), later), ((), None)]
+            return [
+                NewJob(data=i, title="t", labels=labels, run_at=run_at, idempotency_key=f"{keys}{i}" if keys else None)
+                for i, (labels, run_at) in enumerate(specs)
+            ]
+
+        other.create_many(batch(keys=False))
+        unkeyed = heard(3)
+        other.create_many(batch(keys=True))
+        assert heard(3) == unkeyed == [((), 1, None), (("q:a",), 2, soon), (("q:b",), 2, None)]
+        other.create_many(batch(keys=True))  # every key taken: nothing made, nothing announced
+        other.create_many([NewJob(data=0, title="t", labels=("q:c",), run_at=later)])
+        assert heard(1) == [(("q:c",), 1, later)]
+        assert stop is not None
+        stop()
+    finally:
+        watching.close()
+        other.close()
+
+
 def test_transition_many_judges_each_move_on_its_own(pg: PostgresStore) -> None:
     a, b, c, d = pg.create_many([new(i) for i in range(4)])
     claimed = {job.id: job for job in pg.claim(worker="w", lease=60, limit=3)}

@@ -90,6 +90,19 @@ _SAVED: tuple[tuple[str, str], ...] = (
     ("updated_at", "timestamptz"),
 )
 
+#: The columns create_many writes from each item, in the order of its statement, with their SQL types.
+_CREATED: tuple[tuple[str, str], ...] = (
+    ("title", "text"),
+    ("data", "text"),
+    ("labels", "text[]"),
+    ("type", "text"),
+    ("priority", "integer"),
+    ("run_at", "timestamptz"),
+    ("max_attempts", "integer"),
+    ("idempotency_key", "text"),
+    ("timeout", "float8"),
+)
+
 #: Our own query options; every other one goes to libpq (sslmode, connect_timeout, application_name, ...).
 _OPTIONS = {"schema", "pool_min", "pool_max", "pool_timeout"}
 
@@ -173,36 +186,43 @@ def _row_to_job(row: Sequence[Any]) -> Job:
     )
 
 
+#: A new job's fields that its item does not give; :func:`_new_record` copies it and sets the rest.
+_FRESH: dict[str, Any] = {
+    "id": 0,
+    "title": "",
+    "data": None,
+    "state": JobState.PENDING,
+    "labels": (),
+    "type": None,
+    "priority": 0,
+    "run_at": None,
+    "max_attempts": 1,
+    "idempotency_key": None,
+    "timeout": None,
+    "created_at": None,
+    "updated_at": None,
+    "open": True,
+    "attempt": 0,
+    "attempt_base": 0,
+    "lease_expires_at": None,
+    "worker": None,
+    "result": None,
+    "last_error": None,
+    "comments": 0,
+    "body_error": None,
+    "started_at": None,
+    "url": None,
+}
+
+
 def _new_record(item: NewJob, job_id: int, created: datetime) -> Job:
-    """The record of a job just inserted from ``item`` (what a read would return), built without a read."""
-    return trusted_job(
-        {
-            "id": job_id,
-            "title": item.title,
-            "data": item.data,
-            "state": JobState.PENDING,
-            "labels": item.labels,
-            "type": item.type,
-            "priority": item.priority,
-            "run_at": item.run_at,
-            "max_attempts": item.max_attempts,
-            "idempotency_key": item.idempotency_key,
-            "timeout": item.timeout,
-            "created_at": created,
-            "updated_at": created,
-            "open": True,
-            "attempt": 0,
-            "attempt_base": 0,
-            "lease_expires_at": None,
-            "worker": None,
-            "result": None,
-            "last_error": None,
-            "comments": 0,
-            "body_error": None,
-            "started_at": None,
-            "url": None,
-        }
-    )
+    """The record of a job just inserted from ``item`` (what a read would return), built without a read: the fresh
+    fields, then the item's own (every field of :class:`NewJob` is one of :class:`Job`), the id and the times."""
+    fields = _FRESH.copy()
+    fields.update(item.__dict__)
+    fields["id"] = job_id
+    fields["created_at"] = fields["updated_at"] = created
+    return trusted_job(fields)
 
 
 def _array(values: Sequence[Any]) -> str:
@@ -476,11 +496,17 @@ class PostgresStore(Store):
     def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         """One ``INSERT ... SELECT FROM unnest(...)`` for all items (one round trip); jobs whose idempotency key is
         taken are read back in the same connection. New jobs' records are made from the items and the ids and
-        times the insert returns, not read back."""
+        times the insert returns, not read back.
+
+        A column whose value every item shares (a batch's title, labels, priority, ...) is one parameter, not an
+        array the server parses and unnests value by value; the data is always an array. A batch without
+        idempotency keys is a plain insert (no ``ON CONFLICT``, whose speculative insertion costs the server a lock
+        and a WAL record a row) that cannot skip a row, so its arrival payloads are made here, one per label set, and
+        the statement only sends them; with keys, the statement counts what it inserted and announces that."""
         items = list(items)
         if not items:
             return []
-        columns = (
+        columns: tuple[list[Any], ...] = (
             [item.title for item in items],
             [item.data_json() for item in items],
             _labels_arrays([item.labels for item in items]),
@@ -491,20 +517,20 @@ class PostgresStore(Store):
             [item.idempotency_key for item in items],
             [item.timeout for item in items],
         )
-        sql = self._announcing(
-            "INSERT INTO jobs (title, data, state, labels, type, priority, run_at, max_attempts, "
-            "idempotency_key, timeout, created_at, updated_at) SELECT v.title, v.data, 'pending', v.labels::text[], "
-            f"v.type, v.priority, v.run_at, v.max_attempts, v.key, v.timeout, {_NOW}, {_NOW} "
-            "FROM unnest(%s::text[], %s::text[], %s::text[], "
-            "%s::text[], %s::integer[], %s::timestamptz[], %s::integer[], %s::text[], %s::float8[]) WITH ORDINALITY "
-            "AS v(title, data, labels, type, priority, run_at, max_attempts, key, timeout, ord) ORDER BY v.ord "
-            "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
-            "RETURNING id, created_at, idempotency_key, state, labels, run_at",
-            # what the records are made from; the rest is for the announcement only (not parsed a job each)
-            "changed.id, changed.created_at, changed.idempotency_key",
+        count = len(items)
+        varying = tuple(
+            name == "data" or values.count(values[0]) != count
+            for (name, _), values in zip(_CREATED, columns, strict=True)
         )
-        params = [*(_array(column) for column in columns), self._source]
         keys = {item.idempotency_key for item in items if item.idempotency_key is not None}
+        sql = self._create_sql(varying, bool(keys))
+        params: list[Any] = [values[0] for values, many in zip(columns, varying, strict=True) if not many]
+        params.extend(_array(values) for values, many in zip(columns, varying, strict=True) if many)
+        params.append(self._source if keys else _array(self._arrival_payloads(items)))
+
+        if not keys:
+            made = sorted(self._run(lambda conn: conn.execute(sql, params).fetchall()))
+            return [_new_record(item, job_id, created) for item, (job_id, created) in zip(items, made, strict=True)]
 
         def work(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
             made = conn.execute(sql, params).fetchall()
@@ -534,6 +560,61 @@ class PostgresStore(Store):
             else:  # its first job was purged between the insert and the read: make it again
                 out.append(self.create(item))
         return out
+
+    def _create_sql(self, varying: tuple[bool, ...], keyed: bool) -> str:
+        """:meth:`create_many`'s statement: the columns of :data:`_CREATED` that vary as arrays (``varying``), the
+        others one parameter each, in that order; then this store's source (``keyed``) or its arrival payloads."""
+        key = ("create", varying, keyed)
+        sql = self._fast_sql.get(key)
+        if sql is not None:
+            return sql
+        values, arrays, names = [], [], []
+        for (name, kind), many in zip(_CREATED, varying, strict=True):
+            if many:  # labels travel as array literals, one a job (text[][] would need equal lengths)
+                values.append(f"v.{name}::text[]" if kind == "text[]" else f"v.{name}")
+                arrays.append("%s::text[]" if kind == "text[]" else f"%s::{kind}[]")
+                names.append(name)
+            else:
+                values.append(f"%s::{kind}")
+        insert = (
+            f"INSERT INTO jobs ({', '.join(name for name, _ in _CREATED)}, state, created_at, updated_at) "
+            f"SELECT {', '.join(values)}, 'pending', {_NOW}, {_NOW} FROM unnest({', '.join(arrays)}) WITH ORDINALITY "
+            f"AS v({', '.join(names)}, ord) ORDER BY v.ord"
+        )
+        if keyed:
+            sql = self._announcing(
+                f"{insert} ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+                "RETURNING id, created_at, idempotency_key, state, labels, run_at",
+                # what the records are made from; the rest is for the announcement only (not parsed a job each)
+                "changed.id, changed.created_at, changed.idempotency_key",
+            )
+        else:
+            sql = (
+                f"WITH changed AS ({insert} RETURNING id, created_at), sent AS (SELECT pg_notify('{self.channel}', p) "
+                "FROM unnest(%s::text[]) AS p) SELECT changed.id, changed.created_at FROM changed, "
+                "(SELECT count(*) FROM sent) AS announced"
+            )
+        self._fast_sql[key] = sql
+        return sql
+
+    def _arrival_payloads(self, items: list[NewJob]) -> list[str]:
+        """The NOTIFY payloads of new pending jobs, as :meth:`_announcing` makes them in SQL: one per label set,
+        its count and its earliest ``run_at`` (None when one of them may run now)."""
+        sets: dict[tuple[str, ...], list[Any]] = {}
+        for item in items:
+            found = sets.get(item.labels)
+            if found is None:
+                sets[item.labels] = [1, item.run_at]
+                continue
+            found[0] += 1
+            if found[1] is not None:
+                found[1] = None if item.run_at is None else min(found[1], item.run_at)
+        return [
+            json.dumps(
+                {"s": self._source, "l": list(labels), "n": n, "r": run_at.timestamp() if run_at is not None else None}
+            )
+            for labels, (n, run_at) in sets.items()
+        ]
 
     def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
         wanted = [state.value for state in states]
