@@ -97,6 +97,9 @@ class Job(BaseModel):
 
 
 _JOB_FIELDS = frozenset(Job.model_fields)
+#: The fields set of every trusted job, one set for all: a Job is frozen, so pydantic never changes it in place,
+#: and ``model_copy`` gives the copy a set of its own before adding to it.
+_ALL_FIELDS_SET = set(_JOB_FIELDS)
 
 
 def trusted_job(fields: dict[str, Any]) -> Job:
@@ -109,7 +112,7 @@ def trusted_job(fields: dict[str, Any]) -> Job:
         )
     job = object.__new__(Job)
     object.__setattr__(job, "__dict__", fields)
-    object.__setattr__(job, "__pydantic_fields_set__", set(_JOB_FIELDS))
+    object.__setattr__(job, "__pydantic_fields_set__", _ALL_FIELDS_SET)
     object.__setattr__(job, "__pydantic_extra__", None)
     object.__setattr__(job, "__pydantic_private__", None)
     return job

@@ -9,7 +9,14 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from octoqueue.errors import ConfigurationError, InvalidTransition, JobNotFound, LeaseLost, StateConflict
+from octoqueue.errors import (
+    ConfigurationError,
+    InvalidJobData,
+    InvalidTransition,
+    JobNotFound,
+    LeaseLost,
+    StateConflict,
+)
 from octoqueue.job import NewJob
 from octoqueue.queue import Queue
 from octoqueue.states import JobState
@@ -47,6 +54,13 @@ def test_create_many_round_trips_awkward_values(pg: PostgresStore) -> None:
     assert got.labels == tuple(odd) and got.title == 't"{,}\\' and got.data == {"s": 'q"\\{}'}
     assert (got.run_at, got.timeout, got.type) == (when, 1.5, "NULL")
     assert pg.list_jobs(labels=['we"ird', "NULL"]).jobs == [got]
+    # The batch's data travel as one text split on U+001E, which JSON text always escapes.
+    items = [NewJob(data={"s": "a\x1eb"}, title="t"), NewJob(data=["\x1e", 'q"'], title="t")]
+    assert [pg.get(job.id).data for job in pg.create_many(items)] == [{"s": "a\x1eb"}, ["\x1e", 'q"']]
+    raw = NewJob(data="x", title="t").with_data_json('"a\x1eb"')  # not JSON: a raw control character
+    with pytest.raises(InvalidJobData, match="U\\+001E"):
+        pg.create_many([raw, NewJob(data=1, title="t")])
+    assert pg.count([JobState.PENDING]) == {JobState.PENDING: 3}
 
 
 def test_create_many_of_every_shape_returns_what_a_read_returns(pg: PostgresStore) -> None:

@@ -248,6 +248,19 @@ def _labels_arrays(labels: list[tuple[str, ...]]) -> list[str]:
     return out
 
 
+#: What :func:`_joined` puts between the jobs' data: a control character, which JSON text never holds unescaped.
+_SEPARATOR = "\x1e"
+
+
+def _joined(texts: list[str]) -> str:
+    """The jobs' data (JSON texts) as one text the statement splits with ``string_to_array(..., chr(30))``: one
+    join, where an array literal quotes and escapes every text (its quotes) and the server unescapes it again."""
+    joined = _SEPARATOR.join(texts)
+    if joined.count(_SEPARATOR) != len(texts) - 1:
+        raise InvalidJobData("job data must be JSON text: it holds an unescaped control character (U+001E)")
+    return joined
+
+
 def _element(value: Any) -> str:
     kind = type(value)
     if value is None:
@@ -509,7 +522,7 @@ class PostgresStore(Store):
         columns: tuple[list[Any], ...] = (
             [item.title for item in items],
             [item.data_json() for item in items],
-            _labels_arrays([item.labels for item in items]),
+            [item.labels for item in items],
             [item.type for item in items],
             [int(item.priority) for item in items],
             [item.run_at for item in items],
@@ -522,11 +535,19 @@ class PostgresStore(Store):
             name == "data" or values.count(values[0]) != count
             for (name, _), values in zip(_CREATED, columns, strict=True)
         )
-        keys = {item.idempotency_key for item in items if item.idempotency_key is not None}
+        keys = {key for key in columns[7] if key is not None}
         sql = self._create_sql(varying, bool(keys))
-        params: list[Any] = [values[0] for values, many in zip(columns, varying, strict=True) if not many]
-        params.extend(_array(values) for values, many in zip(columns, varying, strict=True) if many)
-        params.append(self._source if keys else _array(self._arrival_payloads(items)))
+        params: list[Any] = []
+        arrays: list[Any] = []
+        for (name, _), values, many in zip(_CREATED, columns, varying, strict=True):
+            if name == "data":
+                arrays.append(_joined(values))
+            elif not many:
+                params.append(_array(values[0]) if name == "labels" else values[0])
+            else:
+                arrays.append(_array(_labels_arrays(values) if name == "labels" else values))
+        params.extend(arrays)
+        params.append(self._source if keys else _array(self._arrival_payloads(columns[2], columns[5])))
 
         if not keys:
             made = sorted(self._run(lambda conn: conn.execute(sql, params).fetchall()))
@@ -570,7 +591,11 @@ class PostgresStore(Store):
             return sql
         values, arrays, names = [], [], []
         for (name, kind), many in zip(_CREATED, varying, strict=True):
-            if many:  # labels travel as array literals, one a job (text[][] would need equal lengths)
+            if name == "data":  # one text, the jobs' JSON joined by a character JSON never holds (see _joined)
+                values.append("v.data")
+                arrays.append("string_to_array(%s::text, chr(30))")
+                names.append(name)
+            elif many:  # labels travel as array literals, one a job (text[][] would need equal lengths)
                 values.append(f"v.{name}::text[]" if kind == "text[]" else f"v.{name}")
                 arrays.append("%s::text[]" if kind == "text[]" else f"%s::{kind}[]")
                 names.append(name)
@@ -597,23 +622,27 @@ class PostgresStore(Store):
         self._fast_sql[key] = sql
         return sql
 
-    def _arrival_payloads(self, items: list[NewJob]) -> list[str]:
-        """The NOTIFY payloads of new pending jobs, as :meth:`_announcing` makes them in SQL: one per label set,
-        its count and its earliest ``run_at`` (None when one of them may run now)."""
-        sets: dict[tuple[str, ...], list[Any]] = {}
-        for item in items:
-            found = sets.get(item.labels)
-            if found is None:
-                sets[item.labels] = [1, item.run_at]
-                continue
-            found[0] += 1
-            if found[1] is not None:
-                found[1] = None if item.run_at is None else min(found[1], item.run_at)
+    def _arrival_payloads(self, labels: list[tuple[str, ...]], runs: list[datetime | None]) -> list[str]:
+        """The NOTIFY payloads of new pending jobs (their labels and run_at, job by job), as :meth:`_announcing`
+        makes them in SQL: one per label set, its count and its earliest ``run_at`` (None when one may run now)."""
+        sets: dict[tuple[str, ...], list[Any]]
+        if labels.count(labels[0]) == len(labels):  # one label set (a batch's usual case): no loop in Python
+            sets = {labels[0]: [len(runs), None if None in runs else min(runs)]}  # type: ignore[type-var]
+        else:
+            sets = {}
+            for names, run_at in zip(labels, runs, strict=True):
+                found = sets.get(names)
+                if found is None:
+                    sets[names] = [1, run_at]
+                    continue
+                found[0] += 1
+                if found[1] is not None:
+                    found[1] = None if run_at is None else min(found[1], run_at)
         return [
             json.dumps(
-                {"s": self._source, "l": list(labels), "n": n, "r": run_at.timestamp() if run_at is not None else None}
+                {"s": self._source, "l": list(names), "n": n, "r": run_at.timestamp() if run_at is not None else None}
             )
-            for labels, (n, run_at) in sets.items()
+            for names, (n, run_at) in sets.items()
         ]
 
     def recently_changed(self, states: Collection[JobState], *, limit: int = 10) -> list[Job]:
