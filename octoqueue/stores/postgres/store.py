@@ -512,22 +512,26 @@ class PostgresStore(Store):
         times the insert returns, not read back.
 
         A column whose value every item shares (a batch's title, labels, priority, ...) is one parameter, not an
-        array the server parses and unnests value by value; the data is always an array. A batch without
-        idempotency keys is a plain insert (no ``ON CONFLICT``, whose speculative insertion costs the server a lock
-        and a WAL record a row) that cannot skip a row, so its arrival payloads are made here, one per label set, and
-        the statement only sends them; with keys, the statement counts what it inserted and announces that."""
+        array the server parses and unnests value by value; the data always travel as one text the server splits
+        (:func:`_joined`). A batch without idempotency keys is a plain insert (no ``ON CONFLICT``, whose speculative
+        insertion costs the server a lock and a WAL record a row) that cannot skip a row, so its arrival payloads are
+        made here, one per label set, and the statement only sends them; with keys, the statement counts what it
+        inserted and announces that."""
         items = list(items)
         if not items:
             return []
-        columns: tuple[list[Any], ...] = (
+        labels = [item.labels for item in items]
+        runs = [item.run_at for item in items]
+        keyed = [item.idempotency_key for item in items]
+        columns: tuple[list[Any], ...] = (  # in the order of _CREATED
             [item.title for item in items],
             [item.data_json() for item in items],
-            [item.labels for item in items],
+            labels,
             [item.type for item in items],
             [int(item.priority) for item in items],
-            [item.run_at for item in items],
+            runs,
             [item.max_attempts for item in items],
-            [item.idempotency_key for item in items],
+            keyed,
             [item.timeout for item in items],
         )
         count = len(items)
@@ -535,7 +539,7 @@ class PostgresStore(Store):
             name == "data" or values.count(values[0]) != count
             for (name, _), values in zip(_CREATED, columns, strict=True)
         )
-        keys = {key for key in columns[7] if key is not None}
+        keys = {key for key in keyed if key is not None}
         sql = self._create_sql(varying, bool(keys))
         params: list[Any] = []
         arrays: list[Any] = []
@@ -547,7 +551,7 @@ class PostgresStore(Store):
             else:
                 arrays.append(_array(_labels_arrays(values) if name == "labels" else values))
         params.extend(arrays)
-        params.append(self._source if keys else _array(self._arrival_payloads(columns[2], columns[5])))
+        params.append(self._source if keys else _array(self._arrival_payloads(labels, runs)))
 
         if not keys:
             made = sorted(self._run(lambda conn: conn.execute(sql, params).fetchall()))
@@ -595,7 +599,7 @@ class PostgresStore(Store):
                 values.append("v.data")
                 arrays.append("string_to_array(%s::text, chr(30))")
                 names.append(name)
-            elif many:  # labels travel as array literals, one a job (text[][] would need equal lengths)
+            elif many:  # an array; labels as array literals, one a job (text[][] would need equal lengths)
                 values.append(f"v.{name}::text[]" if kind == "text[]" else f"v.{name}")
                 arrays.append("%s::text[]" if kind == "text[]" else f"%s::{kind}[]")
                 names.append(name)
