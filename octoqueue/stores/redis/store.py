@@ -751,8 +751,11 @@ class RedisStore(Store):
             return []
         if news.get("o") == self._origin:
             return []
+        # labels: a JSON list; from a publisher of 0.2.0 or earlier, a string holding one
         return [
-            Arrival(tuple(json.loads(labels)), 1, _dt(run_at) if run_at else None)
+            Arrival(
+                tuple(json.loads(labels) if isinstance(labels, str) else labels), 1, _dt(run_at) if run_at else None
+            )
             for _, run_at, labels in news.get("j", [])
         ]
 
