@@ -354,7 +354,7 @@ def test_a_job_without_a_state_is_listed_until_it_gets_one(store: RedisStore) ->
 
 
 def test_arrivals_of_an_older_publisher_are_read(store: RedisStore) -> None:
-    # Before 0.2.1 a job's labels went out as a string holding their JSON list.
+    # From 0.2.0 and earlier, a job's labels came as a string holding their JSON list.
     old = {"type": "message", "data": '{"o": "elsewhere", "j": [[4, "1000000", "[\\"gpu\\"]"], [5, false, "[]"]]}'}
     assert store._arrivals_in(old) == [
         Arrival(("gpu",), 1, datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)),
