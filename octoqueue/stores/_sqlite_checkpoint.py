@@ -40,6 +40,9 @@ PAGES = 1000
 CAP = 4000
 #: Shortest time between two looks at the WAL, in seconds.
 INTERVAL = 0.05
+#: Seconds without a write after which the thread ends (the next write starts another): a store left unclosed
+#: keeps no thread, and is not kept alive by one.
+IDLE = 2.0
 #: Longest wait of the TRUNCATE fallback for readers to move on (writers wait with it).
 TRUNCATE_WAIT_MS = 100
 
@@ -47,7 +50,8 @@ _FRAMES = struct.Struct("=I")  # the WAL index is in the machine's byte order
 
 
 class Checkpointer:
-    """Checkpoints the WAL of one SQLite file from a thread of its own (started by the first :meth:`wrote`)."""
+    """Checkpoints the WAL of one SQLite file from a thread of its own, started by a :meth:`wrote` and ended after
+    ``idle`` seconds without one."""
 
     def __init__(
         self,
@@ -69,6 +73,7 @@ class Checkpointer:
         self.pages = pages
         self.cap = cap
         self.interval = interval
+        self.idle = IDLE
         self._conn: sqlite3.Connection | None = None
         self._wrote = threading.Event()
         self._stop = threading.Event()
@@ -145,7 +150,11 @@ class Checkpointer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wrote.wait()
+            if not self._wrote.wait(self.idle):
+                with self._start_lock:
+                    if not self._wrote.is_set():
+                        self._thread = None
+                        return
             if self._stop.is_set():
                 break
             self._wrote.clear()
@@ -179,4 +188,4 @@ def safety_net(conn: sqlite3.Connection, cap: int = CAP) -> None:
     conn.execute(f"PRAGMA wal_autocheckpoint = {int(cap)}")
 
 
-__all__ = ["CAP", "INTERVAL", "PAGES", "TRUNCATE_WAIT_MS", "Checkpointer", "safety_net"]
+__all__ = ["CAP", "IDLE", "INTERVAL", "PAGES", "TRUNCATE_WAIT_MS", "Checkpointer", "safety_net"]

@@ -186,6 +186,21 @@ def test_the_thread_stops_with_the_store_and_starts_again_with_its_next_write(st
     assert not second.is_alive()
 
 
+def test_the_thread_ends_when_no_write_comes(store: SQLiteStore) -> None:
+    checkpointer = _checkpointer(store)
+    checkpointer.idle = 0  # no write within 0 s of the last
+    _enqueue(store, 1)
+    first = checkpointer._thread
+    assert first is not None
+    first.join(timeout=30)
+    assert not first.is_alive()
+    assert checkpointer._thread is None
+    checkpointer.idle = 60
+    _enqueue(store, 1)
+    second = checkpointer._thread
+    assert second is not None and second is not first and second.is_alive()
+
+
 def test_an_in_memory_store_has_no_checkpointer() -> None:
     s = SQLiteStore(":memory:")
     try:
