@@ -11,8 +11,9 @@ pause, the frames committed during a checkpoint are still to copy when it ends, 
 holds ``cap`` pages, the thread copies those last frames with the process's writes held (``writes_held``: a short
 checkpoint, most of the WAL being copied already), and the next write starts the WAL over. When readers keep it
 from copying them all, it runs a ``TRUNCATE`` checkpoint, which waits at most ``TRUNCATE_WAIT_MS`` for them
-(writers wait meanwhile). The writing connection keeps SQLite's own checkpoint at ``cap`` pages
-(:func:`safety_net`) for a thread that falls behind.
+(writers wait meanwhile). The writing connection keeps SQLite's own checkpoint, at twice ``cap`` pages
+(:func:`safety_net`), for a thread that falls behind (at ``cap`` it would often run first, copying inside a commit
+what the thread had not copied yet).
 
 Durability is SQLite's own either way: a commit is in the WAL when it returns (fsynced at ``synchronous=FULL``), and
 a checkpoint fsyncs the WAL before it copies it and the database after.
@@ -182,10 +183,10 @@ class Checkpointer:
             self._stop.clear()
 
 
-def safety_net(conn: sqlite3.Connection, cap: int = CAP) -> None:
-    """Let the writing connection checkpoint itself only once the WAL holds ``cap`` pages (the thread does it
-    before that)."""
-    conn.execute(f"PRAGMA wal_autocheckpoint = {int(cap)}")
+def safety_net(conn: sqlite3.Connection, pages: int = 2 * CAP) -> None:
+    """Let the writing connection checkpoint itself only once the WAL holds ``pages`` pages (the thread starts the
+    WAL over at ``CAP``); 0: never."""
+    conn.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
 
 
 __all__ = ["CAP", "IDLE", "INTERVAL", "PAGES", "TRUNCATE_WAIT_MS", "Checkpointer", "safety_net"]
