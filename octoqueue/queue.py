@@ -291,17 +291,20 @@ class Queue:
                 unique.setdefault(label_key(name), name)
             labels = tuple(unique.values())
         text = checked_data_json(data)
-        return NewJob(
-            data=data,
-            title=title or default_title(),
-            labels=labels,
-            type=type,
-            priority=Priority.parse(priority),
-            run_at=run_at,
-            max_attempts=attempts,
-            idempotency_key=idempotency_key,
-            timeout=timeout,
-        ).with_data_json(text)
+        return NewJob.of(
+            {
+                "data": data,
+                "title": title or default_title(),
+                "labels": labels,
+                "type": type,
+                "priority": int(Priority.parse(priority)),
+                "run_at": run_at,
+                "max_attempts": attempts,
+                "idempotency_key": idempotency_key,
+                "timeout": float(timeout) if timeout.__class__ is int else timeout,
+            },
+            text,
+        )
 
     # -- consuming ---------------------------------------------------------------------------------------------
     def claim(
@@ -391,17 +394,27 @@ class Queue:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._wakes != wakes:
                 return []
-            if asked and self.hears_other_processes:  # an arrival wakes this wait: no need to ask again soon
-                pause = self._until_due(max(poll_interval, IDLE_RECHECK))
+            if asked:
+                pause = self.idle_pause(poll_interval)
             waiting = min(remaining, pause)
             self._refresh_pauses_ahead(waiting)
             with self._arrivals:
                 if self._arrived == seen:
                     self._arrivals.wait(waiting)
 
+    def idle_pause(self, poll_interval: float) -> float:
+        """How long a claim that asked the store and found nothing may wait before it asks again (an arrival ends
+        the wait sooner): ``poll_interval`` where the store does not report other processes' jobs; where it does,
+        until the earliest ``run_at`` to come among the jobs heard of, :data:`IDLE_RECHECK` at most."""
+        if not self.hears_other_processes:
+            return poll_interval
+        return self._until_due(max(poll_interval, IDLE_RECHECK))
+
     def _until_due(self, most: float) -> float:
         """Seconds until the earliest ``run_at`` still to come among the jobs heard of, ``most`` at most. Times that
         passed are forgotten: the claim just made found those jobs runnable, or somebody took them."""
+        if not self._due:
+            return most
         with self._arrivals:
             now = self.store.now()
             while self._due and self._due[0] <= now:

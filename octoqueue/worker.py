@@ -310,6 +310,9 @@ class _HasLease(Protocol):
     @property
     def encrypted(self) -> bool: ...
 
+    @property
+    def hears_other_processes(self) -> bool: ...
+
 
 Q = TypeVar("Q", bound=_HasLease)
 H = TypeVar("H", bound=Callable[..., Any])
@@ -392,6 +395,14 @@ class WorkerBase(Generic[Q, H]):
             self.default_handler = fn
         else:
             self.handlers[job_type] = fn
+
+    def _claim_wait(self, next_recover: float, now: float) -> float:
+        """How long the next claim may wait for a job: ``poll_interval``, or, where the store reports other
+        processes' jobs (they wake the claim), until the next look for expired leases (``next_recover``; ``now`` on
+        the same clock)."""
+        if not self.queue.hears_other_processes:
+            return self.poll_interval
+        return max(self.poll_interval, next_recover - now)
 
     def _claim_filters(self) -> dict[str, Any]:
         """What this worker's claims ask for: its name, lease, labels, ids and the types it has handlers for."""
@@ -580,7 +591,8 @@ class Worker(WorkerBase[Queue, Handler]):
                 if self._stop.is_set():
                     break
                 want = room if max_jobs is None else min(room, max_jobs - taken)
-                jobs = self._claim(want, wait=0 if once else self._claim_wait(next_recover), exclude_types=full_types)
+                wait = 0 if once else self._claim_wait(next_recover, time.monotonic())
+                jobs = self._claim(want, wait=wait, exclude_types=full_types)
                 if not jobs:
                     if once and not busy:
                         self._warn_unhandled()
@@ -673,13 +685,6 @@ class Worker(WorkerBase[Queue, Handler]):
                 ", ".join(repr(t) for t in types) or "no type",
                 extra={"job_type": job_type, "job_ids": ids},
             )
-
-    def _claim_wait(self, next_recover: float) -> float:
-        """How long the next claim may wait for a job: ``poll_interval``, or, where the store reports other
-        processes' jobs (they wake the claim), until the next recovery of expired leases is due."""
-        if not self.queue.hears_other_processes:
-            return self.poll_interval
-        return max(self.poll_interval, next_recover - time.monotonic())
 
     def _claim(self, count: int, wait: float, exclude_types: Collection[str] = ()) -> list[Job]:
         try:

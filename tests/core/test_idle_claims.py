@@ -3,6 +3,7 @@ when a job it heard of comes due, or after the safety recheck; and a Worker wait
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from octoqueue import queue as queue_module
+from octoqueue.aio import AsyncQueue, AsyncWorker
 from octoqueue.job import Job
 from octoqueue.queue import Queue
 from octoqueue.stores.base import Arrival
@@ -133,3 +135,39 @@ def test_a_paused_claim_keeps_polling_so_it_sees_a_resume_soon() -> None:
     got = queue.claim_batch(1, wait=3, poll_interval=0.02)
     assert [j.id for j in got] == [job.id]
     assert time.monotonic() - started < 1
+
+
+def test_an_idle_async_claim_asks_a_store_that_reports_arrivals_once() -> None:
+    hearing, polled = CountingStore(hears=True), CountingStore(hears=False)
+
+    async def claim(store: CountingStore) -> list[Job]:
+        async with AsyncQueue(store) as queue:
+            return await queue.claim_batch(1, wait=0.5, poll_interval=0.05)
+
+    assert asyncio.run(claim(hearing)) == []
+    assert asyncio.run(claim(polled)) == []
+    assert hearing.claims == 2
+    assert polled.claims >= 6
+
+
+def test_a_waiting_async_worker_stops_at_once() -> None:
+    store = CountingStore(hears=True)
+
+    async def run() -> float:
+        async with AsyncQueue(store) as queue:
+
+            async def handler(data: Any) -> None:
+                return None
+
+            worker = AsyncWorker(queue, handler, poll_interval=0.05, recover_interval=60)
+            runner = asyncio.create_task(worker.run())
+            while store.claims == 0:
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(0.1)  # parked in its claim: with recovery a minute off, it would wait up to then
+            started = time.monotonic()
+            worker.stop()
+            await asyncio.wait_for(runner, 5)
+            return time.monotonic() - started
+
+    assert asyncio.run(run()) < 1
+    assert store.claims <= 4
