@@ -291,17 +291,20 @@ class Queue:
                 unique.setdefault(label_key(name), name)
             labels = tuple(unique.values())
         text = checked_data_json(data)
-        return NewJob(
-            data=data,
-            title=title or default_title(),
-            labels=labels,
-            type=type,
-            priority=Priority.parse(priority),
-            run_at=run_at,
-            max_attempts=attempts,
-            idempotency_key=idempotency_key,
-            timeout=timeout,
-        ).with_data_json(text)
+        return NewJob.of(
+            {
+                "data": data,
+                "title": title or default_title(),
+                "labels": labels,
+                "type": type,
+                "priority": int(Priority.parse(priority)),
+                "run_at": run_at,
+                "max_attempts": attempts,
+                "idempotency_key": idempotency_key,
+                "timeout": float(timeout) if timeout.__class__ is int else timeout,
+            },
+            text,
+        )
 
     # -- consuming ---------------------------------------------------------------------------------------------
     def claim(
