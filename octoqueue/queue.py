@@ -280,9 +280,9 @@ class Queue:
             for name in ((queue_label(queue),) if queue is not None else ()) + given:
                 unique.setdefault(label_key(name), name)
             labels = tuple(unique.values())
-        text = checked_data_json(data)
-        return NewJob(
-            data=data,
+        return NewJob.checked(
+            data,
+            checked_data_json(data),
             title=title or default_title(),
             labels=labels,
             type=type,
@@ -291,7 +291,7 @@ class Queue:
             max_attempts=attempts,
             idempotency_key=idempotency_key,
             timeout=timeout,
-        ).with_data_json(text)
+        )
 
     # -- consuming ---------------------------------------------------------------------------------------------
     def claim(
