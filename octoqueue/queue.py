@@ -5,6 +5,7 @@ The queue core never imports a concrete store; it is handed a :class:`~octoqueue
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import os
@@ -64,6 +65,14 @@ MIN_PAUSE = 0.05
 #: At most this many waiters are woken for one announcement of several jobs from another process.
 MAX_WAKES_PER_ARRIVAL = 64
 
+#: How long a claim waiting on a store that reports arrivals (:attr:`Queue.hears_other_processes`) sleeps at most
+#: before asking the store again when it heard of nothing (seconds): a safety net for a lost notification and for
+#: jobs due later that it was not told of (made before it listened). Jobs it was told of wake it at their ``run_at``.
+IDLE_RECHECK = 5.0
+#: How many ``run_at`` times to come a Queue keeps to wake its claims at (the earliest; later ones beyond it are
+#: found by the recheck).
+DUE_KEPT = 1024
+
 
 def default_worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -117,6 +126,7 @@ class Queue:
         self._arrivals = threading.Condition()
         self._arrived = 0  # arrivals so far: a waiter sleeps only if none came since its claim began
         self._wakes = 0  # wake_claims() calls so far: a waiter returns after one
+        self._due: list[datetime] = []  # heap: the run_at still to come of jobs heard of (DUE_KEPT at most)
         self._finished = threading.Condition()  # notified when this object finishes a job (see wait())
         self._listeners: list[tuple[Callable[..., None], bool]] = []
         self._claims: OrderedDict[int, Job] = OrderedDict()  # claimed here, not finished yet: their leases
@@ -331,7 +341,9 @@ class Queue:
         body is not valid JSON, or whose data is sealed with a key this queue lacks, are failed on the spot with an
         explanatory comment and a warning in the log, and not returned: ``on_rejected`` gets each, failed. Waits up to
         ``wait`` seconds for jobs; a job enqueued through this Queue object wakes the waiter at once, and so does one
-        enqueued elsewhere when the store reports other processes' arrivals (:meth:`Store.watch_arrivals`).
+        enqueued elsewhere when the store reports other processes' arrivals (:meth:`Store.watch_arrivals`). Where it
+        does not, the waiting claim asks the store again every ``poll_interval`` seconds; where it does, only when
+        woken, when a job it heard of reaches its ``run_at``, and every :data:`IDLE_RECHECK` seconds as a safety net.
         ``labels``, ``types``, ``ids`` and ``exclude_types`` narrow which jobs may be claimed (see
         :meth:`Store.claim`). While the queue is paused, or a label the claim asks for (:meth:`pause`), the claim
         gets nothing; jobs carrying another paused label are skipped.
@@ -345,6 +357,7 @@ class Queue:
         while True:
             seen = self._arrived
             pause = poll_interval
+            asked = False  # the store was asked and had nothing (not paused, not rate-limited)
             try:
                 paused = self.pauses.current()
                 if paused.stops(labels):
@@ -364,6 +377,7 @@ class Queue:
                         ids=ids,
                         **excluded,
                     )
+                    asked = not jobs
             except RateLimited as exc:
                 log.info("no claim for now: %s", exc)
                 jobs, pause = [], max(exc.retry_after, MIN_PAUSE)
@@ -377,11 +391,34 @@ class Queue:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._wakes != wakes:
                 return []
+            if asked:
+                pause = self.idle_pause(poll_interval)
             waiting = min(remaining, pause)
             self._refresh_pauses_ahead(waiting)
             with self._arrivals:
                 if self._arrived == seen:
                     self._arrivals.wait(waiting)
+
+    def idle_pause(self, poll_interval: float) -> float:
+        """How long a claim that asked the store and found nothing may wait before it asks again (an arrival ends
+        the wait sooner): ``poll_interval`` where the store does not report other processes' jobs; where it does,
+        until the earliest ``run_at`` to come among the jobs heard of, :data:`IDLE_RECHECK` at most."""
+        if not self.hears_other_processes:
+            return poll_interval
+        return self._until_due(max(poll_interval, IDLE_RECHECK))
+
+    def _until_due(self, most: float) -> float:
+        """Seconds until the earliest ``run_at`` still to come among the jobs heard of, ``most`` at most. Times that
+        passed are forgotten: the claim just made found those jobs runnable, or somebody took them."""
+        if not self._due:
+            return most
+        with self._arrivals:
+            now = self.store.now()
+            while self._due and self._due[0] <= now:
+                heapq.heappop(self._due)
+            if not self._due:
+                return most
+            return min(most, max((self._due[0] - now).total_seconds(), MIN_PAUSE))
 
     def _refresh_pauses_ahead(self, waiting: float) -> None:
         """Before a claim waits ``waiting`` seconds: read the pause state now if it goes stale meanwhile (up to half
@@ -1109,6 +1146,12 @@ class Queue:
     def _notify(self, *jobs: Job | Arrival) -> None:
         with self._arrivals:
             self._arrived += 1
+            for heard in {id(job): job for job in jobs}.values():  # an arrival may come several times (wakes)
+                due = heard.run_at
+                if due is not None and due < WAITING_UNTIL:
+                    heapq.heappush(self._due, due)
+            if len(self._due) > DUE_KEPT:  # keep the earliest half; the others are found by a recheck
+                self._due = heapq.nsmallest(DUE_KEPT // 2, self._due)
             self._arrivals.notify_all()
         for callback, with_job in list(self._listeners):
             if with_job:

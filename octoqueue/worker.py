@@ -310,6 +310,9 @@ class _HasLease(Protocol):
     @property
     def encrypted(self) -> bool: ...
 
+    @property
+    def hears_other_processes(self) -> bool: ...
+
 
 Q = TypeVar("Q", bound=_HasLease)
 H = TypeVar("H", bound=Callable[..., Any])
@@ -392,6 +395,14 @@ class WorkerBase(Generic[Q, H]):
             self.default_handler = fn
         else:
             self.handlers[job_type] = fn
+
+    def _claim_wait(self, next_recover: float, now: float) -> float:
+        """How long the next claim may wait for a job: ``poll_interval``, or, where the store reports other
+        processes' jobs (they wake the claim), until the next look for expired leases (``next_recover``; ``now`` on
+        the same clock)."""
+        if not self.queue.hears_other_processes:
+            return self.poll_interval
+        return max(self.poll_interval, next_recover - now)
 
     def _claim_filters(self) -> dict[str, Any]:
         """What this worker's claims ask for: its name, lease, labels, ids and the types it has handlers for."""
@@ -478,6 +489,9 @@ class Worker(WorkerBase[Queue, Handler]):
     :class:`RetryableError` still retries). ``labels``/``ids``: only jobs carrying these labels / with these ids.
     ``concurrency_per_type``: at most this many jobs of a type in hand at once in this worker (``{"email": 2}``);
     while a type is at its limit, claims skip its jobs and the other types keep flowing.
+    ``poll_interval``: seconds between claims while idle, on a store that does not report other processes' jobs
+    (SQLite, GitHub, S3); on one that does (PostgreSQL, Redis) an idle worker asks the store only when a job arrives
+    or comes due, and once per ``recover_interval`` when it looks for expired leases.
     ``on_report``: called with each job taken and its :class:`JobReport` once it is finished (e.g. to count it in
     metrics); it must be quick and must not raise. ``register_every``: seconds between rewrites of the worker's record
     in the store's ``workers`` setting (:mod:`octoqueue.registry`, what ``octoqueue info`` shows; one settings update
@@ -577,7 +591,8 @@ class Worker(WorkerBase[Queue, Handler]):
                 if self._stop.is_set():
                     break
                 want = room if max_jobs is None else min(room, max_jobs - taken)
-                jobs = self._claim(want, wait=0 if once else self.poll_interval, exclude_types=full_types)
+                wait = 0 if once else self._claim_wait(next_recover, time.monotonic())
+                jobs = self._claim(want, wait=wait, exclude_types=full_types)
                 if not jobs:
                     if once and not busy:
                         self._warn_unhandled()
@@ -624,6 +639,7 @@ class Worker(WorkerBase[Queue, Handler]):
         self._stop.set()
         with self._slots:
             self._slots.notify_all()
+        self.queue.wake_claims()  # a claim waiting for jobs returns now
         if wait and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -672,7 +688,9 @@ class Worker(WorkerBase[Queue, Handler]):
 
     def _claim(self, count: int, wait: float, exclude_types: Collection[str] = ()) -> list[Job]:
         try:
-            return self.queue.claim_batch(count, wait=wait, exclude_types=exclude_types, **self._claim_filters())
+            return self.queue.claim_batch(
+                count, wait=wait, poll_interval=self.poll_interval, exclude_types=exclude_types, **self._claim_filters()
+            )
         except AccessDenied:
             raise  # waiting cannot fix credentials: run() stops and raises it
         except OctoqueueError as exc:

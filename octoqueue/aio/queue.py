@@ -64,6 +64,7 @@ class AsyncQueue:
         seen = self.store.store if isinstance(self.store, BridgedStore) else AwaitingStore(self.store)
         self._queue = _BridgedQueue(seen, **options)
         self._arrived = asyncio.Event()  # set (then replaced) when jobs may have arrived
+        self._wakes = 0  # wake_claims() calls so far: a waiting claim returns after one
         self._finished = asyncio.Event()  # set (then replaced) when this queue finished a job
         self._listening: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -79,6 +80,11 @@ class AsyncQueue:
     @property
     def encrypted(self) -> bool:
         return self._queue.encrypted
+
+    @property
+    def hears_other_processes(self) -> bool:
+        """As :attr:`Queue.hears_other_processes`: whether jobs from other processes wake this queue's claims."""
+        return self._queue.hears_other_processes
 
     @property
     def batches_claims(self) -> bool:
@@ -149,14 +155,25 @@ class AsyncQueue:
         deadline = loop.time() + max(0.0, wait)
         if wait > 0:
             await self._listen()
+        wakes = self._wakes
         while True:
             arrived = self._arrived
             jobs = await run_sync(self._queue.claim_batch, count, **filters)
             remaining = deadline - loop.time()
-            if jobs or remaining <= 0:
+            if jobs or remaining <= 0 or self._wakes != wakes:
                 return jobs
+            pause = poll_interval
+            pauses = self._queue.pauses
+            if not pauses.stale_within(0) and not pauses.current().any:  # the state the claim just read: no I/O
+                pause = await run_sync(self._queue.idle_pause, poll_interval)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(arrived.wait(), min(remaining, poll_interval))
+                await asyncio.wait_for(arrived.wait(), min(remaining, pause))
+
+    def wake_claims(self) -> None:
+        """As :meth:`Queue.wake_claims`: the claims waiting in this AsyncQueue try once more and return. Call it on
+        the loop."""
+        self._wakes += 1
+        self._wake()
 
     async def claim(self, **options: Any) -> Job | None:
         """One job with a lease (options as :meth:`claim_batch`); None when none arrives within ``wait``."""

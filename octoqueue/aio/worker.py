@@ -110,7 +110,8 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
                     continue
                 full_types, room = self._type_room(self._held.values(), free)
                 want = room if max_jobs is None else min(room, max_jobs - taken)
-                jobs = await self._claim(want, wait=0 if once else self.poll_interval, exclude_types=full_types)
+                wait = 0 if once else self._claim_wait(next_recover, loop.time())
+                jobs = await self._claim(want, wait=wait, exclude_types=full_types)
                 if not jobs:
                     if once and not self._tasks:
                         break
@@ -138,6 +139,7 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
     def stop(self) -> None:
         """Stop claiming; jobs in hand finish (or are released after ``shutdown_grace``). Call it on the loop."""
         self._stopping.set()
+        self.queue.wake_claims()  # a claim waiting for jobs returns now
 
     def _begin(self, job: Job) -> None:
         """Take ``job`` in hand and start its task."""
@@ -155,7 +157,9 @@ class AsyncWorker(WorkerBase[AsyncQueue, AsyncHandler]):
 
     async def _claim(self, count: int, wait: float, exclude_types: Collection[str] = ()) -> list[Job]:
         try:
-            return await self.queue.claim_batch(count, wait=wait, exclude_types=exclude_types, **self._claim_filters())
+            return await self.queue.claim_batch(
+                count, wait=wait, poll_interval=self.poll_interval, exclude_types=exclude_types, **self._claim_filters()
+            )
         except AccessDenied:
             raise  # waiting cannot fix credentials
         except OctoqueueError as exc:

@@ -236,6 +236,7 @@ def _start_worker(settings: Settings, queue: Queue, metrics: Metrics) -> Worker 
         queue,
         handler,
         concurrency=settings.concurrency,
+        prefetch=settings.prefetch,
         concurrency_per_type=settings.worker_type_limits,
         lease=settings.lease,
         labels=settings.worker_label_list,

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     handler: str | None = Field(None, validation_alias=_env("OCTOQUEUE_HANDLER"))
     command: str | None = Field(None, validation_alias=_env("OCTOQUEUE_COMMAND"))
     concurrency: int = Field(1, ge=1, le=256, validation_alias=_env("OCTOQUEUE_CONCURRENCY"))
+    #: Jobs each worker thread takes at once (None: the Worker's default for the store).
+    prefetch: int | None = Field(None, ge=1, le=1000, validation_alias=_env("OCTOQUEUE_PREFETCH"))
     worker_labels: str = Field("", validation_alias=_env("OCTOQUEUE_WORKER_LABELS"))
     #: ``email=2,report=1``: at most that many jobs of each type at once in the worker.
     worker_limits: str = Field("", validation_alias=_env("OCTOQUEUE_WORKER_LIMITS"))

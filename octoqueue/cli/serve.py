@@ -133,6 +133,15 @@ def _help(text: str, env: str, default: str | None = None) -> str:
     help=_help("Jobs the worker runs at once.", "OCTOQUEUE_CONCURRENCY", "1"),
 )
 @click.option(
+    "--prefetch",
+    type=click.IntRange(1, 1000),
+    help=_help(
+        "Jobs each worker thread takes at once, runs in turn and completes together; 1 for long jobs.",
+        "OCTOQUEUE_PREFETCH",
+        "16 on SQLite, PostgreSQL and Redis, else 1",
+    ),
+)
+@click.option(
     "--worker-label",
     "worker_labels",
     multiple=True,

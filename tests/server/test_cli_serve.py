@@ -57,6 +57,7 @@ SAMPLES: dict[str, str] = {
     "scheduler": "true",
     "handler": "mod:fn",
     "concurrency": "4",
+    "prefetch": "8",
     "worker_labels": "a,b",
     "worker_limits": "email=2,report=1",
 }
@@ -177,8 +178,36 @@ def test_help_lists_every_option() -> None:
         "--handler",
         "--command",
         "--concurrency",
+        "--prefetch",
     ]:
         assert option in result.output, option
+
+
+@pytest.mark.parametrize(("given", "expected"), [({}, 16), ({"prefetch": 1}, 1), ({"prefetch": 40}, 40)])
+def test_the_in_process_worker_takes_the_prefetch_given(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: dict[str, Any], expected: int
+) -> None:
+    from octoqueue.api.metrics import Metrics
+    from octoqueue.api.server import _start_worker
+    from octoqueue.queue import Queue
+
+    _clean_env(monkeypatch)
+    settings = build_settings({"worker": True, "command": "true", **given})
+    queue = Queue(f"sqlite:///{tmp_path / 'q.db'}")
+    worker = _start_worker(settings, queue, Metrics(lambda: queue, 1.0))
+    assert worker is not None
+    try:
+        assert worker.prefetch == expected
+    finally:
+        worker.stop()
+        queue.close()
+
+
+def test_a_prefetch_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _clean_env(monkeypatch)
+    result = CliRunner().invoke(main, ["serve", "--prefetch", "0"])
+    assert result.exit_code != 0
+    assert "Invalid value for '--prefetch'" in result.output
 
 
 def test_settings_environment_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
