@@ -290,17 +290,20 @@ class Queue:
             for name in ((queue_label(queue),) if queue is not None else ()) + given:
                 unique.setdefault(label_key(name), name)
             labels = tuple(unique.values())
-        return NewJob.checked(
-            data,
-            checked_data_json(data),
-            title=title or default_title(),
-            labels=labels,
-            type=type,
-            priority=Priority.parse(priority),
-            run_at=run_at,
-            max_attempts=attempts,
-            idempotency_key=idempotency_key,
-            timeout=timeout,
+        text = checked_data_json(data)
+        return NewJob.of(
+            {
+                "data": data,
+                "title": title or default_title(),
+                "labels": labels,
+                "type": type,
+                "priority": int(Priority.parse(priority)),
+                "run_at": run_at,
+                "max_attempts": attempts,
+                "idempotency_key": idempotency_key,
+                "timeout": float(timeout) if timeout.__class__ is int else timeout,
+            },
+            text,
         )
 
     # -- consuming ---------------------------------------------------------------------------------------------

@@ -159,16 +159,24 @@ def _commit_or_rollback(conn: sqlite3.Connection) -> None:
 
 class GroupCommit:
     """Writes of one process to one SQLite file, in turn and sharing commits. ``connect`` gives the writing
-    connection (in autocommit mode); it is called under the lock, by whichever thread leads."""
+    connection (in autocommit mode); it is called under the lock, by whichever thread leads. ``committed``, when
+    given, is called after each transaction that reached its commit (the WAL checkpointer's cue)."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], path: str) -> None:
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], path: str, committed: Callable[[], None] | None = None
+    ) -> None:
         self._connect = connect
         self._path = path
+        self._committed = committed
         self._lock = threading.Lock()  # held while a commit runs
         self._queue_lock = threading.Lock()
         self._queued: list[_Write[Any]] = []
         self._leading = False
         self._running_in: int | None = None  # the thread running a commit's writes
+
+    def held(self) -> threading.Lock:
+        """The lock a commit holds while it runs: held, no write of this process runs (a context manager)."""
+        return self._lock
 
     def statement(self, sql: str, params: list[Any] | tuple[Any, ...] = (), *, many: bool = False) -> Rows:
         """Run one SQL statement and return the rows it returns (the first only unless ``many``) once committed."""
@@ -223,6 +231,8 @@ class GroupCommit:
                     self._run_locked(batch)
                 finally:
                     self._running_in = None
+            if self._committed is not None:
+                self._committed()
         except sqlite3.OperationalError as exc:
             error = StoreUnavailable(f"SQLite store {self._path} could not write (busy or failing): {exc}")
             error.__cause__ = exc

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from octoqueue.errors import ConfigurationError, InvalidTransition, JobNotFound, StateConflict, StoreUnavailable
 from octoqueue.job import Comment, Job, NewJob, Page
 from octoqueue.states import FINISHED, TRANSITIONS, JobState, LabelScheme
+from octoqueue.stores._sqlite_checkpoint import Checkpointer, safety_net
 from octoqueue.stores._sqlite_columns import (
     IMPORT_SQL,
     INSERT_SQL,
@@ -98,7 +99,13 @@ class SQLiteStore(Store):
         self._all_lock = threading.Lock()
         self._fast_sql: dict[tuple[Any, ...], str] = {}
         self._writer_conn: sqlite3.Connection | None = None
-        self._writes = GroupCommit(self._writer, self.path)
+        # Checkpoints run on a thread of their own (``_sqlite_checkpoint``), not inside the commit that fills the WAL.
+        self.checkpointer: Checkpointer | None = None
+        if self.path != ":memory:":
+            self.checkpointer = Checkpointer(self._open, self.path, writes_held=lambda: self._writes.held())
+        self._writes = GroupCommit(
+            self._writer, self.path, None if self.checkpointer is None else self.checkpointer.wrote
+        )
         if self.path != ":memory:":
             parent = Path(self.path).parent
             try:
@@ -184,10 +191,14 @@ class SQLiteStore(Store):
             return self._conn()  # every connection to :memory: is a database of its own
         conn = self._writer_conn
         if conn is None:
-            conn = self._writer_conn = self._open()
+            conn = self._open()
+            safety_net(conn)
+            self._writer_conn = conn
         return conn
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         with self._all_lock:
             for conn in self._all:
                 conn.close()

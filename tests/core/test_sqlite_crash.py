@@ -1,6 +1,7 @@
 """A process SIGKILLed in the middle of its writes loses no job it had acknowledged, at every ``synchronous``
 setting of the SQLite store: every enqueue (one job, or a batch) that returned is in the file, and every completion
-the Worker reported (batched with other threads' completions and claims in shared commits) is completed.
+the Worker reported (batched with other threads' completions and claims in shared commits) is completed, while the
+store's checkpointer thread copies the WAL into the database file.
 
 A SIGKILL tests what survives the death of the process, which is all of what SQLite has written to the operating
 system; what survives a power cut depends on the fsync that ``synchronous=FULL`` (or EXTRA) adds to each commit and
@@ -31,7 +32,9 @@ from octoqueue.queue import Queue
 from octoqueue.stores.sqlite import SQLiteStore
 from octoqueue.worker import Worker
 
-queue = Queue(SQLiteStore(sys.argv[1], synchronous=sys.argv[2]))
+store = SQLiteStore(sys.argv[1], synchronous=sys.argv[2])
+store.checkpointer.pages, store.checkpointer.interval = 20, 0  # the WAL copied into the file all along
+queue = Queue(store)
 out = threading.Lock()
 
 def say(kind, ids):
@@ -96,6 +99,7 @@ def _acknowledged(path: Path, synchronous: str, enqueued: int, completed: int) -
 def test_a_killed_process_loses_no_acknowledged_job(tmp_path: Path, synchronous: str) -> None:
     path = tmp_path / "crash.db"
     enqueued, completed = _acknowledged(path, synchronous, enqueued=600, completed=300)
+    assert path.stat().st_size > 4096 * 40  # the checkpointer's thread had copied WAL frames into the file
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -4,7 +4,7 @@ pushed to other processes' stores."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -293,3 +293,70 @@ def test_a_thread_gives_its_connection_back_when_it_ends(store: RedisStore) -> N
         thread.start()
         thread.join()
     assert len(pool._in_use_connections) <= before + 1
+
+
+def _listed(store: RedisStore, **options: Any) -> list[int]:
+    """Every id of a listing, page by page (small pages, so they cross the script's batches of 200)."""
+    ids: list[int] = []
+    cursor = None
+    while True:
+        page = store.list_jobs(cursor=cursor, limit=70, **options)
+        ids += [job.id for job in page.jobs]
+        if page.cursor is None:
+            return ids
+        cursor = page.cursor
+
+
+def test_listing_walks_every_state_set_together_by_id(store: RedisStore) -> None:
+    # Jobs of one state in runs longer than a batch, the others scattered: the walk merges the sets by id.
+    made = store.create_many([new(i) for i in range(450)])
+    done = [job.id for job in made if job.id % 7 == 0 or 100 < job.id <= 330]
+    failed = [job.id for job in made if job.id % 11 == 0 and job.id not in done]
+    store.transition_many([Move(i, JobState.PENDING, JobState.COMPLETED) for i in done])
+    store.transition_many([Move(i, JobState.PENDING, JobState.FAILED) for i in failed])
+    every = [job.id for job in made]
+    assert _listed(store) == every
+    assert _listed(store, states=[JobState.COMPLETED, JobState.FAILED]) == sorted(done + failed)
+    assert _listed(store, states=[JobState.FAILED]) == failed
+    assert _listed(store, open=True) == [i for i in every if i not in done and i not in failed]
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert client.zcard("{" + store.prefix + "}:ids") == 0  # a job with a state is in its state's set only
+    finally:
+        client.close()
+
+
+def test_listing_reads_data_that_kept_every_job_in_the_ids_set(store: RedisStore) -> None:
+    # Data written by 0.2.0 and earlier: every job in P:ids besides its state's set; each is listed once.
+    made = store.create_many([new(i) for i in range(250)])
+    store.transition_many([Move(job.id, JobState.PENDING, JobState.CANCELLED) for job in made[::3]])
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.zadd("{" + store.prefix + "}:ids", {str(job.id): job.id for job in made})
+    finally:
+        client.close()
+    assert _listed(store) == [job.id for job in made]
+    assert _listed(store, states=[JobState.CANCELLED]) == [job.id for job in made[::3]]
+    assert store.purge(states=[JobState.CANCELLED], older_than=store.now() + timedelta(seconds=1)) == 84
+    assert _listed(store) == [job.id for i, job in enumerate(made) if i % 3]
+
+
+def test_a_job_without_a_state_is_listed_until_it_gets_one(store: RedisStore) -> None:
+    job = store.create(new(0))
+    store.create(new(1))
+    stateless = store.import_job(job.model_copy(update={"state": None}))
+    assert stateless.state is None
+    assert _listed(store) == [job.id, job.id + 1]
+    assert _listed(store, states=[JobState.PENDING]) == [job.id + 1]
+    store.transition(job.id, expected=None, target=JobState.PENDING)
+    assert _listed(store) == [job.id, job.id + 1]
+    assert _listed(store, states=[JobState.PENDING]) == [job.id, job.id + 1]
+
+
+def test_arrivals_of_an_older_publisher_are_read(store: RedisStore) -> None:
+    # From 0.2.0 and earlier, a job's labels came as a string holding their JSON list.
+    old = {"type": "message", "data": '{"o": "elsewhere", "j": [[4, "1000000", "[\\"gpu\\"]"], [5, false, "[]"]]}'}
+    assert store._arrivals_in(old) == [
+        Arrival(("gpu",), 1, datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)),
+        Arrival((), 1, None),
+    ]

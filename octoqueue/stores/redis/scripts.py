@@ -8,8 +8,9 @@ key                      type   what
 ======================== ====== ===================================================================================
 ``P:seq``                string the last job id (``INCR``)
 ``P:job:<id>``           hash   the job's fields (timestamps in microseconds since the epoch, JSON for data/result)
-``P:ids``                zset   every job, scored by id (listing)
-``P:state:<state>``      zset   the jobs in a state, scored by id (counts, listing by state)
+``P:ids``                zset   the jobs without a state (imported so), scored by id; listing walks it with the
+                                state sets (data of 0.2.0 and earlier holds every job here too: listing reads it alike)
+``P:state:<state>``      zset   the jobs in a state, scored by id (counts, listing)
 ``P:ready``              zset   runnable pending jobs, scored ``priority * 10^15 + id`` (the claim order)
 ``P:ready:l:<label>``    zset   the same, for the jobs carrying that label (its name in lower case)
 ``P:ready:t:<type>``     zset   the same, for the jobs of that type
@@ -20,7 +21,7 @@ key                      type   what
 ``P:comments:<id>``      list   the job's comments, ``<comment id>:<created µs>:<body>``
 ``P:cseq``               string the last comment id
 ``P:settings``           hash   setting key -> JSON
-``P:arrivals``           pubsub jobs that may have become runnable: ``{"o": origin, "j": [[id, run_at µs, labels]]}``
+``P:arrivals``           pubsub jobs that may have become runnable: ``{"o": origin, "j": [[id, run_at µs, [labels]]]}``
 ======================== ====== ===================================================================================
 
 Every script takes the prefix as ``ARGV[1]`` and ``P:seq`` as ``KEYS[1]`` (it routes the call to the queue's slot on
@@ -29,7 +30,7 @@ a cluster); the other keys are derived from the prefix inside the script. The cl
 
 from __future__ import annotations
 
-from octoqueue.states import TRANSITIONS
+from octoqueue.states import TRANSITIONS, JobState
 
 #: The allowed moves, written once in :data:`octoqueue.states.TRANSITIONS`, as a Lua table.
 _ALLOWED = (
@@ -41,7 +42,10 @@ _ALLOWED = (
     + "}\n"
 )
 
-_COMMON = r"""
+#: Every state's name, as a Lua list (the sets ``P:state:<state>``).
+_ALL_STATES = "local ALL_STATES = {" + ", ".join(f"'{state.value}'" for state in JobState) + "}\n"
+
+_BASE = r"""
 local P = ARGV[1]
 -- "{prefix}@<microseconds>": a store made with its own clock (tests moving time) says what time it is.
 local GIVEN_NOW = nil
@@ -61,6 +65,12 @@ local function fields(id)
   for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
   return h, flat
 end
+"""
+
+#: Where a pending job goes: the claim order (``P:ready`` and its label / type sets), or ``P:delayed`` until its
+#: ``run_at``. The create script needs only this part of :data:`_PLACING` (each function a script defines is made
+#: anew on every call).
+_PENDING = r"""
 local function ready_keys(h)
   local keys = {P .. ':ready'}
   if h.labels and h.labels ~= '[]' then
@@ -73,10 +83,26 @@ local function make_ready(id, h)
   local score = s(tonumber(h.priority) * PRIO + tonumber(id))
   for _, key in ipairs(ready_keys(h)) do redis.call('ZADD', key, score, id) end
 end
+local function place_pending(id, h, now)
+  redis.call('ZADD', P .. ':state:pending', id, id)
+  if h.run_at and tonumber(h.run_at) > now then
+    redis.call('ZADD', P .. ':delayed', h.run_at, id)
+  else
+    make_ready(id, h)
+  end
+end
+"""
+
+_PLACING = (
+    _PENDING
+    + r"""
 -- Take a job out of the indexes of its state / put it in those of its (new) state.
 local function unplace(id, h)
   local st = h.state
-  if not st then return end
+  if not st then
+    redis.call('ZREM', P .. ':ids', id)
+    return
+  end
   redis.call('ZREM', P .. ':state:' .. st, id)
   if st == 'pending' then
     redis.call('ZREM', P .. ':delayed', id)
@@ -89,36 +115,43 @@ local function unplace(id, h)
 end
 local function place(id, h, now)
   local st = h.state
-  if not st then return end
-  redis.call('ZADD', P .. ':state:' .. st, id, id)
-  if st == 'pending' then
-    if h.run_at and tonumber(h.run_at) > now then
-      redis.call('ZADD', P .. ':delayed', h.run_at, id)
-    else
-      make_ready(id, h)
-    end
+  if not st then
+    redis.call('ZADD', P .. ':ids', id, id)  -- a job without a state is in no state's set
+  elseif st == 'pending' then
+    place_pending(id, h, now)
   elseif st == 'processing' then
+    redis.call('ZADD', P .. ':state:' .. st, id, id)
     redis.call('ZADD', P .. ':leases', h.lease_expires_at or s(now), id)
   else
+    redis.call('ZADD', P .. ':state:' .. st, id, id)
     redis.call('ZADD', P .. ':done:' .. st, h.updated_at, id)
   end
 end
+"""
+)
+
+_ARRIVALS = r"""
 local arrivals = {}
+-- Written as text, not cjson-encoded: the id and run_at are digits, labels the job's JSON list, the origin hex.
 local function arrived(id, h)
-  arrivals[#arrivals + 1] = {tonumber(id), h.run_at or false, h.labels or '[]'}
+  arrivals[#arrivals + 1] = '[' .. id .. ',' .. (h.run_at or 'false') .. ',' .. (h.labels or '[]') .. ']'
 end
 local function announce(origin)
   if #arrivals > 0 then
-    redis.call('PUBLISH', P .. ':arrivals', cjson.encode({o = origin, j = arrivals}))
+    redis.call('PUBLISH', P .. ':arrivals', '{"o":"' .. origin .. '","j":[' .. table.concat(arrivals, ',') .. ']}')
   end
 end
 """
+
+_COMMON = _BASE + _PLACING + _ARRIVALS
 
 #: ARGV: prefix, origin, then 9 strings per job: title, data (JSON), labels (JSON), type, priority, run_at µs,
 #: max_attempts, idempotency key, timeout ('' for none). Returns per job ``{'new', id, now}`` or
 #: ``{'old', <the job's fields>}`` (its idempotency key was taken).
 CREATE = (
-    _COMMON
+    _BASE
+    + _PENDING
+    + _ARRIVALS
     + r"""
 local now = now_us()
 local stamp = s(now)
@@ -133,7 +166,7 @@ for i = 3, #ARGV, 9 do
   else
     local id = redis.call('INCR', P .. ':seq')
     local labels, priority, run_at = ARGV[i + 2], ARGV[i + 4], ARGV[i + 5]
-    local h = {labels = labels, state = 'pending', priority = priority}
+    local h = {labels = labels, priority = priority}
     local flat = {'id', s(id), 'title', ARGV[i], 'data', ARGV[i + 1], 'labels', labels, 'state', 'pending', 'open', '1',
                   'priority', priority, 'attempt', '0', 'attempt_base', '0', 'max_attempts', ARGV[i + 6],
                   'created_at', stamp, 'updated_at', stamp, 'comments', '0'}
@@ -144,8 +177,7 @@ for i = 3, #ARGV, 9 do
     if key ~= '' then flat[n + 1] = 'idempotency_key'; flat[n + 2] = key; n = n + 2 end
     if timeout ~= '' then flat[n + 1] = 'timeout'; flat[n + 2] = timeout end
     redis.call('HSET', jkey(id), unpack(flat))
-    redis.call('ZADD', P .. ':ids', id, id)
-    place(id, h, now)
+    place_pending(id, h, now)
     if key ~= '' then redis.call('HSET', P .. ':idem', key, id) end
     arrived(id, h)
     out[#out + 1] = {'new', id, stamp}
@@ -391,7 +423,6 @@ h.comments = s(redis.call('LLEN', P .. ':comments:' .. id))
 local flat = {}
 for f, v in pairs(h) do flat[#flat + 1] = f; flat[#flat + 1] = v end
 redis.call('HSET', jkey(id), unpack(flat))
-redis.call('ZADD', P .. ':ids', id, id)
 place(id, h, now)
 if h.idempotency_key then redis.call('HSET', P .. ':idem', h.idempotency_key, id) end
 if tonumber(redis.call('GET', P .. ':seq') or '0') < tonumber(id) then redis.call('SET', P .. ':seq', id) end
@@ -402,29 +433,43 @@ return after
 """
 )
 
-#: ARGV: prefix, states (JSON list or ''), labels (JSON list), open ('', '0', '1'), after id, limit. Walks the one
-#: state's set (or every job) by id from ``after`` and returns up to ``limit + 1`` matching jobs' fields.
+#: ARGV: prefix, states (JSON list or ''), labels (JSON list), open ('', '0', '1'), after id, limit. Walks the sets
+#: of those states (or of every state, and ``P:ids``) together by id from ``after`` and returns up to ``limit + 1``
+#: matching jobs' fields.
 LIST = (
     _COMMON
+    + _ALL_STATES
     + r"""
 local states = false
-local source = P .. ':ids'
+local sources = {P .. ':ids'}
+for _, st in ipairs(ALL_STATES) do sources[#sources + 1] = P .. ':state:' .. st end
 if ARGV[2] ~= '' then
-  states = {}
-  local list = cjson.decode(ARGV[2])
-  for _, st in ipairs(list) do states[st] = true end
-  if #list == 1 then source = P .. ':state:' .. list[1] end
+  states, sources = {}, {}
+  for _, st in ipairs(cjson.decode(ARGV[2])) do
+    if not states[st] then sources[#sources + 1] = P .. ':state:' .. st end
+    states[st] = true
+  end
 end
 local labels, open, after, limit = cjson.decode(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 for i, label in ipairs(labels) do labels[i] = string.lower(label) end
 local out = {}
-local low = '(' .. s(after)
+local low = after
+local BATCH = 200
 while #out <= limit do
-  local page = redis.call('ZRANGEBYSCORE', source, low, '+inf', 'LIMIT', 0, 200)
-  if #page == 0 then break end
-  for _, id in ipairs(page) do
+  -- The BATCH lowest ids above low of all sources together are among each source's BATCH lowest (a job may be in
+  -- P:ids and a state's set both: data written before jobs with a state left P:ids).
+  local seen, ids = {}, {}
+  for _, source in ipairs(sources) do
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', source, '(' .. s(low), '+inf', 'LIMIT', 0, BATCH)) do
+      if not seen[id] then seen[id] = true; ids[#ids + 1] = tonumber(id) end
+    end
+  end
+  if #ids == 0 then break end
+  table.sort(ids)
+  local last = math.min(#ids, BATCH)
+  for k = 1, last do
     if #out <= limit then
-      local h, flat = fields(id)
+      local h, flat = fields(s(ids[k]))
       local ok = #flat > 0 and (not states or (h.state and states[h.state])) and (open == '' or h.open == open)
       if ok and #labels > 0 then
         local have = {}
@@ -434,7 +479,7 @@ while #out <= limit do
       if ok then out[#out + 1] = flat end
     end
   end
-  low = '(' .. page[#page]
+  low = ids[last]
 end
 return out
 """

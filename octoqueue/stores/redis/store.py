@@ -177,6 +177,61 @@ def _claim_args(
     )
 
 
+def _create_args(new: NewJob) -> tuple[Any, ...]:
+    """The create script's 9 arguments for one job (see ``scripts.CREATE``)."""
+    if new.type == "":
+        raise ValueError("a job's type must not be empty (None for no type)")
+    if new.idempotency_key == "":
+        raise ValueError("an idempotency key must not be empty (None for no key)")
+    return (
+        new.title,
+        new.data_json(),
+        json.dumps(new.labels, ensure_ascii=False) if new.labels else "[]",
+        new.type or "",
+        int(new.priority),
+        _us(new.run_at) if new.run_at is not None else "",
+        int(new.max_attempts),
+        new.idempotency_key or "",
+        repr(float(new.timeout)) if new.timeout is not None else "",
+    )
+
+
+def _created(new: NewJob, reply: Sequence[Any]) -> Job:
+    """The job the create script's ``reply`` for ``new`` describes: made (``{'new', id, now}``), or the one already
+    holding its idempotency key (``{'old', fields}``)."""
+    if reply[0] == "old":
+        return _job(reply[1])
+    now = _dt(reply[2])
+    return trusted_job(
+        {
+            "id": int(reply[1]),
+            "title": new.title,
+            "data": new.data,
+            "state": JobState.PENDING,
+            "labels": tuple(new.labels),
+            "open": True,
+            "type": new.type,
+            "priority": int(new.priority),
+            "run_at": new.run_at,
+            "attempt": 0,
+            "attempt_base": 0,
+            "max_attempts": new.max_attempts,
+            "lease_expires_at": None,
+            "started_at": None,
+            "worker": None,
+            "result": None,
+            "last_error": None,
+            "idempotency_key": new.idempotency_key,
+            "timeout": new.timeout,
+            "created_at": now,
+            "updated_at": now,
+            "comments": 0,
+            "body_error": None,
+            "url": None,
+        }
+    )
+
+
 class RedisStore(Store):
     """``redis://[:password@]host:port/db?prefix=oq`` (``rediss://`` for TLS, ``redis+cluster://`` for a Redis
     Cluster). Every key of the queue starts with ``{prefix}``; other query options go to redis-py."""
@@ -334,69 +389,20 @@ class RedisStore(Store):
 
     # -- jobs -------------------------------------------------------------------------------------------------
     def create(self, new: NewJob) -> Job:
-        return self.create_many([new])[0]
+        (reply,) = self._run("create", self._origin, *_create_args(new))
+        return _created(new, reply)
 
     def create_many(self, items: Sequence[NewJob]) -> list[Job]:
         if not items:
             return []
         args: list[Any] = []
         for new in items:
-            if new.type == "":
-                raise ValueError("a job's type must not be empty (None for no type)")
-            if new.idempotency_key == "":
-                raise ValueError("an idempotency key must not be empty (None for no key)")
-            args += (
-                new.title,
-                new.data_json(),
-                json.dumps(new.labels, ensure_ascii=False) if new.labels else "[]",
-                new.type or "",
-                int(new.priority),
-                _us(new.run_at) if new.run_at is not None else "",
-                int(new.max_attempts),
-                new.idempotency_key or "",
-                repr(float(new.timeout)) if new.timeout is not None else "",
-            )
+            args += _create_args(new)
         results: list[Any] = []
         step = CREATE_BATCH * _CREATE_ARGS
         for start in range(0, len(args), step):
             results += self._run("create", self._origin, *args[start : start + step])
-        jobs = []
-        for new, (kind, *rest) in zip(items, results, strict=True):
-            if kind == "old":
-                jobs.append(_job(rest[0]))
-                continue
-            now = _dt(rest[1])
-            jobs.append(
-                trusted_job(
-                    {
-                        "id": int(rest[0]),
-                        "title": new.title,
-                        "data": new.data,
-                        "state": JobState.PENDING,
-                        "labels": tuple(new.labels),
-                        "open": True,
-                        "type": new.type,
-                        "priority": int(new.priority),
-                        "run_at": new.run_at,
-                        "attempt": 0,
-                        "attempt_base": 0,
-                        "max_attempts": new.max_attempts,
-                        "lease_expires_at": None,
-                        "started_at": None,
-                        "worker": None,
-                        "result": None,
-                        "last_error": None,
-                        "idempotency_key": new.idempotency_key,
-                        "timeout": new.timeout,
-                        "created_at": now,
-                        "updated_at": now,
-                        "comments": 0,
-                        "body_error": None,
-                        "url": None,
-                    }
-                )
-            )
-        return jobs
+        return [_created(new, reply) for new, reply in zip(items, results, strict=True)]
 
     def import_job(self, job: Job, comments: Sequence[Comment] = ()) -> Job:
         fields = {
@@ -751,8 +757,11 @@ class RedisStore(Store):
             return []
         if news.get("o") == self._origin:
             return []
+        # labels: a JSON list; from a publisher of 0.2.0 or earlier, a string holding one
         return [
-            Arrival(tuple(json.loads(labels)), 1, _dt(run_at) if run_at else None)
+            Arrival(
+                tuple(json.loads(labels) if isinstance(labels, str) else labels), 1, _dt(run_at) if run_at else None
+            )
             for _, run_at, labels in news.get("j", [])
         ]
 
