@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,10 +107,25 @@ def trusted_job(fields: dict[str, Any]) -> Job:
     """A :class:`Job` from ``fields``, a value for every field, already valid (a store's own record read back):
     no validation and no copying, about 1 µs where ``model_copy`` costs about 10 µs and ``model_construct`` as
     much, which counts on a claim or completion path of a few tens of µs. ``fields`` becomes the job's own."""
-    if fields.keys() != _JOB_FIELDS:
+    _check_job_fields(fields.keys())
+    return _built_job(fields)
+
+
+def _check_job_fields(names: Collection[str]) -> None:
+    if set(names) != _JOB_FIELDS:
         raise ValueError(
-            f"a trusted job needs exactly the fields of Job; differs on {sorted(fields.keys() ^ _JOB_FIELDS)}"
+            f"a trusted job needs exactly the fields of Job; differs on {sorted(set(names) ^ _JOB_FIELDS)}"
         )
+
+
+def trusted_job_builder(names: Collection[str]) -> Callable[[dict[str, Any]], Job]:
+    """:func:`trusted_job` for a caller whose ``fields`` always have exactly the keys ``names`` (code generated from
+    a column list): the keys are checked here, once, instead of at each call (~0.4 µs a job)."""
+    _check_job_fields(names)
+    return _built_job
+
+
+def _built_job(fields: dict[str, Any]) -> Job:
     job = object.__new__(Job)
     object.__setattr__(job, "__dict__", fields)
     object.__setattr__(job, "__pydantic_fields_set__", _ALL_FIELDS_SET)

@@ -1149,7 +1149,8 @@ class Queue:
     def _notify(self, *jobs: Job | Arrival) -> None:
         with self._arrivals:
             self._arrived += 1
-            for heard in {id(job): job for job in jobs}.values():  # an arrival may come several times (wakes)
+            # an arrival may come several times (wakes); one job (an enqueue) needs no sorting out
+            for heard in jobs if len(jobs) == 1 else {id(job): job for job in jobs}.values():
                 due = heard.run_at
                 if due is not None and due < WAITING_UNTIL:
                     heapq.heappush(self._due, due)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from octoqueue.job import Job, NewJob, encode_data, trusted_job
+from octoqueue.job import Job, NewJob, encode_data, trusted_job_builder
 from octoqueue.states import JobState
 
 Convert = Callable[[Any], Any]
@@ -102,9 +102,17 @@ _UPDATED = tuple(column for column in COLUMNS if column.updated)
 #: Every column, in :func:`row_to_job`'s order: what a SELECT or RETURNING lists.
 SELECT_LIST = ", ".join(column.name for column in COLUMNS)
 
+#: The id a new job gets: the one after the highest job's and after jobs_top's, the highest ever given once the job
+#: holding it was deleted (schema version 4, ``_sqlite_migrations``), so no id is ever given twice. Read in the
+#: INSERT, which holds the write lock from its start.
+_NEXT_ID = "max(ifnull((SELECT max(id) FROM jobs), 0), ifnull((SELECT id FROM jobs_top), 0)) + 1"
+
 #: Creates a job from :func:`insert_params`; its id is the cursor's ``lastrowid`` (:func:`created_job` makes the rest
 #: of the record from the parameters: reading back every column cost ~8 µs more per job, ``RETURNING id`` ~1.5).
-INSERT_SQL = f"INSERT INTO jobs ({', '.join(c.name for c in _INSERTED)}) VALUES ({', '.join('?' * len(_INSERTED))})"
+INSERT_SQL = (
+    f"INSERT INTO jobs (id, {', '.join(c.name for c in _INSERTED)}) "
+    f"VALUES ({_NEXT_ID}, {', '.join('?' * len(_INSERTED))})"
+)
 
 #: Writes a whole job, its id included (an import; see :func:`import_params`).
 IMPORT_SQL = f"INSERT INTO jobs ({SELECT_LIST}) VALUES ({', '.join('?' * len(COLUMNS))}) RETURNING {SELECT_LIST}"
@@ -125,9 +133,10 @@ def stored(name: str, value: Any) -> Any:
     return value if value is None or convert is None else convert(value)
 
 
-#: Every row becomes a copy of this record with all its fields replaced: pydantic's model_copy is the cheapest
-#: public way to build a model from trusted values (model_construct walks every field's defaults and aliases).
-_TEMPLATE = Job.model_construct(id=0, title="", state=None, created_at=_datetime(0), updated_at=_datetime(0))
+#: Every row and every created job becomes a Job through this, unvalidated (each value is a column's, as a read gives;
+#: pydantic's ``model_copy`` of a template cost ~5 µs more a row): the generated functions below give it every column
+#: and ``url``, and that key list is checked once, here.
+_trusted_job = trusted_job_builder([*(column.name for column in COLUMNS), "url"])
 
 # The three functions below run for every job created, claimed and completed, so they are written out from
 # COLUMNS when this module is imported, as dataclasses writes __init__ (a loop over the columns at each call cost
@@ -146,14 +155,14 @@ def _converted(direction: str, column: Column) -> str:
     return name if convert is None else f"(None if {name} is None else _{direction}_{name}({name}))"
 
 
-_RESERVED = {"new", "job", "row", "params", "row_to_job", "_TEMPLATE"}  # the generated functions' own names
+_RESERVED = {"new", "job", "row", "params", "row_to_job", "trusted_job"}  # the generated functions' own names
 _bad = [c.name for c in COLUMNS if not c.name.isidentifier() or c.name in _RESERVED]
 if _bad:
     raise ValueError(f"column names the generated functions cannot hold in a local: {_bad}")
 
 
 def _compile(name: str, source: str, **names: Any) -> Callable[..., Any]:
-    namespace: dict[str, Any] = {"_TEMPLATE": _TEMPLATE, **_CONVERTERS, **names}
+    namespace: dict[str, Any] = {**_CONVERTERS, **names}
     exec(compile(source, f"<octoqueue.stores._sqlite_columns.{name}>", "exec"), namespace)
     function: Callable[..., Any] = namespace[name]
     function.__doc__ = source  # what runs, for a reader in a debugger
@@ -196,25 +205,31 @@ row_to_job: Callable[[tuple[Any, ...]], Job] = _compile(
     "row_to_job",
     "def row_to_job(row):\n"
     f"    ({', '.join(c.name for c in COLUMNS)},) = row\n"
-    "    return _TEMPLATE.model_copy(update={"
+    "    return trusted_job({"
     + ", ".join(f"{c.name!r}: {_converted('load', c)}" for c in COLUMNS)
     + ", 'url': None})\n",
+    trusted_job=_trusted_job,
 )
 
-_DEFAULTS = {f"_default_{c.name}": c.default for c in COLUMNS if not c.inserted and c.name != "id"}
+#: What a new row holds in each column the INSERT does not write, as read (loaded once, here).
+_DEFAULTS = {
+    f"_default_{c.name}": c.load(c.default) if c.load is not None and c.default is not None else c.default
+    for c in COLUMNS
+    if not c.inserted and c.name != "id"
+}
 
 #: ``created_job(id, params, data)``: the job :data:`INSERT_SQL` with ``params`` (from :func:`insert_params`) created
 #: as ``id``: the row it wrote, the columns it did not write at their defaults, read as :func:`row_to_job` reads it,
 #: except the data, which is ``data`` itself (the NewJob's: decoding the text just encoded from it made an equal
-#: value at ~3 µs a job). Built with :func:`~octoqueue.job.trusted_job`: every value is a column's, as a read gives.
+#: value at ~3 µs a job).
 created_job: Callable[[int, list[Any], Any], Job] = _compile(
     "created_job",
     "def created_job(id, params, data):\n"
     f"    ({', '.join(c.name if c.name != 'data' else '_' for c in _INSERTED)},) = params\n"
     + "".join(f"    {c.name} = _default_{c.name}\n" for c in COLUMNS if not c.inserted and c.name != "id")
     + "    return trusted_job({"
-    + ", ".join(f"{c.name!r}: {c.name if c.name == 'data' else _converted('load', c)}" for c in COLUMNS)
+    + ", ".join(f"{c.name!r}: {_converted('load', c) if c.inserted and c.name != 'data' else c.name}" for c in COLUMNS)
     + ", 'url': None})\n",
-    trusted_job=trusted_job,
+    trusted_job=_trusted_job,
     **_DEFAULTS,
 )

@@ -134,8 +134,76 @@ def _v3(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE jobs ADD COLUMN started_at REAL")
 
 
+# Version 4: ids without AUTOINCREMENT, whose sqlite_sequence row was one more page written (one more WAL frame, ~1/3
+# of a single-job commit's) by every INSERT. Ids are still never given twice, even after the newest job is purged:
+# jobs_top keeps the highest id ever given once the job holding it is deleted (its trigger), and the INSERT takes the
+# id after both the highest job's and that (``_sqlite_columns.INSERT_SQL``). The table is rebuilt (SQLite cannot drop
+# the keyword otherwise), its rows, ids, indexes and triggers as they were.
+_JOBS_V4 = """CREATE TABLE jobs_v4 (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        data TEXT,
+        state TEXT,
+        open INTEGER NOT NULL DEFAULT 1,
+        labels TEXT NOT NULL DEFAULT '[]',
+        type TEXT,
+        priority INTEGER NOT NULL DEFAULT 2,
+        run_at REAL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        attempt_base INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL DEFAULT 1,
+        lease_expires_at REAL,
+        worker TEXT,
+        result TEXT,
+        last_error TEXT,
+        idempotency_key TEXT,
+        timeout REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        comments INTEGER NOT NULL DEFAULT 0,
+        body_error TEXT,
+        started_at REAL
+    )"""
+_JOBS_V4_COLUMNS = (
+    "id, title, data, state, open, labels, type, priority, run_at, attempt, attempt_base, max_attempts, "
+    "lease_expires_at, worker, result, last_error, idempotency_key, timeout, created_at, updated_at, comments, "
+    "body_error, started_at"
+)
+#: What dropping the old table drops with it, made again on the new one: its indexes (version 1) and triggers
+#: (versions 1 and 2), as those steps wrote them.
+_JOBS_V4_AFTER: tuple[str, ...] = (
+    *(s for s in _V1 if s.startswith("CREATE INDEX IF NOT EXISTS jobs_") or s.startswith("CREATE UNIQUE INDEX")),
+    *(s for s in _V2 if s.startswith("CREATE TRIGGER")),
+    *(s for s in _V1 if "TRIGGER IF NOT EXISTS pending_labels_delete" in s),
+    """CREATE TRIGGER jobs_top_kept AFTER DELETE ON jobs
+        WHEN OLD.id > ifnull((SELECT max(id) FROM jobs), 0)
+    BEGIN
+        UPDATE jobs_top SET id = OLD.id WHERE id < OLD.id;
+    END""",
+)
+
+
+def _v4(conn: sqlite3.Connection) -> None:
+    """Version 4 (above): the highest id given so far goes into jobs_top (sqlite_sequence's, which dropping the table
+    forgets, or the highest job's, or jobs_top's own on a file that says version 0 but has it), then the rebuild."""
+    conn.execute("CREATE TABLE IF NOT EXISTS jobs_top (id INTEGER NOT NULL)")
+    known = [row[0] for row in conn.execute("SELECT id FROM jobs_top")]
+    known.append(conn.execute("SELECT ifnull(max(id), 0) FROM jobs").fetchone()[0])
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone() is not None:
+        known.extend(row[0] for row in conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'"))
+    conn.execute("DELETE FROM jobs_top")
+    conn.execute("INSERT INTO jobs_top (id) VALUES (?)", (max(int(top) for top in known),))
+    conn.execute("DROP TABLE IF EXISTS jobs_v4")
+    conn.execute(_JOBS_V4)
+    conn.execute(f"INSERT INTO jobs_v4 ({_JOBS_V4_COLUMNS}) SELECT {_JOBS_V4_COLUMNS} FROM jobs")
+    conn.execute("DROP TABLE jobs")  # its indexes and triggers too; no DELETE trigger fires
+    conn.execute("ALTER TABLE jobs_v4 RENAME TO jobs")
+    for statement in _JOBS_V4_AFTER:
+        conn.execute(statement)
+
+
 #: Step n (counting from 1) takes a file from version n - 1 to n. Read when a store opens, not when this is imported.
-STEPS: tuple[Step, ...] = (_V1, _V2, _v3)
+STEPS: tuple[Step, ...] = (_V1, _V2, _v3, _v4)
 
 
 def latest() -> int:

@@ -577,6 +577,18 @@ class StoreContract(_KitBase):
         remaining = [j.id for j in store.iter_jobs() if j.state is not None]
         assert keep.id in remaining and done.id not in remaining
 
+    def test_ids_are_never_given_again_after_a_purge(self, store: Store, clock: ManualClock) -> None:
+        """Purging the newest jobs frees no id: the next job's id is above every id given before."""
+        jobs = [store.create(new({"n": n})) for n in range(3)]
+        for job in jobs[1:]:
+            store.transition(job.id, expected=JobState.PENDING, target=JobState.COMPLETED)
+        assert store.purge(states=[JobState.COMPLETED], older_than=clock() + timedelta(seconds=5)) == 2
+        after = store.create(new({"n": 3}))
+        assert after.id > max(job.id for job in jobs)
+        store.transition(after.id, expected=JobState.PENDING, target=JobState.CANCELLED)
+        assert store.purge(states=[JobState.CANCELLED], older_than=clock() + timedelta(seconds=5)) == 1
+        assert store.create(new({"n": 4})).id > after.id
+
     # -- settings --------------------------------------------------------------------------------------------------
     def test_settings_roundtrip(self, store: Store) -> None:
         assert store.get_setting("job_schema") is None
