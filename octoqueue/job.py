@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
@@ -98,6 +98,7 @@ class Job(BaseModel):
 
 
 _JOB_FIELDS = frozenset(Job.model_fields)
+M = TypeVar("M", bound=BaseModel)
 #: The fields set of every trusted job, one set for all: a Job is frozen, so pydantic never changes it in place,
 #: and ``model_copy`` gives the copy a set of its own before adding to it.
 _ALL_FIELDS_SET = set(_JOB_FIELDS)
@@ -125,13 +126,18 @@ def trusted_job_builder(names: Collection[str]) -> Callable[[dict[str, Any]], Jo
     return _built_job
 
 
+def _unvalidated(cls: type[M], fields: dict[str, Any], fields_set: set[str], private: dict[str, Any] | None) -> M:
+    """An instance of the pydantic model ``cls`` holding ``fields`` as they are: no validation, no copy."""
+    record = object.__new__(cls)
+    object.__setattr__(record, "__dict__", fields)
+    object.__setattr__(record, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(record, "__pydantic_extra__", None)
+    object.__setattr__(record, "__pydantic_private__", private)
+    return record
+
+
 def _built_job(fields: dict[str, Any]) -> Job:
-    job = object.__new__(Job)
-    object.__setattr__(job, "__dict__", fields)
-    object.__setattr__(job, "__pydantic_fields_set__", _ALL_FIELDS_SET)
-    object.__setattr__(job, "__pydantic_extra__", None)
-    object.__setattr__(job, "__pydantic_private__", None)
-    return job
+    return _unvalidated(Job, fields, _ALL_FIELDS_SET, None)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -197,12 +203,7 @@ class NewJob(BaseModel):
             and (not fields["labels"] or all(label.__class__ is str for label in fields["labels"]))
         ):
             return cls(**fields).with_data_json(text)
-        record = object.__new__(cls)
-        object.__setattr__(record, "__dict__", fields)
-        object.__setattr__(record, "__pydantic_fields_set__", set(_NEW_JOB_FIELDS))
-        object.__setattr__(record, "__pydantic_extra__", None)
-        object.__setattr__(record, "__pydantic_private__", {"_data_text": (fields["data"], text)})
-        return record
+        return _unvalidated(cls, fields, set(_NEW_JOB_FIELDS), {"_data_text": (fields["data"], text)})
 
     def for_item(self, data: Any, idempotency_key: str | None, text: str) -> NewJob:
         """A copy with ``data`` (whose :data:`encode_data` text is ``text``) and ``idempotency_key`` (a str or None,
@@ -211,12 +212,17 @@ class NewJob(BaseModel):
         fields = dict(self.__dict__)
         fields["data"] = data
         fields["idempotency_key"] = idempotency_key
-        item = object.__new__(NewJob)
-        object.__setattr__(item, "__dict__", fields)
-        object.__setattr__(item, "__pydantic_fields_set__", self.__pydantic_fields_set__ | {"data", "idempotency_key"})
-        object.__setattr__(item, "__pydantic_extra__", None)
-        object.__setattr__(item, "__pydantic_private__", {"_data_text": (data, text)})
-        return item
+        fields_set = self.__pydantic_fields_set__ | {"data", "idempotency_key"}
+        return _unvalidated(NewJob, fields, fields_set, {"_data_text": (data, text)})
+
+    def created(self, job_id: int, now: datetime) -> Job:
+        """The record a read of this job returns right after a store created it as ``job_id`` at ``now``: pending,
+        open, no attempt yet. Built without validation (:func:`trusted_job`): this record's values were checked."""
+        fields = _FRESH.copy()
+        fields.update(self.__dict__)
+        fields["id"] = job_id
+        fields["created_at"] = fields["updated_at"] = now
+        return _built_job(fields)
 
     def to_job(self, job_id: int, now: datetime) -> Job:
         return Job(
@@ -237,6 +243,26 @@ class NewJob(BaseModel):
 
 
 _NEW_JOB_FIELDS = frozenset(NewJob.model_fields)
+#: A created job's fields that its NewJob does not give (:meth:`NewJob.created` fills in the rest).
+_FRESH: dict[str, Any] = {
+    "id": 0,
+    "state": JobState.PENDING,
+    "created_at": None,
+    "updated_at": None,
+    "open": True,
+    "attempt": 0,
+    "attempt_base": 0,
+    "lease_expires_at": None,
+    "started_at": None,
+    "worker": None,
+    "result": None,
+    "last_error": None,
+    "comments": 0,
+    "body_error": None,
+    "url": None,
+}
+if _FRESH.keys() | _NEW_JOB_FIELDS != _JOB_FIELDS:
+    raise TypeError("NewJob.created would not give a Job every field")
 _NEW_JOB_FIELD_COUNT = len(_NEW_JOB_FIELDS)
 
 

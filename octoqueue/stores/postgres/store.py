@@ -186,45 +186,6 @@ def _row_to_job(row: Sequence[Any]) -> Job:
     )
 
 
-#: A new job's fields that its item does not give; :func:`_new_record` copies it and sets the rest.
-_FRESH: dict[str, Any] = {
-    "id": 0,
-    "title": "",
-    "data": None,
-    "state": JobState.PENDING,
-    "labels": (),
-    "type": None,
-    "priority": 0,
-    "run_at": None,
-    "max_attempts": 1,
-    "idempotency_key": None,
-    "timeout": None,
-    "created_at": None,
-    "updated_at": None,
-    "open": True,
-    "attempt": 0,
-    "attempt_base": 0,
-    "lease_expires_at": None,
-    "worker": None,
-    "result": None,
-    "last_error": None,
-    "comments": 0,
-    "body_error": None,
-    "started_at": None,
-    "url": None,
-}
-
-
-def _new_record(item: NewJob, job_id: int, created: datetime) -> Job:
-    """The record of a job just inserted from ``item`` (what a read would return), built without a read: the fresh
-    fields, then the item's own (every field of :class:`NewJob` is one of :class:`Job`), the id and the times."""
-    fields = _FRESH.copy()
-    fields.update(item.__dict__)
-    fields["id"] = job_id
-    fields["created_at"] = fields["updated_at"] = created
-    return trusted_job(fields)
-
-
 def _array(values: Sequence[Any]) -> str:
     """A PostgreSQL array literal (``{"a",NULL,2}``) of strings, numbers, booleans, datetimes or None, strings
     quoted and escaped; the statement casts it to its type. Sent as one string: psycopg dumps a list of a thousand
@@ -555,7 +516,7 @@ class PostgresStore(Store):
 
         if not keys:
             made = sorted(self._run(lambda conn: conn.execute(sql, params).fetchall()))
-            return [_new_record(item, job_id, created) for item, (job_id, created) in zip(items, made, strict=True)]
+            return [item.created(job_id, created) for item, (job_id, created) in zip(items, made, strict=True)]
 
         def work(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
             made = conn.execute(sql, params).fetchall()
@@ -578,7 +539,7 @@ class PostgresStore(Store):
                 out.append(by_key[key])  # taken before, or by an earlier item of this batch
             elif key is None or key in inserted:
                 job_id, created = next(fresh)[:2]
-                job = _new_record(item, job_id, created)
+                job = item.created(job_id, created)
                 if key is not None:
                     by_key[key] = job
                 out.append(job)

@@ -201,35 +201,7 @@ def _created(new: NewJob, reply: Sequence[Any]) -> Job:
     holding its idempotency key (``{'old', fields}``)."""
     if reply[0] == "old":
         return _job(reply[1])
-    now = _dt(reply[2])
-    return trusted_job(
-        {
-            "id": int(reply[1]),
-            "title": new.title,
-            "data": new.data,
-            "state": JobState.PENDING,
-            "labels": tuple(new.labels),
-            "open": True,
-            "type": new.type,
-            "priority": int(new.priority),
-            "run_at": new.run_at,
-            "attempt": 0,
-            "attempt_base": 0,
-            "max_attempts": new.max_attempts,
-            "lease_expires_at": None,
-            "started_at": None,
-            "worker": None,
-            "result": None,
-            "last_error": None,
-            "idempotency_key": new.idempotency_key,
-            "timeout": new.timeout,
-            "created_at": now,
-            "updated_at": now,
-            "comments": 0,
-            "body_error": None,
-            "url": None,
-        }
-    )
+    return new.created(int(reply[1]), _dt(reply[2]))
 
 
 class RedisStore(Store):
