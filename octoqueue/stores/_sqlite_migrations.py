@@ -11,6 +11,7 @@ that has shipped. A new column of ``jobs`` also gets its entry in ``_sqlite_colu
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 
@@ -137,38 +138,10 @@ def _v3(conn: sqlite3.Connection) -> None:
 # Version 4: ids without AUTOINCREMENT, whose sqlite_sequence row was one more page written (one more WAL frame, ~1/3
 # of a single-job commit's) by every INSERT. Ids are still never given twice, even after the newest job is purged:
 # jobs_top keeps the highest id ever given once the job holding it is deleted (its trigger), and the INSERT takes the
-# id after both the highest job's and that (``_sqlite_columns.INSERT_SQL``). The table is rebuilt (SQLite cannot drop
-# the keyword otherwise), its rows, ids, indexes and triggers as they were.
-_JOBS_V4 = """CREATE TABLE jobs_v4 (
-        id INTEGER PRIMARY KEY,
-        title TEXT NOT NULL,
-        data TEXT,
-        state TEXT,
-        open INTEGER NOT NULL DEFAULT 1,
-        labels TEXT NOT NULL DEFAULT '[]',
-        type TEXT,
-        priority INTEGER NOT NULL DEFAULT 2,
-        run_at REAL,
-        attempt INTEGER NOT NULL DEFAULT 0,
-        attempt_base INTEGER NOT NULL DEFAULT 0,
-        max_attempts INTEGER NOT NULL DEFAULT 1,
-        lease_expires_at REAL,
-        worker TEXT,
-        result TEXT,
-        last_error TEXT,
-        idempotency_key TEXT,
-        timeout REAL,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        comments INTEGER NOT NULL DEFAULT 0,
-        body_error TEXT,
-        started_at REAL
-    )"""
-_JOBS_V4_COLUMNS = (
-    "id, title, data, state, open, labels, type, priority, run_at, attempt, attempt_base, max_attempts, "
-    "lease_expires_at, worker, result, last_error, idempotency_key, timeout, created_at, updated_at, comments, "
-    "body_error, started_at"
-)
+# id after both the highest job's and that (``_sqlite_columns.INSERT_SQL``). The table is rebuilt from its own
+# definition without the keyword (SQLite cannot drop it otherwise), its rows, ids, indexes and triggers as they were.
+_AUTOINCREMENT = re.compile(r"\s+AUTOINCREMENT\b", re.IGNORECASE)
+_TABLE_NAME = re.compile(r'^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?"?jobs"?', re.IGNORECASE)
 #: What dropping the old table drops with it, made again on the new one: its indexes (version 1) and triggers
 #: (versions 1 and 2), as those steps wrote them.
 _JOBS_V4_AFTER: tuple[str, ...] = (
@@ -193,9 +166,14 @@ def _v4(conn: sqlite3.Connection) -> None:
         known.extend(row[0] for row in conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'"))
     conn.execute("DELETE FROM jobs_top")
     conn.execute("INSERT INTO jobs_top (id) VALUES (?)", (max(int(top) for top in known),))
+    (definition,) = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone()
+    rebuilt = _TABLE_NAME.sub("CREATE TABLE jobs_v4", _AUTOINCREMENT.sub("", definition, count=1), count=1)
+    if rebuilt == definition or "AUTOINCREMENT" in rebuilt.upper():
+        raise StoreUnavailable(f"cannot rebuild the jobs table without AUTOINCREMENT from: {definition}")
+    columns = ", ".join(f'"{row[1]}"' for row in conn.execute("PRAGMA table_info(jobs)"))
     conn.execute("DROP TABLE IF EXISTS jobs_v4")
-    conn.execute(_JOBS_V4)
-    conn.execute(f"INSERT INTO jobs_v4 ({_JOBS_V4_COLUMNS}) SELECT {_JOBS_V4_COLUMNS} FROM jobs")
+    conn.execute(rebuilt)
+    conn.execute(f"INSERT INTO jobs_v4 ({columns}) SELECT {columns} FROM jobs")
     conn.execute("DROP TABLE jobs")  # its indexes and triggers too; no DELETE trigger fires
     conn.execute("ALTER TABLE jobs_v4 RENAME TO jobs")
     for statement in _JOBS_V4_AFTER:
